@@ -1,0 +1,54 @@
+# banklake: `make demo` runs the main job on DuckDB, `make test` lints and tests.
+# Both bootstrap .venv from requirements.lock on a fresh clone.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export DBT_PROFILES_DIR := $(CURDIR)
+export DBT_PROJECT_DIR := $(CURDIR)
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: demo test lint lint-python lint-sql pytest docs clean lock venv
+
+venv: $(STAMP) profiles.yml
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+profiles.yml: profiles.yml.example
+	cp profiles.yml.example profiles.yml
+
+demo: venv
+	$(BIN)/banklake demo
+
+test: lint pytest
+
+lint: lint-python lint-sql
+
+lint-python: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+lint-sql: venv
+	$(BIN)/banklake lint-sql
+
+pytest: venv
+	$(BIN)/pytest
+
+docs: venv
+	$(BIN)/dbt docs generate --static
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet setuptools wheel && .lock-venv/bin/pip install --quiet ".[dev]"
+	{ echo "# Every transitive dependency, pinned. Regenerate with 'make lock' after changing pyproject.toml."; \
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -e '^pip==' -e '^banklake'; } > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf target logs lake reports

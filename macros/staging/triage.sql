@@ -1,0 +1,63 @@
+{#- The processed layer's one rule for raw rows: every row is accepted, a duplicate or rejected.
+
+    incremental_ingestion_filter(): on incremental runs, read only the ingestion partitions from
+    the last processed day (minus var('lookback_days'), for files that landed late in a day
+    already processed) onwards. A first run reads everything.
+
+    triage(validated, order_by): given a CTE whose rows carry `record_key` (what makes two
+    deliveries the same record), `rejection_reason` (null when valid) and `ingestion_date`, adds
+    `disposition`. Among valid rows with the same record_key the first delivery (by order_by) is
+    accepted and later ones are duplicates, including re-deliveries of a record accepted by an
+    earlier run. -#}
+{% macro ingestion_window_start() -%}
+    (
+        select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(ingestion_date)') }}
+        from {{ this }}
+    )
+{%- endmacro %}
+
+{% macro incremental_ingestion_filter() -%}
+    {%- if is_incremental() %}
+    where {{ partition_date() }} >= {{ ingestion_window_start() }}
+    {%- endif %}
+{%- endmacro %}
+
+{% macro triage(validated, order_by) -%}
+    ranked as (
+        select
+            validated.*,
+            row_number() over (
+                partition by validated.record_key, validated.rejection_reason is null
+                order by {{ order_by }}
+            ) as delivery_rank
+        from {{ validated }} as validated
+    ),
+
+    {% if is_incremental() -%}
+    accepted_earlier as (
+        select distinct record_key
+        from {{ this }}
+        where
+            disposition = 'accepted'
+            and ingestion_date < {{ ingestion_window_start() }}
+    ),
+    {%- endif %}
+
+    triaged as (
+        select
+            ranked.*,
+            case
+                when ranked.rejection_reason is not null then 'rejected'
+                when ranked.delivery_rank > 1 then 'duplicate'
+                {% if is_incremental() -%}
+                when accepted_earlier.record_key is not null then 'duplicate'
+                {%- endif %}
+                else 'accepted'
+            end as disposition
+        from ranked
+        {% if is_incremental() -%}
+        left join accepted_earlier
+            on ranked.record_key = accepted_earlier.record_key
+        {%- endif %}
+    )
+{%- endmacro %}

@@ -1,0 +1,1 @@
+"""Fraud model: training, scoring and monitoring (built on the curated ml_features mart)."""

@@ -1,0 +1,50 @@
+-- Daily KPIs at the finest grain analysts slice by: day x type x channel x state.
+-- Fraud figures count only what has been reported so far, so recent days rise as reports land.
+with
+
+transactions as (
+
+    select * from {{ ref('fct_transactions') }}
+
+),
+
+daily as (
+
+    select
+        event_date,
+        transaction_type,
+        channel,
+        state,
+        count(*) as transactions,
+        sum(case when is_approved then 1 else 0 end) as approved_transactions,
+        sum(case when is_approved then amount_brl else 0 end) as approved_volume_brl,
+        sum(case when is_fraud_reported then 1 else 0 end) as fraud_transactions,
+        sum(
+            case when is_fraud_reported and is_approved then amount_brl else 0 end
+        ) as fraud_loss_brl
+    from transactions
+    group by event_date, transaction_type, channel, state
+
+),
+
+final as (
+
+    select
+        event_date,
+        transaction_type,
+        channel,
+        state,
+        cast(transactions as bigint) as transactions,
+        cast(approved_transactions as bigint) as approved_transactions,
+        cast(approved_volume_brl as decimal(18, 2)) as approved_volume_brl,
+        cast(
+            approved_volume_brl / nullif(approved_transactions, 0) as decimal(18, 2)
+        ) as average_ticket_brl,
+        cast(fraud_transactions as bigint) as fraud_transactions,
+        cast(fraud_loss_brl as decimal(18, 2)) as fraud_loss_brl,
+        cast(fraud_transactions as double) / transactions as fraud_rate
+    from daily
+
+)
+
+select * from final

@@ -1,0 +1,68 @@
+-- Fraud count, rate and loss sliced one dimension at a time (long format: dimension, value).
+-- For the scenario slice, the rate is the scenario's frauds over all transactions.
+{%- set dimensions = {
+    'channel': 'channel',
+    'transaction_type': 'transaction_type',
+    'event_hour': "lpad(cast(event_hour as varchar), 2, '0')",
+    'customer_segment': 'customer_segment',
+    'region': 'region',
+} %}
+
+with
+
+transactions as (
+
+    select
+        fct_transactions.*,
+        dim_customers.segment as customer_segment
+    from {{ ref('fct_transactions') }} as fct_transactions
+    left join {{ ref('dim_customers') }} as dim_customers
+        on fct_transactions.customer_id = dim_customers.customer_id
+
+),
+
+sliced as (
+
+    {%- for dimension, expression in dimensions.items() %}
+    select
+        '{{ dimension }}' as dimension,
+        coalesce({{ expression }}, 'unknown') as dimension_value,
+        count(*) as transactions,
+        sum(case when is_fraud_reported then 1 else 0 end) as fraud_transactions,
+        sum(case when is_fraud_reported and is_approved then amount_brl else 0 end)
+            as fraud_loss_brl,
+        avg(case when is_fraud_reported then days_to_report end) as avg_days_to_report
+    from transactions
+    group by coalesce({{ expression }}, 'unknown')
+
+    union all
+    {% endfor %}
+
+    select
+        'fraud_scenario' as dimension,
+        fraud_scenario as dimension_value,
+        (select count(*) from transactions) as transactions,
+        count(*) as fraud_transactions,
+        sum(case when is_approved then amount_brl else 0 end) as fraud_loss_brl,
+        avg(days_to_report) as avg_days_to_report
+    from transactions
+    where is_fraud_reported
+    group by fraud_scenario
+
+),
+
+final as (
+
+    select
+        dimension,
+        dimension_value,
+        cast(transactions as bigint) as transactions,
+        cast(fraud_transactions as bigint) as fraud_transactions,
+        cast(fraud_transactions as double) / nullif(transactions, 0) as fraud_rate,
+        cast(fraud_loss_brl as decimal(18, 2)) as fraud_loss_brl,
+        cast(avg_days_to_report as double) as avg_days_to_report
+    from sliced
+
+)
+
+select * from final

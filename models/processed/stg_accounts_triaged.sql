@@ -1,0 +1,78 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy=incremental_strategy(),
+        unique_key='raw_row_key',
+        table_type='iceberg',
+        on_schema_change='append_new_columns'
+    )
+}}
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'accounts') }}
+    {{ incremental_ingestion_filter() }}
+
+),
+
+renamed as (
+
+    select
+        _source_file || '#' || cast(_source_row as varchar) as raw_row_key,
+        _source_file as source_file,
+        _source_row as source_row,
+        _ingested_at as ingested_at,
+        {{ partition_date() }} as ingestion_date,
+
+        nullif(trim(account_id), '') as account_id,
+        nullif(trim(customer_id), '') as customer_id,
+        lower(trim(account_type)) as account_type,
+        {{ parse_date('opened_date') }} as opened_date,
+        lower(trim(status)) as account_status,
+        cast(credit_limit as decimal(18, 2)) as credit_limit_brl,
+        {{ parse_timestamp('updated_at') }} as updated_at,
+
+        updated_at as raw_updated_at
+
+    from source
+
+),
+
+validated as (
+
+    select
+        *,
+        account_id || '@' || coalesce(raw_updated_at, '') as record_key,
+        case
+            when account_id is null then 'missing_account_id'
+            when customer_id is null then 'missing_customer_id'
+            when updated_at is null then 'unparseable_updated_at'
+            when account_type not in ('checking', 'savings', 'credit_card') or account_type is null
+                then 'unknown_account_type'
+        end as rejection_reason
+    from renamed
+
+),
+
+{{ triage('validated', 'ingested_at, source_file, source_row') }}
+
+select
+    raw_row_key,
+    source_file,
+    source_row,
+    ingested_at,
+    ingestion_date,
+    record_key,
+    disposition,
+    rejection_reason,
+    account_id,
+    customer_id,
+    account_type,
+    opened_date,
+    account_status,
+    credit_limit_brl,
+    updated_at,
+    raw_updated_at
+from triaged

@@ -1,0 +1,97 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy=incremental_strategy(),
+        unique_key='raw_row_key',
+        table_type='iceberg',
+        on_schema_change='append_new_columns'
+    )
+}}
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'customers') }}
+    {{ incremental_ingestion_filter() }}
+
+),
+
+segments as (
+
+    select segment from {{ ref('customer_segments') }}
+
+),
+
+renamed as (
+
+    select
+        source._source_file || '#' || cast(source._source_row as varchar) as raw_row_key,
+        source._source_file as source_file,
+        source._source_row as source_row,
+        source._ingested_at as ingested_at,
+        {{ partition_date() }} as ingestion_date,
+
+        nullif(trim(source.customer_id), '') as customer_id,
+        trim(source.full_name) as full_name,
+        {{ regexp_remove('source.cpf', '[^0-9]') }} as cpf_digits,
+        {{ parse_date('source.birth_date') }} as birth_date,
+        segments.segment,
+        cast(source.monthly_income as decimal(18, 2)) as monthly_income_brl,
+        upper(trim(source.risk_rating)) as risk_rating,
+        {{ parse_date('source.onboarding_date') }} as onboarding_date,
+        upper(trim(source.address.state)) as state,
+        trim(source.address.city) as city,
+        {{ parse_timestamp('source.updated_at') }} as updated_at,
+
+        source.cpf as raw_cpf,
+        source.segment as raw_segment,
+        source.updated_at as raw_updated_at
+
+    from source
+    left join segments
+        on lower(trim(source.segment)) = segments.segment
+
+),
+
+validated as (
+
+    select
+        *,
+        customer_id || '@' || coalesce(raw_updated_at, '') as record_key,
+        case
+            when customer_id is null then 'missing_customer_id'
+            when not {{ is_valid_cpf('cpf_digits') }} or cpf_digits is null then 'invalid_cpf'
+            when updated_at is null then 'unparseable_updated_at'
+            when segment is null then 'unknown_segment'
+        end as rejection_reason
+    from renamed
+
+),
+
+{{ triage('validated', 'ingested_at, source_file, source_row') }}
+
+select
+    raw_row_key,
+    source_file,
+    source_row,
+    ingested_at,
+    ingestion_date,
+    record_key,
+    disposition,
+    rejection_reason,
+    customer_id,
+    full_name,
+    cpf_digits,
+    birth_date,
+    segment,
+    monthly_income_brl,
+    risk_rating,
+    onboarding_date,
+    state,
+    city,
+    updated_at,
+    raw_cpf,
+    raw_segment,
+    raw_updated_at
+from triaged

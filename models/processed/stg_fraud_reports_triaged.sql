@@ -1,0 +1,83 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy=incremental_strategy(),
+        unique_key='raw_row_key',
+        table_type='iceberg',
+        on_schema_change='append_new_columns'
+    )
+}}
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'fraud_reports') }}
+    {{ incremental_ingestion_filter() }}
+
+),
+
+scenarios as (
+
+    select scenario from {{ ref('fraud_scenarios') }}
+
+),
+
+renamed as (
+
+    select
+        source._source_file || '#' || cast(source._source_row as varchar) as raw_row_key,
+        source._source_file as source_file,
+        source._source_row as source_row,
+        source._ingested_at as ingested_at,
+        {{ partition_date() }} as ingestion_date,
+
+        nullif(trim(source.report_id), '') as report_id,
+        nullif(trim(source.transaction_id), '') as transaction_id,
+        {{ parse_timestamp('source.reported_at') }} as reported_at,
+        scenarios.scenario,
+        lower(trim(source.report_channel)) as report_channel,
+
+        source.reported_at as raw_reported_at,
+        source.scenario as raw_scenario
+
+    from source
+    left join scenarios
+        on lower(trim(source.scenario)) = scenarios.scenario
+
+),
+
+validated as (
+
+    select
+        *,
+        report_id as record_key,
+        case
+            when report_id is null then 'missing_report_id'
+            when transaction_id is null then 'missing_transaction_id'
+            when reported_at is null then 'unparseable_reported_at'
+            when scenario is null then 'unknown_scenario'
+        end as rejection_reason
+    from renamed
+
+),
+
+{{ triage('validated', 'ingested_at, source_file, source_row') }}
+
+select
+    raw_row_key,
+    source_file,
+    source_row,
+    ingested_at,
+    ingestion_date,
+    record_key,
+    disposition,
+    rejection_reason,
+    report_id,
+    transaction_id,
+    reported_at,
+    scenario,
+    report_channel,
+    raw_reported_at,
+    raw_scenario
+from triaged

@@ -1,0 +1,127 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy=incremental_strategy(),
+        unique_key='raw_row_key',
+        table_type='iceberg',
+        on_schema_change='append_new_columns'
+    )
+}}
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'transactions') }}
+    {{ incremental_ingestion_filter() }}
+
+),
+
+type_aliases as (
+
+    select raw_value, canonical_value
+    from {{ ref('value_aliases') }}
+    where domain = 'transaction_type'
+
+),
+
+channel_aliases as (
+
+    select raw_value, canonical_value
+    from {{ ref('value_aliases') }}
+    where domain = 'channel'
+
+),
+
+renamed as (
+
+    select
+        source._source_file || '#' || cast(source._source_row as varchar) as raw_row_key,
+        source._source_file as source_file,
+        source._source_row as source_row,
+        source._ingested_at as ingested_at,
+        {{ partition_date() }} as ingestion_date,
+
+        nullif(trim(source.transaction_id), '') as transaction_id,
+        nullif(trim(source.account_id), '') as account_id,
+        nullif(trim(source.customer_id), '') as customer_id,
+        {{ parse_timestamp('trim(source.event_ts)') }} as event_ts,
+        type_aliases.canonical_value as transaction_type,
+        channel_aliases.canonical_value as channel,
+        lower(trim(source.direction)) as direction,
+        {{ try_cast('trim(source.amount)', 'decimal(18, 2)') }} as amount_brl,
+        nullif(trim(source.counterparty_key), '') as counterparty_key,
+        nullif(trim(source.merchant_category_code), '') as merchant_category_code,
+        nullif(trim(source.device_id), '') as device_id,
+        nullif(trim(source.city), '') as city,
+        upper(nullif(trim(source.state), '')) as state,
+        lower(trim(source.status)) as status,
+
+        -- as delivered, for rejected-row forensics
+        source.event_ts as raw_event_ts,
+        source.amount as raw_amount,
+        source.transaction_type as raw_transaction_type,
+        source.channel as raw_channel
+
+    from source
+    left join type_aliases
+        on {{ normalize_key('source.transaction_type') }} = type_aliases.raw_value
+    left join channel_aliases
+        on {{ normalize_key('source.channel') }} = channel_aliases.raw_value
+
+),
+
+validated as (
+
+    select
+        *,
+        transaction_id as record_key,
+        case
+            when transaction_id is null then 'missing_transaction_id'
+            when account_id is null then 'missing_account_id'
+            when customer_id is null then 'missing_customer_id'
+            when nullif(trim(raw_event_ts), '') is null then 'missing_event_ts'
+            when event_ts is null then 'unparseable_event_ts'
+            when nullif(trim(raw_amount), '') is null then 'missing_amount'
+            when amount_brl is null then 'unparseable_amount'
+            when amount_brl <= 0 then 'non_positive_amount'
+            when transaction_type is null then 'unknown_transaction_type'
+            when channel is null then 'unknown_channel'
+            when direction not in ('inbound', 'outbound') or direction is null
+                then 'unknown_direction'
+            when status not in ('approved', 'declined') or status is null then 'unknown_status'
+        end as rejection_reason
+    from renamed
+
+),
+
+{{ triage('validated', 'ingested_at, source_file, source_row') }}
+
+select
+    raw_row_key,
+    source_file,
+    source_row,
+    ingested_at,
+    ingestion_date,
+    record_key,
+    disposition,
+    rejection_reason,
+    transaction_id,
+    account_id,
+    customer_id,
+    event_ts,
+    transaction_type,
+    channel,
+    direction,
+    amount_brl,
+    counterparty_key,
+    merchant_category_code,
+    device_id,
+    city,
+    state,
+    status,
+    raw_event_ts,
+    raw_amount,
+    raw_transaction_type,
+    raw_channel
+from triaged

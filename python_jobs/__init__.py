@@ -1,0 +1,1 @@
+"""banklake's Python jobs: synthetic data, lake I/O, the dbt runner and the `banklake` CLI."""

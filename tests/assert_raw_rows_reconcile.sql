@@ -1,0 +1,36 @@
+-- Every raw row is accounted for exactly once: raw = processed + duplicates + rejected, per feed.
+-- Returns one row per feed whose counts do not add up.
+{%- set feeds = {
+    'transactions': ref('stg_transactions'),
+    'customers': ref('stg_customers'),
+    'accounts': ref('stg_accounts'),
+    'fraud_reports': ref('stg_fraud_reports'),
+} %}
+
+with
+
+counts as (
+
+    {%- for feed, processed in feeds.items() %}
+    select
+        '{{ feed }}' as feed,
+        (select count(*) from {{ source('raw', feed) }}) as raw_rows,
+        (select count(*) from {{ processed }}) as processed_rows,
+        (
+            select count(*) from {{ ref('stg_duplicate_rows') }}
+            where feed = '{{ feed }}'
+        ) as duplicate_rows,
+        (
+            select count(*) from {{ ref('stg_rejected_rows') }}
+            where feed = '{{ feed }}'
+        ) as rejected_rows
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+
+)
+
+select *
+from counts
+where raw_rows != processed_rows + duplicate_rows + rejected_rows

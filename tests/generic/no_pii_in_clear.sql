@@ -1,0 +1,41 @@
+{#- Fails for any text value of the model that is a customer's CPF (digits or formatted) or
+    full name in clear, checked against the processed layer's customers. Every curated model
+    carries this test. -#}
+{% test no_pii_in_clear(model) %}
+{%- set text_columns = [] %}
+{%- if execute %}
+    {%- for column in adapter.get_columns_in_relation(model) if column.is_string() %}
+        {%- do text_columns.append(column.name) %}
+    {%- endfor %}
+{%- endif %}
+
+with
+
+pii as (
+
+    select cpf_digits as pii_value from {{ ref('int_customers_latest') }}
+    union all
+    select full_name from {{ ref('int_customers_latest') }}
+
+),
+
+text_values as (
+
+    select cast(null as varchar) as column_name, cast(null as varchar) as text_value
+    where 1 = 0
+    {%- for column in text_columns %}
+    union all
+    select distinct '{{ column }}', cast({{ adapter.quote(column) }} as varchar)
+    from {{ model }}
+    {%- endfor %}
+
+)
+
+select text_values.column_name, text_values.text_value
+from text_values
+left join pii on text_values.text_value = pii.pii_value
+where
+    pii.pii_value is not null
+    or text_values.text_value like '___.___.___-__'
+
+{% endtest %}
