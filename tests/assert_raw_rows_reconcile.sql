@@ -12,21 +12,21 @@ with
 counts as (
 
     {%- for feed, processed in feeds.items() %}
-    select
-        '{{ feed }}' as feed,
-        (select count(*) from {{ source('raw', feed) }}) as raw_rows,
-        (select count(*) from {{ processed }}) as processed_rows,
-        (
-            select count(*) from {{ ref('stg_duplicate_rows') }}
-            where feed = '{{ feed }}'
-        ) as duplicate_rows,
-        (
-            select count(*) from {{ ref('stg_rejected_rows') }}
-            where feed = '{{ feed }}'
-        ) as rejected_rows
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+        select
+            '{{ feed }}' as feed,
+            (select count(*) from {{ source('raw', feed) }}) as raw_rows,
+            (select count(*) from {{ processed }}) as processed_rows,
+            (
+                select count(*) from {{ ref('stg_duplicate_rows') }}
+                where feed = '{{ feed }}'
+            ) as duplicate_rows,
+            (
+                select count(*) from {{ ref('stg_rejected_rows') }}
+                where feed = '{{ feed }}'
+            ) as rejected_rows
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
     {%- endfor %}
 
 )

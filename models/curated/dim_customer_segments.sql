@@ -31,10 +31,10 @@ matched as (
     from insights
     inner join rules
         on insights.recency_score between rules.recency_score_min and rules.recency_score_max
-        and insights.frequency_score
-        between rules.frequency_score_min and rules.frequency_score_max
-        and insights.monetary_score
-        between rules.monetary_score_min and rules.monetary_score_max
+            and insights.frequency_score
+            between rules.frequency_score_min and rules.frequency_score_max
+            and insights.monetary_score
+            between rules.monetary_score_min and rules.monetary_score_max
 
 ),
 
@@ -43,17 +43,17 @@ final as (
     select
         customers.customer_id,
         customers.segment as business_segment,
+        customers.income_band,
+        customers.risk_rating,
+        customers.region,
+        insights.recency_score,
+        insights.frequency_score,
+        insights.monetary_score,
         case
             when insights.transactions = 0 then 'inactive'
             else matched.behaviour_segment
         end as behaviour_segment,
-        customers.income_band,
-        customers.risk_rating,
-        customers.risk_rating in ('D', 'E') as is_high_credit_risk,
-        customers.region,
-        insights.recency_score,
-        insights.frequency_score,
-        insights.monetary_score
+        customers.risk_rating in ('D', 'E') as is_high_credit_risk
     from customers
     inner join insights
         on customers.customer_id = insights.customer_id

@@ -10,7 +10,9 @@ current_versions as (
 
 versions as (
 
-    select customer_id, count(*) as version_count
+    select
+        customer_id,
+        count(*) as version_count
     from {{ ref('customers_snapshot') }}
     group by customer_id
 

@@ -21,33 +21,42 @@ transactions as (
 
 ),
 
+totals as (
+
+    select count(*) as all_transactions from transactions
+
+),
+
 sliced as (
 
     {%- for dimension, expression in dimensions.items() %}
-    select
-        '{{ dimension }}' as dimension,
-        coalesce({{ expression }}, 'unknown') as dimension_value,
-        count(*) as transactions,
-        sum(case when is_fraud_reported then 1 else 0 end) as fraud_transactions,
-        sum(case when is_fraud_reported and is_approved then amount_brl else 0 end)
-            as fraud_loss_brl,
-        avg(case when is_fraud_reported then days_to_report end) as avg_days_to_report
-    from transactions
-    group by coalesce({{ expression }}, 'unknown')
+        select
+            '{{ dimension }}' as dimension,
+            coalesce({{ expression }}, 'unknown') as dimension_value,
+            count(*) as transactions,
+            sum(case when is_fraud_reported then 1 else 0 end) as fraud_transactions,
+            sum(case when is_fraud_reported and is_approved then amount_brl else 0 end)
+                as fraud_loss_brl,
+            avg(case when is_fraud_reported then days_to_report end) as avg_days_to_report
+        from transactions
+        group by coalesce({{ expression }}, 'unknown')
 
-    union all
+        union all
     {% endfor %}
 
     select
         'fraud_scenario' as dimension,
-        fraud_scenario as dimension_value,
-        (select count(*) from transactions) as transactions,
+        transactions.fraud_scenario as dimension_value,
+        totals.all_transactions as transactions,
         count(*) as fraud_transactions,
-        sum(case when is_approved then amount_brl else 0 end) as fraud_loss_brl,
-        avg(days_to_report) as avg_days_to_report
+        sum(
+            case when transactions.is_approved then transactions.amount_brl else 0 end
+        ) as fraud_loss_brl,
+        avg(transactions.days_to_report) as avg_days_to_report
     from transactions
-    where is_fraud_reported
-    group by fraud_scenario
+    cross join totals
+    where transactions.is_fraud_reported
+    group by transactions.fraud_scenario, totals.all_transactions
 
 ),
 
@@ -58,9 +67,9 @@ final as (
         dimension_value,
         cast(transactions as bigint) as transactions,
         cast(fraud_transactions as bigint) as fraud_transactions,
-        cast(fraud_transactions as double) / nullif(transactions, 0) as fraud_rate,
         cast(fraud_loss_brl as decimal(18, 2)) as fraud_loss_brl,
-        cast(avg_days_to_report as double) as avg_days_to_report
+        cast(avg_days_to_report as double) as avg_days_to_report,
+        cast(fraud_transactions as double) / nullif(transactions, 0) as fraud_rate
     from sliced
 
 )

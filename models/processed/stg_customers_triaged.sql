@@ -40,8 +40,9 @@ renamed as (
         cast(source.monthly_income as decimal(18, 2)) as monthly_income_brl,
         upper(trim(source.risk_rating)) as risk_rating,
         {{ parse_date('source.onboarding_date') }} as onboarding_date,
-        upper(trim(source.address.state)) as state,
-        trim(source.address.city) as city,
+        -- address is a nested object in the raw JSON
+        upper(trim(source.address.state)) as state,  -- noqa: RF01
+        trim(source.address.city) as city,  -- noqa: RF01
         {{ parse_timestamp('source.updated_at') }} as updated_at,
 
         source.cpf as raw_cpf,

@@ -19,7 +19,9 @@ source as (
 
 type_aliases as (
 
-    select raw_value, canonical_value
+    select
+        raw_value,
+        canonical_value
     from {{ ref('value_aliases') }}
     where domain = 'transaction_type'
 
@@ -27,7 +29,9 @@ type_aliases as (
 
 channel_aliases as (
 
-    select raw_value, canonical_value
+    select
+        raw_value,
+        canonical_value
     from {{ ref('value_aliases') }}
     where domain = 'channel'
 

@@ -9,6 +9,7 @@ byte matrices in numpy and handed to Arrow as a single buffer; variable-width on
 from __future__ import annotations
 
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -21,45 +22,122 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _U64 = np.uint64
 
-Part = np.ndarray | str
+
+class Digits(NamedTuple):
+    """A fixed-width part: non-negative integers written zero padded (high digits dropped)."""
+
+    values: np.ndarray
+    width: int
 
 
-def digits(values: np.ndarray, width: int) -> np.ndarray:
-    """(n, width) ASCII digits of non-negative integers, zero padded on the left."""
+class Hex(NamedTuple):
+    """A fixed-width part: the low 4*width bits of integers as lowercase hex."""
+
+    values: np.ndarray
+    width: int
+
+
+Part = str | np.ndarray | Digits | Hex
+
+
+def digits(values: np.ndarray | int, width: int) -> Digits:
+    return Digits(np.atleast_1d(np.asarray(values)), width)
+
+
+def digit_values(values: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) digit values 0-9 (for check-digit arithmetic)."""
+    values = np.atleast_1d(np.asarray(values))
+    out = np.empty((values.size, width), np.uint8)
+    _put_digits(out, 0, values, width)
+    return out.astype(np.int64) - _ZERO
+
+
+def _put_digits(out: np.ndarray, pos: int, values: np.ndarray, width: int) -> None:
+    """Writes ASCII digits into out[:, pos:pos+width], nine at a time in uint32 (3x faster
+    than int64 division)."""
     v = np.asarray(values, dtype=np.int64)
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return (v[:, None] // powers % 10 + _ZERO).astype(np.uint8)
+    end = pos + width
+    while end > pos:
+        chunk = min(9, end - pos)
+        if end - chunk > pos:
+            part = (v % 10**chunk).astype(np.uint32)
+            v = v // 10**chunk
+        elif v.size and 0 <= v.min() and v.max() < 10**chunk:
+            part = v.astype(np.uint32)  # the common case: the value fits, no division needed
+        else:
+            part = (v % 10**chunk).astype(np.uint32)
+        for j in range(end - 1, end - chunk - 1, -1):
+            quotient = part // 10
+            out[:, j] = part - quotient * 10 + _ZERO
+            part = quotient
+        end -= chunk
 
 
-def hex_digits(values: np.ndarray, width: int) -> np.ndarray:
-    """(n, width) lowercase hex digits of the low 4*width bits of each value."""
+def hex_matrix(values: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) ASCII hex digits, to slice into formats like UUIDs."""
+    values = np.atleast_1d(np.asarray(values))
+    out = np.empty((values.size, width), np.uint8)
+    _put_hex(out, 0, values, width)
+    return out
+
+
+def _put_hex(out: np.ndarray, pos: int, values: np.ndarray, width: int) -> None:
     v = np.asarray(values).astype(np.uint64)
-    shifts = (4 * np.arange(width - 1, -1, -1)).astype(np.uint64)
-    return _HEX[((v[:, None] >> shifts) & _U64(15)).astype(np.intp)]
+    end = pos + width
+    while end > pos:
+        chunk = min(7, end - pos)  # 28 bits fit a uint32
+        part = (v & _U64(2 ** (4 * chunk) - 1)).astype(np.uint32)
+        v = v >> _U64(4 * chunk)
+        for j in range(end - 1, end - chunk - 1, -1):
+            out[:, j] = _HEX[part & 15]
+            part = part >> 4
+        end -= chunk
+
+
+def _part_width(part: Part) -> int:
+    if isinstance(part, str):
+        return len(part.encode("ascii"))
+    if isinstance(part, Digits | Hex):
+        return part.width
+    return part.shape[1]
 
 
 def fixed_width(n: int, *parts: Part, null_mask: np.ndarray | None = None) -> pa.Array:
-    """Concatenates byte matrices and literals column-wise into one Arrow string array."""
-    mats: list[np.ndarray] = []
+    """Assembles literals, digit/hex parts and byte matrices side by side into one Arrow
+    string array, writing straight into the final buffer."""
+    width = sum(_part_width(p) for p in parts)
+    matrix = np.empty((n, width), np.uint8)
+    pos = 0
     for part in parts:
+        w = _part_width(part)
         if isinstance(part, str):
-            raw = np.frombuffer(part.encode("ascii"), dtype=np.uint8)
-            mats.append(np.broadcast_to(raw, (n, raw.size)))
+            matrix[:, pos:pos + w] = np.frombuffer(part.encode("ascii"), dtype=np.uint8)
+        elif isinstance(part, Digits):
+            _put_digits(matrix, pos, part.values, w)
+        elif isinstance(part, Hex):
+            _put_hex(matrix, pos, part.values, w)
         else:
-            mats.append(part)
-    matrix = np.ascontiguousarray(np.hstack(mats)) if mats else np.zeros((n, 0), np.uint8)
-    width = matrix.shape[1]
-    offsets = np.arange(n + 1, dtype=np.int64) * width
-    offset_type = np.int32 if n * width < 2**31 else np.int64
-    string_type = pa.string() if offset_type is np.int32 else pa.large_string()
-    validity = None
-    null_count = 0
+            matrix[:, pos:pos + w] = part
+        pos += w
+    lengths = np.full(n, width, np.int64)
+    return _from_bytes(matrix.reshape(-1), lengths, null_mask)
+
+
+def _from_bytes(data: np.ndarray, lengths: np.ndarray, null_mask: np.ndarray | None) -> pa.Array:
+    """An Arrow string array over a contiguous byte buffer and per-row lengths."""
+    n = lengths.size
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    large = offsets[-1] >= 2**31
+    validity, null_count = None, 0
     if null_mask is not None and null_mask.any():
         validity = pa.py_buffer(np.packbits(~null_mask, bitorder="little"))
         null_count = int(null_mask.sum())
-    buffers = [validity, pa.py_buffer(offsets.astype(offset_type)), pa.py_buffer(matrix)]
+    string_type = pa.large_string() if large else pa.string()
+    offsets = offsets if large else offsets.astype(np.int32)
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))]
     array = pa.Array.from_buffers(string_type, n, buffers, null_count=null_count)
-    return array if string_type == pa.string() else array.cast(pa.string())
+    return array.cast(pa.string()) if large else array
 
 
 def ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -107,11 +185,23 @@ def timestamps_on(day: date, seconds: np.ndarray) -> pa.Array:
 
 
 def amounts(cents: np.ndarray) -> pa.Array:
-    """'1234.56' from integer cents (non-negative)."""
+    """'1234.56' from integer cents (non-negative): digits right-aligned in a byte matrix,
+    leading zeros then squeezed out with one boolean mask."""
     cents = np.asarray(cents, dtype=np.int64)
-    whole = pc.cast(pa.array(cents // 100), pa.string())
-    frac = fixed_width(cents.size, digits(cents % 100, 2))
-    return pc.binary_join_element_wise(whole, frac, ".")
+    n = cents.size
+    whole = cents // 100
+    n_digits = 1
+    while n and whole.max() >= 10**n_digits:
+        n_digits += 1
+    matrix = np.empty((n, n_digits + 3), np.uint8)
+    _put_digits(matrix, 0, whole, n_digits)
+    matrix[:, n_digits] = ord(".")
+    _put_digits(matrix, n_digits + 1, cents % 100, 2)
+    used = np.ones(n, np.int64)
+    for k in range(1, n_digits):
+        used += whole >= 10**k
+    keep = np.arange(n_digits + 3)[None, :] >= (n_digits - used)[:, None]
+    return _from_bytes(matrix[keep], used + 3, None)
 
 
 def mix64(values: np.ndarray | int, salt: int = 0) -> np.ndarray:
@@ -141,7 +231,7 @@ def _dv(digit_values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def cpf_digits(base: np.ndarray) -> np.ndarray:
     """(n, 11) digit values (0-9) of the CPFs with 9-digit roots `base`, check digits included."""
-    d = digits(base, 9).astype(np.int64) - _ZERO
+    d = digit_values(base, 9)
     d1 = _dv(d, np.arange(10, 1, -1))
     d = np.column_stack([d, d1])
     d2 = _dv(d, np.arange(11, 1, -1))
@@ -166,7 +256,7 @@ def format_cpf(cpf: np.ndarray, punctuated: bool = True) -> pa.Array:
 
 def cnpj_digits(roots: np.ndarray) -> np.ndarray:
     """(n, 14) digit values of head-office CNPJs ('/0001') with valid check digits."""
-    d = digits(roots, 8).astype(np.int64) - _ZERO
+    d = digit_values(roots, 8)
     d = np.column_stack([d, np.tile([0, 0, 0, 1], (d.shape[0], 1))])
     d1 = _dv(d, np.array([5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]))
     d = np.column_stack([d, d1])
@@ -193,7 +283,7 @@ def pix_keys(keys: np.ndarray) -> pa.Array:
     pieces: list[tuple[np.ndarray, pa.Array]] = []
     evp = np.flatnonzero(bucket < 8)
     if evp.size:
-        a, b = hex_digits(h1[evp], 16), hex_digits(h2[evp], 16)
+        a, b = hex_matrix(h1[evp], 16), hex_matrix(h2[evp], 16)
         version = np.full((evp.size, 1), ord("4"), np.uint8)
         variant = _HEX[8 + (h2[evp] >> _U64(62)).astype(np.intp)][:, None]
         text = fixed_width(evp.size, a[:, :8], "-", a[:, 8:12], "-", version, a[:, 12:15], "-",
@@ -258,7 +348,7 @@ def issuer_ids(numbers: np.ndarray) -> pa.Array:
 def device_ids(numbers: np.ndarray) -> pa.Array:
     """'dv-' + 14 hex digits (56 random bits per device)."""
     numbers = np.asarray(numbers)
-    return fixed_width(numbers.size, "dv-", hex_digits(numbers, 14))
+    return fixed_width(numbers.size, "dv-", Hex(numbers, 14))
 
 
 # --- Assembly --------------------------------------------------------------------------------

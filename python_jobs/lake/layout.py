@@ -1,9 +1,9 @@
 """Where things live in the lake folder (local today, the same keys under s3:// later).
 
-    <lake>/raw/<feed>/year=YYYY/month=MM/day=DD/<feed>-YYYYMMDD-<batch>.<ext>
-    <lake>/quarantine/<same relative path as raw>  (+ .reason.json)
-    <lake>/curated/<model>/...
-    <lake>/banklake.duckdb
+<lake>/raw/<feed>/year=YYYY/month=MM/day=DD/<feed>-YYYYMMDD-<batch>.<ext>
+<lake>/quarantine/<same relative path as raw>  (+ .reason.json)
+<lake>/curated/<model>/...
+<lake>/banklake.duckdb
 """
 
 from __future__ import annotations

@@ -55,7 +55,10 @@ TRANSACTIONS = Feed(
         ("channel", pa.string()),  # mobile, internet_banking, atm, pos, branch (spellings vary)
         ("direction", pa.string()),  # outbound | inbound
         ("amount", pa.string()),  # BRL, "1234.56"
-        ("counterparty_key", pa.string()),  # PIX key, merchant, terminal, bank account, boleto issuer
+        (
+            "counterparty_key",
+            pa.string(),
+        ),  # PIX key, merchant, terminal, bank account, boleto issuer
         ("merchant_category_code", pa.string()),  # MCC, card transactions only
         ("device_id", pa.string()),  # mobile / internet banking only
         ("city", pa.string()),

@@ -1,0 +1,279 @@
+"""The day loop: evolve the bank one day at a time and land each day's raw files.
+
+A day's files depend only on (state at the start of the day, seed, day), and the state
+is saved losslessly, so `generate(days=10)` and `generate(days=6)` + `append(days=4)`
+write byte-identical raw files.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from python_jobs.generate import config as streams
+from python_jobs.generate.config import GeneratorConfig, day_rng
+from python_jobs.generate.faults import (
+    ACCOUNT_FAULT_WEIGHTS,
+    CUSTOMER_FAULT_WEIGHTS,
+    deliver_carried,
+    extract_faults,
+    report_resends,
+    transaction_faults,
+)
+from python_jobs.generate.fraud import (
+    PENDING_REPORT_SCHEMA,
+    SCENARIOS,
+    FraudState,
+    emit_reports,
+    fraud_transactions,
+    prepare_day,
+    schedule_reports,
+)
+from python_jobs.generate.manifest import (
+    empty_day,
+    finish,
+    load_manifest,
+    record_day,
+    save_manifest,
+)
+from python_jobs.generate.population import Changes, accounts_table, customers_table, evolve
+from python_jobs.generate.population import initial_population
+from python_jobs.generate.state import (
+    GeneratorState,
+    load_state,
+    new_pending_transactions,
+    save_state,
+)
+from python_jobs.generate.transactions import TxBatch, legit_transactions, transactions_table
+from python_jobs.generate.world import World, build_world
+from python_jobs.lake.layout import Lake
+from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS, Feed
+from python_jobs.lake.writer import write_raw
+
+BATCH = "0001"
+# Synthetic, deterministic ingestion times (naive UTC) within the partition day: daily
+# extracts land at the end of the day they cover, so _ingested_at's date is the partition.
+INGESTION_TIME: dict[str, time] = {
+    CUSTOMERS.name: time(23, 50),
+    ACCOUNTS.name: time(23, 52),
+    TRANSACTIONS.name: time(23, 55),
+    FRAUD_REPORTS.name: time(23, 57),
+}
+
+
+class GeneratorError(RuntimeError):
+    """The lake and the request disagree (append without state, fresh run over data...)."""
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    first_day: date
+    last_day: date
+    seconds: float
+    rows: dict[str, int]  # rows written per feed by this call
+    fraud_transactions: int
+    faults: dict[str, dict[str, int]]  # feed -> fault kind -> count, this call
+    appended: bool
+    config: GeneratorConfig  # the effective settings (on append: the lake's own)
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def transactions_per_second(self) -> float:
+        return self.rows[TRANSACTIONS.name] / self.seconds if self.seconds > 0 else 0.0
+
+
+def generate(
+    lake: Lake,
+    config: GeneratorConfig,
+    *,
+    append: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> GenerationResult:
+    """Generates `config.days` days of raw feeds into `lake` (or appends them)."""
+    started = clock.perf_counter()
+    state = load_state(lake)
+    notes: list[str] = []
+    if append:
+        if state is None or state.last_day is None:
+            raise GeneratorError(
+                f"lake at {lake.root} has no generator state; run without --append first"
+            )
+        first = state.last_day + timedelta(days=1)
+        notes.extend(_ignored_settings(config, state, first))
+    else:
+        if state is not None:
+            last = state.last_day or state.first_day
+            raise GeneratorError(
+                f"lake already has data up to {last}; use --append to add days or choose "
+                "an empty lake"
+            )
+        first = config.first_day()
+        state = _new_state(config, first)
+    effective = GeneratorConfig(
+        seed=state.seed, start_date=first, days=config.days, customers=state.customers,
+        tx_per_customer_day=state.tx_per_customer_day, fraud_rate=state.fraud_rate,
+        fault_rate=state.fault_rate,
+    )
+    world = build_world(state.seed, state.customers)
+    manifest = load_manifest(lake)
+    totals = empty_day()
+    for offset in range(config.days):
+        day = first + timedelta(days=offset)
+        counts = _run_day(lake, state, world, day)
+        record_day(manifest, day, counts)
+        _accumulate(totals, counts)
+        state.last_day = day
+        if progress is not None:
+            tx = counts[TRANSACTIONS.name]
+            progress(f"{day}: {tx['rows_written']:,} transactions, "
+                     f"{tx['fraud_transactions']:,} fraud, {sum(tx['faults'].values()):,} faults")
+    save_state(lake, state)
+    seconds = clock.perf_counter() - started
+    last = first + timedelta(days=config.days - 1)
+    finish(
+        manifest,
+        settings=_settings(state),
+        run={"first_day": first.isoformat(), "last_day": last.isoformat(), "append": append,
+             "seconds": round(seconds, 3)},
+        pending={"transactions": state.pending_transactions.num_rows,
+                 "fraud_reports": state.pending_reports.num_rows},
+    )
+    save_manifest(lake, manifest)
+    return GenerationResult(
+        first_day=first,
+        last_day=last,
+        seconds=seconds,
+        rows={feed: int(totals[feed]["rows_written"]) for feed in totals},
+        fraud_transactions=int(totals[TRANSACTIONS.name]["fraud_transactions"]),
+        faults={feed: dict(totals[feed]["faults"]) for feed in totals},
+        appended=append,
+        config=effective,
+        notes=tuple(notes),
+    )
+
+
+def _ignored_settings(config: GeneratorConfig, state: GeneratorState, first: date) -> list[str]:
+    """On append the lake's own settings win; say so when the caller asked for others."""
+    notes = []
+    for name in ("seed", "customers", "tx_per_customer_day", "fraud_rate", "fault_rate"):
+        asked, kept = getattr(config, name), getattr(state, name)
+        if asked != getattr(GeneratorConfig, name) and asked != kept:
+            notes.append(f"{name}={asked} ignored: the lake was generated with {name}={kept}")
+    if config.start_date is not None and config.start_date != first:
+        notes.append(f"start_date={config.start_date} ignored: appending from {first}")
+    return notes
+
+
+def _settings(state: GeneratorState) -> dict[str, Any]:
+    return {
+        "seed": state.seed, "customers": state.customers,
+        "tx_per_customer_day": state.tx_per_customer_day, "fraud_rate": state.fraud_rate,
+        "fault_rate": state.fault_rate, "lake_first_day": state.first_day.isoformat(),
+    }
+
+
+def _new_state(config: GeneratorConfig, first: date) -> GeneratorState:
+    rng = day_rng(config.seed, first, streams.POPULATION_INIT)
+    return GeneratorState(
+        seed=config.seed,
+        customers=config.customers,
+        tx_per_customer_day=config.tx_per_customer_day,
+        fraud_rate=config.fraud_rate,
+        fault_rate=config.fault_rate,
+        first_day=first,
+        last_day=None,
+        population=initial_population(rng, config.customers, first.toordinal()),
+        fraud=FraudState(),
+        pending_transactions=new_pending_transactions(),
+        pending_reports=PENDING_REPORT_SCHEMA.empty_table(),
+    )
+
+
+def _accumulate(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _accumulate(total[key], value)
+        else:
+            total[key] += value
+
+
+def _run_day(lake: Lake, state: GeneratorState, world: World, day: date) -> dict[str, Any]:
+    """Generates and writes one ingestion day; returns its manifest counts."""
+    seed, ordinal, pop = state.seed, day.toordinal(), state.population
+    counts = empty_day()
+    if day == state.first_day:  # the lake's first extract holds everyone
+        changes = Changes(np.arange(pop.n_customers), np.arange(pop.accounts["acct_no"].size))
+    else:
+        changes = evolve(day_rng(seed, day, streams.POPULATION_EVOLVE), pop, ordinal)
+        counts[CUSTOMERS.name]["new_customers"] = int((pop.customers["onboard"] == ordinal).sum())
+
+    fraud_rng = day_rng(seed, day, streams.FRAUD)
+    blocked = prepare_day(fraud_rng, pop, world, state.fraud, ordinal, state.customers)
+    legit = legit_transactions(day_rng(seed, day, streams.LEGIT), pop, world, day,
+                               state.tx_per_customer_day)
+    fraud = fraud_transactions(fraud_rng, pop, world, state.fraud, ordinal, len(legit),
+                               state.fraud_rate)
+    batch = TxBatch.concat([legit, fraud])
+    batch = batch.take(np.argsort(batch.sec, kind="stable"))
+    table = transactions_table(batch, day, pop)
+
+    is_fraud = batch.scenario > 0
+    fraud_rows = pa.array(np.flatnonzero(is_fraud))
+    report_rng = day_rng(seed, day, streams.REPORTS)
+    scheduled = schedule_reports(report_rng, batch.take(np.flatnonzero(is_fraud)),
+                                 table["transaction_id"].combine_chunks().take(fraud_rows), day)
+    faulted = transaction_faults(day_rng(seed, day, streams.TX_FAULTS), table, batch.ttype,
+                                 batch.channel, ~is_fraud, ordinal, state.fault_rate)
+    carried, waiting, carried_faults = deliver_carried(state.pending_transactions, ordinal)
+    state.pending_transactions = pa.concat_tables([waiting, faulted.carry])
+    tx_out = pa.concat_tables([faulted.today, carried.cast(faulted.today.schema)])
+    tx = counts[TRANSACTIONS.name]
+    tx["rows_written"] = tx_out.num_rows
+    tx["fraud_transactions"] = int(is_fraud.sum())
+    scenario_counts = np.bincount(batch.scenario, minlength=len(SCENARIOS) + 1)
+    tx["fraud_by_scenario"] = {s: int(scenario_counts[i + 1]) for i, s in enumerate(SCENARIOS)}
+    for kind, n in faulted.counts.items():
+        tx["faults"][kind] += n
+    for kind, n in carried_faults.items():
+        tx["faults"][kind] += n
+    _write(lake, TRANSACTIONS, day, tx_out, always=True)
+
+    pending = pa.concat_tables([state.pending_reports, scheduled])
+    due_fresh = pc.and_(pc.equal(pending["due"], ordinal), pc.invert(pending["resend"]))
+    n_fresh = int(pc.sum(pc.cast(due_fresh, pa.int64())).as_py() or 0)
+    reports = emit_reports(pending, day, report_resends(report_rng, n_fresh))
+    state.pending_reports = reports.pending
+    rep = counts[FRAUD_REPORTS.name]
+    rep["rows_written"] = reports.table.num_rows
+    rep["reports_by_scenario"] = reports.new_by_scenario
+    rep["faults"]["duplicate_delivery"] = reports.resent
+    _write(lake, FRAUD_REPORTS, day, reports.table)
+
+    extract_rng = day_rng(seed, day, streams.EXTRACT_FAULTS)
+    customers, customer_faults = extract_faults(
+        extract_rng, customers_table(pop, changes.customers, world.salt), CUSTOMER_FAULT_WEIGHTS,
+        "customer_id")
+    accounts_idx = np.union1d(changes.accounts, blocked)
+    accounts, account_faults = extract_faults(
+        extract_rng, accounts_table(pop, accounts_idx), ACCOUNT_FAULT_WEIGHTS, "account_id")
+    for feed, table_, faults_ in ((CUSTOMERS, customers, customer_faults),
+                                  (ACCOUNTS, accounts, account_faults)):
+        counts[feed.name]["rows_written"] = table_.num_rows
+        counts[feed.name]["faults"] = faults_
+        _write(lake, feed, day, table_)
+    return counts
+
+
+def _write(lake: Lake, feed: Feed, day: date, table: pa.Table, *, always: bool = False) -> None:
+    """Lands one raw file; empty JSON extracts are skipped (nothing was delivered)."""
+    if table.num_rows == 0 and not always:
+        return
+    ingested_at = datetime.combine(day, INGESTION_TIME[feed.name])
+    write_raw(lake, feed, day, table, batch=BATCH, ingested_at=ingested_at)

@@ -1,0 +1,135 @@
+"""The jobs `make demo` and the daily run are made of, each a function the CLI and tests call.
+
+generate -> validate (quarantine) -> dbt build -> export curated -> docs -> summary
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from python_jobs.dbt_runner import PROJECT_DIR, DbtOutcome, require_success, run_dbt
+from python_jobs.export import ExportedTable, export_curated
+from python_jobs.generate import GenerationResult, GeneratorConfig, generate
+from python_jobs.lake.layout import Lake
+from python_jobs.lake.validate import ValidationReport, validate_lake
+from python_jobs.summary import render, summarize
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class StepTimer:
+    say: Say
+
+    def run(self, label: str, step: Callable[[], object], result: Callable[[object], str]):
+        self.say(f"==> {label}")
+        started = time.perf_counter()
+        value = step()
+        self.say(f"    {result(value)} ({time.perf_counter() - started:.1f} s)")
+        return value
+
+
+def has_generator_state(lake: Lake) -> bool:
+    return (lake.generator_state / "state.json").exists()
+
+
+def build(lake: Lake, *, say: Say = _quiet, select: list[str] | None = None) -> DbtOutcome:
+    """Validates the raw files (quarantining bad ones), then `dbt build`."""
+    timer = StepTimer(say)
+    report: ValidationReport = timer.run(
+        "validating raw files", lambda: validate_lake(lake), lambda r: r.summary()
+    )
+    for item in report.quarantined:
+        say(f"    quarantined {item.original}: {item.reason}")
+    args = ["build", *(["--select", *select] if select else [])]
+    outcome = timer.run(
+        "dbt build (seeds, snapshots, models, tests)",
+        lambda: run_dbt(args, lake, quiet=True),
+        lambda o: (
+            f"{o.tests_passed} of {o.tests_total} tests passed"
+            + ("" if o.success else f", {len(o.failures)} failures")
+        ),
+    )
+    return require_success(outcome)
+
+
+def build_docs(lake: Lake, *, say: Say = _quiet) -> Path:
+    timer = StepTimer(say)
+    timer.run(
+        "dbt docs generate --static",
+        lambda: require_success(run_dbt(["docs", "generate", "--static"], lake, quiet=True)),
+        lambda _: "docs site written",
+    )
+    return PROJECT_DIR / "target" / "static_index.html"
+
+
+def export(lake: Lake, *, say: Say = _quiet) -> list[ExportedTable]:
+    return StepTimer(say).run(
+        "exporting curated marts to Parquet",
+        lambda: export_curated(lake),
+        lambda tables: (
+            f"{len(tables)} marts, {sum(t.rows for t in tables):,} rows -> {lake.curated}/"
+        ),
+    )
+
+
+def append_days(lake: Lake, days: int, *, say: Say = _quiet) -> GenerationResult:
+    """Generates the next `days` days of the daily feed onto an existing generated lake."""
+    return StepTimer(say).run(
+        f"generating the next {days} day(s) of the daily feed",
+        lambda: generate(lake, GeneratorConfig(days=days), append=True, progress=say),
+        _generation_line,
+    )
+
+
+def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
+    """The main job. On an empty lake: generate all but the last day, build, then deliver the
+    last day as the daily feed and build again (incremental: only new partitions are read,
+    and the customer snapshot records the day's changes). On a lake the demo already made:
+    deliver one more day."""
+    timer = StepTimer(say)
+    if has_generator_state(lake):
+        say(f"{lake.root} already holds generated data: delivering one more day.")
+        append_days(lake, 1, say=say)
+    else:
+        history = replace(config, days=max(config.days - 1, 1))
+        timer.run(
+            f"generating {history.days} days for {config.customers:,} customers into {lake.raw}",
+            lambda: generate(lake, history, progress=say),
+            _generation_line,
+        )
+        if config.days > 1:
+            build(lake, say=say)
+            append_days(lake, 1, say=say)
+    build(lake, say=say)
+    export(lake, say=say)
+    docs = build_docs(lake, say=say)
+    say(render(summarize(lake), lake, docs=docs))
+    say(
+        "\nNext: `source .venv/bin/activate`, then `dbt build`, `dbt test -s fct_transactions`,"
+        f" `dbt docs serve`, or `duckdb {lake.database}`."
+    )
+
+
+def daily_run(lake: Lake, days: int = 1, *, say: Say = print) -> None:
+    """The local daily pipeline: next day(s) of data, validate, incremental build, export."""
+    if not has_generator_state(lake):
+        raise RuntimeError(
+            f"{lake.root} has no generated data to continue: run `banklake demo` or "
+            "`banklake generate` first"
+        )
+    append_days(lake, days, say=say)
+    build(lake, say=say)
+    export(lake, say=say)
+    say(render(summarize(lake), lake))
+
+
+def _generation_line(result: object) -> str:
+    return str(result)

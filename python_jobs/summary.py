@@ -1,0 +1,77 @@
+"""The end-of-run summary: rows per layer, what was rejected and why, where to look next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from python_jobs.lake.layout import Lake
+
+FEEDS = ("transactions", "customers", "accounts", "fraud_reports")
+
+
+@dataclass
+class LakeSummary:
+    processed: dict[str, dict[str, int]] = field(default_factory=dict)  # feed -> disposition
+    rejected: list[tuple[str, str, int]] = field(default_factory=list)  # feed, reason, rows
+    curated: dict[str, int] = field(default_factory=dict)
+    quarantined_files: int = 0
+
+    def raw_rows(self, feed: str) -> int:
+        return sum(self.processed.get(feed, {}).values())
+
+
+def summarize(lake: Lake) -> LakeSummary:
+    summary = LakeSummary()
+    if lake.quarantine.exists():
+        summary.quarantined_files = sum(1 for _ in lake.quarantine.rglob("*.reason.json"))
+    con = duckdb.connect(str(lake.database), read_only=True)
+    try:
+        for feed in FEEDS:
+            rows = con.execute(
+                f"select disposition, count(*) from processed.stg_{feed}_triaged group by 1"
+            ).fetchall()
+            summary.processed[feed] = {disposition: n for disposition, n in rows}
+        summary.rejected = [
+            (feed, reason, n)
+            for feed, reason, n in con.execute(
+                "select feed, rejection_reason, count(*) from processed.stg_rejected_rows "
+                "group by 1, 2 order by 1, 3 desc, 2"
+            ).fetchall()
+        ]
+        tables = con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'curated' order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            summary.curated[table] = con.execute(
+                f'select count(*) from curated."{table}"'
+            ).fetchone()[0]
+    finally:
+        con.close()
+    return summary
+
+
+def render(summary: LakeSummary, lake: Lake, *, docs: Path | None = None) -> str:
+    lines = ["", "banklake: what is in the lake now", ""]
+    lines.append(f"{'feed':<15}{'raw rows':>12}{'accepted':>12}{'duplicates':>12}{'rejected':>10}")
+    for feed in FEEDS:
+        counts = summary.processed.get(feed, {})
+        lines.append(
+            f"{feed:<15}{summary.raw_rows(feed):>12,}{counts.get('accepted', 0):>12,}"
+            f"{counts.get('duplicate', 0):>12,}{counts.get('rejected', 0):>10,}"
+        )
+    if summary.rejected:
+        lines += ["", "rejected rows by reason (processed.stg_rejected_rows):"]
+        lines += [f"  {feed:<15}{reason:<28}{n:>8,}" for feed, reason, n in summary.rejected]
+    if summary.quarantined_files:
+        lines += ["", f"quarantined files: {summary.quarantined_files} (lake/quarantine/)"]
+    lines += ["", "curated marts (rows):"]
+    lines += [f"  {table:<28}{n:>12,}" for table, n in summary.curated.items()]
+    lines += ["", f"DuckDB file:   {lake.database}"]
+    lines.append(f"curated files: {lake.curated}/")
+    if docs is not None:
+        lines.append(f"docs site:     {docs}")
+    return "\n".join(lines)

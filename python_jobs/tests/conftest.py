@@ -1,0 +1,69 @@
+"""Shared fixtures: small raw tables written through the real lake writer."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from python_jobs.lake.layout import Lake
+from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
+from python_jobs.lake.writer import write_raw
+
+
+def transaction_rows(day: date, count: int, prefix: str = "T") -> pa.Table:
+    ids = [f"{prefix}{day:%Y%m%d}{i:04d}" for i in range(count)]
+    return pa.table(
+        {
+            "transaction_id": ids,
+            "account_id": ["A1"] * count,
+            "customer_id": ["C1"] * count,
+            "event_ts": [f"{day:%Y-%m-%d} 10:00:00"] * count,
+            "transaction_type": ["PIX"] * count,
+            "channel": ["mobile"] * count,
+            "direction": ["outbound"] * count,
+            "amount": ["10.00"] * count,
+            "counterparty_key": ["pix:abc"] * count,
+            "merchant_category_code": pa.array([None] * count, pa.string()),
+            "device_id": ["dev1"] * count,
+            "city": ["São Paulo"] * count,
+            "state": ["SP"] * count,
+            "status": ["approved"] * count,
+        }
+    )
+
+
+def customer_rows(day: date) -> pa.Table:
+    return pa.table(
+        {
+            "customer_id": ["C1"],
+            "full_name": ["Maria da Silva"],
+            "cpf": ["529.982.247-25"],
+            "birth_date": ["1980-01-01"],
+            "segment": ["varejo"],
+            "monthly_income": [5000.0],
+            "risk_rating": ["B"],
+            "onboarding_date": ["2020-01-01"],
+            "address": [{"state": "SP", "city": "São Paulo"}],
+            "updated_at": [f"{day:%Y-%m-%d} 08:00:00"],
+        }
+    )
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+@pytest.fixture
+def small_raw_lake(lake: Lake) -> Lake:
+    """Two days of transactions and customers, written the way every producer writes."""
+    for day in (date(2026, 11, 1), date(2026, 11, 2)):
+        ingested = datetime(day.year, day.month, day.day, 2)
+        write_raw(
+            lake, TRANSACTIONS, day, transaction_rows(day, 5), batch="0001", ingested_at=ingested
+        )
+        write_raw(lake, CUSTOMERS, day, customer_rows(day), batch="0001", ingested_at=ingested)
+    return lake
