@@ -88,7 +88,10 @@ def run_dbt(
     if quiet:
         cli_args = ["--quiet", *cli_args]
     with _environment(lake, project_dir):
-        result = dbtRunner().invoke(cli_args)
+        try:
+            result = dbtRunner().invoke(cli_args)
+        finally:
+            _release_duckdb_file()
     outcome = DbtOutcome(command=" ".join(args), success=bool(result.success))
     if result.exception is not None:
         outcome.failures.append(f"dbt {args[0]} could not run: {result.exception}")
@@ -101,6 +104,19 @@ def run_dbt(
             message = (node_result.message or "").strip().splitlines()
             outcome.failures.append(f"{node.name}: {message[0] if message else status}")
     return outcome
+
+
+def _release_duckdb_file() -> None:
+    """dbt-duckdb keeps its database open after an in-process run; DuckDB then refuses any
+    other connection to the file from this process (export, summary, tests). Close it."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a locked dependency
+        return
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        environment.close()
+    DuckDBConnectionManager.close_all_connections()
 
 
 def require_success(outcome: DbtOutcome) -> DbtOutcome:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from python_jobs.generate import config as streams
 from python_jobs.generate.config import GeneratorConfig, day_rng
@@ -58,6 +59,7 @@ from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSAC
 from python_jobs.lake.writer import write_raw
 
 BATCH = "0001"
+TRUTH_DIR = "fraud_truth"  # under lake.generator_state
 # Synthetic, deterministic ingestion times (naive UTC) within the partition day: daily
 # extracts land at the end of the day they cover, so _ingested_at's date is the partition.
 INGESTION_TIME: dict[str, time] = {
@@ -244,6 +246,7 @@ def _run_day(lake: Lake, state: GeneratorState, world: World, day: date) -> dict
     for kind, n in carried_faults.items():
         tx["faults"][kind] += n
     _write(lake, TRANSACTIONS, day, tx_out, always=True)
+    _write_truth(lake, day, table, batch, is_fraud)
 
     pending = pa.concat_tables([state.pending_reports, scheduled])
     due_fresh = pc.and_(pc.equal(pending["due"], ordinal), pc.invert(pending["resend"]))
@@ -269,6 +272,22 @@ def _run_day(lake: Lake, state: GeneratorState, world: World, day: date) -> dict
         counts[feed.name]["faults"] = faults_
         _write(lake, feed, day, table_)
     return counts
+
+
+def _write_truth(lake: Lake, day: date, table: pa.Table, batch: TxBatch,
+                 is_fraud: np.ndarray) -> None:
+    """Ground truth for model evaluation and tests, outside raw: every fraud transaction,
+    including the ones never reported."""
+    rows = np.flatnonzero(is_fraud)
+    truth = pa.table({
+        "transaction_id": table["transaction_id"].combine_chunks().take(pa.array(rows)),
+        "scenario": pa.array(SCENARIOS, pa.string()).take(
+            pa.array(batch.scenario[rows].astype(np.int64) - 1)),
+        "incident": pa.array(batch.incident[rows], pa.int64()),
+    })
+    folder = lake.generator_state / TRUTH_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(truth, folder / f"fraud_truth-{day:%Y%m%d}.parquet", compression="zstd")
 
 
 def _write(lake: Lake, feed: Feed, day: date, table: pa.Table, *, always: bool = False) -> None:
