@@ -3,3 +3,15 @@
 {% macro incremental_strategy() -%}
     {{ return('merge' if target.type == 'athena' else 'delete+insert') }}
 {%- endmacro %}
+
+{#- The configuration every stg_<feed>_triaged model shares: incremental by raw row, so a
+    re-read ingestion day replaces its rows instead of adding them again. -#}
+{% macro triaged_model_config() -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy=incremental_strategy(),
+        unique_key='raw_row_key',
+        table_type='iceberg',
+        on_schema_change='append_new_columns'
+    ) }}
+{%- endmacro %}

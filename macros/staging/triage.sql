@@ -61,3 +61,12 @@
         {%- endif %}
     )
 {%- endmacro %}
+
+{#- The lineage columns every triaged row carries, from the raw layer's ingestion metadata. -#}
+{% macro raw_row_lineage(relation='source') -%}
+    {{ relation }}._source_file || '#' || cast({{ relation }}._source_row as varchar) as raw_row_key,
+        {{ relation }}._source_file as source_file,
+        {{ relation }}._source_row as source_row,
+        {{ relation }}._ingested_at as ingested_at,
+        {{ partition_date(relation ~ '.year', relation ~ '.month', relation ~ '.day') }} as ingestion_date
+{%- endmacro %}

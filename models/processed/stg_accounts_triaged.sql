@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy=incremental_strategy(),
-        unique_key='raw_row_key',
-        table_type='iceberg',
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ triaged_model_config() }}
 
 with
 
@@ -20,11 +12,7 @@ source as (
 renamed as (
 
     select
-        _source_file || '#' || cast(_source_row as varchar) as raw_row_key,
-        _source_file as source_file,
-        _source_row as source_row,
-        _ingested_at as ingested_at,
-        {{ partition_date() }} as ingestion_date,
+        {{ raw_row_lineage('source') }},
 
         nullif(trim(account_id), '') as account_id,
         nullif(trim(customer_id), '') as customer_id,

@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy=incremental_strategy(),
-        unique_key='raw_row_key',
-        table_type='iceberg',
-        on_schema_change='append_new_columns'
-    )
-}}
+{{ triaged_model_config() }}
 
 with
 
@@ -40,11 +32,7 @@ channel_aliases as (
 renamed as (
 
     select
-        source._source_file || '#' || cast(source._source_row as varchar) as raw_row_key,
-        source._source_file as source_file,
-        source._source_row as source_row,
-        source._ingested_at as ingested_at,
-        {{ partition_date() }} as ingestion_date,
+        {{ raw_row_lineage('source') }},
 
         nullif(trim(source.transaction_id), '') as transaction_id,
         nullif(trim(source.account_id), '') as account_id,

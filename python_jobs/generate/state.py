@@ -82,7 +82,8 @@ def _table_to_columns(table: pa.Table, dtypes: dict[str, type]) -> Columns:
             ).reshape(table.num_rows, BEN_SLOTS)
         else:
             columns[name] = table[name].to_numpy()
-    return conform(columns, dtypes)
+    # Arrow hands out read-only views; the day loop updates the population in place.
+    return {name: np.array(values, copy=True) for name, values in conform(columns, dtypes).items()}
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:

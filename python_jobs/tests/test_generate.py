@@ -98,7 +98,7 @@ def test_same_seed_gives_identical_files_and_other_seed_does_not(tmp_path: Path)
     generate(b, SMALL)
     generate(c, replace(SMALL, seed=6))
     first, second, other = digests(a), digests(b), digests(c)
-    assert len(first) >= 4 * SMALL.days - 2  # four feeds a day (no reports on day 1)
+    assert len(first) >= SMALL.days + 2  # transactions daily, day-1 customers and accounts
     assert first == second
     assert first.keys() & other.keys()
     assert all(first[k] != other[k] for k in first.keys() & other.keys())
@@ -238,7 +238,7 @@ def test_customer_extracts_build_scd2_history(con: duckdb.DuckDBPyConnection,
 def test_accounts_follow_customers(con: duckdb.DuckDBPyConnection) -> None:
     first = MAIN.start_date
     row = con.sql(f"""with a as (select distinct account_id, customer_id, account_type,
-        credit_limit from accounts where account_id is not null),
+        credit_limit from accounts),
         c as (select distinct customer_id, segment from customers
               where pd = '{first}' and customer_id is not null)
         select count(*) filter (where not exists (select 1 from a where a.customer_id =
@@ -257,7 +257,9 @@ def test_accounts_follow_customers(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_transactions_are_consistent(con: duckdb.DuckDBPyConnection) -> None:
+    """Clean rows (canonical spellings, positive amounts) obey the feed's business rules."""
     types = "', '".join(ref.TRANSACTION_TYPES)
+    channels = "', '".join(ref.CHANNELS)
     row = con.sql(f"""with a as (select distinct account_id, account_type from accounts
                                  where account_id is not null)
         select count(*),
@@ -276,7 +278,8 @@ def test_transactions_are_consistent(con: duckdb.DuckDBPyConnection) -> None:
           count(*) filter (where t.transaction_type in ('DEBIT', 'CREDIT')
                            and direction = 'inbound')
         from legit t join a using (account_id)
-        where t.transaction_type in ('{types}') and t.amt > 0""").fetchone()
+        where t.transaction_type in ('{types}') and t.channel in ('{channels}')
+          and t.amt > 0""").fetchone()
     assert row[0] > 20_000
     assert row[1:7] == (0, 0, 0, 0, 0, 0)
     assert 0.38 < row[7] < 0.52  # PIX ~45%
@@ -457,10 +460,10 @@ def _recount_transaction_faults(con: duckdb.DuckDBPyConnection) -> dict[str, dic
     spellings = list(ref.TRANSACTION_TYPE_SPELLINGS)
     channel_spellings = list(ref.CHANNEL_SPELLINGS)
     rows = con.execute(f"""with t as (select *, row_number() over (partition by transaction_id
-            order by pd, _source_row) copy, count(*) over (partition by transaction_id) copies
+            order by pd, _source_row) nth, count(*) over (partition by transaction_id) copies
             from tx)
         select pd::varchar,
-          count(*) filter (where transaction_id is not null and copy > 1),
+          count(*) filter (where transaction_id is not null and nth > 1),
           count(*) filter (where copies = 1 and transaction_id is not null
                            and try_strptime(event_ts, '{TS}')::date < pd),
           count(*) filter (where transaction_type in (select unnest($1))
