@@ -8,6 +8,7 @@ ingestion day, i.e. in the partition where the faulty row physically lands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,9 +56,14 @@ CARRY_COLUMNS = (("_due", pa.int32()), ("_fault", pa.string()))
 
 _UNPARSEABLE_TS_WORDS = pa.array(["ontem", "hoje 10h"], pa.string())
 _UNPARSEABLE_AMOUNT_WORDS = pa.array(["abc", "N/D"], pa.string())
+_UNKNOWN_TYPES = pa.array(ref.UNKNOWN_TRANSACTION_TYPES, pa.string())
+Make = Callable[[np.ndarray, np.ndarray], pa.Array]  # (rows, uniform draws) -> new values
 
 
-def _flat_variants(variants: dict[str, tuple[str, ...]], canonical: tuple[str, ...]):
+Variants = tuple[pa.Array, np.ndarray, np.ndarray]  # flat values, start and count per code
+
+
+def _flat_variants(variants: dict[str, tuple[str, ...]], canonical: tuple[str, ...]) -> Variants:
     flat = [v for c in canonical for v in variants[c]]
     counts = np.array([len(variants[c]) for c in canonical])
     return pa.array(flat, pa.string()), np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
@@ -67,7 +73,8 @@ _TYPE_FLAT = _flat_variants(ref.TYPE_VARIANTS, ref.TRANSACTION_TYPES)
 _CHANNEL_FLAT = _flat_variants(ref.CHANNEL_VARIANTS, ref.CHANNELS)
 
 
-def _variant(flat, codes: np.ndarray, u: np.ndarray) -> pa.Array:
+def _variant(flat: Variants, codes: np.ndarray, u: np.ndarray) -> pa.Array:
+    """A misspelling of each row's canonical value (codes index the canonical tuple)."""
     values, start, count = flat
     return values.take(pa.array(start[codes] + (u * count[codes]).astype(np.int64)))
 
@@ -84,21 +91,23 @@ def _bad_timestamps(original: pa.Array, u: np.ndarray) -> pa.Array:
     """'31/01/2026 10:00', '2026-02-30 10:00:00', 'ontem', '2026-01-31 25:61:00'."""
     year, month, day = _slice(original, 0, 4), _slice(original, 5, 7), _slice(original, 8, 10)
     brazilian = pc.binary_join_element_wise(
-        pc.binary_join_element_wise(day, month, year, "/"), _slice(original, 11, 16), " ")
+        pc.binary_join_element_wise(day, month, year, "/"), _slice(original, 11, 16), " "
+    )
     impossible_date = pc.binary_join_element_wise(year, _slice(original, 11, 19), "-02-30 ")
     words = _UNPARSEABLE_TS_WORDS.take(pa.array(_pick(u * 7 % 1, 2)))
     impossible_time = pc.binary_join_element_wise(_slice(original, 0, 10), "25:61:00", " ")
-    return pc.choose(pa.array(_pick(u, 4), pa.int8()), brazilian, impossible_date, words,
-                     impossible_time)
+    return pc.choose(
+        pa.array(_pick(u, 4), pa.int8()), brazilian, impossible_date, words, impossible_time
+    )
 
 
 def _bad_amounts(original: pa.Array, u: np.ndarray) -> pa.Array:
     """'abc', 'R$ 12,34', '12.3.4'."""
     words = _UNPARSEABLE_AMOUNT_WORDS.take(pa.array(_pick(u * 7 % 1, 2)))
-    reais = pc.binary_join_element_wise(
-        "R$", pc.replace_substring(original, ".", ","), " ")
+    reais = pc.binary_join_element_wise("R$", pc.replace_substring(original, ".", ","), " ")
     dotted = pc.binary_join_element_wise(
-        _slice(original, 0, -3), _slice(original, -2, -1), _slice(original, -1), ".")
+        _slice(original, 0, -3), _slice(original, -2, -1), _slice(original, -1), "."
+    )
     return pc.choose(pa.array(_pick(u, 3), pa.int8()), words, reais, dotted)
 
 
@@ -107,8 +116,18 @@ def _non_positive(original: pa.Array, u: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(u < 0.3), pa.scalar("0.00"), negative)
 
 
-def _missing_amount(n: int, u: np.ndarray) -> pa.Array:
-    return pa.array(np.full(n, ""), pa.string(), mask=u < 0.6)
+def _missing_amount(u: np.ndarray) -> pa.Array:
+    """Null or empty: both mean the source sent no amount."""
+    return pa.array(np.full(u.size, ""), pa.string(), mask=u < 0.6)
+
+
+def _nulls(at: np.ndarray, _u: np.ndarray) -> pa.Array:
+    return pa.nulls(at.size, pa.string())
+
+
+def _unknown_types(u: np.ndarray) -> pa.Array:
+    """'ESTORNO', 'XPTO'...: types no spelling map knows."""
+    return _UNKNOWN_TYPES.take(pa.array(_pick(u, len(_UNKNOWN_TYPES))))
 
 
 @dataclass(frozen=True)
@@ -118,9 +137,15 @@ class TransactionFaults:
     counts: dict[str, int]  # faults present in `today`
 
 
-def transaction_faults(rng: np.random.Generator, table: pa.Table, ttype: np.ndarray,
-                       channel: np.ndarray, legit: np.ndarray, day_ordinal: int,
-                       rate: float) -> TransactionFaults:
+def transaction_faults(
+    rng: np.random.Generator,
+    table: pa.Table,
+    ttype: np.ndarray,
+    channel: np.ndarray,
+    legit: np.ndarray,
+    day_ordinal: int,
+    rate: float,
+) -> TransactionFaults:
     """Damages `rate` of the day's rows (drawn among clean legit ones), one defect each."""
     n = table.num_rows
     pool = np.flatnonzero(legit)
@@ -131,35 +156,29 @@ def transaction_faults(rng: np.random.Generator, table: pa.Table, ttype: np.ndar
     late_days = rng.integers(1, MAX_LATE_DAYS + 1, k)
     next_day = rng.random(k) < 0.5
     columns = {name: table[name].combine_chunks() for name in table.column_names}
-    edits: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
 
-    def edit(column: str, fault: str, make) -> None:
+    def old(column: str, at: np.ndarray) -> pa.Array:
+        return columns[column].take(pa.array(at))
+
+    # fault -> (column it damages, how: (rows, uniform draws) -> replacement values)
+    damage: dict[str, tuple[str, Make]] = {
+        "missing_transaction_id": ("transaction_id", _nulls),
+        "missing_account_id": ("account_id", _nulls),
+        "missing_customer_id": ("customer_id", _nulls),
+        "missing_event_ts": ("event_ts", _nulls),
+        "unparseable_event_ts": ("event_ts", lambda at, v: _bad_timestamps(old("event_ts", at), v)),
+        "missing_amount": ("amount", lambda at, v: _missing_amount(v)),
+        "unparseable_amount": ("amount", lambda at, v: _bad_amounts(old("amount", at), v)),
+        "non_positive_amount": ("amount", lambda at, v: _non_positive(old("amount", at), v)),
+        "unknown_transaction_type": ("transaction_type", lambda at, v: _unknown_types(v)),
+        "misspelled_type": ("transaction_type", lambda at, v: _variant(_TYPE_FLAT, ttype[at], v)),
+        "misspelled_channel": ("channel", lambda at, v: _variant(_CHANNEL_FLAT, channel[at], v)),
+    }
+    edits: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
+    for fault, (column, make) in damage.items():
         sel = kind == TRANSACTION_FAULTS.index(fault)
         if sel.any():
-            at = rows[sel]
-            edits.setdefault(column, []).append((at, make(at, u[sel])))
-
-    def original(column: str):
-        return lambda at, _u: columns[column].take(pa.array(at))
-
-    def nulls(at: np.ndarray, _u: np.ndarray) -> pa.Array:
-        return pa.nulls(at.size, pa.string())
-
-    for column in ("transaction_id", "account_id", "customer_id"):
-        edit(column, f"missing_{column}", nulls)
-    edit("event_ts", "missing_event_ts", nulls)
-    edit("event_ts", "unparseable_event_ts",
-         lambda at, v: _bad_timestamps(original("event_ts")(at, v), v))
-    edit("amount", "missing_amount", lambda at, v: _missing_amount(at.size, v))
-    edit("amount", "unparseable_amount", lambda at, v: _bad_amounts(original("amount")(at, v), v))
-    edit("amount", "non_positive_amount",
-         lambda at, v: _non_positive(original("amount")(at, v), v))
-    edit("transaction_type", "unknown_transaction_type",
-         lambda at, v: ref_array(ref.UNKNOWN_TRANSACTION_TYPES).take(
-             pa.array(_pick(v, len(ref.UNKNOWN_TRANSACTION_TYPES)))))
-    edit("transaction_type", "misspelled_type", lambda at, v: _variant(_TYPE_FLAT, ttype[at], v))
-    edit("channel", "misspelled_channel",
-         lambda at, v: _variant(_CHANNEL_FLAT, channel[at], v))
+            edits.setdefault(column, []).append((rows[sel], make(rows[sel], u[sel])))
     for column, pieces in edits.items():
         at = np.concatenate([p[0] for p in pieces])
         values = pa.concat_arrays([p[1].cast(pa.string()) for p in pieces])
@@ -173,16 +192,16 @@ def transaction_faults(rng: np.random.Generator, table: pa.Table, ttype: np.ndar
     same_day = rows[is_dup & ~next_day]
     today = pa.concat_tables([damaged.filter(pa.array(keep)), table.take(pa.array(same_day))])
     late = _carry(table, rows[is_late], day_ordinal + late_days[is_late], LATE_ARRIVAL)
-    dup = _carry(table, rows[is_dup & next_day], np.full((is_dup & next_day).sum(),
-                                                         day_ordinal + 1), DUPLICATE_DELIVERY)
+    dup = _carry(
+        table,
+        rows[is_dup & next_day],
+        np.full((is_dup & next_day).sum(), day_ordinal + 1),
+        DUPLICATE_DELIVERY,
+    )
     counts = {fault: int((kind == i).sum()) for i, fault in enumerate(TRANSACTION_FAULTS)}
     counts[LATE_ARRIVAL] = 0
     counts[DUPLICATE_DELIVERY] = int(same_day.size)
     return TransactionFaults(today, pa.concat_tables([late, dup]), counts)
-
-
-def ref_array(values: tuple[str, ...]) -> pa.Array:
-    return pa.array(values, pa.string())
 
 
 def _carry(table: pa.Table, rows: np.ndarray, due: np.ndarray, fault: str) -> pa.Table:
@@ -204,8 +223,9 @@ def deliver_carried(carry: pa.Table, day_ordinal: int) -> tuple[pa.Table, pa.Tab
     return today.drop_columns(["_due", "_fault"]), carry.filter(pc.invert(due)), counts
 
 
-def extract_faults(rng: np.random.Generator, table: pa.Table, weights: dict[str, float],
-                   id_column: str) -> tuple[pa.Table, dict[str, int]]:
+def extract_faults(
+    rng: np.random.Generator, table: pa.Table, weights: dict[str, float], id_column: str
+) -> tuple[pa.Table, dict[str, int]]:
     """Customers / accounts extract defects: duplicated lines, missing ids, invalid CPFs."""
     n = table.num_rows
     k = int(rng.binomial(n, EXTRACT_FAULT_RATE))
@@ -216,8 +236,11 @@ def extract_faults(rng: np.random.Generator, table: pa.Table, weights: dict[str,
     counts = {fault: int((kind == i).sum()) for i, fault in enumerate(kinds)}
     missing = rows[kind == kinds.index(f"missing_{id_column}")]
     column = table[id_column].combine_chunks()
-    table = table.set_column(table.schema.get_field_index(id_column), id_column,
-                             fmt.with_nulls(column, np.isin(np.arange(n), missing)))
+    table = table.set_column(
+        table.schema.get_field_index(id_column),
+        id_column,
+        fmt.with_nulls(column, np.isin(np.arange(n), missing)),
+    )
     if "invalid_cpf" in kinds:
         sel = kind == kinds.index("invalid_cpf")
         table = _break_cpf(table, rows[sel], u[sel])
@@ -232,9 +255,11 @@ def _break_cpf(table: pa.Table, rows: np.ndarray, u: np.ndarray) -> pa.Table:
     last = pc.cast(_slice(original, 13, 14), pa.int64()).to_numpy(zero_copy_only=False)
     wrong = (last + 1 + _pick(u, 9)) % 10
     broken = pc.binary_join_element_wise(
-        _slice(original, 0, 13), fmt.fixed_width(rows.size, fmt.digits(wrong, 1)), "")
-    return table.set_column(table.schema.get_field_index("cpf"), "cpf",
-                            fmt.replace_rows(cpf, rows, broken))
+        _slice(original, 0, 13), fmt.fixed_width(rows.size, fmt.digits(wrong, 1)), ""
+    )
+    return table.set_column(
+        table.schema.get_field_index("cpf"), "cpf", fmt.replace_rows(cpf, rows, broken)
+    )
 
 
 def report_resends(rng: np.random.Generator, n_reports: int) -> np.ndarray:

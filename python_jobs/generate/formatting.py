@@ -62,7 +62,7 @@ def _put_digits(out: np.ndarray, pos: int, values: np.ndarray, width: int) -> No
         if end - chunk > pos:
             part = (v % 10**chunk).astype(np.uint32)
             v = v // 10**chunk
-        elif v.size and 0 <= v.min() and v.max() < 10**chunk:
+        elif v.size and v.min() >= 0 and v.max() < 10**chunk:
             part = v.astype(np.uint32)  # the common case: the value fits, no division needed
         else:
             part = (v % 10**chunk).astype(np.uint32)
@@ -111,13 +111,13 @@ def fixed_width(n: int, *parts: Part, null_mask: np.ndarray | None = None) -> pa
     for part in parts:
         w = _part_width(part)
         if isinstance(part, str):
-            matrix[:, pos:pos + w] = np.frombuffer(part.encode("ascii"), dtype=np.uint8)
+            matrix[:, pos : pos + w] = np.frombuffer(part.encode("ascii"), dtype=np.uint8)
         elif isinstance(part, Digits):
             _put_digits(matrix, pos, part.values, w)
         elif isinstance(part, Hex):
             _put_hex(matrix, pos, part.values, w)
         else:
-            matrix[:, pos:pos + w] = part
+            matrix[:, pos : pos + w] = part
         pos += w
     lengths = np.full(n, width, np.int64)
     return _from_bytes(matrix.reshape(-1), lengths, null_mask)
@@ -206,7 +206,7 @@ def amounts(cents: np.ndarray) -> pa.Array:
 
 def mix64(values: np.ndarray | int, salt: int = 0) -> np.ndarray:
     """SplitMix64 finalizer: a cheap stateless hash, so derived attributes need no storage."""
-    z = (np.atleast_1d(np.asarray(values)).astype(np.uint64) ^ _U64(salt & (2**64 - 1)))
+    z = np.atleast_1d(np.asarray(values)).astype(np.uint64) ^ _U64(salt & (2**64 - 1))
     z = z + _U64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
@@ -286,8 +286,20 @@ def pix_keys(keys: np.ndarray) -> pa.Array:
         a, b = hex_matrix(h1[evp], 16), hex_matrix(h2[evp], 16)
         version = np.full((evp.size, 1), ord("4"), np.uint8)
         variant = _HEX[8 + (h2[evp] >> _U64(62)).astype(np.intp)][:, None]
-        text = fixed_width(evp.size, a[:, :8], "-", a[:, 8:12], "-", version, a[:, 12:15], "-",
-                           variant, b[:, :3], "-", b[:, 3:15])
+        text = fixed_width(
+            evp.size,
+            a[:, :8],
+            "-",
+            a[:, 8:12],
+            "-",
+            version,
+            a[:, 12:15],
+            "-",
+            variant,
+            b[:, :3],
+            "-",
+            b[:, 3:15],
+        )
         pieces.append((evp, text))
     cpf = np.flatnonzero((bucket >= 8) & (bucket < 13))
     if cpf.size:
@@ -297,19 +309,23 @@ def pix_keys(keys: np.ndarray) -> pa.Array:
     if phone.size:
         ddd = ref.DDDS[(h1[phone] % _U64(ref.DDDS.size)).astype(np.intp)]
         number = (h2[phone] % _U64(10**8)).astype(np.int64)
-        pieces.append((phone, fixed_width(phone.size, "+55", digits(ddd, 2), "9",
-                                          digits(number, 8))))
+        pieces.append(
+            (phone, fixed_width(phone.size, "+55", digits(ddd, 2), "9", digits(number, 8)))
+        )
     email = np.flatnonzero(bucket >= 18)
     if email.size:
         h = h1[email]
         first = ref.FIRST_NAME_ASCII.take(pa.array((h % _U64(len(ref.FIRST_NAMES))).astype(int)))
         last = ref.LAST_NAME_ASCII.take(
-            pa.array(((h >> _U64(16)) % _U64(len(ref.LAST_NAMES))).astype(int)))
+            pa.array(((h >> _U64(16)) % _U64(len(ref.LAST_NAMES))).astype(int))
+        )
         num = fixed_width(email.size, digits((h >> _U64(32)).astype(np.int64) % 100, 2))
         domain = ref.EMAIL_DOMAINS.take(
-            pa.array(((h >> _U64(48)) % _U64(len(ref.EMAIL_DOMAINS))).astype(int)))
-        local = pc.binary_join_element_wise(first, pc.binary_join_element_wise(last, num, ""),
-                                            ".")  # "first.lastNN"
+            pa.array(((h >> _U64(48)) % _U64(len(ref.EMAIL_DOMAINS))).astype(int))
+        )
+        local = pc.binary_join_element_wise(
+            first, pc.binary_join_element_wise(last, num, ""), "."
+        )  # "first.lastNN"
         pieces.append((email, pc.binary_join_element_wise(local, domain, "@")))
     return scatter(n, pieces)
 
@@ -334,8 +350,9 @@ def bank_accounts(numbers: np.ndarray) -> pa.Array:
     agency = ((h >> _U64(8)) % _U64(10**4)).astype(np.int64)
     account = ((h >> _U64(24)) % _U64(10**8)).astype(np.int64)
     dv = ((h >> _U64(56)) % _U64(10)).astype(np.int64)
-    return fixed_width(n, digits(bank, 3), "-", digits(agency, 4), "-", digits(account, 8), "-",
-                       digits(dv, 1))
+    return fixed_width(
+        n, digits(bank, 3), "-", digits(agency, 4), "-", digits(account, 8), "-", digits(dv, 1)
+    )
 
 
 def issuer_ids(numbers: np.ndarray) -> pa.Array:

@@ -69,8 +69,9 @@ def record_day(manifest: Manifest, day: date, counts: dict[str, dict[str, Any]])
     manifest["days"][day.isoformat()] = counts
 
 
-def finish(manifest: Manifest, *, settings: dict[str, Any], run: dict[str, Any],
-           pending: dict[str, int]) -> Manifest:
+def finish(
+    manifest: Manifest, *, settings: dict[str, Any], run: dict[str, Any], pending: dict[str, int]
+) -> Manifest:
     """Recomputes totals from the days (a re-run of a day replaces it, never adds twice)."""
     manifest["days"] = dict(sorted(manifest["days"].items()))
     totals = empty_day()

@@ -16,23 +16,48 @@ import pyarrow.compute as pc
 
 from python_jobs.generate import formatting as fmt
 from python_jobs.generate import reference as ref
-from python_jobs.generate.world import World, sample_cities
+from python_jobs.generate.world import sample_cities
 
 BEN_SLOTS = 8  # habitual PIX beneficiaries kept per customer
 DAYS_PER_YEAR = 365.25
 
 CUSTOMER_DTYPES: dict[str, type] = {
-    "cust_no": np.int64, "first": np.int16, "last1": np.int16, "last2": np.int16,
-    "pj_suffix": np.int16, "birth": np.int32, "segment": np.int8, "income": np.float64,
-    "risk": np.int8, "onboard": np.int32, "city": np.int16, "updated_day": np.int32,
-    "updated_sec": np.int32, "activity": np.float64, "amount_scale": np.float64,
-    "night_pref": np.float64, "mobile_pref": np.float64, "device1": np.int64,
-    "device2": np.int64, "n_ben": np.int8, "ben": np.int64, "checking": np.int64,
-    "savings": np.int64, "card": np.int64, "mule_start": np.int32, "mule_end": np.int32,
+    "cust_no": np.int64,
+    "first": np.int16,
+    "last1": np.int16,
+    "last2": np.int16,
+    "pj_suffix": np.int16,
+    "birth": np.int32,
+    "segment": np.int8,
+    "income": np.float64,
+    "risk": np.int8,
+    "onboard": np.int32,
+    "city": np.int16,
+    "updated_day": np.int32,
+    "updated_sec": np.int32,
+    "activity": np.float64,
+    "amount_scale": np.float64,
+    "night_pref": np.float64,
+    "mobile_pref": np.float64,
+    "device1": np.int64,
+    "device2": np.int64,
+    "n_ben": np.int8,
+    "ben": np.int64,
+    "checking": np.int64,
+    "savings": np.int64,
+    "card": np.int64,
+    "mule_start": np.int32,
+    "mule_end": np.int32,
 }
 ACCOUNT_DTYPES: dict[str, type] = {
-    "acct_no": np.int64, "cust_no": np.int64, "kind": np.int8, "opened": np.int32,
-    "status": np.int8, "limit": np.float64, "updated_day": np.int32, "updated_sec": np.int32,
+    "acct_no": np.int64,
+    "cust_no": np.int64,
+    "kind": np.int8,
+    "opened": np.int32,
+    "status": np.int8,
+    "limit": np.float64,
+    "updated_day": np.int32,
+    "updated_sec": np.int32,
 }
 
 # Relative transaction activity and ticket size by segment (PJ moves money all day long).
@@ -122,10 +147,11 @@ def new_customers(
     n_last = len(ref.LAST_NAMES)
     last1 = rng.choice(n_last, size=n, p=ref.LAST_NAME_WEIGHTS)
     last2 = rng.choice(n_last, size=n, p=ref.LAST_NAME_WEIGHTS)
+    last2 = np.where(last2 == last1, (last2 + 1) % n_last, last2)  # no 'Silva Silva'
     mean_age = np.array([37.0, 47.0, 52.0, 42.0])[segment]
     age = np.clip(rng.normal(mean_age, 13.0), 18.5, 88.0)
     birth = day_ordinal - (age * DAYS_PER_YEAR).astype(np.int64)
-    income = np.exp(np.log(ref.INCOME_MEDIAN[segment]) + ref.INCOME_SIGMA[segment] * rng.normal(size=n))
+    income = ref.INCOME_MEDIAN[segment] * np.exp(ref.INCOME_SIGMA[segment] * rng.normal(size=n))
     income = np.round(np.maximum(income, ref.INCOME_FLOOR[segment]), 2)
     risk = (rng.random(n)[:, None] > np.cumsum(ref.RISK_PROBS[segment], axis=1)).sum(axis=1)
     risk = np.minimum(risk, len(ref.RISK_RATINGS) - 1)
@@ -145,40 +171,72 @@ def new_customers(
     night_pref = np.clip(0.012 * rng.lognormal(0.0, 1.0, n) * np.where(young, 1.8, 1.0), 0, 0.35)
     mobile_pref = np.where(age > 62, rng.beta(2.0, 3.0, n), rng.beta(6.0, 1.5, n))
     device1 = rng.integers(1, 2**56, size=n)
-    device2 = np.where(rng.random(n) < np.where(segment == ref.PJ, 0.5, 0.3),
-                       rng.integers(1, 2**56, size=n), 0)
+    device2 = np.where(
+        rng.random(n) < np.where(segment == ref.PJ, 0.5, 0.3), rng.integers(1, 2**56, size=n), 0
+    )
     n_ben = np.clip(2 + rng.poisson(2.5, n), 1, BEN_SLOTS)
     ben = rng.integers(1, fmt.PIX_KEY_MASK, size=(n, BEN_SLOTS))
     ben[np.arange(BEN_SLOTS)[None, :] >= n_ben[:, None]] = 0
     first_no = pop.n_customers + 1
     customers: Columns = {
-        "cust_no": np.arange(first_no, first_no + n), "first": first, "last1": last1,
-        "last2": last2, "pj_suffix": rng.integers(0, len(ref.PJ_SUFFIXES), n), "birth": birth,
-        "segment": segment, "income": income, "risk": risk, "onboard": onboard,
-        "city": sample_cities(rng, n), "updated_day": updated,
-        "updated_sec": business_seconds(rng, n), "activity": activity,
-        "amount_scale": amount_scale, "night_pref": night_pref, "mobile_pref": mobile_pref,
-        "device1": device1, "device2": device2, "n_ben": n_ben, "ben": ben,
-        "checking": np.zeros(n), "savings": np.zeros(n), "card": np.zeros(n),
-        "mule_start": np.zeros(n), "mule_end": np.zeros(n),
+        "cust_no": np.arange(first_no, first_no + n),
+        "first": first,
+        "last1": last1,
+        "last2": last2,
+        "pj_suffix": rng.integers(0, len(ref.PJ_SUFFIXES), n),
+        "birth": birth,
+        "segment": segment,
+        "income": income,
+        "risk": risk,
+        "onboard": onboard,
+        "city": sample_cities(rng, n),
+        "updated_day": updated,
+        "updated_sec": business_seconds(rng, n),
+        "activity": activity,
+        "amount_scale": amount_scale,
+        "night_pref": night_pref,
+        "mobile_pref": mobile_pref,
+        "device1": device1,
+        "device2": device2,
+        "n_ben": n_ben,
+        "ben": ben,
+        "checking": np.zeros(n),
+        "savings": np.zeros(n),
+        "card": np.zeros(n),
+        "mule_start": np.zeros(n),
+        "mule_end": np.zeros(n),
     }
     customers = conform(customers, CUSTOMER_DTYPES)
     has_savings = rng.random(n) < _SAVINGS_P[segment]
     has_card = rng.random(n) < _CARD_P[segment]
     local = np.arange(n)
     accounts = open_accounts(
-        rng, pop, customers,
+        rng,
+        pop,
+        customers,
         np.concatenate([local, local[has_savings], local[has_card]]),
-        np.concatenate([np.full(n, ref.CHECKING), np.full(has_savings.sum(), ref.SAVINGS),
-                        np.full(has_card.sum(), ref.CREDIT_CARD)]),
-        day_ordinal, initial=initial,
+        np.concatenate(
+            [
+                np.full(n, ref.CHECKING),
+                np.full(has_savings.sum(), ref.SAVINGS),
+                np.full(has_card.sum(), ref.CREDIT_CARD),
+            ]
+        ),
+        day_ordinal,
+        initial=initial,
     )
     return customers, accounts
 
 
 def open_accounts(
-    rng: np.random.Generator, pop: Population, customers: Columns, rows: np.ndarray,
-    kinds: np.ndarray, day_ordinal: int, *, initial: bool,
+    rng: np.random.Generator,
+    pop: Population,
+    customers: Columns,
+    rows: np.ndarray,
+    kinds: np.ndarray,
+    day_ordinal: int,
+    *,
+    initial: bool,
 ) -> Columns:
     """Opens accounts of `kinds` for `customers[rows]`; links them on the customer arrays."""
     order = np.lexsort((kinds, rows))
@@ -201,13 +259,21 @@ def open_accounts(
     income = customers["income"][rows]
     limit = np.round(income * rng.uniform(0.6, 2.5, m) / 50.0) * 50.0
     limit = np.where(kinds == ref.CREDIT_CARD, np.clip(limit, 300.0, 250_000.0), np.nan)
-    for kind, column in ((ref.CHECKING, "checking"), (ref.SAVINGS, "savings"),
-                         (ref.CREDIT_CARD, "card")):
+    for kind, column in (
+        (ref.CHECKING, "checking"),
+        (ref.SAVINGS, "savings"),
+        (ref.CREDIT_CARD, "card"),
+    ):
         sel = kinds == kind
         customers[column][rows[sel]] = acct_no[sel]
     accounts: Columns = {
-        "acct_no": acct_no, "cust_no": customers["cust_no"][rows], "kind": kinds,
-        "opened": opened, "status": status, "limit": limit, "updated_day": updated,
+        "acct_no": acct_no,
+        "cust_no": customers["cust_no"][rows],
+        "kind": kinds,
+        "opened": opened,
+        "status": status,
+        "limit": limit,
+        "updated_day": updated,
         "updated_sec": business_seconds(rng, m),
     }
     return conform(accounts, ACCOUNT_DTYPES)
@@ -237,8 +303,11 @@ def evolve(rng: np.random.Generator, pop: Population, day_ordinal: int) -> Chang
     new_income = old_income * rng.lognormal(0.04, 0.15, m)
     upgrade = (kind == UPGRADE) & (seg <= ref.ALTA_RENDA)
     upgraded_seg = np.where(seg == ref.VAREJO, ref.ALTA_RENDA, ref.PRIVATE)
-    new_income = np.where(upgrade, np.maximum(old_income * rng.uniform(2.0, 4.0, m),
-                                              ref.INCOME_FLOOR[upgraded_seg] * 1.1), new_income)
+    new_income = np.where(
+        upgrade,
+        np.maximum(old_income * rng.uniform(2.0, 4.0, m), ref.INCOME_FLOOR[upgraded_seg] * 1.1),
+        new_income,
+    )
     income_changes = (kind == INCOME) | upgrade
     c["income"][who] = np.where(income_changes, np.round(new_income, 2), old_income)
     c["segment"][who] = np.where(upgrade, upgraded_seg, seg)
@@ -283,8 +352,9 @@ def evolve(rng: np.random.Generator, pop: Population, day_ordinal: int) -> Chang
     want_savings = existing[(c["savings"][existing] == 0) & (u < 0.0003)]
     want_card = existing[(c["card"][existing] == 0) & (seg != ref.PJ) & (u > 1 - 0.0003)]
     rows = np.concatenate([want_savings, want_card])
-    kinds = np.concatenate([np.full(want_savings.size, ref.SAVINGS),
-                            np.full(want_card.size, ref.CREDIT_CARD)])
+    kinds = np.concatenate(
+        [np.full(want_savings.size, ref.SAVINGS), np.full(want_card.size, ref.CREDIT_CARD)]
+    )
     opened = open_accounts(rng, pop, c, rows, kinds, day_ordinal, initial=False)
     pop.accounts = conform(concat(a, opened), ACCOUNT_DTYPES)
 
@@ -323,7 +393,8 @@ def customers_table(pop: Population, idx: np.ndarray, salt: int) -> pa.Table:
     last2 = ref.LAST_NAME_ARRAY.take(pa.array(take["last2"]))
     person = pc.binary_join_element_wise(first, last1, last2, " ")
     company = pc.binary_join_element_wise(
-        last1, ref.PJ_SUFFIX_ARRAY.take(pa.array(take["pj_suffix"])), " ")
+        last1, ref.PJ_SUFFIX_ARRAY.take(pa.array(take["pj_suffix"])), " "
+    )
     full_name = pc.if_else(pa.array(take["segment"] == ref.PJ), company, person)
     cpf = fmt.format_cpf(fmt.cpf_digits(fmt.cpf_roots(take["cust_no"], salt)))
     city = take["city"].astype(np.int64)
@@ -331,30 +402,34 @@ def customers_table(pop: Population, idx: np.ndarray, salt: int) -> pa.Table:
         [ref.CITY_UF_ARRAY.take(pa.array(city)), ref.CITY_NAME_ARRAY.take(pa.array(city))],
         names=["state", "city"],
     )
-    return pa.table({
-        "customer_id": fmt.ids("C", take["cust_no"], 7),
-        "full_name": full_name,
-        "cpf": cpf,
-        "birth_date": fmt.dates(take["birth"]),
-        "segment": ref.SEGMENT_ARRAY.take(pa.array(take["segment"])),
-        "monthly_income": pa.array(take["income"]),
-        "risk_rating": ref.RISK_ARRAY.take(pa.array(take["risk"])),
-        "onboarding_date": fmt.dates(take["onboard"]),
-        "address": address,
-        "updated_at": fmt.timestamps(take["updated_day"], take["updated_sec"]),
-    })
+    return pa.table(
+        {
+            "customer_id": fmt.ids("C", take["cust_no"], 7),
+            "full_name": full_name,
+            "cpf": cpf,
+            "birth_date": fmt.dates(take["birth"]),
+            "segment": ref.SEGMENT_ARRAY.take(pa.array(take["segment"])),
+            "monthly_income": pa.array(take["income"]),
+            "risk_rating": ref.RISK_ARRAY.take(pa.array(take["risk"])),
+            "onboarding_date": fmt.dates(take["onboard"]),
+            "address": address,
+            "updated_at": fmt.timestamps(take["updated_day"], take["updated_sec"]),
+        }
+    )
 
 
 def accounts_table(pop: Population, idx: np.ndarray) -> pa.Table:
     """The accounts feed rows for accounts `idx`, as they are now."""
     a = pop.accounts
     limit = a["limit"][idx]
-    return pa.table({
-        "account_id": fmt.ids("A", a["acct_no"][idx], 8),
-        "customer_id": fmt.ids("C", a["cust_no"][idx], 7),
-        "account_type": ref.ACCOUNT_TYPE_ARRAY.take(pa.array(a["kind"][idx])),
-        "opened_date": fmt.dates(a["opened"][idx]),
-        "status": ref.ACCOUNT_STATUS_ARRAY.take(pa.array(a["status"][idx])),
-        "credit_limit": pa.array(limit, mask=np.isnan(limit)),
-        "updated_at": fmt.timestamps(a["updated_day"][idx], a["updated_sec"][idx]),
-    })
+    return pa.table(
+        {
+            "account_id": fmt.ids("A", a["acct_no"][idx], 8),
+            "customer_id": fmt.ids("C", a["cust_no"][idx], 7),
+            "account_type": ref.ACCOUNT_TYPE_ARRAY.take(pa.array(a["kind"][idx])),
+            "opened_date": fmt.dates(a["opened"][idx]),
+            "status": ref.ACCOUNT_STATUS_ARRAY.take(pa.array(a["status"][idx])),
+            "credit_limit": pa.array(limit, mask=np.isnan(limit)),
+            "updated_at": fmt.timestamps(a["updated_day"][idx], a["updated_sec"][idx]),
+        }
+    )

@@ -8,7 +8,9 @@ write byte-identical raw files.
 from __future__ import annotations
 
 import time as clock
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -44,8 +46,13 @@ from python_jobs.generate.manifest import (
     record_day,
     save_manifest,
 )
-from python_jobs.generate.population import Changes, accounts_table, customers_table, evolve
-from python_jobs.generate.population import initial_population
+from python_jobs.generate.population import (
+    Changes,
+    accounts_table,
+    customers_table,
+    evolve,
+    initial_population,
+)
 from python_jobs.generate.state import (
     GeneratorState,
     load_state,
@@ -119,33 +126,46 @@ def generate(
         first = config.first_day()
         state = _new_state(config, first)
     effective = GeneratorConfig(
-        seed=state.seed, start_date=first, days=config.days, customers=state.customers,
-        tx_per_customer_day=state.tx_per_customer_day, fraud_rate=state.fraud_rate,
+        seed=state.seed,
+        start_date=first,
+        days=config.days,
+        customers=state.customers,
+        tx_per_customer_day=state.tx_per_customer_day,
+        fraud_rate=state.fraud_rate,
         fault_rate=state.fault_rate,
     )
     world = build_world(state.seed, state.customers)
     manifest = load_manifest(lake)
     totals = empty_day()
-    for offset in range(config.days):
-        day = first + timedelta(days=offset)
-        counts = _run_day(lake, state, world, day)
-        record_day(manifest, day, counts)
-        _accumulate(totals, counts)
-        state.last_day = day
-        if progress is not None:
-            tx = counts[TRANSACTIONS.name]
-            progress(f"{day}: {tx['rows_written']:,} transactions, "
-                     f"{tx['fraud_transactions']:,} fraud, {sum(tx['faults'].values()):,} faults")
+    with _Landing() as landing:
+        for offset in range(config.days):
+            day = first + timedelta(days=offset)
+            counts = _run_day(lake, state, world, day, landing)
+            record_day(manifest, day, counts)
+            _accumulate(totals, counts)
+            state.last_day = day
+            if progress is not None:
+                tx = counts[TRANSACTIONS.name]
+                progress(
+                    f"{day}: {tx['rows_written']:,} transactions, "
+                    f"{tx['fraud_transactions']:,} fraud, {sum(tx['faults'].values()):,} faults"
+                )
     save_state(lake, state)
     seconds = clock.perf_counter() - started
     last = first + timedelta(days=config.days - 1)
     finish(
         manifest,
         settings=_settings(state),
-        run={"first_day": first.isoformat(), "last_day": last.isoformat(), "append": append,
-             "seconds": round(seconds, 3)},
-        pending={"transactions": state.pending_transactions.num_rows,
-                 "fraud_reports": state.pending_reports.num_rows},
+        run={
+            "first_day": first.isoformat(),
+            "last_day": last.isoformat(),
+            "append": append,
+            "seconds": round(seconds, 3),
+        },
+        pending={
+            "transactions": state.pending_transactions.num_rows,
+            "fraud_reports": state.pending_reports.num_rows,
+        },
     )
     save_manifest(lake, manifest)
     return GenerationResult(
@@ -175,9 +195,12 @@ def _ignored_settings(config: GeneratorConfig, state: GeneratorState, first: dat
 
 def _settings(state: GeneratorState) -> dict[str, Any]:
     return {
-        "seed": state.seed, "customers": state.customers,
-        "tx_per_customer_day": state.tx_per_customer_day, "fraud_rate": state.fraud_rate,
-        "fault_rate": state.fault_rate, "lake_first_day": state.first_day.isoformat(),
+        "seed": state.seed,
+        "customers": state.customers,
+        "tx_per_customer_day": state.tx_per_customer_day,
+        "fraud_rate": state.fraud_rate,
+        "fault_rate": state.fault_rate,
+        "lake_first_day": state.first_day.isoformat(),
     }
 
 
@@ -206,50 +229,100 @@ def _accumulate(total: dict[str, Any], part: dict[str, Any]) -> None:
             total[key] += value
 
 
-def _run_day(lake: Lake, state: GeneratorState, world: World, day: date) -> dict[str, Any]:
-    """Generates and writes one ingestion day; returns its manifest counts."""
-    seed, ordinal, pop = state.seed, day.toordinal(), state.population
-    counts = empty_day()
+def _run_day(
+    lake: Lake, state: GeneratorState, world: World, day: date, landing: _Landing
+) -> dict[str, Any]:
+    """Generates one ingestion day and hands its files to `landing`; returns its counts.
+
+    The order of steps is part of the determinism contract: each step draws from its
+    own (seed, day, stream) generator, and later steps see the state earlier ones left.
+    """
+    pop, counts = state.population, empty_day()
     if day == state.first_day:  # the lake's first extract holds everyone
         changes = Changes(np.arange(pop.n_customers), np.arange(pop.accounts["acct_no"].size))
     else:
-        changes = evolve(day_rng(seed, day, streams.POPULATION_EVOLVE), pop, ordinal)
-        counts[CUSTOMERS.name]["new_customers"] = int((pop.customers["onboard"] == ordinal).sum())
+        changes = evolve(_rng(state, day, streams.POPULATION_EVOLVE), pop, day.toordinal())
+        onboarded = pop.customers["onboard"] == day.toordinal()
+        counts[CUSTOMERS.name]["new_customers"] = int(onboarded.sum())
+    report_rng = _rng(state, day, streams.REPORTS)
+    fraud_rng = _rng(state, day, streams.FRAUD)
+    blocked = prepare_day(fraud_rng, pop, world, state.fraud, day.toordinal(), state.customers)
+    scheduled = _land_transactions(lake, state, world, day, landing, fraud_rng, report_rng, counts)
+    _land_reports(lake, state, day, landing, report_rng, scheduled, counts)
+    changed_accounts = np.union1d(changes.accounts, blocked)
+    _land_extracts(lake, state, world, day, landing, changes.customers, changed_accounts, counts)
+    return counts
 
-    fraud_rng = day_rng(seed, day, streams.FRAUD)
-    blocked = prepare_day(fraud_rng, pop, world, state.fraud, ordinal, state.customers)
-    legit = legit_transactions(day_rng(seed, day, streams.LEGIT), pop, world, day,
-                               state.tx_per_customer_day)
-    fraud = fraud_transactions(fraud_rng, pop, world, state.fraud, ordinal, len(legit),
-                               state.fraud_rate)
+
+def _rng(state: GeneratorState, day: date, stream: int) -> np.random.Generator:
+    return day_rng(state.seed, day, stream)
+
+
+def _land_transactions(
+    lake: Lake,
+    state: GeneratorState,
+    world: World,
+    day: date,
+    landing: _Landing,
+    fraud_rng: np.random.Generator,
+    report_rng: np.random.Generator,
+    counts: dict[str, Any],
+) -> pa.Table:
+    """Legit and fraud activity of `day`, damaged and carried rows included, plus ground
+    truth. Returns the fraud reports it schedules."""
+    ordinal, pop = day.toordinal(), state.population
+    legit = legit_transactions(
+        _rng(state, day, streams.LEGIT), pop, world, day, state.tx_per_customer_day
+    )
+    fraud = fraud_transactions(
+        fraud_rng, pop, world, state.fraud, ordinal, len(legit), state.fraud_rate
+    )
     batch = TxBatch.concat([legit, fraud])
-    batch = batch.take(np.argsort(batch.sec, kind="stable"))
+    batch = batch.take(np.argsort(batch.sec, kind="stable"))  # ids follow event time
     table = transactions_table(batch, day, pop)
-
     is_fraud = batch.scenario > 0
-    fraud_rows = pa.array(np.flatnonzero(is_fraud))
-    report_rng = day_rng(seed, day, streams.REPORTS)
-    scheduled = schedule_reports(report_rng, batch.take(np.flatnonzero(is_fraud)),
-                                 table["transaction_id"].combine_chunks().take(fraud_rows), day)
-    faulted = transaction_faults(day_rng(seed, day, streams.TX_FAULTS), table, batch.ttype,
-                                 batch.channel, ~is_fraud, ordinal, state.fault_rate)
+    fraud_rows = np.flatnonzero(is_fraud)
+    ids = table["transaction_id"].combine_chunks()
+    scheduled = schedule_reports(
+        report_rng, batch.take(fraud_rows), ids.take(pa.array(fraud_rows)), day
+    )
+    faulted = transaction_faults(
+        _rng(state, day, streams.TX_FAULTS),
+        table,
+        batch.ttype,
+        batch.channel,
+        ~is_fraud,
+        ordinal,
+        state.fault_rate,
+    )
     carried, waiting, carried_faults = deliver_carried(state.pending_transactions, ordinal)
     state.pending_transactions = pa.concat_tables([waiting, faulted.carry])
-    tx_out = pa.concat_tables([faulted.today, carried.cast(faulted.today.schema)])
-    tx = counts[TRANSACTIONS.name]
-    tx["rows_written"] = tx_out.num_rows
-    tx["fraud_transactions"] = int(is_fraud.sum())
-    scenario_counts = np.bincount(batch.scenario, minlength=len(SCENARIOS) + 1)
-    tx["fraud_by_scenario"] = {s: int(scenario_counts[i + 1]) for i, s in enumerate(SCENARIOS)}
-    for kind, n in faulted.counts.items():
-        tx["faults"][kind] += n
-    for kind, n in carried_faults.items():
-        tx["faults"][kind] += n
-    _write(lake, TRANSACTIONS, day, tx_out, always=True)
-    _write_truth(lake, day, table, batch, is_fraud)
+    rows = pa.concat_tables([faulted.today, carried.cast(faulted.today.schema)])
 
+    tx = counts[TRANSACTIONS.name]
+    tx["rows_written"] = rows.num_rows
+    tx["fraud_transactions"] = int(fraud_rows.size)
+    by_scenario = np.bincount(batch.scenario, minlength=len(SCENARIOS) + 1)
+    tx["fraud_by_scenario"] = {s: int(by_scenario[i + 1]) for i, s in enumerate(SCENARIOS)}
+    for kind, n in (*faulted.counts.items(), *carried_faults.items()):
+        tx["faults"][kind] += n
+    landing.submit(_write, lake, TRANSACTIONS, day, rows, always=True)
+    landing.submit(_write_truth, lake, day, _truth(ids, batch, fraud_rows))
+    return scheduled
+
+
+def _land_reports(
+    lake: Lake,
+    state: GeneratorState,
+    day: date,
+    landing: _Landing,
+    report_rng: np.random.Generator,
+    scheduled: pa.Table,
+    counts: dict[str, Any],
+) -> None:
+    """Reports due today (scheduled today or on any earlier day), and yesterday's re-sends."""
     pending = pa.concat_tables([state.pending_reports, scheduled])
-    due_fresh = pc.and_(pc.equal(pending["due"], ordinal), pc.invert(pending["resend"]))
+    due_fresh = pc.and_(pc.equal(pending["due"], day.toordinal()), pc.invert(pending["resend"]))
     n_fresh = int(pc.sum(pc.cast(due_fresh, pa.int64())).as_py() or 0)
     reports = emit_reports(pending, day, report_resends(report_rng, n_fresh))
     state.pending_reports = reports.pending
@@ -257,37 +330,85 @@ def _run_day(lake: Lake, state: GeneratorState, world: World, day: date) -> dict
     rep["rows_written"] = reports.table.num_rows
     rep["reports_by_scenario"] = reports.new_by_scenario
     rep["faults"]["duplicate_delivery"] = reports.resent
-    _write(lake, FRAUD_REPORTS, day, reports.table)
+    landing.submit(_write, lake, FRAUD_REPORTS, day, reports.table)
 
-    extract_rng = day_rng(seed, day, streams.EXTRACT_FAULTS)
+
+def _land_extracts(
+    lake: Lake,
+    state: GeneratorState,
+    world: World,
+    day: date,
+    landing: _Landing,
+    customers_idx: np.ndarray,
+    accounts_idx: np.ndarray,
+    counts: dict[str, Any],
+) -> None:
+    """The customers and accounts extracts: everything on day one, then what changed."""
+    pop = state.population
+    extract_rng = _rng(state, day, streams.EXTRACT_FAULTS)
     customers, customer_faults = extract_faults(
-        extract_rng, customers_table(pop, changes.customers, world.salt), CUSTOMER_FAULT_WEIGHTS,
-        "customer_id")
-    accounts_idx = np.union1d(changes.accounts, blocked)
+        extract_rng,
+        customers_table(pop, customers_idx, world.salt),
+        CUSTOMER_FAULT_WEIGHTS,
+        "customer_id",
+    )
     accounts, account_faults = extract_faults(
-        extract_rng, accounts_table(pop, accounts_idx), ACCOUNT_FAULT_WEIGHTS, "account_id")
-    for feed, table_, faults_ in ((CUSTOMERS, customers, customer_faults),
-                                  (ACCOUNTS, accounts, account_faults)):
-        counts[feed.name]["rows_written"] = table_.num_rows
-        counts[feed.name]["faults"] = faults_
-        _write(lake, feed, day, table_)
-    return counts
+        extract_rng, accounts_table(pop, accounts_idx), ACCOUNT_FAULT_WEIGHTS, "account_id"
+    )
+    for feed, table, faults in (
+        (CUSTOMERS, customers, customer_faults),
+        (ACCOUNTS, accounts, account_faults),
+    ):
+        counts[feed.name]["rows_written"] = table.num_rows
+        counts[feed.name]["faults"] = faults
+        landing.submit(_write, lake, feed, day, table)
 
 
-def _write_truth(lake: Lake, day: date, table: pa.Table, batch: TxBatch,
-                 is_fraud: np.ndarray) -> None:
-    """Ground truth for model evaluation and tests, outside raw: every fraud transaction,
-    including the ones never reported."""
-    rows = np.flatnonzero(is_fraud)
-    truth = pa.table({
-        "transaction_id": table["transaction_id"].combine_chunks().take(pa.array(rows)),
-        "scenario": pa.array(SCENARIOS, pa.string()).take(
-            pa.array(batch.scenario[rows].astype(np.int64) - 1)),
-        "incident": pa.array(batch.incident[rows], pa.int64()),
-    })
+def _truth(ids: pa.Array, batch: TxBatch, fraud_rows: np.ndarray) -> pa.Table:
+    """Ground truth for model evaluation and tests, kept outside raw: every fraud
+    transaction, including the ones never reported."""
+    scenario = batch.scenario[fraud_rows].astype(np.int64) - 1
+    return pa.table(
+        {
+            "transaction_id": ids.take(pa.array(fraud_rows)),
+            "scenario": pa.array(SCENARIOS, pa.string()).take(pa.array(scenario)),
+            "incident": pa.array(batch.incident[fraud_rows], pa.int64()),
+        }
+    )
+
+
+def _write_truth(lake: Lake, day: date, truth: pa.Table) -> None:
     folder = lake.generator_state / TRUTH_DIR
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(truth, folder / f"fraud_truth-{day:%Y%m%d}.parquet", compression="zstd")
+
+
+class _Landing:
+    """Writes files on background threads, so day d+1 is generated while day d lands.
+
+    Compression and DuckDB's JSON writer release the GIL. File contents never depend on
+    timing, so determinism holds; a failed write re-raises at the next submit or on exit.
+    """
+
+    def __init__(self, workers: int = 2, max_in_flight: int = 12) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lake-write")
+        self._in_flight: deque[Future[None]] = deque()
+        self._max_in_flight = max_in_flight
+
+    def submit(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        self._in_flight.append(self._pool.submit(fn, *args, **kwargs))
+        while len(self._in_flight) > self._max_in_flight:
+            self._in_flight.popleft().result()
+
+    def __enter__(self) -> _Landing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            while self._in_flight:
+                self._in_flight.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write(lake: Lake, feed: Feed, day: date, table: pa.Table, *, always: bool = False) -> None:

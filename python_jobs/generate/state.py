@@ -103,8 +103,9 @@ def save_state(lake: Lake, state: GeneratorState) -> None:
     pop = state.population
     _write_parquet(_columns_to_table(pop.customers), folder / "customers.parquet")
     _write_parquet(_columns_to_table(pop.accounts), folder / "accounts.parquet")
-    fraud = pa.table({"terminal": state.fraud.terminal, "start": state.fraud.start,
-                      "end": state.fraud.end})
+    fraud = pa.table(
+        {"terminal": state.fraud.terminal, "start": state.fraud.start, "end": state.fraud.end}
+    )
     _write_parquet(fraud, folder / "compromised_terminals.parquet")
     _write_parquet(state.pending_transactions, folder / "pending_transactions.parquet")
     _write_parquet(state.pending_reports, folder / "pending_reports.parquet")
@@ -118,8 +119,10 @@ def save_state(lake: Lake, state: GeneratorState) -> None:
         "first_day": state.first_day.isoformat(),
         "last_day": state.last_day.isoformat() if state.last_day else None,
         "population": {"customers": pop.n_customers, "accounts": int(pop.accounts["acct_no"].size)},
-        "pending": {"transactions": state.pending_transactions.num_rows,
-                    "fraud_reports": state.pending_reports.num_rows},
+        "pending": {
+            "transactions": state.pending_transactions.num_rows,
+            "fraud_reports": state.pending_reports.num_rows,
+        },
     }
     tmp = folder / f".tmp-{STATE_FILE}"
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -132,7 +135,8 @@ def load_state(lake: Lake) -> GeneratorState | None:
         return None
     meta = json.loads((folder / STATE_FILE).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
-        raise RuntimeError(f"{folder / STATE_FILE}: unsupported format {meta.get('format_version')}")
+        version = meta.get("format_version")
+        raise RuntimeError(f"{folder / STATE_FILE}: unsupported state format {version}")
     customers = _table_to_columns(pq.read_table(folder / "customers.parquet"), CUSTOMER_DTYPES)
     accounts = _table_to_columns(pq.read_table(folder / "accounts.parquet"), ACCOUNT_DTYPES)
     fraud = pq.read_table(folder / "compromised_terminals.parquet")
@@ -155,4 +159,3 @@ def load_state(lake: Lake) -> GeneratorState | None:
         pending_transactions=pending_tx.cast(pending_transactions_schema()),
         pending_reports=pending_reports.cast(PENDING_REPORT_SCHEMA),
     )
-

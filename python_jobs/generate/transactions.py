@@ -25,19 +25,23 @@ CP_NONE, CP_PIX, CP_TERMINAL, CP_ATM, CP_MERCHANT, CP_BANK_ACCOUNT, CP_ISSUER = 
 NO_MCC = -1
 ATM_MCC_INDEX = -2  # mcc index meaning 6011 (cash), which is not a merchant MCC
 
-_TYPE_P = np.array([  # PIX, DEBIT, CREDIT, BOLETO, TED by segment
-    [0.45, 0.20, 0.25, 0.06, 0.04],
-    [0.43, 0.14, 0.32, 0.06, 0.05],
-    [0.40, 0.08, 0.38, 0.06, 0.08],
-    [0.50, 0.15, 0.00, 0.20, 0.15],
-])
+_TYPE_P = np.array(
+    [  # PIX, DEBIT, CREDIT, BOLETO, TED by segment
+        [0.45, 0.20, 0.25, 0.06, 0.04],
+        [0.43, 0.14, 0.32, 0.06, 0.05],
+        [0.40, 0.08, 0.38, 0.06, 0.08],
+        [0.50, 0.15, 0.00, 0.20, 0.15],
+    ]
+)
 _TYPE_CUM = np.cumsum(_TYPE_P, axis=1)
-_INBOUND_P = np.array([  # by segment x type
-    [0.35, 0.0, 0.0, 0.0, 0.40],
-    [0.33, 0.0, 0.0, 0.0, 0.40],
-    [0.30, 0.0, 0.0, 0.0, 0.45],
-    [0.55, 0.0, 0.0, 0.50, 0.45],
-])
+_INBOUND_P = np.array(
+    [  # by segment x type
+        [0.35, 0.0, 0.0, 0.0, 0.40],
+        [0.33, 0.0, 0.0, 0.0, 0.40],
+        [0.30, 0.0, 0.0, 0.0, 0.45],
+        [0.55, 0.0, 0.0, 0.50, 0.45],
+    ]
+)
 # Amount medians (BRL) and log-sigmas for transfers: [type, direction].
 _TRANSFER_MEDIAN = np.array([[60.0, 90.0], [0, 0], [0, 0], [220.0, 450.0], [1_100.0, 1_500.0]])
 _TRANSFER_SIGMA = np.array([0.95, 0.0, 0.0, 0.8, 0.9])
@@ -90,9 +94,12 @@ class TxBatch:
 
     @staticmethod
     def concat(batches: list[TxBatch]) -> TxBatch:
-        return TxBatch(**{
-            f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(TxBatch)
-        })
+        return TxBatch(
+            **{
+                f.name: np.concatenate([getattr(b, f.name) for b in batches])
+                for f in fields(TxBatch)
+            }
+        )
 
 
 # --- Calendar --------------------------------------------------------------------------------
@@ -148,8 +155,9 @@ def hours_of_day(rng: np.random.Generator, night_pref: np.ndarray) -> np.ndarray
     return np.minimum((hours * 3600).astype(np.int64), 86_399)
 
 
-def lognormal_cents(rng: np.random.Generator, median: np.ndarray, sigma: np.ndarray,
-                    scale: np.ndarray) -> np.ndarray:
+def lognormal_cents(
+    rng: np.random.Generator, median: np.ndarray, sigma: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
     """Heavy-tailed amounts: lognormal around median*scale, plus a rare Pareto kicker."""
     n = median.size
     value = median * scale * np.exp(sigma * rng.normal(size=n))
@@ -158,8 +166,9 @@ def lognormal_cents(rng: np.random.Generator, median: np.ndarray, sigma: np.ndar
     return np.clip(np.round(value * 100), 1, MAX_CENTS).astype(np.int64)
 
 
-def legit_transactions(rng: np.random.Generator, pop: Population, world: World, day: date,
-                       rate: float) -> TxBatch:
+def legit_transactions(
+    rng: np.random.Generator, pop: Population, world: World, day: date, rate: float
+) -> TxBatch:
     """All of one day's legitimate transactions (everyday activity plus salaries)."""
     ordinal = day.toordinal()
     c = pop.customers
@@ -176,8 +185,9 @@ def legit_transactions(rng: np.random.Generator, pop: Population, world: World, 
     return TxBatch.concat([batch, salaries])
 
 
-def _everyday(rng: np.random.Generator, pop: Population, world: World, cust: np.ndarray,
-              where: np.ndarray) -> TxBatch:
+def _everyday(
+    rng: np.random.Generator, pop: Population, world: World, cust: np.ndarray, where: np.ndarray
+) -> TxBatch:
     c = pop.customers
     n = cust.size
     seg = c["segment"][cust]
@@ -225,31 +235,41 @@ def _everyday(rng: np.random.Generator, pop: Population, world: World, cust: np.
     own_ted = (own_ted >> np.uint64(2)).astype(np.int64)
     cp = np.where(is_ted, np.where(w < 0.5, own_ted, fresh), cp)
     cp_kind[is_ted] = CP_BANK_ACCOUNT
-    is_boleto = ttype == ref.BOLETO
-    bill_slot = (w * 4).astype(np.int64)
-    habitual_issuer = fmt.mix64(c["cust_no"][cust] * 8 + bill_slot, world.salt)
+    # Bills: mostly the customer's own recurring issuers (utilities, school, condo).
+    bills = np.flatnonzero((ttype == ref.BOLETO) & ~inbound)
+    slot = (w[bills] * 4).astype(np.int64)
+    habitual_issuer = fmt.mix64(c["cust_no"][cust[bills]] * 8 + slot, world.salt)
     habitual_issuer = (habitual_issuer % np.uint64(world.issuer_no.size)).astype(np.int64)
-    any_issuer = world.sample_issuers(rng.random(n))
-    issuer = world.issuer_no[np.where(w < 0.8, habitual_issuer, any_issuer)]
-    cp = np.where(is_boleto, np.where(inbound, fresh, issuer), cp)
-    cp_kind[is_boleto] = CP_ISSUER
-    terminal = world.terminals_in(where, rng.random(n))
-    cp = np.where(pos, world.terminal_no[terminal], cp)
-    mcc = np.where(pos, world.terminal_mcc[terminal], mcc)
-    cp_kind[pos] = CP_TERMINAL
-    atm_idx = world.atms_in(where, rng.random(n))
-    cp = np.where(atm, world.atm_no[atm_idx], cp)
-    mcc = np.where(atm, ATM_MCC_INDEX, mcc)
-    cp_kind[atm] = CP_ATM
-    merchant = world.sample_merchants(rng.random(n))
-    cp = np.where(online, world.merchant_no[merchant], cp)
-    mcc = np.where(online, world.merchant_mcc[merchant], mcc)
-    cp_kind[online] = CP_MERCHANT
+    any_issuer = world.sample_issuers(rng.random(bills.size))
+    cp[bills] = world.issuer_no[np.where(w[bills] < 0.8, habitual_issuer, any_issuer)]
+    received = (ttype == ref.BOLETO) & inbound
+    cp[received] = fresh[received]  # a PJ's customers paying its boletos
+    cp_kind[ttype == ref.BOLETO] = CP_ISSUER
+    at = np.flatnonzero(pos)
+    terminal = world.terminals_in(where[at], rng.random(at.size))
+    cp[at], mcc[at], cp_kind[at] = (
+        world.terminal_no[terminal],
+        world.terminal_mcc[terminal],
+        CP_TERMINAL,
+    )
+    at = np.flatnonzero(atm)
+    cp[at] = world.atm_no[world.atms_in(where[at], rng.random(at.size))]
+    mcc[at], cp_kind[at] = ATM_MCC_INDEX, CP_ATM
+    at = np.flatnonzero(online)
+    merchant = world.sample_merchants(rng.random(at.size))
+    cp[at], mcc[at], cp_kind[at] = (
+        world.merchant_no[merchant],
+        world.merchant_mcc[merchant],
+        CP_MERCHANT,
+    )
 
     # Amounts.
     safe_mcc = np.maximum(mcc, 0)
-    median = np.where(card, ref.MCC_MEDIAN[safe_mcc] * np.where(is_credit, 1.25, 1.0),
-                      _TRANSFER_MEDIAN[ttype, direction])
+    median = np.where(
+        card,
+        ref.MCC_MEDIAN[safe_mcc] * np.where(is_credit, 1.25, 1.0),
+        _TRANSFER_MEDIAN[ttype, direction],
+    )
     median = np.where(atm, 150.0, median)
     sigma = np.where(card, 0.7, _TRANSFER_SIGMA[ttype])
     sigma = np.where(atm, 0.6, sigma)
@@ -273,14 +293,26 @@ def _everyday(rng: np.random.Generator, pop: Population, world: World, cust: np.
     status = np.where(~inbound & (rng.random(n) < decline_p), ref.DECLINED, ref.APPROVED)
     acct = np.where(is_credit, c["card"][cust], c["checking"][cust])
     return TxBatch.build(
-        n, cust=cust, acct=acct, ttype=ttype, channel=channel, direction=direction,
-        cents=cents, sec=sec, cp_kind=cp_kind, cp=cp, mcc=mcc, device=device, city=city,
+        n,
+        cust=cust,
+        acct=acct,
+        ttype=ttype,
+        channel=channel,
+        direction=direction,
+        cents=cents,
+        sec=sec,
+        cp_kind=cp_kind,
+        cp=cp,
+        mcc=mcc,
+        device=device,
+        city=city,
         status=status,
     )
 
 
-def _salaries(rng: np.random.Generator, pop: Population, world: World, day: date,
-              active: np.ndarray) -> TxBatch:
+def _salaries(
+    rng: np.random.Generator, pop: Population, world: World, day: date, active: np.ndarray
+) -> TxBatch:
     """Payroll credits on pay days for employed individuals (a stable ~70% of PF)."""
     share = pay_days(day).get(day)
     if share is None:
@@ -293,11 +325,18 @@ def _salaries(rng: np.random.Generator, pop: Population, world: World, day: date
     by_ted = (employer % 10) < 6
     cents = np.round(c["income"][who] * share * rng.uniform(0.97, 1.0, n) * 100).astype(np.int64)
     return TxBatch.build(
-        n, cust=who, acct=c["checking"][who], ttype=np.where(by_ted, ref.TED, ref.PIX),
-        channel=ref.INTERNET_BANKING, direction=ref.INBOUND, cents=cents,
+        n,
+        cust=who,
+        acct=c["checking"][who],
+        ttype=np.where(by_ted, ref.TED, ref.PIX),
+        channel=ref.INTERNET_BANKING,
+        direction=ref.INBOUND,
+        cents=cents,
         sec=rng.integers(5 * 3600, 9 * 3600, size=n),
         cp_kind=np.where(by_ted, CP_BANK_ACCOUNT, CP_PIX),
-        cp=employer & fmt.PIX_KEY_MASK, city=c["city"][who], status=ref.APPROVED,
+        cp=employer & fmt.PIX_KEY_MASK,
+        city=c["city"][who],
+        status=ref.APPROVED,
     )
 
 
@@ -307,8 +346,11 @@ def _salaries(rng: np.random.Generator, pop: Population, world: World, day: date
 def counterparty_text(batch: TxBatch) -> pa.Array:
     pieces: list[tuple[np.ndarray, pa.Array]] = []
     renderers = {
-        CP_PIX: fmt.pix_keys, CP_TERMINAL: fmt.terminal_ids, CP_ATM: fmt.atm_ids,
-        CP_MERCHANT: fmt.merchant_ids, CP_BANK_ACCOUNT: fmt.bank_accounts,
+        CP_PIX: fmt.pix_keys,
+        CP_TERMINAL: fmt.terminal_ids,
+        CP_ATM: fmt.atm_ids,
+        CP_MERCHANT: fmt.merchant_ids,
+        CP_BANK_ACCOUNT: fmt.bank_accounts,
         CP_ISSUER: fmt.issuer_ids,
     }
     for kind, render in renderers.items():
@@ -328,20 +370,23 @@ def transactions_table(batch: TxBatch, day: date, pop: Population) -> pa.Table:
     n = len(batch)
     seq = np.arange(1, n + 1)
     city = batch.city.astype(np.int64)
-    return pa.table({
-        "transaction_id": fmt.fixed_width(n, f"T{day:%Y%m%d}", fmt.digits(seq, 9)),
-        "account_id": fmt.ids("A", batch.acct, 8),
-        "customer_id": fmt.ids("C", pop.customers["cust_no"][batch.cust], 7),
-        "event_ts": fmt.timestamps_on(day, batch.sec),
-        "transaction_type": ref.TYPE_ARRAY.take(pa.array(batch.ttype)),
-        "channel": ref.CHANNEL_ARRAY.take(pa.array(batch.channel)),
-        "direction": ref.DIRECTION_ARRAY.take(pa.array(batch.direction)),
-        "amount": fmt.amounts(batch.cents),
-        "counterparty_key": counterparty_text(batch),
-        "merchant_category_code": mcc_text(batch.mcc.astype(np.int64)),
-        "device_id": fmt.fixed_width(n, "dv-", fmt.Hex(batch.device, 14),
-                                     null_mask=batch.device == 0),
-        "city": ref.CITY_NAME_ARRAY.take(pa.array(city)),
-        "state": ref.CITY_UF_ARRAY.take(pa.array(city)),
-        "status": ref.STATUS_ARRAY.take(pa.array(batch.status)),
-    })
+    return pa.table(
+        {
+            "transaction_id": fmt.fixed_width(n, f"T{day:%Y%m%d}", fmt.digits(seq, 9)),
+            "account_id": fmt.ids("A", batch.acct, 8),
+            "customer_id": fmt.ids("C", pop.customers["cust_no"][batch.cust], 7),
+            "event_ts": fmt.timestamps_on(day, batch.sec),
+            "transaction_type": ref.TYPE_ARRAY.take(pa.array(batch.ttype)),
+            "channel": ref.CHANNEL_ARRAY.take(pa.array(batch.channel)),
+            "direction": ref.DIRECTION_ARRAY.take(pa.array(batch.direction)),
+            "amount": fmt.amounts(batch.cents),
+            "counterparty_key": counterparty_text(batch),
+            "merchant_category_code": mcc_text(batch.mcc.astype(np.int64)),
+            "device_id": fmt.fixed_width(
+                n, "dv-", fmt.Hex(batch.device, 14), null_mask=batch.device == 0
+            ),
+            "city": ref.CITY_NAME_ARRAY.take(pa.array(city)),
+            "state": ref.CITY_UF_ARRAY.take(pa.array(city)),
+            "status": ref.STATUS_ARRAY.take(pa.array(batch.status)),
+        }
+    )

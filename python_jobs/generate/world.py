@@ -45,12 +45,12 @@ class World:
         return self.atm_city_start[city] + (u * self.atm_city_count[city]).astype(np.int64)
 
     def sample_merchants(self, u: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.merchant_cum_weight, u * self.merchant_cum_weight[-1],
-                               side="right")
+        return np.searchsorted(
+            self.merchant_cum_weight, u * self.merchant_cum_weight[-1], side="right"
+        )
 
     def sample_issuers(self, u: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.issuer_cum_weight, u * self.issuer_cum_weight[-1],
-                               side="right")
+        return np.searchsorted(self.issuer_cum_weight, u * self.issuer_cum_weight[-1], side="right")
 
 
 def sample_cities(rng: np.random.Generator, n: int) -> np.ndarray:

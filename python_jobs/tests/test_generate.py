@@ -26,8 +26,9 @@ from python_jobs.generate.fraud import SCENARIOS
 from python_jobs.lake.layout import Lake, partition_date
 from python_jobs.lake.schemas import FEEDS, TRANSACTIONS
 
-MAIN = GeneratorConfig(seed=11, start_date=date(2026, 1, 26), days=24, customers=500,
-                       fraud_rate=0.02, fault_rate=0.03)
+MAIN = GeneratorConfig(
+    seed=11, start_date=date(2026, 1, 26), days=24, customers=500, fraud_rate=0.02, fault_rate=0.03
+)
 SMALL = GeneratorConfig(seed=5, start_date=date(2026, 3, 1), days=5, customers=300)
 TS = "%Y-%m-%d %H:%M:%S"
 
@@ -35,7 +36,8 @@ TS = "%Y-%m-%d %H:%M:%S"
 def digests(lake: Lake) -> dict[str, str]:
     return {
         path.relative_to(lake.root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(lake.raw.rglob("*")) if path.is_file()
+        for path in sorted(lake.raw.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -47,13 +49,19 @@ def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     """Views over the raw feeds plus ground truth; `pd` is the partition (ingestion) date."""
     con = duckdb.connect()
     raw = lake.raw.as_posix()
-    con.execute("create macro pdate(f) as "
-                r"strptime(regexp_extract(f, '-(\d{8})-\d{4}\.', 1), '%Y%m%d')::date")
-    con.execute(f"create view tx as select *, pdate(_source_file) pd "
-                f"from read_parquet('{raw}/transactions/**/*.parquet')")
+    con.execute(
+        "create macro pdate(f) as "
+        r"strptime(regexp_extract(f, '-(\d{8})-\d{4}\.', 1), '%Y%m%d')::date"
+    )
+    con.execute(
+        f"create view tx as select *, pdate(_source_file) pd "
+        f"from read_parquet('{raw}/transactions/**/*.parquet')"
+    )
     for feed in ("customers", "accounts", "fraud_reports"):
-        con.execute(f"create view {feed} as select *, pdate(_source_file) pd "
-                    f"from read_json_auto('{raw}/{feed}/**/*.jsonl.gz')")
+        con.execute(
+            f"create view {feed} as select *, pdate(_source_file) pd "
+            f"from read_json_auto('{raw}/{feed}/**/*.jsonl.gz')"
+        )
     truth = (lake.generator_state / "fraud_truth").as_posix()
     con.execute(f"create view truth as select * from read_parquet('{truth}/*.parquet')")
     con.execute(f"""create view fr as select t.*, s.scenario, s.incident,
@@ -104,13 +112,16 @@ def test_same_seed_gives_identical_files_and_other_seed_does_not(tmp_path: Path)
     assert all(first[k] != other[k] for k in first.keys() & other.keys())
 
 
-def test_one_shot_equals_six_then_append(main_lake: tuple[Lake, GenerationResult],
-                                         split_lake: Lake, tmp_path: Path) -> None:
+def test_one_shot_equals_six_then_append(
+    main_lake: tuple[Lake, GenerationResult], split_lake: Lake, tmp_path: Path
+) -> None:
     """10 days at once == 6 days + append 4, byte for byte (pending rows cross the seam)."""
     one, six = Lake(tmp_path / "one"), Lake(tmp_path / "six")
     config = replace(MAIN, days=10, customers=300)
     generate(one, config)
     generate(six, replace(config, days=6))
+    seam = json.loads((six.generator_state / "state.json").read_text())["pending"]
+    assert seam["transactions"] > 0 and seam["fraud_reports"] > 0  # the seam is exercised
     generate(six, replace(config, days=4), append=True)
     assert digests(one) == digests(six)
     assert manifest(one)["days"] == manifest(six)["days"]
@@ -121,13 +132,15 @@ def test_one_shot_equals_six_then_append(main_lake: tuple[Lake, GenerationResult
     assert digests(main) == digests(split_lake)
     truth = sorted((main.generator_state / "fraud_truth").iterdir())
     assert [p.read_bytes() for p in truth] == [
-        (split_lake.generator_state / "fraud_truth" / p.name).read_bytes() for p in truth]
+        (split_lake.generator_state / "fraud_truth" / p.name).read_bytes() for p in truth
+    ]
     assert manifest(main)["totals"] == manifest(split_lake)["totals"]
     assert len(manifest(split_lake)["runs"]) == 2
 
 
 def test_append_needs_state_and_fresh_run_refuses_state(
-        main_lake: tuple[Lake, GenerationResult], tmp_path: Path) -> None:
+    main_lake: tuple[Lake, GenerationResult], tmp_path: Path
+) -> None:
     with pytest.raises(GeneratorError, match="no generator state"):
         generate(Lake(tmp_path / "empty"), SMALL, append=True)
     with pytest.raises(GeneratorError, match="already has data up to 2026-02-18; use --append"):
@@ -145,7 +158,8 @@ def test_append_keeps_the_lakes_settings_and_says_so(tmp_path: Path) -> None:
     state = json.loads((lake.generator_state / "state.json").read_text())
     assert state["last_day"] == "2026-03-03" and state["seed"] == SMALL.seed
     assert not list(lake.generator_state.rglob("*.pkl")) and not list(
-        lake.generator_state.rglob("*.pickle"))
+        lake.generator_state.rglob("*.pickle")
+    )
 
 
 def test_default_start_is_the_period_ending_yesterday() -> None:
@@ -198,24 +212,29 @@ def _cpf_valid(cpf: str) -> bool:
     return True
 
 
-def test_cpfs_are_valid_except_injected_faults(con: duckdb.DuckDBPyConnection,
-                                               main_lake: tuple[Lake, GenerationResult]) -> None:
+def test_cpfs_are_valid_except_injected_faults(
+    con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
+) -> None:
     cpfs = [r[0] for r in con.sql("select cpf from customers").fetchall()]
     assert all(re.fullmatch(r"\d{3}\.\d{3}\.\d{3}-\d{2}", c) for c in cpfs)
     invalid = sum(not _cpf_valid(c) for c in cpfs)
     assert invalid == manifest(main_lake[0])["totals"]["customers"]["faults"]["invalid_cpf"]
     assert invalid < 0.01 * len(cpfs)
-    distinct = con.sql("select count(distinct cpf), count(distinct customer_id) "
-                       "from customers where customer_id is not null").fetchone()
+    distinct = con.sql(
+        "select count(distinct cpf), count(distinct customer_id) "
+        "from customers where customer_id is not null"
+    ).fetchone()
     assert distinct[0] >= distinct[1]  # one CPF per customer (broken ones add a few)
 
 
-def test_customer_extracts_build_scd2_history(con: duckdb.DuckDBPyConnection,
-                                              main_lake: tuple[Lake, GenerationResult]) -> None:
+def test_customer_extracts_build_scd2_history(
+    con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
+) -> None:
     m = manifest(main_lake[0])
     first = MAIN.start_date
-    day1 = con.sql(f"select count(distinct customer_id), count(*) from customers "
-                   f"where pd = '{first}'").fetchone()
+    day1 = con.sql(
+        f"select count(distinct customer_id), count(*) from customers where pd = '{first}'"
+    ).fetchone()
     faults = m["days"][first.isoformat()]["customers"]["faults"]
     assert day1[0] + (faults["missing_customer_id"] > 0) == MAIN.customers
     assert day1[1] == MAIN.customers + faults["duplicate_delivery"]
@@ -225,14 +244,24 @@ def test_customer_extracts_build_scd2_history(con: duckdb.DuckDBPyConnection,
     assert 0 < later[0] < MAIN.customers * 0.05 * MAIN.days
     assert later[1] == later[0]  # later extracts only hold what changed that day
     assert later[2] == m["totals"]["customers"]["new_customers"] > 0
-    segments = dict(con.sql(f"select segment, count(*) / sum(count(*)) over () from customers "
-                            f"where pd = '{first}' group by 1").fetchall())
+    segments = dict(
+        con.sql(
+            f"select segment, count(*) / sum(count(*)) over () from customers "
+            f"where pd = '{first}' group by 1"
+        ).fetchall()
+    )
     assert 0.62 < segments["varejo"] < 0.78 and 0.05 < segments["pj"] < 0.15
-    states = con.sql(f"select count(distinct address.state) from customers "
-                     f"where pd = '{first}'").fetchone()[0]
+    states = con.sql(
+        f"select count(distinct address.state) from customers where pd = '{first}'"
+    ).fetchone()[0]
     assert states >= 20
-    assert con.sql("select count(*) from customers where customer_id is not null and "
-                   "segment not in ('varejo', 'alta_renda', 'private', 'pj')").fetchone()[0] == 0
+    assert (
+        con.sql(
+            "select count(*) from customers where customer_id is not null and "
+            "segment not in ('varejo', 'alta_renda', 'private', 'pj')"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_accounts_follow_customers(con: duckdb.DuckDBPyConnection) -> None:
@@ -317,8 +346,9 @@ def test_amounts_depend_on_income_and_are_heavy_tailed(con: duckdb.DuckDBPyConne
 # --- Fraud -------------------------------------------------------------------------------------
 
 
-def test_fraud_rate_and_mix(main_lake: tuple[Lake, GenerationResult],
-                            con: duckdb.DuckDBPyConnection) -> None:
+def test_fraud_rate_and_mix(
+    main_lake: tuple[Lake, GenerationResult], con: duckdb.DuckDBPyConnection
+) -> None:
     totals = manifest(main_lake[0])["totals"]["transactions"]
     rate = totals["fraud_transactions"] / totals["rows_written"]
     assert 0.6 * MAIN.fraud_rate < rate < 1.4 * MAIN.fraud_rate
@@ -378,7 +408,7 @@ def test_card_testing_signature(con: duckdb.DuckDBPyConnection) -> None:
         from fr where scenario = 'card_testing' group by incident, ts::date""").fetchall()
     assert len(bursts) >= 3
     testing = {str(m) for m in ref.CARD_TESTING_MCCS}
-    for n, low, high, span, shops, mccs, mcc, devices, declined, online in bursts:
+    for n, low, high, span, shops, mccs, mcc, devices, _declined, online in bursts:
         assert 10 <= n <= 30 and 1.0 <= low <= high <= 10.0
         assert span <= 45 * 60 and shops == 1 and mccs == 1 and mcc in testing
         assert devices == 0 and online
@@ -427,8 +457,9 @@ def test_mule_account_signature(con: duckdb.DuckDBPyConnection) -> None:
         assert slow == 0  # forwarded within the hour
 
 
-def test_reports_follow_their_transactions(con: duckdb.DuckDBPyConnection,
-                                           main_lake: tuple[Lake, GenerationResult]) -> None:
+def test_reports_follow_their_transactions(
+    con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
+) -> None:
     m = manifest(main_lake[0])
     row = con.sql(f"""with r as (select * from fraud_reports
             qualify row_number() over (partition by report_id order by pd, _source_row) = 1)
@@ -459,7 +490,8 @@ def test_reports_follow_their_transactions(con: duckdb.DuckDBPyConnection,
 def _recount_transaction_faults(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
     spellings = list(ref.TRANSACTION_TYPE_SPELLINGS)
     channel_spellings = list(ref.CHANNEL_SPELLINGS)
-    rows = con.execute(f"""with t as (select *, row_number() over (partition by transaction_id
+    rows = con.execute(
+        f"""with t as (select *, row_number() over (partition by transaction_id
             order by pd, _source_row) nth, count(*) over (partition by transaction_id) copies
             from tx)
         select pd::varchar,
@@ -479,14 +511,16 @@ def _recount_transaction_faults(con: duckdb.DuckDBPyConnection) -> dict[str, dic
           count(*) filter (where amount <> '' and try_cast(amount as decimal(18, 2)) is null),
           count(*) filter (where try_cast(amount as decimal(18, 2)) <= 0),
           count(*) filter (where transaction_type not in (select unnest($1)))
-        from t group by 1""", [spellings, channel_spellings, list(ref.TRANSACTION_TYPES),
-                               list(ref.CHANNELS)]).fetchall()
+        from t group by 1""",
+        [spellings, channel_spellings, list(ref.TRANSACTION_TYPES), list(ref.CHANNELS)],
+    ).fetchall()
     kinds = FEED_FAULTS["transactions"]
     return {r[0]: dict(zip(kinds, r[1:], strict=True)) for r in rows}
 
 
 def test_transaction_faults_in_files_match_manifest(
-        con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]) -> None:
+    con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
+) -> None:
     m = manifest(main_lake[0])
     recount = _recount_transaction_faults(con)
     expected = {day: counts["transactions"]["faults"] for day, counts in m["days"].items()}
@@ -509,23 +543,33 @@ def test_faulty_rows_are_never_fraud(con: duckdb.DuckDBPyConnection) -> None:
         or channel not in ('{channels}') or account_id is null or customer_id is null
         or amt is null or amt <= 0 or ts::date <> pd""").fetchone()[0]
     assert dirty == 0
-    assert con.sql("select count(*) from (select transaction_id from tx join truth "
-                   "using (transaction_id) group by 1 having count(*) > 1)").fetchone()[0] == 0
+    assert (
+        con.sql(
+            "select count(*) from (select transaction_id from tx join truth "
+            "using (transaction_id) group by 1 having count(*) > 1)"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_extract_and_report_faults_match_manifest(
-        con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]) -> None:
+    con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
+) -> None:
     totals = manifest(main_lake[0])["totals"]
     customers = con.sql("""select count(*) - count(distinct (customer_id, full_name, cpf,
             updated_at, pd)), count(*) filter (where customer_id is null)
         from customers""").fetchone()
-    assert customers == (totals["customers"]["faults"]["duplicate_delivery"],
-                         totals["customers"]["faults"]["missing_customer_id"])
+    assert customers == (
+        totals["customers"]["faults"]["duplicate_delivery"],
+        totals["customers"]["faults"]["missing_customer_id"],
+    )
     accounts = con.sql("""select count(*) - count(distinct (account_id, customer_id, status,
             credit_limit, updated_at, pd)), count(*) filter (where account_id is null)
         from accounts""").fetchone()
-    assert accounts == (totals["accounts"]["faults"]["duplicate_delivery"],
-                        totals["accounts"]["faults"]["missing_account_id"])
+    assert accounts == (
+        totals["accounts"]["faults"]["duplicate_delivery"],
+        totals["accounts"]["faults"]["missing_account_id"],
+    )
     reports = con.sql("""select count(*) - count(distinct report_id),
         count(*) filter (where pd <> reported_at::date + 1 and report_id in (select report_id
             from fraud_reports group by 1 having count(*) > 1) and pd <> reported_at::date)
@@ -543,4 +587,5 @@ def test_spelling_maps_cover_every_variant_written(con: duckdb.DuckDBPyConnectio
     assert channels <= set(ref.CHANNEL_SPELLINGS) and len(channels) > 10
     assert ref.TRANSACTION_TYPE_SPELLINGS["débito"] == "DEBIT"
     assert ref.CHANNEL_SPELLINGS["maquininha"] == "pos"
+    assert ref.folded_spellings(ref.TRANSACTION_TYPE_SPELLINGS)["pix"] == "PIX"
     assert TRANSACTIONS.name in FEED_FAULTS
