@@ -39,6 +39,10 @@ class DbtOutcome:
         return self.count("test", "pass") + self.count("unit_test", "pass")
 
     @property
+    def tests_warned(self) -> int:
+        return self.count("test", "warn")
+
+    @property
     def tests_total(self) -> int:
         return sum(n for key, n in self.statuses.items() if key.split(":")[0] in _TEST_TYPES)
 

@@ -85,7 +85,7 @@ def append_days(lake: Lake, days: int, *, say: Say = _quiet) -> GenerationResult
     return StepTimer(say).run(
         f"generating the next {days} day(s) of the daily feed",
         lambda: generate(lake, GeneratorConfig(days=days), append=True, progress=say),
-        _generation_line,
+        describe_generation,
     )
 
 
@@ -103,7 +103,7 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
         timer.run(
             f"generating {history.days} days for {config.customers:,} customers into {lake.raw}",
             lambda: generate(lake, history, progress=say),
-            _generation_line,
+            describe_generation,
         )
         if config.days > 1:
             build(lake, say=say)
@@ -131,5 +131,12 @@ def daily_run(lake: Lake, days: int = 1, *, say: Say = print) -> None:
     say(render(summarize(lake), lake))
 
 
-def _generation_line(result: object) -> str:
-    return str(result)
+def describe_generation(result: GenerationResult) -> str:
+    rows = result.rows
+    text = (
+        f"{result.first_day} to {result.last_day}: {rows.get('transactions', 0):,} transactions "
+        f"({result.fraud_transactions:,} fraud), {rows.get('customers', 0):,} customer and "
+        f"{rows.get('accounts', 0):,} account records, {rows.get('fraud_reports', 0):,} fraud "
+        f"reports; {result.transactions_per_second:,.0f} transactions/s"
+    )
+    return "; ".join([text, *result.notes])

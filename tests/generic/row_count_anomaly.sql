@@ -1,7 +1,7 @@
-{#- Fails for each day whose row count strays from the median daily count by more than
-    max_relative_deviation (0.6 = 60%). Catches a feed that silently halved or doubled.
-    Needs at least min_days days of data to judge; fewer, and it passes. -#}
-{% test row_count_anomaly(model, column_name, max_relative_deviation=0.6, min_days=7) %}
+{#- Fails for each day whose row count is below min_ratio or above max_ratio times the median
+    daily count: catches a feed that silently halved or doubled, while pay days (about 1.8x)
+    and weekends (about 0.7x) pass. Needs min_days days of data to judge; fewer, and it passes. -#}
+{% test row_count_anomaly(model, column_name, min_ratio=0.4, max_ratio=2.5, min_days=7) %}
 
 with
 
@@ -27,7 +27,9 @@ from daily
 cross join reference
 where
     reference.day_count >= {{ min_days }}
-    and abs(daily.row_count - reference.median_count)
-    > {{ max_relative_deviation }} * reference.median_count
+    and (
+        daily.row_count < {{ min_ratio }} * reference.median_count
+        or daily.row_count > {{ max_ratio }} * reference.median_count
+    )
 
 {% endtest %}
