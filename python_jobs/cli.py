@@ -55,7 +55,6 @@ def _generator_config(args: argparse.Namespace):
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from python_jobs.generate import generate
-
     from python_jobs.pipeline import describe_generation
 
     result = generate(_lake(args), _generator_config(args), append=args.append, progress=print)
