@@ -1,0 +1,77 @@
+"""The feature contract between the dbt `ml_features` mart and the model.
+
+dbt computes every feature in SQL (models/curated/ml_features.sql); training and scoring
+read them by these names, in this order. A model's metadata records the list it was
+trained on, and loading refuses a model whose list differs from the mart's.
+
+Windows are "previous N days": (event_ts - N days, event_ts], always EXCLUDING the current
+transaction itself (it describes the history the transaction arrives into). Fraud
+information counts only reports with reported_at <= the transaction's event_ts.
+"""
+
+from __future__ import annotations
+
+# Identify a row and place it in time; never model inputs.
+KEY_COLUMNS: tuple[str, ...] = (
+    "transaction_id",
+    "event_ts",
+    "event_date",
+    "customer_id",
+    "account_id",
+    "counterparty_key",
+    "transaction_type",
+    "channel",
+    "direction",
+    "amount_brl",
+)
+
+# The label as known when dbt last ran; training decides which labels it may see by
+# label_reported_at relative to its cut-off.
+LABEL_COLUMNS: tuple[str, ...] = ("label_is_fraud", "label_reported_at", "label_scenario")
+
+FEATURES: tuple[str, ...] = (
+    # the transaction itself
+    "amount_log",  # ln(1 + amount_brl)
+    "event_hour",
+    "is_night",  # 00:00-05:59
+    "is_weekend",
+    "is_outbound",
+    "is_pix",
+    "is_ted",
+    "is_boleto",
+    "is_debit",
+    "is_credit",
+    "is_mobile",
+    "is_internet_banking",
+    "is_atm",
+    "is_pos",
+    "is_branch",
+    # the customer's own history
+    "cust_tx_count_1d",
+    "cust_tx_count_7d",
+    "cust_tx_count_30d",
+    "cust_amount_sum_1d",
+    "cust_amount_sum_7d",
+    "cust_amount_sum_30d",
+    "cust_amount_avg_30d",
+    "cust_seconds_since_prev_tx",  # null for a customer's first transaction
+    "amount_ratio_to_avg_30d",  # amount / cust_amount_avg_30d
+    "amount_zscore_30d",  # (amount - avg) / stddev over the previous 30 days
+    "is_first_time_counterparty",  # never transacted with this counterparty before
+    "is_new_device",  # device never seen for this customer before (false when no device)
+    # the counterparty (merchant, terminal, PIX key, ...), all customers
+    "cp_tx_count_1d",
+    "cp_tx_count_7d",
+    "cp_tx_count_30d",
+    "cp_fraud_reported_1d",  # frauds among its window transactions reported by event_ts
+    "cp_fraud_reported_7d",
+    "cp_fraud_reported_30d",
+    "cp_fraud_rate_30d",  # cp_fraud_reported_30d / cp_tx_count_30d
+    # mule signals: money in from many new senders, out fast
+    "cust_inbound_count_1d",
+    "cust_inbound_new_sender_count_7d",
+    "cust_inbound_amount_1d",
+    "outbound_to_inbound_ratio_1d",  # amount / cust_inbound_amount_1d for outbound, else 0
+)
+
+WINDOW_DAYS: tuple[int, ...] = (1, 7, 30)
