@@ -51,7 +51,7 @@ final as (
         {{ income_band('current_versions.monthly_income_brl') }} as income_band,
         current_versions.risk_rating,
         current_versions.state,
-        states.region,
+        coalesce(states.region, 'unknown') as region,
         current_versions.city,
         current_versions.onboarding_date,
         cast(

@@ -50,7 +50,9 @@ validated as (
         customer_id || '@' || coalesce(raw_updated_at, '') as record_key,
         case
             when customer_id is null then 'missing_customer_id'
-            when not {{ is_valid_cpf('cpf_digits') }} or cpf_digits is null then 'invalid_cpf'
+            -- a CPF is optional (imported data may not carry one), but never invalid
+            when nullif(cpf_digits, '') is not null and not {{ is_valid_cpf('cpf_digits') }}
+                then 'invalid_cpf'
             when updated_at is null then 'unparseable_updated_at'
             when segment is null then 'unknown_segment'
         end as rejection_reason
