@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,9 +35,11 @@ def stamp(table: pa.Table, feed: Feed, source_file: str, ingested_at: datetime) 
     if missing:
         raise ValueError(f"{feed.name}: table lacks columns {missing}")
     table = table.select(feed.payload_columns)
-    table = table.append_column("_source_file", pa.array([source_file] * n, pa.string()))
-    table = table.append_column("_source_row", pa.array(range(n), pa.int64()))
-    table = table.append_column("_ingested_at", pa.array([ingested_at] * n, pa.timestamp("us")))
+    table = table.append_column("_source_file", pa.repeat(pa.scalar(source_file, pa.string()), n))
+    table = table.append_column("_source_row", pa.array(np.arange(n, dtype=np.int64)))
+    table = table.append_column(
+        "_ingested_at", pa.repeat(pa.scalar(ingested_at, pa.timestamp("us")), n)
+    )
     return table.cast(feed.schema)
 
 
