@@ -10,7 +10,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: demo test lint lint-python lint-sql pytest docs clean lock venv
+.PHONY: demo test lint lint-python lint-sql lint-iac pytest docs clean lock venv
 
 venv: $(STAMP) profiles.yml
 
@@ -37,6 +37,21 @@ lint-python: venv
 # sqlfluff's dbt templater compiles every model against a scratch DuckDB file.
 lint-sql: venv
 	BANKLAKE_LAKE_DIR=$$(mktemp -d) $(BIN)/sqlfluff lint models tests analyses
+
+# CloudFormation: cfn-lint (schema, best practice) and checkov (security), zero findings; every
+# suppression is justified next to its resource. Own venv from its own lock: checkov pins
+# boto3/botocore 1.35 and packaging 23, which cannot share requirements.lock.
+IAC_VENV := .venv-iac
+IAC_STAMP := $(IAC_VENV)/.installed-stamp
+
+$(IAC_STAMP): infrastructure/requirements-iac.lock
+	@test -x $(IAC_VENV)/bin/python || $(PYTHON) -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infrastructure/requirements-iac.lock
+	@touch $@
+
+lint-iac: $(IAC_STAMP)
+	$(IAC_VENV)/bin/cfn-lint infrastructure/*.yaml
+	$(IAC_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation secrets -d infrastructure
 
 pytest: venv
 	$(BIN)/pytest

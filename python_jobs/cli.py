@@ -115,6 +115,71 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from python_jobs.ingest import import_file, load_mapping
+
+    mapping = load_mapping(Path(args.mapping))
+    result = import_file(
+        _lake(args), Path(args.source), mapping, ingestion_date=args.ingestion_date
+    )
+    print(result.describe())
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from python_jobs.aws.s3_ingest import S3Location, ingest
+
+    ingest(_lake(args), S3Location.parse(args.to), dry_run=args.dry_run, say=print)
+    return 0
+
+
+def cmd_athena_register(args: argparse.Namespace) -> int:
+    from python_jobs.aws.athena import AthenaConfig, AthenaRunner, make_client
+    from python_jobs.aws.athena_jobs import register
+
+    config = AthenaConfig.from_env(need_raw_location=True)
+    register(config, AthenaRunner(make_client(config), config), say=print)
+    return 0
+
+
+def cmd_athena_query(args: argparse.Namespace) -> int:
+    from python_jobs.aws.athena import AthenaConfig, AthenaRunner, make_client
+    from python_jobs.aws.athena_jobs import query
+
+    config = AthenaConfig.from_env()
+    runner = AthenaRunner(make_client(config), config)
+    query(config, runner, Path(args.analysis), args.max_rows, say=print)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ml.jobs import train_job
+    from ml.train import TrainConfig, WindowRequest
+
+    pinned = {
+        name: getattr(args, name)
+        for name in ("train_start", "train_end", "gap_days", "test_start", "test_end")
+        if getattr(args, name) is not None
+    }
+    config = TrainConfig(alert_budget=args.alert_budget, folds=args.folds)
+    train_job(_lake(args), WindowRequest(**pinned), config, backend=args.backend, say=print)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from ml.jobs import score_job
+
+    score_job(_lake(args), args.date, say=print)
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from ml.jobs import monitor_job
+
+    monitor_job(_lake(args), args.date, say=print)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="banklake",
@@ -162,6 +227,72 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(run)
     run.add_argument("--days", type=int, default=1, help="days to deliver (default 1)")
     run.set_defaults(handler=cmd_run)
+
+    s3_ingest = commands.add_parser("ingest", help="upload the raw partitions to s3://.../raw/")
+    _add_lake(s3_ingest)
+    s3_ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
+    s3_ingest.add_argument("--dry-run", action="store_true", help="show what would be uploaded")
+    s3_ingest.set_defaults(handler=cmd_ingest)
+
+    imports = commands.add_parser(
+        "import", help="import your own transactions file (CSV or Parquet) with a YAML mapping"
+    )
+    _add_lake(imports)
+    imports.add_argument("--source", required=True, help="FILE.csv or FILE.parquet")
+    imports.add_argument("--mapping", required=True, help="MAPPING.yml (see examples/)")
+    imports.add_argument(
+        "--ingestion-date",
+        type=date.fromisoformat,
+        default=None,
+        help="land everything in this day's partition (default: each row's event date)",
+    )
+    imports.set_defaults(handler=cmd_import)
+
+    athena = commands.add_parser("athena", help="run on AWS Athena (README: Run on AWS)")
+    athena_commands = athena.add_subparsers(dest="athena_command", required=True, metavar="step")
+    athena_register = athena_commands.add_parser(
+        "register", help="create the Glue databases and the raw tables (partition projection)"
+    )
+    athena_register.set_defaults(handler=cmd_athena_register)
+    athena_query = athena_commands.add_parser(
+        "query", help="run an analysis on Athena: rows, bytes scanned, cost"
+    )
+    athena_query.add_argument("analysis", help="analyses/<name>.sql")
+    athena_query.add_argument("--max-rows", type=int, default=100, help="rows to print")
+    athena_query.set_defaults(handler=cmd_athena_query)
+
+    train = commands.add_parser(
+        "train", help="train the fraud model, compare it with the baselines, promote if better"
+    )
+    _add_lake(train)
+    for flag, meaning in (
+        ("--train-start", "first training day (default: the first day of the features)"),
+        ("--train-end", "last training day (default: test start - gap - 1)"),
+        ("--test-start", "first test day (default: the last 7 days are the test)"),
+        ("--test-end", "last test day (default: the last day of the features)"),
+    ):
+        train.add_argument(flag, type=date.fromisoformat, default=None, help=meaning)
+    train.add_argument("--gap-days", type=int, default=None, help="unused days (default 7)")
+    train.add_argument(
+        "--alert-budget", type=float, default=100.0, help="alerts a day -> threshold (100)"
+    )
+    train.add_argument("--folds", type=int, default=1, help="prequential folds (default 1)")
+    train.add_argument("--backend", choices=("local", "sagemaker"), default="local")
+    train.set_defaults(handler=cmd_train)
+
+    score = commands.add_parser("score", help="score a day's transactions with the champion")
+    _add_lake(score)
+    score.add_argument(
+        "--date", type=date.fromisoformat, default=None, help="day to score (default: the last)"
+    )
+    score.set_defaults(handler=cmd_score)
+
+    monitor = commands.add_parser("monitor", help="drift, alert rate, realized precision")
+    _add_lake(monitor)
+    monitor.add_argument(
+        "--date", type=date.fromisoformat, default=None, help="scored day (default: the last)"
+    )
+    monitor.set_defaults(handler=cmd_monitor)
     return parser
 
 

@@ -15,7 +15,11 @@ import duckdb
 from python_jobs.lake.layout import Lake
 
 # Large facts are split by day so a one-day read touches one folder.
-PARTITIONED_BY = {"fct_transactions": "event_date", "fct_daily_kpis": "event_date"}
+PARTITIONED_BY = {
+    "fct_transactions": "event_date",
+    "fct_daily_kpis": "event_date",
+    "ml_features": "event_date",
+}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@
     try_strptime({{ expression }}, '%Y-%m-%d %H:%M:%S')
 {%- endmacro %}
 
+{#- date_parse gives timestamp(3), Iceberg columns are timestamp(6): see athena_storage.sql -#}
 {% macro athena__parse_timestamp(expression) -%}
-    try(date_parse({{ expression }}, '%Y-%m-%d %H:%i:%s'))
+    {{ cast_table_timestamp("try(date_parse(" ~ expression ~ ", '%Y-%m-%d %H:%i:%s'))") }}
 {%- endmacro %}
 
 

@@ -11,8 +11,8 @@
     earlier run. -#}
 {% macro ingestion_window_start() -%}
     (
-        select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(ingestion_date)') }}
-        from {{ this }}
+        select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(processed.ingestion_date)') }}
+        from {{ this }} as processed
     )
 {%- endmacro %}
 
@@ -67,6 +67,6 @@
     {{ relation }}._source_file || '#' || cast({{ relation }}._source_row as varchar) as raw_row_key,
         {{ relation }}._source_file as source_file,
         {{ relation }}._source_row as source_row,
-        {{ relation }}._ingested_at as ingested_at,
+        {{ cast_table_timestamp(relation ~ '._ingested_at') }} as ingested_at,
         {{ partition_date(relation ~ '.year', relation ~ '.month', relation ~ '.day') }} as ingestion_date
 {%- endmacro %}

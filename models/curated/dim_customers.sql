@@ -59,7 +59,7 @@ final as (
             as integer
         ) as tenure_days,
         current_versions.updated_at,
-        cast(current_versions.dbt_valid_from as timestamp) as version_valid_from,
+        {{ cast_table_timestamp('current_versions.dbt_valid_from') }} as version_valid_from,
         cast(versions.version_count as integer) as version_count
     from current_versions
     cross join as_of

@@ -1,4 +1,7 @@
 -- Every accepted transaction with its calendar attributes and its fraud label as known so far.
+-- On Athena an Iceberg table by event day: every analysis filters on event_date.
+{{ config(partitioned_by=athena_partitioned_by(['day(event_date)'])) }}
+
 with
 
 transactions as (

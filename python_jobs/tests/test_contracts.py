@@ -1,5 +1,5 @@
 """The places that must agree do agree: the raw schema contract and the dbt sources, the
-generator's reference data and the dbt seeds."""
+generator's reference data and the dbt seeds, the ML feature contract and its dbt mart."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from ml.features import FEATURES, KEY_COLUMNS, LABEL_COLUMNS
 from python_jobs.dbt_runner import PROJECT_DIR
 from python_jobs.generate import reference
 from python_jobs.lake.schemas import FEEDS
@@ -97,3 +98,15 @@ def test_no_duckdb_only_function_sits_in_a_model() -> None:
     ]:
         text = re.sub(r"--.*", "", path.read_text())
         assert not duckdb_only.search(text), f"{path}: DuckDB-only SQL belongs in a dispatch macro"
+
+
+def test_ml_features_yml_declares_the_feature_contract_in_order() -> None:
+    spec = yaml.safe_load((PROJECT_DIR / "models/curated/ml_features.yml").read_text())
+    (model,) = spec["models"]
+    assert [c["name"] for c in model["columns"]] == [*KEY_COLUMNS, *LABEL_COLUMNS, *FEATURES]
+
+
+def test_every_feature_has_investigator_wording() -> None:
+    seed = read_seed("feature_reason_codes")
+    assert [row["feature"] for row in seed] == list(FEATURES)
+    assert all(row["reason_code"] and row["description"] for row in seed)

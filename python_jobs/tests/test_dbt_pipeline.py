@@ -198,8 +198,11 @@ def test_curated_export_matches_the_marts(built_lake: Lake) -> None:
         "dim_customer_segments",
         "dim_customers",
         "fct_daily_kpis",
+        "fct_fraud_alerts",
+        "fct_model_performance_daily",
         "fct_risk_analysis",
         "fct_transactions",
+        "ml_features",
     }
     for name, table in exported.items():
         files = f"{table.path}/**/*.parquet"

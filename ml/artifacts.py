@@ -1,0 +1,195 @@
+"""A trained model on disk, and which one is the champion.
+
+<lake>/models/fraud_xgb/<version>/
+    model.json       the booster (XGBoost's own JSON format: no pickle, no joblib)
+    metadata.json    features, windows, threshold, data fingerprint, metrics, sha256 of model.json
+    model_card.md    for humans
+    *.png            curves and importances
+<lake>/models/fraud_xgb/champion.json   {"version": ..., "since": ..., "history": [...]}
+
+Loading refuses a model whose model.json does not hash to the recorded sha256 (a corrupted
+or hand-edited file) or whose feature list is not ml/features.py's FEATURES (it would score
+the wrong columns). Versions are written into a temporary folder and renamed into place,
+so a reader never sees half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import xgboost as xgb
+
+from ml.features import FEATURES
+from ml.layout import MODEL_NAME, MlLayout
+
+MODEL_FILE = "model.json"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "model_card.md"
+_LIBRARIES = ("xgboost", "scikit-learn", "numpy", "pandas", "pyarrow", "duckdb", "matplotlib")
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model on disk is not what its metadata says it is: refused."""
+
+
+class NoChampionError(FileNotFoundError):
+    """No model has been promoted yet."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    directory: Path
+    booster: xgb.Booster
+    metadata: dict[str, Any]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"]["value"])
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            dist = "xgboost-cpu" if name == "xgboost" else name
+            try:
+                versions[name] = importlib_metadata.version(dist)
+            except importlib_metadata.PackageNotFoundError:
+                versions[name] = "unknown"
+    return versions
+
+
+def new_version(layout: MlLayout, now: datetime | None = None) -> str:
+    """A sortable UTC timestamp, with a suffix if that second is already taken."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    version, n = stamp, 1
+    while layout.version_dir(version).exists():
+        n += 1
+        version = f"{stamp}-{n}"
+    return version
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Writes atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def save_version(
+    layout: MlLayout,
+    version: str,
+    booster: xgb.Booster,
+    metadata: dict[str, Any],
+    extras: Callable[[Path, dict[str, Any]], None] | None = None,
+) -> Path:
+    """Writes model.json, then metadata.json (with model.json's sha256 and the feature list),
+    then whatever `extras(folder, full metadata)` writes (card, plots), all in one atomic
+    rename."""
+    final = layout.version_dir(version)
+    if final.exists():
+        raise FileExistsError(f"model version {version} already exists at {final}")
+    staging = layout.models / f".staging-{version}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        booster.save_model(str(staging / MODEL_FILE))
+        full = {
+            "model_name": MODEL_NAME,
+            "version": version,
+            **metadata,
+            "features": list(FEATURES),
+            "model_sha256": sha256_file(staging / MODEL_FILE),
+        }
+        write_json(staging / METADATA_FILE, full)
+        if extras is not None:
+            extras(staging, full)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def load_version(layout: MlLayout, version: str) -> LoadedModel:
+    directory = layout.version_dir(version)
+    return load_directory(directory)
+
+
+def load_directory(directory: Path) -> LoadedModel:
+    """Loads and verifies one version folder."""
+    model_path, metadata_path = directory / MODEL_FILE, directory / METADATA_FILE
+    for path in (model_path, metadata_path):
+        if not path.exists():
+            raise ModelIntegrityError(f"{path} is missing: the model at {directory} is incomplete")
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ModelIntegrityError(f"{metadata_path} is not valid JSON: {error}") from error
+    expected = metadata.get("model_sha256")
+    actual = sha256_file(model_path)
+    if expected != actual:
+        raise ModelIntegrityError(
+            f"refusing {model_path}: its sha256 is {actual} but metadata.json records "
+            f"{expected}; the file was changed after training. Retrain or restore it."
+        )
+    features = metadata.get("features")
+    if features != list(FEATURES):
+        trained = set(features or [])
+        raise ModelIntegrityError(
+            f"refusing model {directory.name}: it was trained on a different feature list "
+            f"than ml/features.py (missing now: {sorted(trained - set(FEATURES))}, new: "
+            f"{sorted(set(FEATURES) - trained)}, or a different order). Retrain it."
+        )
+    booster = xgb.Booster()
+    booster.load_model(str(model_path))
+    if booster.feature_names is not None and list(booster.feature_names) != list(FEATURES):
+        raise ModelIntegrityError(
+            f"refusing model {directory.name}: model.json's feature names differ from FEATURES"
+        )
+    return LoadedModel(str(metadata.get("version", directory.name)), directory, booster, metadata)
+
+
+def champion_version(layout: MlLayout) -> str | None:
+    if not layout.champion_file.exists():
+        return None
+    return str(json.loads(layout.champion_file.read_text())["version"])
+
+
+def load_champion(layout: MlLayout) -> LoadedModel:
+    version = champion_version(layout)
+    if version is None:
+        raise NoChampionError(f"no champion model in {layout.models}: run `banklake train` first")
+    return load_version(layout, version)
+
+
+def promote(layout: MlLayout, version: str, reason: str, now: datetime | None = None) -> None:
+    """Points champion.json at `version`, keeping the history of promotions."""
+    history: list[dict[str, Any]] = []
+    if layout.champion_file.exists():
+        history = list(json.loads(layout.champion_file.read_text()).get("history", []))
+    since = (now or datetime.now(UTC)).isoformat()
+    history.append({"version": version, "since": since, "reason": reason})
+    write_json(layout.champion_file, {"version": version, "since": since, "history": history})

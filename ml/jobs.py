@@ -1,0 +1,93 @@
+"""The fraud model's jobs, one function each, for the CLI and for `make demo`.
+
+    train_job(lake)     train, compare with the baselines, promote if better than the champion
+    score_job(lake)     score the last day (or --date) with the champion
+    monitor_job(lake)   drift, alert rate and realized performance of a scored day
+    demo_job(lake)      train, then score the last day: what `make demo` runs after dbt
+
+Each prints what it did through `say` and returns a result object for callers that want
+the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from ml.layout import MlLayout
+from ml.monitor import MonitorConfig, MonitorReport, monitor
+from ml.score import ScoreResult, score_day
+from ml.train import TrainConfig, TrainOutcome, WindowRequest, train
+from python_jobs.lake.layout import Lake
+
+Say = Callable[[str], None]
+BACKENDS = ("local", "sagemaker")
+
+
+def train_job(
+    lake: Lake,
+    request: WindowRequest | None = None,
+    config: TrainConfig | None = None,
+    *,
+    backend: str = "local",
+    say: Say = print,
+) -> TrainOutcome | object:
+    """Local: trains, saves the version, decides champion/challenger and prints the
+    headline. SageMaker: exports the split and starts the training job."""
+    layout = MlLayout(lake)
+    request, config = request or WindowRequest(), config or TrainConfig()
+    if backend == "sagemaker":
+        return _start_sagemaker(layout, request, config, say)
+    if backend != "local":
+        raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    outcome = train(layout, request, config, say=say)
+    say(outcome.headline())
+    return outcome
+
+
+def _start_sagemaker(layout: MlLayout, request: WindowRequest, config: TrainConfig, say: Say):
+    from ml.dataset import date_range, load_features
+    from ml.protocol import split
+    from ml.sagemaker import SageMakerConfig, clients, start_training_job
+
+    sm_config = SageMakerConfig.from_env()  # fails before any data is read
+    if config.folds != 1:
+        raise ValueError("--folds is a local evaluation; the SageMaker backend trains one model")
+    windows = request.resolve(*date_range(layout.features))
+    frame = load_features(layout.features, windows.train_start, windows.train_end)
+    sagemaker, s3 = clients(sm_config)
+    job = start_training_job(
+        split(frame, windows), config.booster, sm_config, sagemaker=sagemaker, s3=s3, say=say
+    )
+    say(job.summary())
+    return job
+
+
+def score_job(lake: Lake, day: date | None = None, *, say: Say = print) -> ScoreResult:
+    result = score_day(MlLayout(lake), day)
+    say(result.summary())
+    return result
+
+
+def monitor_job(
+    lake: Lake,
+    day: date | None = None,
+    config: MonitorConfig | None = None,
+    *,
+    say: Say = print,
+) -> MonitorReport:
+    layout = MlLayout(lake)
+    report = monitor(layout, day, config or MonitorConfig())
+    say(report.text())
+    say(f"report: {layout.monitoring_file(report.day)}")
+    return report
+
+
+def demo_job(lake: Lake, *, say: Say = print) -> tuple[TrainOutcome, ScoreResult]:
+    """Trains on the lake's features with the default windows, then scores the last day with
+    the champion (the new model, or the old one if it stayed better)."""
+    say("==> training the fraud model (XGBoost vs logistic regression vs rules)")
+    outcome = train_job(lake, say=say)
+    assert isinstance(outcome, TrainOutcome)
+    say("==> scoring the last day with the champion")
+    return outcome, score_job(lake, say=say)

@@ -1,0 +1,166 @@
+"""Test-period metrics, and the alert-budget rule that sets the operating threshold.
+
+A fraud team works a fixed number of alerts a day; the threshold is therefore the score
+that fills that budget, not 0.5 (with scale_pos_weight the scores are not probabilities
+anyway). Every metric here is computed the same way for the model and for the baselines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+DEFAULT_ALERT_BUDGET = 100.0  # alerts a day
+DEFAULT_K = 100  # customers a day for precision@k
+
+THRESHOLD_RULE = (
+    "alert budget: the lowest score s such that the validation days raise at most "
+    "{budget:g} alerts a day on average when alerting on score >= s"
+)
+
+
+def threshold_for_budget(scores: np.ndarray, n_days: int, alerts_per_day: float) -> float:
+    """The lowest threshold s with count(scores >= s) <= alerts_per_day * n_days.
+
+    With distinct scores this alerts on exactly the top alerts_per_day * n_days rows; ties
+    at the boundary are all left out rather than overrunning the budget.
+    """
+    if n_days < 1 or alerts_per_day <= 0:
+        raise ValueError("the alert budget needs at least one day and a positive budget")
+    budget = math.floor(alerts_per_day * n_days)
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    if ordered.size == 0:
+        raise ValueError("no validation scores to set a threshold on")
+    if budget >= ordered.size:
+        return float(ordered[-1])
+    above = float(np.nextafter(ordered[0], np.inf))
+    if budget == 0:
+        return above
+    candidate = ordered[budget - 1]
+    if ordered[budget] < candidate:  # no tie across the boundary
+        return float(candidate)
+    # the (budget+1)-th score ties the budget-th: move up to the next distinct value
+    higher = ordered[ordered > candidate]
+    return float(higher[-1]) if higher.size else above
+
+
+def _safe(metric, y: np.ndarray, s: np.ndarray) -> float | None:
+    if y.size == 0 or y.all() or not y.any():
+        return None  # undefined with a single class
+    return float(metric(y, s))
+
+
+def precision_at_k_by_day(
+    days: np.ndarray, customers: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int
+) -> dict[str, float]:
+    """Per day: the k customers with the highest score (a customer's score is the max over
+    their transactions that day), and the share of them with a fraud that day."""
+    per_customer = (
+        pd.DataFrame({"day": days, "customer": customers, "score": scores, "fraud": labels})
+        .groupby(["day", "customer"], sort=False, observed=True)
+        .agg(score=("score", "max"), fraud=("fraud", "max"))
+        .reset_index()
+        .sort_values(["day", "score", "customer"], ascending=[True, False, True], kind="stable")
+    )
+    top = per_customer[per_customer.groupby("day", sort=False).cumcount() < k]
+    shares = top.groupby("day")["fraud"].mean()
+    return {pd.Timestamp(d).date().isoformat(): float(v) for d, v in shares.items()}
+
+
+def precision_at_k_ceiling(
+    days: np.ndarray, customers: np.ndarray, labels: np.ndarray, k: int
+) -> float | None:
+    """The best precision@k any score could reach: per day min(k, customers with a known
+    fraud) / min(k, customers), averaged over days. With immature labels (the last test
+    days) it is far below 1, and precision@k should be read against it."""
+    frame = pd.DataFrame({"day": days, "customer": customers, "fraud": labels})
+    per_customer = frame.groupby(["day", "customer"], observed=True)["fraud"].max()
+    per_day = per_customer.groupby(level="day").agg(["sum", "size"])
+    if per_day.empty:
+        return None
+    ceiling = np.minimum(per_day["sum"], k) / np.minimum(per_day["size"], k)
+    return float(ceiling.mean())
+
+
+@dataclass
+class Metrics:
+    rows: int
+    frauds: int
+    days: int
+    roc_auc: float | None
+    average_precision: float | None
+    threshold: float
+    alerts: int
+    alerts_per_day: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    k: int
+    precision_at_k: float | None  # mean over days
+    precision_at_k_ceiling: float | None  # what a perfect ranking would reach, same days
+    precision_at_k_by_day: dict[str, float] = field(default_factory=dict)
+    recall_by_scenario: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Metrics:
+        return cls(**data)  # type: ignore[arg-type]
+
+
+def evaluate(
+    frame: pd.DataFrame, scores: np.ndarray, threshold: float, *, k: int = DEFAULT_K
+) -> Metrics:
+    """Metrics of `scores` against frame["label"] (frame: test rows with event_date,
+    customer_id and label_scenario)."""
+    y = frame["label"].to_numpy(dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != y.shape:
+        raise ValueError(f"{s.size} scores for {y.size} rows")
+    alert = s >= threshold
+    tp = int((alert & y).sum())
+    n_alerts = int(alert.sum())
+    n_fraud = int(y.sum())
+    precision = tp / n_alerts if n_alerts else None
+    recall = tp / n_fraud if n_fraud else None
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall > 0
+        else (0.0 if precision is not None and recall is not None else None)
+    )
+    days = frame["event_date"].to_numpy(dtype="datetime64[D]")
+    n_days = int(np.unique(days).size)
+    by_day = precision_at_k_by_day(days, frame["customer_id"].to_numpy(), s, y, k)
+    scenario = frame["label_scenario"].astype("string").fillna("unknown").to_numpy(dtype=object)
+    recall_by_scenario: dict[str, dict[str, float]] = {}
+    for name in sorted(set(scenario[y])):
+        rows = y & (scenario == name)
+        caught = int((rows & alert).sum())
+        recall_by_scenario[str(name)] = {
+            "frauds": int(rows.sum()),
+            "caught": caught,
+            "recall": caught / int(rows.sum()),
+        }
+    return Metrics(
+        rows=int(y.size),
+        frauds=n_fraud,
+        days=n_days,
+        roc_auc=_safe(roc_auc_score, y, s),
+        average_precision=_safe(average_precision_score, y, s),
+        threshold=float(threshold),
+        alerts=n_alerts,
+        alerts_per_day=n_alerts / n_days if n_days else 0.0,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        k=k,
+        precision_at_k=float(np.mean(list(by_day.values()))) if by_day else None,
+        precision_at_k_ceiling=precision_at_k_ceiling(days, frame["customer_id"].to_numpy(), y, k),
+        precision_at_k_by_day=by_day,
+        recall_by_scenario=recall_by_scenario,
+    )

@@ -1,0 +1,233 @@
+"""The time protocol: which rows train, which validate, which test, and which labels each sees.
+
+Fraud labels arrive days to weeks after the transaction, so a random split (or even a plain
+time split with today's labels) would let the model learn from labels it could never have
+had in production. The protocol therefore replays production:
+
+    [train_start ........ train_end] [gap: gap_days, unused] [test_start ... test_end]
+                     [validation]   ^                       ^
+                                    train_end + 1           cutoff = train_end + gap_days + 1
+
+- The model is trained at the *cut-off* (00:00 of the day after the gap). Training (and
+  validation) rows carry only the labels known then: label_reported_at <= cutoff. A fraud
+  reported later is a non-fraud in training, exactly as it would have been in production.
+- Transactions in the gap are used for nothing: their labels are the least mature, and
+  skipping them keeps the test period out of reach of any feature window of the training
+  rows' labels.
+- Test rows carry the labels known now (the mart's), the best truth available.
+- The validation slice (early stopping and the alert threshold) is the last
+  `validation_days` of the training period: the model is always checked on days after the
+  ones it was fitted on.
+
+Dates are inclusive calendar days on event_date. Everything here is a pure function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime, time, timedelta
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_TEST_DAYS = 7
+DEFAULT_GAP_DAYS = 7
+DEFAULT_VALIDATION_DAYS = 3
+MIN_FIT_DAYS = 2  # training days left before the validation slice
+
+
+class ProtocolError(ValueError):
+    """The windows are inconsistent or do not fit in the data."""
+
+
+@dataclass(frozen=True)
+class Windows:
+    train_start: date
+    train_end: date
+    gap_days: int
+    test_start: date
+    test_end: date
+    validation_days: int = DEFAULT_VALIDATION_DAYS
+
+    def __post_init__(self) -> None:
+        if self.train_start > self.train_end:
+            raise ProtocolError(
+                f"train_start {self.train_start} is after train_end {self.train_end}"
+            )
+        if self.gap_days < 0:
+            raise ProtocolError(f"gap_days must be >= 0, got {self.gap_days}")
+        if self.test_start > self.test_end:
+            raise ProtocolError(f"test_start {self.test_start} is after test_end {self.test_end}")
+        first_test_day = self.train_end + timedelta(days=self.gap_days + 1)
+        if self.test_start < first_test_day:
+            raise ProtocolError(
+                f"test_start {self.test_start} overlaps training or the {self.gap_days}-day gap: "
+                f"with train_end {self.train_end} it must be on or after {first_test_day}"
+            )
+        if self.validation_days < 1:
+            raise ProtocolError(f"validation_days must be >= 1, got {self.validation_days}")
+        if self.train_days < self.validation_days + MIN_FIT_DAYS:
+            raise ProtocolError(
+                f"the training period {self.train_start}..{self.train_end} has {self.train_days} "
+                f"days; it needs at least {self.validation_days + MIN_FIT_DAYS} "
+                f"({self.validation_days} for validation, {MIN_FIT_DAYS} to fit on)"
+            )
+
+    @property
+    def train_days(self) -> int:
+        return (self.train_end - self.train_start).days + 1
+
+    @property
+    def test_days(self) -> int:
+        return (self.test_end - self.test_start).days + 1
+
+    @property
+    def validation_start(self) -> date:
+        return self.train_end - timedelta(days=self.validation_days - 1)
+
+    @property
+    def cutoff(self) -> datetime:
+        """When the model is trained: 00:00 of the day after train_end + gap_days."""
+        return datetime.combine(self.train_end + timedelta(days=self.gap_days + 1), time())
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(self).items()
+        }
+        data["cutoff"] = self.cutoff.isoformat()
+        data["validation_start"] = self.validation_start.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Windows:
+        return cls(
+            train_start=date.fromisoformat(str(data["train_start"])),
+            train_end=date.fromisoformat(str(data["train_end"])),
+            gap_days=int(data["gap_days"]),  # type: ignore[arg-type]
+            test_start=date.fromisoformat(str(data["test_start"])),
+            test_end=date.fromisoformat(str(data["test_end"])),
+            validation_days=int(data["validation_days"]),  # type: ignore[arg-type]
+        )
+
+    def describe(self) -> str:
+        return (
+            f"train {self.train_start}..{self.train_end} (validation from "
+            f"{self.validation_start}), gap {self.gap_days} d, labels known at "
+            f"{self.cutoff:%Y-%m-%d %H:%M}, test {self.test_start}..{self.test_end}"
+        )
+
+
+def resolve_windows(
+    first: date,
+    last: date,
+    *,
+    train_start: date | None = None,
+    train_end: date | None = None,
+    gap_days: int = DEFAULT_GAP_DAYS,
+    test_start: date | None = None,
+    test_end: date | None = None,
+    test_days: int = DEFAULT_TEST_DAYS,
+    validation_days: int = DEFAULT_VALIDATION_DAYS,
+) -> Windows:
+    """Windows from the data's date range [first, last] and whatever the user pinned.
+
+    Defaults: the test period is the last `test_days` days, then a `gap_days` gap before
+    it, and everything earlier trains. A pinned bound moves the others consistently
+    (e.g. --train-end alone: the test starts after the gap and runs to the last day).
+    """
+    test_end = test_end or last
+    if test_start is None:
+        if train_end is not None:
+            test_start = train_end + timedelta(days=gap_days + 1)
+        else:
+            test_start = test_end - timedelta(days=test_days - 1)
+    if train_end is None:
+        train_end = test_start - timedelta(days=gap_days + 1)
+    windows = Windows(
+        train_start=train_start or first,
+        train_end=train_end,
+        gap_days=gap_days,
+        test_start=test_start,
+        test_end=test_end,
+        validation_days=validation_days,
+    )
+    if windows.train_start < first or windows.test_end > last:
+        raise ProtocolError(f"{windows.describe()} reaches outside the data ({first}..{last})")
+    return windows
+
+
+def rolling_folds(windows: Windows, folds: int, step_days: int | None = None) -> list[Windows]:
+    """Prequential evaluation: `folds` copies of `windows`, the last one being `windows`
+    itself and each earlier one moved back by `step_days` (default: the test length), with
+    the same train_start (an expanding window). Oldest first."""
+    if folds < 1:
+        raise ProtocolError(f"folds must be >= 1, got {folds}")
+    step = timedelta(days=step_days if step_days is not None else windows.test_days)
+    if step <= timedelta(0):
+        raise ProtocolError("step_days must be >= 1")
+    out = []
+    for k in range(folds - 1, -1, -1):
+        shift = step * k
+        try:
+            out.append(
+                replace(
+                    windows,
+                    train_end=windows.train_end - shift,
+                    test_start=windows.test_start - shift,
+                    test_end=windows.test_end - shift,
+                )
+            )
+        except ProtocolError as error:
+            raise ProtocolError(
+                f"{folds} folds {step.days} days apart do not fit: fold {folds - k} of "
+                f"{folds}: {error}"
+            ) from error
+    return out
+
+
+def _days(frame: pd.DataFrame, start: date, end: date) -> np.ndarray:
+    day = frame["event_date"].to_numpy(dtype="datetime64[D]")
+    return (day >= np.datetime64(start, "D")) & (day <= np.datetime64(end, "D"))
+
+
+def labels_known_at(frame: pd.DataFrame, cutoff: datetime) -> np.ndarray:
+    """The fraud label as it was known at `cutoff` (a report after it is not yet known)."""
+    reported = frame["label_reported_at"].to_numpy(dtype="datetime64[us]")
+    known = ~np.isnat(reported) & (reported <= np.datetime64(cutoff, "us"))
+    return frame["label_is_fraud"].to_numpy(dtype=bool) & known
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row subsets of one frame, each with a boolean `label` column for its own purpose."""
+
+    windows: Windows
+    fit: pd.DataFrame  # training days before the validation slice, labels at cutoff
+    validation: pd.DataFrame  # last validation_days of training, labels at cutoff
+    test: pd.DataFrame  # test days, labels known now
+
+    @property
+    def training(self) -> pd.DataFrame:
+        """fit + validation: the whole training period."""
+        return pd.concat([self.fit, self.validation], ignore_index=True)
+
+
+def split(frame: pd.DataFrame, windows: Windows) -> Split:
+    """Applies the protocol to a frame of contract columns (any date range)."""
+    training = _days(frame, windows.train_start, windows.train_end)
+    validation = _days(frame, windows.validation_start, windows.train_end)
+    test = _days(frame, windows.test_start, windows.test_end)
+    at_cutoff = labels_known_at(frame, windows.cutoff)
+    now = frame["label_is_fraud"].to_numpy(dtype=bool)
+
+    def take(mask: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+        part = frame.loc[mask].copy()
+        part["label"] = labels[mask]
+        return part.reset_index(drop=True)
+
+    return Split(
+        windows=windows,
+        fit=take(training & ~validation, at_cutoff),
+        validation=take(validation, at_cutoff),
+        test=take(test, now),
+    )

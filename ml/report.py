@@ -1,0 +1,205 @@
+"""Text for humans: the headline metrics table and the model card."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ml.plots import PLOT_FILES
+
+MODEL_LABELS = {
+    "xgboost": "XGBoost (model)",
+    "logistic_regression": "logistic regression",
+    "rules": "rules",
+}
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, Any]], *, markdown: bool = False) -> str:
+    """One row per model: ROC-AUC, AP, precision/recall/F1 at the threshold, precision@k."""
+    k = next(iter(metrics.values()))["k"] if metrics else 100
+    header = [
+        "model",
+        "ROC-AUC",
+        "AP",
+        "precision",
+        "recall",
+        "F1",
+        f"cust. prec@{k}",
+        "alerts/day",
+    ]
+    rows = [
+        [
+            MODEL_LABELS.get(name, name),
+            _num(m["roc_auc"]),
+            _num(m["average_precision"]),
+            _num(m["precision"]),
+            _num(m["recall"]),
+            _num(m["f1"]),
+            _num(m["precision_at_k"]),
+            f"{m['alerts_per_day']:.0f}",
+        ]
+        for name, m in metrics.items()
+    ]
+    return _table(header, rows, markdown)
+
+
+def ceiling_note(metrics: Mapping[str, Mapping[str, Any]], *, known_labels: bool = True) -> str:
+    """How far precision@k could go with these labels on the test days."""
+    if not metrics:
+        return ""
+    m = next(iter(metrics.values()))
+    why = " (frauds not reported yet count as non-fraud)" if known_labels else ""
+    return (
+        f"customer precision@{m['k']}: a perfect ranking would reach "
+        f"{_num(m.get('precision_at_k_ceiling'))} on these test days{why}"
+    )
+
+
+def scenario_table(metrics: Mapping[str, Mapping[str, Any]], *, markdown: bool = False) -> str:
+    """Recall at the threshold per fraud scenario (frauds known in the test period)."""
+    scenarios = sorted({s for m in metrics.values() for s in m["recall_by_scenario"]})
+    header = ["scenario", "frauds", *(MODEL_LABELS.get(n, n) for n in metrics)]
+    rows = []
+    for scenario in scenarios:
+        first = next(iter(metrics.values()))["recall_by_scenario"].get(scenario, {})
+        rows.append(
+            [
+                scenario,
+                str(first.get("frauds", 0)),
+                *(
+                    _num(m["recall_by_scenario"].get(scenario, {}).get("recall"))
+                    for m in metrics.values()
+                ),
+            ]
+        )
+    return _table(header, rows, markdown)
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
+
+    return "\n".join([line(header), *(line(r) for r in rows)])
+
+
+def _diagnostics(metadata: Mapping[str, Any]) -> str:
+    diagnostics = metadata.get("diagnostics")
+    if not diagnostics:
+        return ""
+    truth = diagnostics["generator_truth"]
+    return (
+        "## Diagnostic: against the generator's truth\n\n"
+        f"{diagnostics['note'][0].upper()}{diagnostics['note'][1:]}.\n\n"
+        f"{metrics_table(truth, markdown=True)}\n\n"
+        f"The {ceiling_note(truth, known_labels=False)}.\n\n"
+        f"{scenario_table(truth, markdown=True)}\n\n"
+    )
+
+
+def model_card(metadata: Mapping[str, Any]) -> str:
+    """The model card: what the model is for, what it saw, how it was tested, how it did."""
+    w = metadata["windows"]
+    t = metadata["threshold"]
+    data = metadata["data"]
+    metrics = metadata["metrics"]
+    decision = metadata.get("champion_decision", {})
+    folds = metadata.get("folds", [])
+    fold_lines = ""
+    if len(folds) > 1:
+        fold_lines = "\n\n### Prequential folds (oldest first)\n\n" + "\n".join(
+            f"- test {f['windows']['test_start']}..{f['windows']['test_end']}: AP "
+            + ", ".join(
+                f"{MODEL_LABELS.get(n, n)} {_num(m['average_precision'])}"
+                for n, m in f["metrics"].items()
+            )
+            for f in folds
+        )
+    booster = metadata["booster"]
+    plots = "\n".join(f"- `{name}`" for name in PLOT_FILES)
+    return f"""# Model card: fraud_xgb {metadata["version"]}
+
+## Intended use
+
+Scores each card, PIX, TED and boleto transaction of the bank's retail customers for fraud,
+once a day over the previous day's transactions (`banklake score`), to fill the fraud
+team's alert queue: transactions scoring at or above the threshold
+({t["value"]:.6f}) are alerts, about {t["alert_budget_per_day"]:g} a day. Each score comes
+with its three largest reasons (XGBoost feature contributions). It is a decision aid for
+analysts, not an automatic block, and it is not a credit or customer-risk score.
+
+## Data
+
+`curated.ml_features` (one row per transaction, features computed in dbt from each
+transaction's past only; see ml/features.py). Labels come only from fraud reports
+(chargebacks, PIX MED claims, customer contacts).
+
+- training rows: {data["rows"]["fit"]:,} fit + {data["rows"]["validation"]:,} validation;
+  frauds known at the cut-off: {data["frauds"]["fit"]:,} + {data["frauds"]["validation"]:,}
+  ({data["frauds"]["training_reported_after_cutoff"]:,} more training-period frauds were
+  reported only after the cut-off and counted as non-fraud, as in production)
+- test rows: {data["rows"]["test"]:,}, frauds known now: {data["frauds"]["test"]:,}
+- fingerprint of the training keys (sha256): `{data["training_keys_sha256"]}`
+
+## Protocol
+
+- training {w["train_start"]} to {w["train_end"]}; the last {w["validation_days"]} days
+  (from {w["validation_start"]}) are the validation slice for early stopping and the
+  threshold
+- gap of {w["gap_days"]} days, unused
+- labels known at the cut-off {w["cutoff"]} for training; labels known now for the test
+- test {w["test_start"]} to {w["test_end"]}
+- threshold rule: {t["rule"]}
+
+XGBoost (hist), best iteration {booster["best_iteration"]}, scale_pos_weight
+{booster["scale_pos_weight"]:.1f}; baselines: logistic regression (median-imputed,
+standardized, balanced class weights) and a points-based rule set, each with its own
+threshold from the same alert-budget rule.
+
+## Metrics on the test period
+
+{metrics_table(metrics, markdown=True)}
+
+Customer precision@k: each day, the k customers with the highest score (max over their
+transactions that day), and the share of them that had a known fraud that day; mean over
+the test days. The {ceiling_note(metrics)}.
+
+### Recall per scenario at the threshold
+
+{scenario_table(metrics, markdown=True)}{fold_lines}
+
+{_diagnostics(metadata)}## Champion decision
+
+{decision.get("reason", "n/a")} -> {"promoted" if decision.get("promote") else "not promoted"}.
+
+## Limitations
+
+- Test labels are the ones known now: frauds with long report delays (card testing and
+  compromised terminals are reported after ~2 weeks) are still unlabelled in the last test
+  days, so precision and recall above are underestimates of the real ones, unevenly by
+  scenario.
+- The model only sees what ml_features offers: no merchant category, no location distance
+  from home, no declined-authorization counts. Scenarios they would reveal (compromised
+  terminals, card testing) depend on the counterparty's reported-fraud history, which
+  lags by the report delay.
+- Features with 30-day windows are incomplete for the first 30 days of the lake; a model
+  trained on a young lake sees smaller histories than it will meet later (watch PSI).
+- Trained on synthetic data: the numbers say the pipeline works, not how the model will
+  do on a real bank's traffic.
+
+## Files
+
+- `model.json` (XGBoost JSON), `metadata.json` (sha256 of model.json:
+  `{metadata["model_sha256"]}`)
+{plots}
+"""

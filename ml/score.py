@@ -1,0 +1,132 @@
+"""Daily scoring with the champion: one Parquet file per day, with the three main reasons.
+
+<lake>/processed/fraud_scores/score_date=YYYY-MM-DD/scores.parquet holds exactly
+SCORES_SCHEMA (score_date is the partition folder, not a column). Re-scoring a day replaces
+its file atomically (write a temporary file in the same folder, then rename), so a reader
+sees the old file or the new one, never a mix. Same model + same features -> same file
+contents except scored_at.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.artifacts import LoadedModel, load_champion
+from ml.booster import contributions, predict, top_reasons
+from ml.dataset import date_range, feature_matrix, load_features
+from ml.features import FEATURES
+from ml.layout import MlLayout
+
+N_REASONS = 3
+ALERT, PASS = "alert", "pass"
+SCORES_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("event_ts", pa.timestamp("us")),
+        ("model_version", pa.string()),
+        ("score", pa.float64()),
+        ("threshold", pa.float64()),
+        ("decision", pa.string()),
+        *(
+            field
+            for i in range(1, N_REASONS + 1)
+            for field in (
+                (f"reason_{i}", pa.string()),
+                (f"reason_{i}_contribution", pa.float64()),
+            )
+        ),
+        ("scored_at", pa.timestamp("us")),
+    ]
+)
+
+
+def score_frame(model: LoadedModel, frame: pd.DataFrame, scored_at: datetime) -> pa.Table:
+    """Scores rows of contract columns. Reasons are the features with the largest positive
+    contributions (log-odds) to this row's score; null when fewer than three push it up."""
+    x = feature_matrix(frame)
+    scores = predict(model.booster, x)
+    index, value = top_reasons(contributions(model.booster, x), N_REASONS)
+    names = np.array([*FEATURES, None], dtype=object)  # index -1 -> None
+    threshold = model.threshold
+    n = len(frame)
+    columns: dict[str, pa.Array] = {
+        "transaction_id": pa.array(frame["transaction_id"].to_numpy(dtype=object), pa.string()),
+        "customer_id": pa.array(frame["customer_id"].to_numpy(dtype=object), pa.string()),
+        "event_ts": pa.array(
+            frame["event_ts"].to_numpy(dtype="datetime64[us]"), pa.timestamp("us")
+        ),
+        "model_version": pa.array([model.version] * n, pa.string()),
+        "score": pa.array(scores, pa.float64()),
+        "threshold": pa.array(np.full(n, threshold), pa.float64()),
+        "decision": pa.array(np.where(scores >= threshold, ALERT, PASS), pa.string()),
+    }
+    for i in range(N_REASONS):
+        columns[f"reason_{i + 1}"] = pa.array(names[index[:, i]], pa.string())
+        columns[f"reason_{i + 1}_contribution"] = pa.array(
+            value[:, i], pa.float64(), from_pandas=True
+        )
+    stamp = np.datetime64(scored_at.replace(tzinfo=None), "us")
+    columns["scored_at"] = pa.array(np.full(n, stamp), pa.timestamp("us"))
+    return pa.table(columns, schema=SCORES_SCHEMA)
+
+
+def write_atomically(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    day: date
+    path: Path
+    rows: int
+    alerts: int
+    model_version: str
+    threshold: float
+
+    def summary(self) -> str:
+        return (
+            f"scored {self.rows:,} transactions of {self.day} with model {self.model_version}: "
+            f"{self.alerts:,} alerts (threshold {self.threshold:.6f}) -> {self.path}"
+        )
+
+
+def score_day(
+    layout: MlLayout, day: date | None = None, *, now: datetime | None = None
+) -> ScoreResult:
+    """Scores every transaction with event_date = `day` (default: the last day in the
+    features) with the champion and writes that day's file."""
+    model = load_champion(layout)
+    if day is None:
+        day = date_range(layout.features)[1]
+    frame = load_features(layout.features, day, day)
+    if frame.empty:
+        first, last = date_range(layout.features)
+        raise ValueError(f"no transactions on {day} in the features (they cover {first}..{last})")
+    frame = frame.sort_values("transaction_id", kind="stable").reset_index(drop=True)
+    table = score_frame(model, frame, now or datetime.now(UTC))
+    path = layout.scores_file(day)
+    write_atomically(table, path)
+    alerts = int(np.sum(table["decision"].to_numpy(zero_copy_only=False) == ALERT))
+    return ScoreResult(day, path, table.num_rows, alerts, model.version, model.threshold)
+
+
+def read_scores(layout: MlLayout, day: date) -> pd.DataFrame:
+    path = layout.scores_file(day)
+    if not path.exists():
+        raise FileNotFoundError(f"no scores for {day} at {path}: run `banklake score --date {day}`")
+    return pq.read_table(path).to_pandas()

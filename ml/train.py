@@ -1,0 +1,322 @@
+"""Training: the model and both baselines on the same split, then the champion decision.
+
+`train()` is what `banklake train` and `make demo` call. `fit_fold()` is the pure part
+(frames in, fitted models and metrics out) that the tests and the prequential folds use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml import artifacts, drift
+from ml.baselines import describe_rules, fit_logistic, predict_logistic, rules_score
+from ml.booster import BoosterParams, FittedBooster, feature_importance, fit_booster, predict
+from ml.champion import ChampionDecision, challenge
+from ml.dataset import date_range, feature_matrix, load_features
+from ml.diagnostics import NOTE, load_truth, truth_metrics
+from ml.features import FEATURES
+from ml.layout import MlLayout
+from ml.metrics import (
+    DEFAULT_ALERT_BUDGET,
+    DEFAULT_K,
+    THRESHOLD_RULE,
+    Metrics,
+    evaluate,
+    threshold_for_budget,
+)
+from ml.plots import write_plots
+from ml.protocol import (
+    DEFAULT_GAP_DAYS,
+    DEFAULT_TEST_DAYS,
+    DEFAULT_VALIDATION_DAYS,
+    Split,
+    Windows,
+    resolve_windows,
+    rolling_folds,
+    split,
+)
+from ml.report import ceiling_note, metrics_table, model_card, scenario_table
+
+MODEL = "xgboost"
+BASELINES = ("logistic_regression", "rules")
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WindowRequest:
+    """What the user pinned (None: derived from the data, see protocol.resolve_windows)."""
+
+    train_start: date | None = None
+    train_end: date | None = None
+    gap_days: int = DEFAULT_GAP_DAYS
+    test_start: date | None = None
+    test_end: date | None = None
+    test_days: int = DEFAULT_TEST_DAYS
+    validation_days: int = DEFAULT_VALIDATION_DAYS
+
+    def resolve(self, first: date, last: date) -> Windows:
+        return resolve_windows(
+            first,
+            last,
+            train_start=self.train_start,
+            train_end=self.train_end,
+            gap_days=self.gap_days,
+            test_start=self.test_start,
+            test_end=self.test_end,
+            test_days=self.test_days,
+            validation_days=self.validation_days,
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    alert_budget: float = DEFAULT_ALERT_BUDGET  # alerts a day -> the operating threshold
+    k: int = DEFAULT_K  # customers a day for precision@k
+    folds: int = 1  # > 1: prequential evaluation, folds rolling forward
+    fold_step_days: int | None = None  # default: the test length
+    booster: BoosterParams = field(default_factory=BoosterParams)
+    plots: bool = True
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model's scores on the split and its test metrics at its own threshold."""
+
+    name: str
+    validation_scores: np.ndarray
+    test_scores: np.ndarray
+    threshold: float
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    split: Split
+    fitted: FittedBooster
+    candidates: dict[str, Candidate]
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return {name: c.metrics.to_dict() for name, c in self.candidates.items()}
+
+
+def fit_fold(data: Split, config: TrainConfig = TrainConfig()) -> FoldResult:
+    """Fits XGBoost (early stopping on the validation slice) and the logistic regression on
+    the fit rows, scores all three models, and sets each one's threshold from the alert
+    budget on the validation days."""
+    fit_x, val_x = feature_matrix(data.fit), feature_matrix(data.validation)
+    test_x = feature_matrix(data.test)
+    fit_y = data.fit["label"].to_numpy(dtype=bool)
+    val_y = data.validation["label"].to_numpy(dtype=bool)
+    fitted = fit_booster(fit_x, fit_y, val_x, val_y, config.booster)
+    logistic = fit_logistic(fit_x, fit_y, seed=config.booster.seed)
+    scored = {
+        MODEL: (predict(fitted.booster, val_x), predict(fitted.booster, test_x)),
+        "logistic_regression": (
+            predict_logistic(logistic, val_x),
+            predict_logistic(logistic, test_x),
+        ),
+        "rules": (rules_score(data.validation), rules_score(data.test)),
+    }
+    candidates = {}
+    for name, (val_scores, test_scores) in scored.items():
+        threshold = threshold_for_budget(
+            val_scores, data.windows.validation_days, config.alert_budget
+        )
+        metrics = evaluate(data.test, test_scores, threshold, k=config.k)
+        candidates[name] = Candidate(name, val_scores, test_scores, threshold, metrics)
+    return FoldResult(data, fitted, candidates)
+
+
+def training_keys_sha256(training: pd.DataFrame) -> str:
+    """sha256 over the sorted training transaction ids: same data, same fingerprint."""
+    ids = np.sort(training["transaction_id"].to_numpy(dtype=str))
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def _fingerprint(result: FoldResult, source: Path) -> dict[str, Any]:
+    data = result.split
+    training = data.training
+    reported_later = int(training["label_is_fraud"].sum() - training["label"].sum())
+    return {
+        "source": str(source),
+        "rows": {"fit": len(data.fit), "validation": len(data.validation), "test": len(data.test)},
+        "frauds": {
+            "fit": int(data.fit["label"].sum()),
+            "validation": int(data.validation["label"].sum()),
+            "test": int(data.test["label"].sum()),
+            "training_reported_after_cutoff": reported_later,
+        },
+        "training_keys_sha256": training_keys_sha256(training),
+    }
+
+
+def _reference(result: FoldResult) -> dict[str, Any]:
+    """What monitoring compares each scored day with: feature distributions over the whole
+    training period, and the validation slice's scores (out-of-sample, unlike the fit rows')."""
+    training = result.split.training
+    model = result.candidates[MODEL]
+    return {
+        "features": {f: drift.reference(training[f].to_numpy()).to_dict() for f in FEATURES},
+        "score": drift.reference(model.validation_scores).to_dict(),
+        "validation_alert_rate": float(np.mean(model.validation_scores >= model.threshold)),
+    }
+
+
+def build_metadata(
+    result: FoldResult,
+    config: TrainConfig,
+    decision: ChampionDecision,
+    folds: list[FoldResult],
+    source: Path,
+    created_at: datetime,
+) -> dict[str, Any]:
+    model = result.candidates[MODEL]
+    windows = result.split.windows
+    return {
+        "created_at": created_at.isoformat(),
+        "windows": windows.to_dict(),
+        "threshold": {
+            "value": model.threshold,
+            "rule": THRESHOLD_RULE.format(budget=config.alert_budget),
+            "alert_budget_per_day": config.alert_budget,
+            "validation_days": windows.validation_days,
+            "validation_alerts_per_day": float(
+                np.sum(model.validation_scores >= model.threshold) / windows.validation_days
+            ),
+            "baselines": {n: result.candidates[n].threshold for n in BASELINES},
+        },
+        "booster": {
+            "params": config.booster.to_dict(),
+            "best_iteration": result.fitted.best_iteration,
+            "scale_pos_weight": result.fitted.scale_pos_weight,
+            "validation_aucpr": result.fitted.validation_aucpr,
+        },
+        "data": _fingerprint(result, source),
+        "libraries": artifacts.library_versions(),
+        "metrics": result.metrics(),
+        "folds": [{"windows": f.split.windows.to_dict(), "metrics": f.metrics()} for f in folds],
+        "rules": describe_rules(),
+        "reference": _reference(result),
+        "feature_importance": feature_importance(result.fitted.booster),
+        "champion_decision": decision.to_dict(),
+    }
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    version: str
+    directory: Path
+    metadata: dict[str, Any]
+    decision: ChampionDecision
+    result: FoldResult
+
+    def headline(self) -> str:
+        metrics = self.metadata["metrics"]
+        return "\n".join(
+            [
+                f"fraud model {self.version}: "
+                + Windows.from_dict(self.metadata["windows"]).describe(),
+                "",
+                metrics_table(metrics),
+                ceiling_note(metrics),
+                "",
+                "recall per scenario at each model's threshold:",
+                scenario_table(metrics),
+                "",
+                *self._diagnostic_lines(),
+                self.decision.message(self.version),
+                f"model folder: {self.directory}",
+            ]
+        )
+
+    def _diagnostic_lines(self) -> list[str]:
+        diagnostics = self.metadata.get("diagnostics")
+        if not diagnostics:
+            return []
+        truth = diagnostics["generator_truth"]
+        return [
+            f"{diagnostics['note']}:",
+            metrics_table(truth),
+            ceiling_note(truth, known_labels=False),
+            scenario_table(truth),
+            "",
+        ]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _diagnostics(layout: MlLayout, result: FoldResult, config: TrainConfig) -> dict | None:
+    """On a generated lake: the same test scores against the generator's complete truth."""
+    truth = load_truth(layout)
+    if truth is None:
+        return None
+    candidates = result.candidates
+    metrics = truth_metrics(
+        result.split.test,
+        {name: c.test_scores for name, c in candidates.items()},
+        {name: c.threshold for name, c in candidates.items()},
+        truth,
+        config.k,
+    )
+    return {"note": NOTE, "generator_truth": metrics}
+
+
+def train(
+    layout: MlLayout,
+    request: WindowRequest = WindowRequest(),
+    config: TrainConfig = TrainConfig(),
+    *,
+    say: Say = _quiet,
+    now: datetime | None = None,
+) -> TrainOutcome:
+    """Loads the features, fits and evaluates (with prequential folds if asked), saves the
+    model version and promotes it if it beats the champion on the same test split."""
+    created_at = now or datetime.now(UTC)
+    first, last = date_range(layout.features)
+    windows = request.resolve(first, last)
+    all_windows = rolling_folds(windows, config.folds, config.fold_step_days)
+    say(f"loading {layout.features.database} ({all_windows[0].train_start}..{windows.test_end})")
+    frame = load_features(layout.features, all_windows[0].train_start, windows.test_end)
+    folds = []
+    for number, fold_windows in enumerate(all_windows, start=1):
+        say(f"fold {number}/{len(all_windows)}: {fold_windows.describe()}")
+        folds.append(fit_fold(split(frame, fold_windows), config))
+    result = folds[-1]
+    diagnostics = _diagnostics(layout, result, config)
+    decision = challenge(
+        layout,
+        result.split.test,
+        result.candidates[MODEL].metrics.average_precision,
+        windows.test_start,
+    )
+    metadata = build_metadata(result, config, decision, folds, layout.features.database, created_at)
+    if diagnostics is not None:
+        metadata["diagnostics"] = diagnostics
+    version = artifacts.new_version(layout, created_at)
+
+    def extras(directory: Path, full: dict[str, Any]) -> None:
+        (directory / artifacts.CARD_FILE).write_text(model_card(full))
+        if config.plots:
+            write_plots(
+                directory,
+                result.split.test["label"].to_numpy(dtype=bool),
+                {name: c.test_scores for name, c in result.candidates.items()},
+                metadata["feature_importance"],
+            )
+
+    directory = artifacts.save_version(
+        layout, version, result.fitted.booster, metadata, extras=extras
+    )
+    if decision.promote:
+        artifacts.promote(layout, version, decision.reason, now=created_at)
+    return TrainOutcome(version, directory, metadata, decision, result)

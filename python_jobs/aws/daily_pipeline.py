@@ -1,0 +1,67 @@
+"""The daily pipeline twice: `banklake run` locally and a Step Functions state machine on AWS.
+
+One table says which local step corresponds to which state of
+infrastructure/statemachine/daily_pipeline.asl.json, and why a step exists on one side only.
+python_jobs/tests/test_daily_pipeline_asl.py runs the real `daily_run` with its steps
+recorded and walks the state machine from StartAt: both must follow this table, in order, so
+a step added or reordered on one side fails the suite until the other side (or the table)
+follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ASL_PATH = (
+    Path(__file__).resolve().parents[2]
+    / "infrastructure"
+    / "statemachine"
+    / "daily_pipeline.asl.json"
+)
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    """One step of the daily run. `local` names the functions `daily_run` reaches, in order
+    (as imported in python_jobs/pipeline.py); `state` the ASL task state; `why` explains a
+    missing side."""
+
+    name: str
+    local: tuple[str, ...]
+    state: str | None
+    why: str = ""
+
+
+DAILY_STEPS: tuple[PipelineStep, ...] = (
+    PipelineStep(
+        "ingest validated",
+        local=("generate", "validate_lake"),
+        state="IngestValidated",
+        why="locally the generator delivers the day and `banklake validate` checks it; on AWS "
+        "the core system (or `banklake ingest`) delivers to S3, the S3 trigger validates on "
+        "arrival, and the state sweeps the day with the same per-object code",
+    ),
+    PipelineStep("dbt build", local=("run_dbt",), state="DbtBuild"),
+    PipelineStep(
+        "export curated",
+        local=("export_curated",),
+        state=None,
+        why="on Athena the curated marts already are Iceberg tables in S3: nothing to export",
+    ),
+    PipelineStep(
+        "score",
+        local=(),
+        state="Score",
+        why="`banklake run` does not score yet (ml/score.py is run on its own locally)",
+    ),
+    PipelineStep("report", local=("summarize",), state="Report"),
+)
+
+
+def local_sequence() -> list[str]:
+    return [name for step in DAILY_STEPS for name in step.local]
+
+
+def state_sequence() -> list[str]:
+    return [step.state for step in DAILY_STEPS if step.state]

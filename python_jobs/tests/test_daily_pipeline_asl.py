@@ -1,0 +1,155 @@
+"""The Step Functions definition of the daily pipeline against the local `banklake run`."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from python_jobs import pipeline
+from python_jobs.aws.daily_pipeline import ASL_PATH, DAILY_STEPS, local_sequence, state_sequence
+from python_jobs.lake.layout import Lake
+from python_jobs.lake.validate import ValidationReport
+
+BUILDSPEC = ASL_PATH.parents[1] / "buildspec.yml"
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict[str, Any]:
+    return json.loads(ASL_PATH.read_text())
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    nexts = [state["Next"]] if "Next" in state else []
+    return nexts + [c["Next"] for c in state.get("Catch", [])]
+
+
+def test_the_definition_is_well_formed(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert asl["StartAt"] in states
+    for name, state in states.items():
+        assert state["Type"] in {"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel"}
+        for target in _targets(state):
+            assert target in states, f"{name} -> {target}: no such state"
+        if state["Type"] in {"Succeed", "Fail"}:
+            assert "Next" not in state and "End" not in state, name
+        else:
+            assert ("Next" in state) != bool(state.get("End")), f"{name}: exactly one of Next/End"
+    # every state is reachable from StartAt
+    seen, todo = set(), [asl["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _targets(states[name])
+    assert seen == set(states)
+
+
+def test_every_task_retries_and_catches(asl: dict[str, Any]) -> None:
+    tasks = {n: s for n, s in asl["States"].items() if s["Type"] == "Task"}
+    assert tasks
+    for name, state in tasks.items():
+        assert state.get("Retry"), f"{name} has no Retry"
+        for retry in state["Retry"]:
+            assert retry["ErrorEquals"] and retry["MaxAttempts"] >= 1, name
+        catch_all = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+        assert catch_all, f"{name} has no Catch for States.ALL"
+        assert catch_all[0]["ResultPath"] not in (None, "$"), f"{name} would lose its input"
+
+
+def _happy_path(asl: dict[str, Any]) -> list[str]:
+    path, name = [], asl["StartAt"]
+    while asl["States"][name]["Type"] == "Task":
+        path.append(name)
+        name = asl["States"][name]["Next"]
+    assert asl["States"][name]["Type"] == "Succeed", f"the main path ends in {name}"
+    return path
+
+
+def test_the_states_follow_the_steps_in_order(asl: dict[str, Any]) -> None:
+    assert (
+        _happy_path(asl)
+        == state_sequence()
+        == [
+            "IngestValidated",
+            "DbtBuild",
+            "Score",
+            "Report",
+        ]
+    )
+    # a failure anywhere alerts and fails the execution; the alert itself ends in Fail too
+    failure = {c["Next"] for s in asl["States"].values() for c in s.get("Catch", [])}
+    assert failure == {"NotifyFailure", "Failed"}
+    assert asl["States"]["NotifyFailure"]["Next"] == "Failed"
+
+
+def test_steps_missing_on_one_side_say_why() -> None:
+    for step in DAILY_STEPS:
+        if not step.local or not step.state:
+            assert step.why, step.name
+
+
+def test_the_local_run_takes_the_same_steps_in_the_same_order(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs the real `daily_run` with each step's work replaced by a recorder."""
+    calls: list[str] = []
+
+    def record(name: str, result: Any) -> Any:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            if name == "run_dbt":
+                assert args[0][0] == "build"  # DbtBuild is `dbt build`
+            return result
+
+        return step
+
+    generated = SimpleNamespace(
+        rows={},
+        first_day=date(2026, 11, 2),
+        last_day=date(2026, 11, 2),
+        fraud_transactions=0,
+        transactions_per_second=0.0,
+        notes=[],
+    )
+    dbt = SimpleNamespace(tests_passed=1, tests_total=1, success=True, failures=[])
+    monkeypatch.setattr(pipeline, "generate", record("generate", generated))
+    monkeypatch.setattr(pipeline, "validate_lake", record("validate_lake", ValidationReport()))
+    monkeypatch.setattr(pipeline, "run_dbt", record("run_dbt", dbt))
+    monkeypatch.setattr(pipeline, "require_success", lambda outcome: outcome)
+    monkeypatch.setattr(pipeline, "export_curated", record("export_curated", []))
+    monkeypatch.setattr(pipeline, "summarize", record("summarize", SimpleNamespace()))
+    monkeypatch.setattr(pipeline, "render", lambda *args, **kwargs: "")
+    (lake.generator_state).mkdir(parents=True)
+    (lake.generator_state / "state.json").write_text("{}")
+
+    pipeline.daily_run(lake, 1, say=lambda _: None)
+
+    assert calls == local_sequence()
+
+
+def test_every_compute_step_is_known_to_the_runner(asl: dict[str, Any]) -> None:
+    buildspec = BUILDSPEC.read_text()
+    steps = {
+        env["Value"]
+        for state in asl["States"].values()
+        for env in state.get("Parameters", {}).get("EnvironmentVariablesOverride", [])
+        if env["Name"] == "BANKLAKE_STEP"
+    }
+    assert steps == {"build", "score", "report"}
+    for step in steps:
+        assert re.search(rf"^\s+{step}\)$", buildspec, re.MULTILINE), step
+
+
+def test_placeholders_are_the_template_substitutions(asl: dict[str, Any]) -> None:
+    from python_jobs.tests.cfn_yaml import load_template
+
+    template = load_template(Path(ASL_PATH.parents[1] / "banklake.yaml"))
+    machine = template["Resources"]["DailyPipeline"]["Properties"]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text()))
+    assert placeholders == set(machine["DefinitionSubstitutions"])

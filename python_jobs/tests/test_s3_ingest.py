@@ -1,0 +1,200 @@
+"""`banklake ingest`: same layout on S3, idempotent, multipart, never overwrites (moto server)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from python_jobs.aws.s3_ingest import (
+    IngestConfig,
+    IngestConflict,
+    S3Location,
+    ingest,
+)
+from python_jobs.cli import main
+from python_jobs.lake.layout import Lake
+from python_jobs.tests.moto_s3 import CREDENTIALS, REGION, keys, moto_server, new_bucket, s3_client
+from python_jobs.tests.moto_s3 import versions as object_versions
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3(endpoint: str) -> Any:
+    return s3_client(endpoint)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    return new_bucket(s3)
+
+
+def _local_keys(lake: Lake) -> list[str]:
+    return sorted(lake.relative(p) for p in lake.raw.rglob("*") if p.is_file())
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def test_uploads_the_raw_layout_with_checksums_and_a_rerun_uploads_nothing(
+    small_raw_lake: Lake, s3: Any, bucket: str
+) -> None:
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    lines: list[str] = []
+    first = ingest(small_raw_lake, dest, s3=s3, say=lines.append)
+
+    assert keys(s3, bucket) == _local_keys(small_raw_lake)
+    assert len(first.uploaded) == 4 and first.skipped == [] and first.bytes_uploaded > 0
+    for item in first.uploaded:
+        head = s3.head_object(Bucket=bucket, Key=item.key, ChecksumMode="ENABLED")
+        body = s3.get_object(Bucket=bucket, Key=item.key)["Body"].read()
+        assert body == item.path.read_bytes()
+        assert head["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest()
+        assert head["ChecksumSHA256"]  # S3 verified its own SHA-256 on arrival
+    assert "uploaded 4 files" in lines[-1] and "0 conflicts" in lines[-1]
+
+    lines.clear()
+    second = ingest(small_raw_lake, dest, s3=s3, say=lines.append)
+    assert second.uploaded == [] and len(second.skipped) == 4
+    assert "uploaded 0 files" in lines[-1] and "skipped 4" in lines[-1]
+    # nothing was rewritten: one version per key in the versioned bucket
+    assert all(len(object_versions(s3, bucket, key)) == 1 for key in keys(s3, bucket))
+
+
+def test_large_files_go_up_in_parts(small_raw_lake: Lake, s3: Any, bucket: str) -> None:
+    big = small_raw_lake.raw / "transactions/year=2026/month=11/day=01/transactions-big.parquet"
+    big.write_bytes(os.urandom(6 * MiB))  # ingest does not judge content: the trigger does
+    config = IngestConfig(multipart_threshold=1 * MiB, multipart_chunksize=5 * MiB)
+    dest = S3Location.parse(f"s3://{bucket}/lake/raw")
+
+    report = ingest(small_raw_lake, dest, s3=s3, config=config, say=_quiet)
+
+    key = "lake/raw/transactions/year=2026/month=11/day=01/transactions-big.parquet"
+    assert key in {item.key for item in report.uploaded}
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["ETag"].strip('"').endswith("-2")  # two parts: 5 MiB + 1 MiB
+    assert head["Metadata"]["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == big.read_bytes()
+    # the re-run compares the stored SHA-256 (a multipart ETag is not a digest) and skips
+    again = ingest(small_raw_lake, dest, s3=s3, config=config, say=_quiet)
+    assert again.uploaded == [] and key in {item.key for item in again.skipped}
+
+
+@pytest.mark.parametrize("same_size", [True, False])
+def test_a_different_object_is_refused_by_name_and_nothing_is_uploaded(
+    small_raw_lake: Lake, s3: Any, bucket: str, same_size: bool
+) -> None:
+    local = next(small_raw_lake.raw.rglob("customers-20261102-0001.jsonl.gz"))
+    key = small_raw_lake.relative(local)
+    size = local.stat().st_size if same_size else 10
+    s3.put_object(Bucket=bucket, Key=key, Body=b"x" * size, Metadata={"sha256": "0" * 64})
+
+    with pytest.raises(IngestConflict) as raised:
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), s3=s3, say=_quiet)
+
+    message = str(raised.value)
+    assert f"s3://{bucket}/{key}" in message
+    assert "nothing was uploaded" in message and "another batch name" in message
+    assert keys(s3, bucket) == [key]  # all or nothing
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"x" * size
+
+
+def test_an_object_created_during_the_run_is_not_overwritten(
+    small_raw_lake: Lake, endpoint: str, bucket: str
+) -> None:
+    """Between the listing and the upload another writer lands other bytes: the conditional
+    PUT (If-None-Match: *) turns the race into a conflict instead of an overwrite."""
+    ingest_client, intruder = s3_client(endpoint), s3_client(endpoint)
+    target = "raw/customers/year=2026/month=11/day=01/customers-20261101-0001.jsonl.gz"
+
+    def land_first(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == target and not keys(intruder, bucket, target):
+            intruder.put_object(Bucket=bucket, Key=target, Body=b"someone else's bytes")
+
+    ingest_client.meta.events.register("before-parameter-build.s3.PutObject", land_first)
+    with pytest.raises(IngestConflict, match="created during this run"):
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), s3=ingest_client)
+
+    assert intruder.get_object(Bucket=bucket, Key=target)["Body"].read() == b"someone else's bytes"
+    assert len(object_versions(intruder, bucket, target)) == 1
+    assert len(keys(intruder, bucket)) == 4  # the other three files did go up
+
+
+def test_a_file_quarantined_on_arrival_is_not_sent_again(
+    small_raw_lake: Lake, s3: Any, bucket: str
+) -> None:
+    local = next(small_raw_lake.raw.rglob("transactions-20261101-0001.parquet"))
+    rest = small_raw_lake.relative(local).removeprefix("raw/")
+    note = {"sha256": hashlib.sha256(local.read_bytes()).hexdigest(), "reason": "test"}
+    s3.put_object(Bucket=bucket, Key=f"quarantine/{rest}", Body=local.read_bytes())
+    s3.put_object(Bucket=bucket, Key=f"quarantine/{rest}.reason.json", Body=json.dumps(note))
+
+    report = ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), s3=s3, say=_quiet)
+
+    assert [item.key for item in report.quarantined] == [f"raw/{rest}"]
+    assert f"raw/{rest}" not in keys(s3, bucket, "raw/")
+    assert len(report.uploaded) == 3
+
+
+def test_dry_run_uploads_nothing(small_raw_lake: Lake, s3: Any, bucket: str) -> None:
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    lines: list[str] = []
+    report = ingest(small_raw_lake, dest, s3=s3, dry_run=True, say=lines.append)
+    assert len(report.uploaded) == 4 and "would upload 4 files" in lines[-1]
+    assert sum(line.startswith("  would upload raw/") for line in lines) == 4
+    assert keys(s3, bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "prefix"),
+    [("s3://b/raw/", "raw/"), ("s3://b/raw", "raw/"), ("s3://b/banklake/raw/", "banklake/raw/")],
+)
+def test_destination_is_the_lake_raw_prefix(url: str, prefix: str) -> None:
+    location = S3Location.parse(url)
+    assert (location.bucket, location.prefix) == ("b", prefix)
+    assert location.key("raw/x/y") == prefix + "x/y"
+
+
+@pytest.mark.parametrize("url", ["s3://b/", "s3://b/rawdata/", "s3://b/raw/transactions/", "b/raw"])
+def test_a_destination_outside_raw_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="--to must"):
+        S3Location.parse(url)
+
+
+def test_cli_ingest_reports_and_refuses(
+    small_raw_lake: Lake,
+    s3: Any,
+    bucket: str,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    args = ["ingest", "--to", f"s3://{bucket}/raw/", "--lake", str(small_raw_lake.root)]
+
+    assert main(args) == 0
+    assert "uploaded 4 files" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "skipped 4" in capsys.readouterr().out
+
+    changed = next(Path(small_raw_lake.raw).rglob("transactions-20261102-0001.parquet"))
+    changed.write_bytes(changed.read_bytes() + b"!")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "banklake ingest: refusing" in err and "transactions-20261102-0001.parquet" in err
