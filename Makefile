@@ -28,7 +28,7 @@ demo: venv
 
 test: lint pytest
 
-lint: lint-python lint-sql
+lint: lint-python lint-sql lint-iac
 
 lint-python: venv
 	$(BIN)/ruff check .

@@ -20,12 +20,13 @@ class BoosterParams:
     is in the features, and the validation slice is small, so little is tuned on it."""
 
     max_depth: int = 6
-    learning_rate: float = 0.08
+    learning_rate: float = 0.15
     num_boost_round: int = 1000
-    # validation average precision plateaus for tens of rounds before improving again on
-    # small validation slices: a short patience stops far too early
-    early_stopping_rounds: int = 150
-    stopping_metric: str = "aucpr"  # XGBoost eval_metric watched on the validation slice
+    early_stopping_rounds: int = 100
+    # Early stopping watches the validation log loss, not its average precision: with ~100
+    # known frauds in a 3-day slice, AP jumps by chance in the first rounds and stops the
+    # model after 2-6 trees (seen on a 3,000-customer lake); log loss is smooth.
+    stopping_metric: str = "logloss"
     min_child_weight: float = 1.0
     subsample: float = 0.8
     colsample_bytree: float = 0.8
@@ -57,12 +58,16 @@ class BoosterParams:
         return cls(**values)  # type: ignore[arg-type]
 
 
+_NEEDS_POSITIVES = {"aucpr", "auc", "map", "pre"}  # eval metrics undefined without a fraud
+
+
 @dataclass(frozen=True)
 class FittedBooster:
     booster: xgb.Booster  # truncated to the best iteration: every tree in it is used
     best_iteration: int
     scale_pos_weight: float
-    validation_aucpr: float
+    stopping_metric: str
+    validation_score: float  # of stopping_metric at the best iteration
 
 
 def _dmatrix(x: np.ndarray, y: np.ndarray | None = None) -> xgb.DMatrix:
@@ -76,18 +81,18 @@ def fit_booster(
     val_y: np.ndarray,
     params: BoosterParams = BoosterParams(),
 ) -> FittedBooster:
-    """Trains on the fit rows and stops when the validation slice's average precision
-    (aucpr) has not improved for early_stopping_rounds."""
+    """Trains on the fit rows and keeps the trees up to the best validation score (of
+    params.stopping_metric), stopping after early_stopping_rounds without improvement."""
     positives = int(np.sum(fit_y))
     if positives == 0:
         raise ValueError(
             "no fraud label is known at the cut-off in the fit rows: move the windows later "
             "or widen the training period"
         )
-    if not np.any(val_y):
+    if not np.any(val_y) and params.stopping_metric in _NEEDS_POSITIVES:
         raise ValueError(
-            "no fraud label is known at the cut-off in the validation slice: early stopping "
-            "and the alert threshold need some; widen --gap-days or the validation slice"
+            f"no fraud label is known at the cut-off in the validation slice: early stopping "
+            f"on {params.stopping_metric} needs some; widen --gap-days or the validation slice"
         )
     spw = params.scale_pos_weight or float(np.sqrt((len(fit_y) - positives) / positives))
     train_params = {
@@ -125,7 +130,7 @@ def fit_booster(
     best_score = float(booster.best_score)
     trimmed = booster[: best + 1]
     trimmed.set_attr(best_iteration=str(best), scale_pos_weight=repr(spw))
-    return FittedBooster(trimmed, best, spw, best_score)
+    return FittedBooster(trimmed, best, spw, params.stopping_metric, best_score)
 
 
 def predict(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:

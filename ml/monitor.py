@@ -193,7 +193,7 @@ def monitor(
         config.label_maturity_days,
     )
 
-    findings, verdict = _judge(feature_psi, score_psi, alert_rate, expected, realized, config)
+    findings, verdict = judge(feature_psi, score_psi, alert_rate, expected, realized, config)
     if len(versions) > 1:
         findings.append(f"the day was scored by several versions {list(versions)}; used {version}")
     report = MonitorReport(
@@ -215,7 +215,7 @@ def monitor(
     return report
 
 
-def _judge(
+def judge(
     feature_psi: dict[str, float],
     score_psi: float,
     alert_rate: float,

@@ -123,7 +123,7 @@ def resolve_windows(
     *,
     train_start: date | None = None,
     train_end: date | None = None,
-    gap_days: int = DEFAULT_GAP_DAYS,
+    gap_days: int | None = None,
     test_start: date | None = None,
     test_end: date | None = None,
     test_days: int = DEFAULT_TEST_DAYS,
@@ -134,7 +134,15 @@ def resolve_windows(
     Defaults: the test period is the last `test_days` days, then a `gap_days` gap before
     it, and everything earlier trains. A pinned bound moves the others consistently
     (e.g. --train-end alone: the test starts after the gap and runs to the last day).
+    When nothing is pinned and the data is too short for the defaults (a small demo lake),
+    every period shrinks in proportion (see compact_periods).
     """
+    pinned = (train_start, train_end, gap_days, test_start, test_end)
+    if all(value is None for value in pinned):
+        test_days, gap_days, validation_days = compact_periods(
+            (last - first).days + 1, test_days, DEFAULT_GAP_DAYS, validation_days
+        )
+    gap_days = DEFAULT_GAP_DAYS if gap_days is None else gap_days
     test_end = test_end or last
     if test_start is None:
         if train_end is not None:
@@ -143,6 +151,12 @@ def resolve_windows(
             test_start = test_end - timedelta(days=test_days - 1)
     if train_end is None:
         train_end = test_start - timedelta(days=gap_days + 1)
+    if train_end < (train_start or first):
+        raise ProtocolError(
+            f"no training days are left: the data covers {first}..{last}, and testing from "
+            f"{test_start} after a {gap_days}-day gap leaves training to end on {train_end}; "
+            "pin shorter periods (--gap-days, --test-start) or use a longer lake"
+        )
     windows = Windows(
         train_start=train_start or first,
         train_end=train_end,
@@ -154,6 +168,34 @@ def resolve_windows(
     if windows.train_start < first or windows.test_end > last:
         raise ProtocolError(f"{windows.describe()} reaches outside the data ({first}..{last})")
     return windows
+
+
+def compact_periods(
+    days: int, test_days: int, gap_days: int, validation_days: int
+) -> tuple[int, int, int]:
+    """(test, gap, validation) days for `days` days of data: the requested ones when they
+    fit, else scaled down in proportion (at least one test and one validation day), giving
+    back gap, then test, then validation days until MIN_FIT_DAYS remain to fit on."""
+    needed = test_days + gap_days + validation_days + MIN_FIT_DAYS
+    if days >= needed:
+        return test_days, gap_days, validation_days
+    if days < MIN_FIT_DAYS + 2:
+        raise ProtocolError(
+            f"{days} days of features: the protocol needs at least {MIN_FIT_DAYS + 2} "
+            f"({MIN_FIT_DAYS} to fit on, 1 to validate, 1 to test)"
+        )
+    scale = days / needed
+    test = max(1, int(test_days * scale))
+    gap = int(gap_days * scale)
+    validation = max(1, int(validation_days * scale))
+    while days - test - gap < validation + MIN_FIT_DAYS:
+        if gap > 0:
+            gap -= 1
+        elif test > 1:
+            test -= 1
+        else:
+            validation -= 1
+    return test, gap, validation
 
 
 def rolling_folds(windows: Windows, folds: int, step_days: int | None = None) -> list[Windows]:

@@ -177,12 +177,17 @@ def training_job_request(
         "TrainingJobName": name,
         "RoleArn": config.role_arn,
         "AlgorithmSpecification": {"TrainingImage": config.image_uri, "TrainingInputMode": "File"},
+        # JSON-encoded values, as the SageMaker SDK sends them (the training toolkit decodes
+        # each one before exporting SM_HPS)
         "HyperParameters": {
-            "sagemaker_program": ENTRY_POINT,
-            "sagemaker_submit_directory": source_uri,
-            "sagemaker_region": config.region,
-            "booster_params": json.dumps(params.to_dict(), sort_keys=True),
-            "windows": json.dumps(dict(windows), sort_keys=True),
+            key: json.dumps(value, sort_keys=True)
+            for key, value in {
+                "sagemaker_program": ENTRY_POINT,
+                "sagemaker_submit_directory": source_uri,
+                "sagemaker_region": config.region,
+                "booster_params": params.to_dict(),
+                "windows": dict(windows),
+            }.items()
         },
         "InputDataConfig": [
             {

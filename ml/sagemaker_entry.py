@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the `ml` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,13 +41,24 @@ def read_channel(directory: Path) -> pd.DataFrame:
     return frame
 
 
-def hyperparameters(env: Mapping[str, str]) -> dict[str, str]:
-    """SageMaker's training toolkit exports SM_HPS (JSON); the raw file is the fallback."""
+def hyperparameters(env: Mapping[str, str]) -> dict[str, Any]:
+    """SageMaker's training toolkit exports SM_HPS (JSON, values decoded); the raw file, whose
+    values are JSON-encoded strings, is the fallback."""
     if env.get("SM_HPS"):
         return json.loads(env["SM_HPS"])
     if HYPERPARAMETERS_FILE.exists():
-        return json.loads(HYPERPARAMETERS_FILE.read_text())
+        return {k: _decoded(v) for k, v in json.loads(HYPERPARAMETERS_FILE.read_text()).items()}
     return {}
+
+
+def _decoded(value: Any) -> Any:
+    """A hyperparameter as sent (a JSON string) or as the toolkit passes it on (decoded)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def main(env: Mapping[str, str] | None = None) -> Path:
@@ -54,8 +66,7 @@ def main(env: Mapping[str, str] | None = None) -> Path:
     train = read_channel(Path(env["SM_CHANNEL_TRAIN"]))
     validation = read_channel(Path(env["SM_CHANNEL_VALIDATION"]))
     hps = hyperparameters(env)
-    raw = hps.get("booster_params", "{}")
-    params = BoosterParams.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
+    params = BoosterParams.from_dict(_decoded(hps.get("booster_params", {})))
     fitted = fit_booster(
         feature_matrix(train),
         train["label"].to_numpy(dtype=bool),
@@ -71,9 +82,10 @@ def main(env: Mapping[str, str] | None = None) -> Path:
         "features": list(FEATURES),
         "best_iteration": fitted.best_iteration,
         "scale_pos_weight": fitted.scale_pos_weight,
-        "validation_aucpr": fitted.validation_aucpr,
+        "stopping_metric": fitted.stopping_metric,
+        "validation_score": fitted.validation_score,
         "rows": {"train": len(train), "validation": len(validation)},
-        "windows": json.loads(hps["windows"]) if isinstance(hps.get("windows"), str) else None,
+        "windows": _decoded(hps.get("windows")),
         "params": params.to_dict(),
         "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
     }

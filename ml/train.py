@@ -34,7 +34,6 @@ from ml.metrics import (
 )
 from ml.plots import write_plots
 from ml.protocol import (
-    DEFAULT_GAP_DAYS,
     DEFAULT_TEST_DAYS,
     DEFAULT_VALIDATION_DAYS,
     Split,
@@ -56,7 +55,7 @@ class WindowRequest:
 
     train_start: date | None = None
     train_end: date | None = None
-    gap_days: int = DEFAULT_GAP_DAYS
+    gap_days: int | None = None  # None: DEFAULT_GAP_DAYS (or less on a very short lake)
     test_start: date | None = None
     test_end: date | None = None
     test_days: int = DEFAULT_TEST_DAYS
@@ -197,7 +196,8 @@ def build_metadata(
             "params": config.booster.to_dict(),
             "best_iteration": result.fitted.best_iteration,
             "scale_pos_weight": result.fitted.scale_pos_weight,
-            "validation_aucpr": result.fitted.validation_aucpr,
+            "stopping_metric": result.fitted.stopping_metric,
+            "validation_score": result.fitted.validation_score,
         },
         "data": _fingerprint(result, source),
         "libraries": artifacts.library_versions(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from pathlib import Path
 
 from python_jobs.dbt_runner import PROJECT_DIR, DbtOutcome, require_success, run_dbt
@@ -92,8 +93,9 @@ def append_days(lake: Lake, days: int, *, say: Say = _quiet) -> GenerationResult
 def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
     """The main job. On an empty lake: generate all but the last day, build, then deliver the
     last day as the daily feed and build again (incremental: only new partitions are read,
-    and the customer snapshot records the day's changes). On a lake the demo already made:
-    deliver one more day."""
+    and the customer snapshot records the day's changes). Then train the fraud model against
+    its baselines, score the last day and build the alert marts from the scores. On a lake the
+    demo already made: deliver one more day and do the same."""
     timer = StepTimer(say)
     if has_generator_state(lake):
         say(f"{lake.root} already holds generated data: delivering one more day.")
@@ -109,6 +111,7 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
             build(lake, say=say)
             append_days(lake, 1, say=say)
     build(lake, say=say)
+    train_and_score(lake, say=say)
     export(lake, say=say)
     docs = build_docs(lake, say=say)
     say(render(summarize(lake), lake, docs=docs))
@@ -118,17 +121,53 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
     )
 
 
+def train_and_score(lake: Lake, *, say: Say = _quiet) -> None:
+    """Trains (champion/challenger), scores the last day, then rebuilds the marts that read
+    the scores (fct_fraud_alerts, fct_model_performance_daily)."""
+    from ml.jobs import demo_job  # imported late: xgboost and sklearn are slow to import
+
+    demo_job(lake, say=say)
+    build_scores_marts(lake, say=say)
+
+
+def build_scores_marts(lake: Lake, *, say: Say = _quiet) -> DbtOutcome:
+    return require_success(
+        StepTimer(say).run(
+            "dbt build of the marts that read the scores",
+            lambda: run_dbt(["build", "--select", "stg_fraud_scores+"], lake, quiet=True),
+            lambda o: f"{o.tests_passed} of {o.tests_total} tests passed",
+        )
+    )
+
+
 def daily_run(lake: Lake, days: int = 1, *, say: Say = print) -> None:
-    """The local daily pipeline: next day(s) of data, validate, incremental build, export."""
+    """The local daily pipeline: next day(s) of data, validate, incremental build, score the
+    new days with the champion model (when there is one), alert marts, export."""
     if not has_generator_state(lake):
         raise RuntimeError(
             f"{lake.root} has no generated data to continue: run `banklake demo` or "
             "`banklake generate` first"
         )
-    append_days(lake, days, say=say)
+    result = append_days(lake, days, say=say)
     build(lake, say=say)
+    score_new_days(lake, result.first_day, result.last_day, say=say)
     export(lake, say=say)
     say(render(summarize(lake), lake))
+
+
+def score_new_days(lake: Lake, first: date, last: date, *, say: Say = _quiet) -> None:
+    from ml.artifacts import NoChampionError
+    from ml.jobs import score_job
+
+    day = first
+    try:
+        while day <= last:
+            score_job(lake, day, say=say)
+            day += timedelta(days=1)
+    except NoChampionError as error:
+        say(f"    not scored: {error}")
+        return
+    build_scores_marts(lake, say=say)
 
 
 def describe_generation(result: GenerationResult) -> str:

@@ -70,6 +70,10 @@ def test_demo_builds_everything_and_tells_where_to_look(tmp_path: Path, capsys) 
     assert "dbt build" in out and "tests passed" in out
     assert "fct_transactions" in out and str(lake / "banklake.duckdb") in out
     # the last day arrived as the daily feed, after a first build
-    assert out.count("==> dbt build") == 2
+    assert out.count("==> dbt build (seeds") == 2
+    # then the model was trained against its baselines and the last day scored
+    assert "training the fraud model" in out and "scoring the last day" in out
+    assert list((lake / "processed" / "fraud_scores").glob("score_date=2026-10-05/*.parquet"))
+    assert (lake / "curated" / "fct_fraud_alerts").is_dir()
     assert (lake / "curated" / "dim_customers" / "data.parquet").exists()
     assert (PROJECT_DIR / "target" / "static_index.html").exists()

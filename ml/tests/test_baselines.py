@@ -1,0 +1,76 @@
+"""The rules baseline fires on the cases it is written for and stays quiet otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.baselines import RULE_TIEBREAK, RULES, fit_logistic, predict_logistic, rules_score
+from ml.features import FEATURES
+
+BENIGN = dict.fromkeys(FEATURES, 0.0) | {
+    "amount_brl": 150.0,
+    "amount_log": 5.0,
+    "is_outbound": 1.0,
+    "is_pix": 1.0,
+    "amount_ratio_to_avg_30d": 1.0,
+    "cust_tx_count_1d": 2.0,
+    "cust_seconds_since_prev_tx": 7200.0,
+    "cust_inbound_new_sender_count_7d": 3.0,
+}
+CASES = {
+    "new_beneficiary_high_amount": {
+        "is_first_time_counterparty": 1.0,
+        "amount_ratio_to_avg_30d": 8.0,
+        "amount_brl": 2500.0,
+        "amount_log": 7.8,
+    },
+    "night_new_device": {"is_night": 1.0, "is_new_device": 1.0, "is_pix": 0.0},
+    "night_large_pix": {"is_night": 1.0, "amount_brl": 900.0, "amount_log": 6.8},
+    "card_not_present_burst": {
+        "is_pix": 0.0,
+        "is_credit": 1.0,
+        "is_internet_banking": 1.0,
+        "cust_tx_count_1d": 12.0,
+        "cust_seconds_since_prev_tx": 30.0,
+        "amount_brl": 4.0,
+        "amount_log": 1.6,
+    },
+    "known_fraud_counterparty": {"cp_fraud_reported_30d": 2.0},
+    "many_new_senders": {"cust_inbound_new_sender_count_7d": 60.0, "is_outbound": 0.0},
+}
+
+
+@pytest.mark.parametrize("rule_name", sorted(CASES))
+def test_each_rule_fires_on_its_case_and_not_on_a_benign_payment(rule_name: str) -> None:
+    rule = next(r for r in RULES if r.name == rule_name)
+    frame = pd.DataFrame([BENIGN, BENIGN | CASES[rule_name]])
+    assert rule.fires(frame).tolist() == [False, True]
+    # only this rule fires on its case (the cases isolate the rules)
+    assert [r.name for r in RULES if r.fires(frame).iloc[1]] == [rule_name]
+    scores = rules_score(frame)
+    assert scores[1] - scores[0] == pytest.approx(
+        rule.points + RULE_TIEBREAK * (frame["amount_log"][1] - frame["amount_log"][0])
+    )
+
+
+def test_every_rule_has_a_case() -> None:
+    assert {r.name for r in RULES} == set(CASES)
+
+
+def test_benign_scores_only_the_tiebreak_and_missing_values_never_fire() -> None:
+    benign = pd.DataFrame([BENIGN])
+    assert rules_score(benign)[0] == pytest.approx(RULE_TIEBREAK * 5.0)
+    unknown = pd.DataFrame([dict.fromkeys(FEATURES, np.nan) | {"amount_brl": np.nan}])
+    assert rules_score(unknown)[0] == 0.0
+
+
+def test_logistic_baseline_ranks_a_linear_signal() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, len(FEATURES))).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan  # imputed
+    y = (np.nan_to_num(x[:, 0]) + 0.3 * rng.normal(size=2000)) > 1.8
+    model = fit_logistic(x, y)
+    scores = predict_logistic(model, x)
+    assert scores[y].mean() > scores[~y].mean() + 0.5

@@ -1,0 +1,102 @@
+"""The booster: it learns, it is deterministic, and its reasons are the right features."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from sklearn.metrics import average_precision_score
+
+from ml.booster import BoosterParams, contributions, fit_booster, predict, top_reasons
+from ml.dataset import feature_matrix
+from ml.features import FEATURES
+from ml.protocol import resolve_windows, split
+
+FAST = BoosterParams(num_boost_round=200, early_stopping_rounds=20, max_depth=4)
+
+
+def test_top_reasons_are_the_largest_positive_contributions_in_order() -> None:
+    contribs = np.array(
+        [
+            [0.1, 2.0, -1.0, 0.5, 0.0],
+            [-0.1, -2.0, 0.3, -0.5, -0.2],  # one positive contribution only
+            [1.0, 1.0, 1.0, 1.0, 0.0],  # ties: lower feature index first
+        ]
+    )
+    index, value = top_reasons(contribs, 3)
+    assert index.tolist() == [[1, 3, 0], [2, -1, -1], [0, 1, 2]]
+    assert value[0].tolist() == [2.0, 0.5, 0.1]
+    assert value[1, 0] == 0.3 and np.isnan(value[1, 1:]).all()
+
+
+def test_booster_learns_the_signal_deterministically(
+    features_and_truth: tuple[pd.DataFrame, set[str]],
+) -> None:
+    features_frame, truth = features_and_truth
+    s = split(
+        features_frame, resolve_windows(date_first(features_frame), date_last(features_frame))
+    )
+    args = (
+        feature_matrix(s.fit),
+        s.fit["label"].to_numpy(),
+        feature_matrix(s.validation),
+        s.validation["label"].to_numpy(),
+        FAST,
+    )
+    first, second = fit_booster(*args), fit_booster(*args)
+    test_x = feature_matrix(s.test)
+    scores = predict(first.booster, test_x)
+    is_fraud = s.test["transaction_id"].isin(truth)  # reported or not
+    assert average_precision_score(is_fraud, scores) > 0.8  # chance level is ~0.04
+    assert np.array_equal(scores, predict(second.booster, test_x))
+    assert first.booster.num_boosted_rounds() == first.best_iteration + 1  # trimmed
+    contribs = contributions(first.booster, test_x)
+    assert contribs.shape == (len(s.test), 38)
+    # contributions add up (with the bias) to the log-odds of the score
+    bias = first.booster.predict(
+        xgb.DMatrix(test_x[:5], feature_names=first.booster.feature_names),
+        pred_contribs=True,
+    )[:, -1]
+    logit = np.log(scores[:5] / (1 - scores[:5]))
+    assert contribs[:5].sum(axis=1) + bias == pytest.approx(logit, abs=1e-3)
+
+
+def test_no_known_fraud_is_refused_with_a_reason() -> None:
+    x = np.zeros((10, 38), dtype=np.float32)
+    with pytest.raises(ValueError, match="no fraud label is known"):
+        fit_booster(x, np.zeros(10, bool), x, np.ones(10, bool), FAST)
+    # a validation slice without a known fraud: fine for log loss, not for average precision
+    y = np.arange(10) < 3
+    assert fit_booster(x, y, x, np.zeros(10, bool), FAST).best_iteration >= 0
+    with pytest.raises(ValueError, match="early stopping on aucpr"):
+        fit_booster(x, y, x, np.zeros(10, bool), replace(FAST, stopping_metric="aucpr"))
+
+
+def date_first(frame: pd.DataFrame):
+    return frame["event_date"].min().date()
+
+
+def date_last(frame: pd.DataFrame):
+    return frame["event_date"].max().date()
+
+
+def test_reported_frauds_at_the_counterparty_never_lower_the_score() -> None:
+    # fraud concentrated at middling values: an unconstrained model learns a bump
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, len(FEATURES))).astype(np.float32)
+    column = list(FEATURES).index("cp_fraud_rate_30d")
+    y = (np.abs(x[:, column]) < 0.5) & (rng.random(4000) < 0.5)
+    grid = np.repeat(x[:50], 13, axis=0)
+    grid[:, column] = np.tile(np.linspace(-3, 3, 13), 50)
+
+    def steps(params: BoosterParams) -> np.ndarray:
+        fitted = fit_booster(x[:3000], y[:3000], x[3000:], y[3000:], params)
+        return np.diff(predict(fitted.booster, grid).reshape(50, 13), axis=1)
+
+    assert (steps(FAST) >= -1e-12).all()  # default: monotone in the counterparty's frauds
+    assert (steps(replace(FAST, monotone_increasing=())) < -0.01).any()  # the test can fail
+    with pytest.raises(ValueError, match="unknown features"):
+        fit_booster(x, y, x, y, replace(FAST, monotone_increasing=("cp_fraud_rate_90d",)))

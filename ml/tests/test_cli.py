@@ -1,0 +1,102 @@
+"""`banklake train`, `score` and `monitor` as a user meets them."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from ml.jobs import demo_job, train_job
+from ml.layout import MlLayout
+from ml.train import TrainConfig
+from python_jobs.cli import main
+
+
+def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) -> None:
+    lake = str(ml_lake.lake.root)
+    assert main(["train", "--lake", lake, "--gap-days", "5", "--alert-budget", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "XGBoost (model)" in out and "logistic regression" in out and "rules" in out
+    assert "is the new champion: there was no champion yet" in out
+    assert "gap 5 d" in out and "test 2026-09-14..2026-09-20" in out
+    version = json.loads(ml_lake.champion_file.read_text())["version"]
+    meta = json.loads((ml_lake.version_dir(version) / "metadata.json").read_text())
+    assert meta["threshold"]["alert_budget_per_day"] == 20.0
+
+    assert main(["score", "--lake", lake]) == 0
+    assert "scored 300 transactions of 2026-09-20" in capsys.readouterr().out
+    assert main(["score", "--lake", lake, "--date", "2026-09-19"]) == 0
+    assert ml_lake.scores_file(date(2026, 9, 19)).exists()
+    capsys.readouterr()
+
+    assert main(["monitor", "--lake", lake]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("monitoring 2026-09-20 (model ")
+    assert (Path(lake) / "monitoring" / "2026-09-20.json").exists()
+
+
+def test_errors_say_what_to_do(ml_lake: MlLayout, tmp_path: Path, capsys) -> None:
+    lake = str(ml_lake.lake.root)
+    assert main(["score", "--lake", lake]) == 1
+    assert "run `banklake train` first" in capsys.readouterr().err
+    assert (
+        main(["train", "--lake", lake, "--test-start", "2026-09-10", "--train-end", "2026-09-09"])
+        == 1
+    )
+    assert "overlaps training or the 7-day gap" in capsys.readouterr().err
+    assert main(["train", "--lake", str(tmp_path / "nowhere")]) == 1
+    assert "banklake build" in capsys.readouterr().err
+
+
+def test_sagemaker_backend_without_settings_refuses_before_reading_data(
+    ml_lake: MlLayout, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("ROLE_ARN", "BUCKET", "IMAGE_URI"):
+        monkeypatch.delenv(f"BANKLAKE_SAGEMAKER_{name}", raising=False)
+    code = main(["train", "--lake", str(ml_lake.lake.root), "--backend", "sagemaker"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "BANKLAKE_SAGEMAKER_ROLE_ARN" in err and "--backend local" in err
+
+
+def test_demo_job_trains_then_scores_the_last_day(ml_lake: MlLayout) -> None:
+    lines: list[str] = []
+    outcome, scored = demo_job(ml_lake.lake, say=lines.append)
+    assert outcome.decision.promote and scored.model_version == outcome.version
+    assert scored.day == date(2026, 9, 20) and scored.path.exists()
+    text = "\n".join(lines)
+    assert text.index("XGBoost (model)") < text.index("scored 300 transactions")
+
+
+def test_sagemaker_backend_starts_a_job_with_the_training_split(
+    ml_lake: MlLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.tests.test_sagemaker import CREDENTIALS, ENV, REGION
+
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("BANKLAKE_SAGEMAKER_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    sagemaker = boto3.client("sagemaker", region_name=REGION, **CREDENTIALS)
+    s3 = boto3.client("s3", region_name=REGION, **CREDENTIALS)
+    uploads: list[str] = []
+    monkeypatch.setattr(s3, "put_object", lambda **kw: uploads.append(kw["Key"]))
+    monkeypatch.setattr("ml.sagemaker.clients", lambda config: (sagemaker, s3))
+    lines: list[str] = []
+    with Stubber(sagemaker) as stub:
+        stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:x"})
+        job = train_job(ml_lake.lake, backend="sagemaker", say=lines.append)
+    assert job.arn == "arn:aws:sagemaker:x"
+    assert [key.split("/", 3)[-1] for key in uploads] == [
+        "data/train/part-0.parquet",
+        "data/validation/part-0.parquet",
+        "source/sourcedir.tar.gz",
+    ]
+    assert "started SageMaker training job banklake-fraud-xgb-" in lines[-1]
+    assert not ml_lake.models.exists()  # nothing trained or promoted locally
+    with pytest.raises(ValueError, match="folds"):
+        train_job(ml_lake.lake, config=TrainConfig(folds=2), backend="sagemaker")

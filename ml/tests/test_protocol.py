@@ -1,0 +1,169 @@
+"""The time protocol at its boundaries: which rows train, validate and test, and which labels
+each of them may see."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from ml.protocol import (
+    ProtocolError,
+    Windows,
+    labels_known_at,
+    resolve_windows,
+    rolling_folds,
+    split,
+)
+
+W = Windows(
+    train_start=date(2026, 9, 1),
+    train_end=date(2026, 9, 10),
+    gap_days=7,
+    test_start=date(2026, 9, 18),
+    test_end=date(2026, 9, 24),
+    validation_days=3,
+)
+
+
+def rows(*specs: tuple[str, str, bool, str | None]) -> pd.DataFrame:
+    """(transaction_id, event_ts, is fraud now, reported_at) -> contract-like rows."""
+    frame = pd.DataFrame(specs, columns=["transaction_id", "event_ts", "label_is_fraud", "rep"])
+    frame["event_ts"] = pd.to_datetime(frame["event_ts"]).astype("datetime64[us]")
+    frame["event_date"] = frame["event_ts"].dt.normalize()
+    frame["label_reported_at"] = pd.to_datetime(frame["rep"]).astype("datetime64[us]")
+    return frame.drop(columns="rep")
+
+
+def test_cutoff_is_midnight_after_train_end_plus_gap() -> None:
+    assert W.cutoff == datetime(2026, 9, 18, 0, 0, 0)
+    assert W.validation_start == date(2026, 9, 8)
+
+
+def test_rows_land_in_their_period_and_the_gap_is_unused() -> None:
+    frame = rows(
+        ("first_train_day", "2026-09-01 00:00:00", False, None),
+        ("last_second_of_train_end", "2026-09-10 23:59:59", False, None),
+        ("before_validation", "2026-09-07 23:59:59", False, None),
+        ("first_in_gap", "2026-09-11 00:00:00", False, None),
+        ("last_in_gap", "2026-09-17 23:59:59", False, None),
+        ("first_test", "2026-09-18 00:00:00", False, None),
+        ("last_test", "2026-09-24 23:59:59", False, None),
+        ("after_test", "2026-09-25 00:00:00", False, None),
+        ("before_train", "2026-08-31 23:59:59", False, None),
+    )
+    s = split(frame, W)
+    assert set(s.fit.transaction_id) == {"first_train_day", "before_validation"}
+    assert set(s.validation.transaction_id) == {"last_second_of_train_end"}
+    assert set(s.test.transaction_id) == {"first_test", "last_test"}
+    used = set(s.fit.transaction_id) | set(s.validation.transaction_id) | set(s.test.transaction_id)
+    assert not used & {"first_in_gap", "last_in_gap", "after_test", "before_train"}
+
+
+def test_training_sees_only_labels_reported_by_the_cutoff_and_test_sees_all() -> None:
+    frame = rows(
+        ("reported_at_cutoff", "2026-09-02 10:00:00", True, "2026-09-18 00:00:00"),
+        ("reported_one_second_late", "2026-09-02 11:00:00", True, "2026-09-18 00:00:01"),
+        ("reported_early", "2026-09-09 12:00:00", True, "2026-09-10 08:00:00"),
+        ("legit", "2026-09-03 12:00:00", False, None),
+        ("test_fraud_reported_late", "2026-09-20 12:00:00", True, "2026-10-20 08:00:00"),
+    )
+    s = split(frame, W)
+    train = dict(zip(s.training.transaction_id, s.training.label, strict=True))
+    assert train == {
+        "reported_at_cutoff": True,
+        "reported_one_second_late": False,  # a fraud reported later is a non-fraud in training
+        "reported_early": True,
+        "legit": False,
+    }
+    assert s.test.label.tolist() == [True]
+
+
+def test_labels_known_at_ignores_rows_that_were_never_fraud() -> None:
+    # a label_reported_at without label_is_fraud (should not happen) never makes a fraud
+    frame = rows(("x", "2026-09-02 10:00:00", False, "2026-09-03 00:00:00"))
+    assert labels_known_at(frame, datetime(2026, 9, 5)).tolist() == [False]
+
+
+def test_default_windows_from_the_data_range() -> None:
+    w = resolve_windows(date(2026, 9, 1), date(2026, 9, 30))
+    assert (w.test_start, w.test_end) == (date(2026, 9, 24), date(2026, 9, 30))
+    assert w.gap_days == 7 and w.train_end == date(2026, 9, 16)
+    assert w.train_start == date(2026, 9, 1)
+    assert w.cutoff == datetime(2026, 9, 24)
+
+
+def test_pinned_train_end_moves_the_test_after_the_gap() -> None:
+    w = resolve_windows(
+        date(2026, 9, 1), date(2026, 9, 30), train_end=date(2026, 9, 12), gap_days=2
+    )
+    assert w.test_start == date(2026, 9, 15) and w.test_end == date(2026, 9, 30)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"test_start": date(2026, 9, 17)}, "overlaps training or the 7-day gap"),
+        ({"train_start": date(2026, 9, 9)}, "needs at least 5"),
+        ({"gap_days": -1}, "gap_days"),
+        ({"test_end": date(2026, 9, 17)}, "after test_end"),
+    ],
+)
+def test_inconsistent_windows_are_refused(changes: dict, message: str) -> None:
+    values = {**W.__dict__, **changes}
+    with pytest.raises(ProtocolError, match=message):
+        Windows(**values)
+
+
+def test_windows_outside_the_data_are_refused() -> None:
+    with pytest.raises(ProtocolError, match="outside the data"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 30), train_start=date(2026, 8, 1))
+
+
+def test_windows_round_trip_through_json_form() -> None:
+    assert Windows.from_dict(W.to_dict()) == W
+
+
+def test_rolling_folds_move_back_by_the_test_length_oldest_first() -> None:
+    wide = replace(W, train_start=date(2026, 8, 25))
+    folds = rolling_folds(wide, 2)
+    assert folds[-1] == wide
+    assert folds[0].test_start == date(2026, 9, 11) and folds[0].test_end == date(2026, 9, 17)
+    assert folds[0].train_end == date(2026, 9, 3) and folds[0].train_start == wide.train_start
+    assert [f.test_start for f in rolling_folds(wide, 2, step_days=2)] == [
+        date(2026, 9, 16),
+        date(2026, 9, 18),
+    ]
+    with pytest.raises(ProtocolError, match="3 folds 7 days apart do not fit"):
+        rolling_folds(wide, 3)
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [
+        (30, (7, 7, 3)),
+        (19, (7, 7, 3)),
+        (18, (6, 6, 2)),
+        (10, (3, 3, 1)),
+        (5, (1, 1, 1)),
+        (4, (1, 0, 1)),
+    ],
+)
+def test_short_lakes_shrink_every_period_in_proportion(days: int, expected: tuple) -> None:
+    first = date(2026, 9, 1)
+    last = first + timedelta(days=days - 1)
+    w = resolve_windows(first, last)
+    assert (w.test_days, w.gap_days, w.validation_days) == expected
+    assert w.test_end == last and w.train_start == first
+    assert w.train_days >= w.validation_days + 2
+
+
+def test_a_pinned_window_is_never_shrunk_and_too_short_data_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="no training days are left"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 10), gap_days=7)
+    with pytest.raises(ProtocolError, match="needs at least 5"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 12), gap_days=1)
+    with pytest.raises(ProtocolError, match="needs at least 4"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 3))

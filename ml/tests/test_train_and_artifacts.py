@@ -1,0 +1,167 @@
+"""Training end to end on a small synthetic lake: the model folder, its metadata, the checks
+on loading, and the champion/challenger decision."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml import artifacts
+from ml.booster import BoosterParams
+from ml.features import FEATURES
+from ml.layout import MlLayout
+from ml.plots import PLOT_FILES
+from ml.protocol import Windows
+from ml.train import TrainConfig, WindowRequest, train, training_keys_sha256
+
+FAST = TrainConfig(booster=BoosterParams(num_boost_round=150, early_stopping_rounds=20))
+WEAK = TrainConfig(
+    booster=BoosterParams(num_boost_round=1, early_stopping_rounds=1, max_depth=1), plots=False
+)
+T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+
+
+def test_training_writes_a_complete_verifiable_model_folder(ml_lake: MlLayout) -> None:
+    outcome = train(ml_lake, config=FAST, now=T0)
+    folder = outcome.directory
+    assert folder == ml_lake.models / "20261001T120000Z"
+    expected = {"model.json", "metadata.json", "model_card.md", *PLOT_FILES}
+    assert {p.name for p in folder.iterdir()} == expected
+    for name in PLOT_FILES:
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(ml_lake.models.glob(".staging-*"))
+
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["features"] == list(FEATURES)
+    assert meta["model_sha256"] == hashlib.sha256((folder / "model.json").read_bytes()).hexdigest()
+    windows = Windows.from_dict(meta["windows"])
+    assert windows == outcome.result.split.windows
+    assert meta["windows"]["cutoff"] == windows.cutoff.isoformat()
+    assert "100 alerts a day" in meta["threshold"]["rule"]
+    assert meta["threshold"]["value"] == outcome.result.candidates["xgboost"].threshold
+    assert meta["data"]["training_keys_sha256"] == training_keys_sha256(
+        outcome.result.split.training
+    )
+    assert meta["data"]["rows"]["test"] == len(outcome.result.split.test) > 0
+    assert set(meta["metrics"]) == {"xgboost", "logistic_regression", "rules"}
+    assert meta["libraries"]["xgboost"].startswith("3.")
+    assert set(meta["reference"]["features"]) == set(FEATURES)
+    assert meta["metrics"]["xgboost"]["average_precision"] > 0.3  # chance is ~0.04
+    card = (folder / "model_card.md").read_text()
+    assert "## Intended use" in card and "## Limitations" in card
+    assert "| XGBoost (model) |" in card and "| rules |" in card
+
+    loaded = artifacts.load_champion(ml_lake)
+    assert loaded.version == outcome.version and loaded.threshold == meta["threshold"]["value"]
+
+
+def test_a_model_changed_after_training_is_refused(ml_lake: MlLayout) -> None:
+    outcome = train(ml_lake, config=WEAK, now=T0)
+    model = outcome.directory / "model.json"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit
+    model.write_bytes(bytes(data))
+    with pytest.raises(artifacts.ModelIntegrityError, match="sha256"):
+        artifacts.load_version(ml_lake, outcome.version)
+
+
+def test_a_model_trained_on_another_feature_list_is_refused(ml_lake: MlLayout) -> None:
+    outcome = train(ml_lake, config=WEAK, now=T0)
+    meta_path = outcome.directory / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["features"] = [*FEATURES[:-1], "an_old_feature"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(artifacts.ModelIntegrityError, match="an_old_feature"):
+        artifacts.load_version(ml_lake, outcome.version)
+
+
+def test_challenger_replaces_the_champion_only_when_better(ml_lake: MlLayout) -> None:
+    weak = train(ml_lake, config=WEAK, now=T0)
+    assert weak.decision.promote and weak.decision.champion is None
+    assert artifacts.champion_version(ml_lake) == weak.version
+
+    strong = train(ml_lake, config=FAST, now=datetime(2026, 10, 2, tzinfo=UTC))
+    assert strong.decision.promote
+    assert strong.decision.champion == weak.version
+    assert strong.decision.champion_ap < strong.decision.challenger_ap
+    # the champion was re-scored on the challenger's test rows, not read from its metadata
+    assert strong.decision.champion_ap == pytest.approx(
+        weak.metadata["metrics"]["xgboost"]["average_precision"]
+    )
+    assert artifacts.champion_version(ml_lake) == strong.version
+
+    again = train(ml_lake, config=FAST, now=datetime(2026, 10, 3, tzinfo=UTC))
+    assert not again.decision.promote  # same data, same model: equal is not better
+    assert again.decision.challenger_ap == again.decision.champion_ap
+    assert "not promoted" in again.decision.message(again.version)
+    assert artifacts.champion_version(ml_lake) == strong.version
+    assert again.directory.exists()  # kept for the record
+    history = json.loads(ml_lake.champion_file.read_text())["history"]
+    assert [h["version"] for h in history] == [weak.version, strong.version]
+
+
+def test_a_broken_champion_is_replaced_and_the_reason_said(ml_lake: MlLayout) -> None:
+    first = train(ml_lake, config=WEAK, now=T0)
+    (first.directory / "model.json").write_text("{}")
+    second = train(ml_lake, config=WEAK, now=datetime(2026, 10, 2, tzinfo=UTC))
+    assert second.decision.promote and "cannot be used" in second.decision.reason
+
+
+def test_prequential_folds_are_recorded_oldest_first(ml_lake: MlLayout) -> None:
+    request = WindowRequest(gap_days=2, test_days=3)
+    config = TrainConfig(booster=WEAK.booster, folds=3, fold_step_days=3, plots=False)
+    outcome = train(ml_lake, request, config, now=T0)
+    folds = outcome.metadata["folds"]
+    assert [f["windows"]["test_end"] for f in folds] == ["2026-09-14", "2026-09-17", "2026-09-20"]
+    assert folds[-1]["metrics"] == outcome.metadata["metrics"]
+
+
+def test_versions_never_collide(ml_lake: MlLayout) -> None:
+    (ml_lake.models / "20261001T120000Z").mkdir(parents=True)
+    assert artifacts.new_version(ml_lake, T0) == "20261001T120000Z-2"
+
+
+def test_save_version_leaves_nothing_behind_when_it_fails(
+    ml_lake: MlLayout, tmp_path: Path
+) -> None:
+    outcome = train(ml_lake, config=WEAK, now=T0)
+    booster = artifacts.load_version(ml_lake, outcome.version).booster
+
+    def failing(directory: Path, metadata: dict) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        artifacts.save_version(ml_lake, "v-broken", booster, {}, extras=failing)
+    assert not ml_lake.version_dir("v-broken").exists()
+    assert not list(ml_lake.models.glob(".staging-*"))
+
+
+def test_generator_truth_is_a_diagnostic_beside_the_metrics_never_instead(
+    ml_lake: MlLayout, features_and_truth: tuple[pd.DataFrame, set[str]]
+) -> None:
+    _, truth = features_and_truth
+    ml_lake.generator_truth.mkdir(parents=True)
+    pd.DataFrame(
+        {"transaction_id": sorted(truth), "scenario": "pix_scam", "incident": 1}
+    ).to_parquet(ml_lake.generator_truth / "2026-09-01.parquet")
+    outcome = train(ml_lake, config=WEAK, now=T0)
+    test = outcome.result.split.test
+    diagnostic = outcome.metadata["diagnostics"]["generator_truth"]
+    assert diagnostic["xgboost"]["frauds"] == int(test["transaction_id"].isin(truth).sum())
+    assert diagnostic["xgboost"]["frauds"] > outcome.metadata["metrics"]["xgboost"]["frauds"]
+    assert diagnostic["xgboost"]["threshold"] == outcome.metadata["threshold"]["value"]
+    # the decision and the headline metrics use the labels known now
+    assert (
+        outcome.decision.challenger_ap
+        == outcome.metadata["metrics"]["xgboost"]["average_precision"]
+    )
+    assert "diagnostic only" in outcome.headline()
+    assert (
+        "## Diagnostic: against the generator's truth"
+        in (outcome.directory / "model_card.md").read_text()
+    )
