@@ -94,6 +94,11 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    if args.target == "athena":
+        from python_jobs.aws.athena_summary import summary_on_athena
+
+        summary_on_athena(say=print)
+        return 0
     from python_jobs.summary import render, summarize
 
     lake = _lake(args)
@@ -129,7 +134,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from python_jobs.aws.s3_ingest import S3Location, ingest
 
-    ingest(_lake(args), S3Location.parse(args.to), dry_run=args.dry_run, say=print)
+    destination = S3Location.parse(args.to)
+    ingest(_lake(args), destination, scores=args.scores, dry_run=args.dry_run, say=print)
     return 0
 
 
@@ -180,6 +186,46 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    from python_jobs.assistant.ask import sql_command
+
+    statement = sys.stdin.read() if args.statement == "-" else args.statement
+    return sql_command(statement, lake=_lake(args), target=args.target, max_rows=args.max_rows)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from python_jobs.assistant.ask import ask_command
+    from python_jobs.assistant.providers import make_provider
+
+    return ask_command(
+        args.question,
+        lake=_lake(args),
+        provider=make_provider(args.provider),
+        target=args.target,
+        max_rows=args.max_rows,
+        as_of=args.as_of,
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from python_jobs.assistant.report import write_daily_report
+
+    result = write_daily_report(
+        _lake(args), args.date, lang=args.lang, provider=args.provider, out_dir=Path(args.out)
+    )
+    print(result.summary())
+    if result.narrative.ungrounded:
+        print("  not in the facts: " + ", ".join(result.narrative.ungrounded), file=sys.stderr)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from python_jobs.assistant.explain import explain
+
+    print(explain(_lake(args), args.transaction_id, args.lang).text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="banklake",
@@ -216,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="rows per layer, rejections, marts")
     _add_lake(summary)
+    summary.add_argument(
+        "--target",
+        choices=("duckdb", "athena"),
+        default="duckdb",
+        help="duckdb: the local lake (default); athena: the Glue tables, with the README's "
+        "'Run on AWS' variables (--lake is then not used)",
+    )
     summary.set_defaults(handler=cmd_summary)
 
     demo = commands.add_parser("demo", help="the main job: generate, build, export, docs")
@@ -228,10 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--days", type=int, default=1, help="days to deliver (default 1)")
     run.set_defaults(handler=cmd_run)
 
-    s3_ingest = commands.add_parser("ingest", help="upload the raw partitions to s3://.../raw/")
+    s3_ingest = commands.add_parser(
+        "ingest", help="upload the raw partitions (or --scores) to s3://.../raw/"
+    )
     _add_lake(s3_ingest)
     s3_ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
     s3_ingest.add_argument("--dry-run", action="store_true", help="show what would be uploaded")
+    s3_ingest.add_argument(
+        "--scores",
+        action="store_true",
+        help="upload the fraud scores (lake/processed/fraud_scores/) instead, to "
+        "processed/fraud_scores/ beside the --to raw/ prefix, where `athena register` reads them",
+    )
     s3_ingest.set_defaults(handler=cmd_ingest)
 
     imports = commands.add_parser(
@@ -251,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     athena = commands.add_parser("athena", help="run on AWS Athena (README: Run on AWS)")
     athena_commands = athena.add_subparsers(dest="athena_command", required=True, metavar="step")
     athena_register = athena_commands.add_parser(
-        "register", help="create the Glue databases and the raw tables (partition projection)"
+        "register",
+        help="create the Glue databases, the raw and scores tables (partition projection)",
     )
     athena_register.set_defaults(handler=cmd_athena_register)
     athena_query = athena_commands.add_parser(
@@ -293,6 +355,69 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", type=date.fromisoformat, default=None, help="scored day (default: the last)"
     )
     monitor.set_defaults(handler=cmd_monitor)
+
+    assistant_targets = {
+        "choices": ("duckdb", "athena"),
+        "default": "duckdb",
+        "help": "duckdb: the lake's database, read-only (default); athena: the assistant's "
+        "work group ($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP)",
+    }
+    sql = commands.add_parser(
+        "sql", help="run one SELECT through the assistant's SQL guard, read-only (exit 2: refused)"
+    )
+    _add_lake(sql)
+    sql.add_argument("statement", help="one SELECT over the curated marts ('-': read stdin)")
+    sql.add_argument("--max-rows", type=int, default=100, help="LIMIT injected or capped (100)")
+    sql.add_argument("--target", **assistant_targets)
+    sql.set_defaults(handler=cmd_sql)
+
+    ask = commands.add_parser(
+        "ask", help="ask the curated marts a question: SQL, rows and a reading (exit 2: refused)"
+    )
+    _add_lake(ask)
+    ask.add_argument("question", help='e.g. "taxa de fraude por canal nos últimos 7 dias"')
+    ask.add_argument(
+        "--provider",
+        choices=("offline", "bedrock", "openai"),
+        default=None,
+        help="offline (default; supported questions only), bedrock or openai "
+        "(default: $BANKLAKE_ASSISTANT_PROVIDER)",
+    )
+    ask.add_argument("--target", **assistant_targets)
+    ask.add_argument("--max-rows", type=int, default=100, help="rows at most (100)")
+    ask.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        default=None,
+        help='"today" for relative periods (default: the day after the last data day)',
+    )
+    ask.set_defaults(handler=cmd_ask)
+
+    report = commands.add_parser(
+        "report", help="the daily report: KPIs, anomalies, alerts, model health (Markdown+HTML)"
+    )
+    _add_lake(report)
+    report.add_argument(
+        "--date", type=date.fromisoformat, default=None, help="day (default: the last with data)"
+    )
+    report.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
+    report.add_argument(
+        "--provider",
+        choices=("offline", "bedrock", "openai"),
+        default=None,
+        help="who writes the summary: offline (template, default) or a model whose numbers "
+        "are checked against the facts (default: $BANKLAKE_ASSISTANT_PROVIDER)",
+    )
+    report.add_argument("--out", default="reports", help="output folder (default: ./reports)")
+    report.set_defaults(handler=cmd_report)
+
+    explain = commands.add_parser(
+        "explain", help="why the fraud model scored a transaction: reasons and customer baseline"
+    )
+    _add_lake(explain)
+    explain.add_argument("transaction_id", help="a scored transaction, e.g. T20260924000000189")
+    explain.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
+    explain.set_defaults(handler=cmd_explain)
     return parser
 
 

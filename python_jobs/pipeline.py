@@ -94,8 +94,9 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
     """The main job. On an empty lake: generate all but the last day, build, then deliver the
     last day as the daily feed and build again (incremental: only new partitions are read,
     and the customer snapshot records the day's changes). Then train the fraud model against
-    its baselines, score the last day and build the alert marts from the scores. On a lake the
-    demo already made: deliver one more day and do the same."""
+    its baselines, score the last day and build the alert marts from the scores; monitor the
+    scored day and let the offline assistant write the day's report and answer two sample
+    questions. On a lake the demo already made: deliver one more day and do the same."""
     timer = StepTimer(say)
     if has_generator_state(lake):
         say(f"{lake.root} already holds generated data: delivering one more day.")
@@ -114,6 +115,7 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
     train_and_score(lake, say=say)
     export(lake, say=say)
     docs = build_docs(lake, say=say)
+    assistant_showcase(lake, say=say)
     say(render(summarize(lake), lake, docs=docs))
     say(
         "\nNext: `source .venv/bin/activate`, then `dbt build`, `dbt test -s fct_transactions`,"
@@ -128,6 +130,18 @@ def train_and_score(lake: Lake, *, say: Say = _quiet) -> None:
 
     demo_job(lake, say=say)
     build_scores_marts(lake, say=say)
+
+
+def assistant_showcase(lake: Lake, *, say: Say = _quiet) -> None:
+    """Monitoring of the scored day, then the offline assistant: the day's report and two
+    sample questions (one pt-BR, one English)."""
+    from ml.jobs import monitor_job
+    from python_jobs.assistant.showcase import demo_assistant
+
+    say("==> monitoring the scored day")
+    monitor_job(lake, say=say)
+    say("==> the assistant, offline: daily report and two sample questions")
+    demo_assistant(lake, say=say)
 
 
 def build_scores_marts(lake: Lake, *, say: Say = _quiet) -> DbtOutcome:

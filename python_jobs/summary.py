@@ -1,4 +1,9 @@
-"""The end-of-run summary: rows per layer, what was rejected and why, where to look next."""
+"""The end-of-run summary: rows per layer, what was rejected and why, where to look next.
+
+summarize() reads the local DuckDB file; python_jobs/aws/athena_summary.py fills the same
+LakeSummary from Athena (`banklake summary --target athena`) and prints it with the same
+render_body(), so the two engines' summaries read alike and can be compared line by line.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ class LakeSummary:
     processed: dict[str, dict[str, int]] = field(default_factory=dict)  # feed -> disposition
     rejected: list[tuple[str, str, int]] = field(default_factory=list)  # feed, reason, rows
     curated: dict[str, int] = field(default_factory=dict)
-    quarantined_files: int = 0
+    quarantined_files: int | None = 0  # None: not counted (no quarantine to look at)
 
     def raw_rows(self, feed: str) -> int:
         return sum(self.processed.get(feed, {}).values())
@@ -55,7 +60,17 @@ def summarize(lake: Lake) -> LakeSummary:
 
 
 def render(summary: LakeSummary, lake: Lake, *, docs: Path | None = None) -> str:
-    lines = ["", "banklake: what is in the lake now", ""]
+    lines = render_body(summary, "banklake: what is in the lake now", "lake/quarantine/")
+    lines += ["", f"DuckDB file:   {lake.database}"]
+    lines.append(f"curated files: {lake.curated}/")
+    if docs is not None:
+        lines.append(f"docs site:     {docs}")
+    return "\n".join(lines)
+
+
+def render_body(summary: LakeSummary, title: str, quarantine: str) -> list[str]:
+    """Everything but where the data lives: the part both engines print the same way."""
+    lines = ["", title, ""]
     lines.append(f"{'feed':<15}{'raw rows':>12}{'accepted':>12}{'duplicates':>12}{'rejected':>10}")
     for feed in FEEDS:
         counts = summary.processed.get(feed, {})
@@ -67,11 +82,7 @@ def render(summary: LakeSummary, lake: Lake, *, docs: Path | None = None) -> str
         lines += ["", "rejected rows by reason (processed.stg_rejected_rows):"]
         lines += [f"  {feed:<15}{reason:<28}{n:>8,}" for feed, reason, n in summary.rejected]
     if summary.quarantined_files:
-        lines += ["", f"quarantined files: {summary.quarantined_files} (lake/quarantine/)"]
+        lines += ["", f"quarantined files: {summary.quarantined_files} ({quarantine})"]
     lines += ["", "curated marts (rows):"]
     lines += [f"  {table:<28}{n:>12,}" for table, n in summary.curated.items()]
-    lines += ["", f"DuckDB file:   {lake.database}"]
-    lines.append(f"curated files: {lake.curated}/")
-    if docs is not None:
-        lines.append(f"docs site:     {docs}")
-    return "\n".join(lines)
+    return lines

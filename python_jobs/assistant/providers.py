@@ -22,11 +22,34 @@ class ProviderError(RuntimeError):
 
 @dataclass(frozen=True)
 class Completion:
+    """What a model answered. Callers decide what a stop reason means for them (a report
+    falls back to its template, `ask` refuses), so providers return it rather than raise."""
+
     text: str
     # normalized: "end_turn", "max_tokens", "guardrail_intervened", "stop_sequence", ...
     stop_reason: str
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for throttled or briefly unavailable model endpoints: `max_attempts` calls in
+    all, waiting initial, initial * factor, ... seconds (capped at `maximum`) in between.
+    Deterministic on purpose: tests assert the waits, and one CLI user needs no jitter."""
+
+    max_attempts: int = 5
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt number `attempt` (1-based)."""
+        return min(self.initial * self.factor ** (attempt - 1), self.maximum)
 
 
 class Provider(Protocol):
@@ -68,8 +91,17 @@ def provider_name(requested: str | None = None) -> str:
 
 
 def make_provider(requested: str | None = None) -> Provider:
-    """The provider named by the argument, else $BANKLAKE_ASSISTANT_PROVIDER, else offline."""
+    """The provider named by the argument, else $BANKLAKE_ASSISTANT_PROVIDER, else offline.
+
+    Configuration comes from the environment (README, "Generative assistant"); a missing
+    variable is a ProviderError naming every one that is missing."""
     name = provider_name(requested)
     if name == "offline":
         return OfflineProvider()
-    raise ValueError(f"provider {name!r} is not implemented yet")
+    if name == "bedrock":
+        from python_jobs.assistant.bedrock import BedrockConfig, BedrockProvider
+
+        return BedrockProvider(BedrockConfig.from_env())
+    from python_jobs.assistant.openai_compat import OpenAICompatConfig, OpenAICompatProvider
+
+    return OpenAICompatProvider(OpenAICompatConfig.from_env())

@@ -1,23 +1,46 @@
 """Read-only execution of SQL over the curated marts.
 
 The guard (`guard.py`) decides what may run; this module makes sure that even a statement
-the guard wrongly let through cannot write, read files or reconfigure the engine.
+the guard wrongly let through cannot write, read files or reconfigure the engine:
+
+- DuckDB: the database file opened `read_only`, external access (files, URLs, extensions)
+  disabled, a memory limit, then the configuration locked; a query that runs past the
+  timeout is interrupted; at most `max_rows` rows are fetched. What read-only DuckDB still
+  allows — temporary tables in memory, session settings such as `search_path`, PRAGMA
+  profiling — the guard refuses.
+- Athena: the assistant's own work group, whose bytes-scanned cutoff cancels a runaway scan
+  and whose role reads the curated database only (infrastructure/banklake.yaml).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 import duckdb
 
 from python_jobs.lake.layout import Lake
 
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_FETCH_ROWS = 10_000
+DEFAULT_MEMORY_LIMIT = "2GB"
+
 
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    truncated: bool = False  # more rows existed than the warehouse fetches
+    bytes_scanned: int | None = None  # Athena only
+
+
+class QueryTimeout(RuntimeError):
+    """The engine was interrupted because the query ran past the warehouse's timeout."""
 
 
 class Warehouse(Protocol):
@@ -26,14 +49,21 @@ class Warehouse(Protocol):
     def query(self, sql: str) -> QueryResult: ...
 
 
-def open_readonly(lake: Lake) -> duckdb.DuckDBPyConnection:
+def open_readonly(
+    lake: Lake, *, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
     """The lake's DuckDB file, read-only, no file/URL access, configuration locked."""
     if not lake.database.is_file():
         raise FileNotFoundError(f"no warehouse at {lake.database}: run `banklake build` first")
     connection = duckdb.connect(
         str(lake.database),
         read_only=True,
-        config={"enable_external_access": False, "autoload_known_extensions": False},
+        config={
+            "enable_external_access": False,
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "memory_limit": memory_limit,
+        },
     )
     connection.execute("set lock_configuration = true")
     return connection
@@ -41,14 +71,176 @@ def open_readonly(lake: Lake) -> duckdb.DuckDBPyConnection:
 
 class DuckDBWarehouse:
     dialect = "duckdb"
+    curated_schema = "curated"
 
-    def __init__(self, lake: Lake) -> None:
-        self._connection = open_readonly(lake)
+    def __init__(
+        self,
+        lake: Lake,
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        max_rows: int = DEFAULT_FETCH_ROWS,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
+        self._connection = open_readonly(lake, memory_limit=memory_limit)
+        self.timeout_seconds = timeout_seconds
+        self.max_rows = max_rows
 
     def query(self, sql: str) -> QueryResult:
-        cursor = self._connection.execute(sql)
-        columns = [column[0] for column in cursor.description or []]
-        return QueryResult(columns, cursor.fetchall())
+        """Runs `sql`; interrupts it after `timeout_seconds` (DuckDB has no statement timeout
+        of its own, but a connection can be interrupted from another thread)."""
+        interrupted = threading.Event()
+
+        def interrupt() -> None:
+            interrupted.set()
+            self._connection.interrupt()
+
+        timer = threading.Timer(self.timeout_seconds, interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            cursor = self._connection.execute(sql)
+            columns = [column[0] for column in cursor.description or []]
+            rows = cursor.fetchmany(self.max_rows + 1)
+        except duckdb.Error as error:
+            if interrupted.is_set():
+                raise QueryTimeout(
+                    f"the query was stopped after {self.timeout_seconds:g} s"
+                ) from error
+            raise
+        finally:
+            timer.cancel()
+        truncated = len(rows) > self.max_rows
+        return QueryResult(columns, rows[: self.max_rows], truncated=truncated)
 
     def close(self) -> None:
         self._connection.close()
+
+
+# --- Athena ------------------------------------------------------------------------------
+
+ASSISTANT_WORKGROUP_ENV = "BANKLAKE_ASSISTANT_ATHENA_WORKGROUP"
+ASSISTANT_STAGING_ENV = "BANKLAKE_ASSISTANT_ATHENA_STAGING_DIR"
+
+
+def _athena_value(text: str | None, athena_type: str) -> Any:
+    """Athena returns every value as text; its column type says what it was."""
+    if text is None:
+        return None
+    kind = athena_type.lower().split("(")[0].strip()
+    try:
+        if kind in {"tinyint", "smallint", "integer", "int", "bigint"}:
+            return int(text)
+        if kind in {"double", "float", "real"}:
+            return float(text)
+        if kind == "decimal":
+            return Decimal(text)
+        if kind == "boolean":
+            return text.lower() == "true"
+        if kind == "date":
+            return date.fromisoformat(text)
+        if kind.startswith("timestamp"):
+            return datetime.fromisoformat(text.split(" UTC")[0])
+    except ValueError:
+        return text
+    return text
+
+
+class AthenaWarehouse:
+    """The curated database on Athena, through the assistant's own work group."""
+
+    dialect = "athena"
+
+    def __init__(
+        self,
+        runner: Any,
+        curated_database: str,
+        *,
+        max_rows: int = DEFAULT_FETCH_ROWS,
+    ) -> None:
+        self.runner = runner  # python_jobs.aws.athena.AthenaRunner
+        self.curated_schema = curated_database
+        self.max_rows = max_rows
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        client_factory: Callable[[Any], Any] | None = None,
+    ) -> AthenaWarehouse:
+        """The assistant's work group must be named on its own
+        ($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP): falling back to dbt's work group would trade
+        the 1 GiB scan cutoff and the read-only role for dbt's."""
+        from python_jobs.aws.athena import (
+            AthenaConfig,
+            AthenaConfigError,
+            AthenaRunner,
+            make_client,
+        )
+
+        env = dict(os.environ if env is None else env)
+        work_group = env.get(ASSISTANT_WORKGROUP_ENV)
+        if not work_group:
+            raise AthenaConfigError(
+                f"set {ASSISTANT_WORKGROUP_ENV} to the assistant's Athena work group "
+                "(its own scan cutoff and read-only role; not dbt's)"
+            )
+        env["BANKLAKE_ATHENA_WORKGROUP"] = work_group
+        if env.get(ASSISTANT_STAGING_ENV):
+            env["BANKLAKE_ATHENA_STAGING_DIR"] = env[ASSISTANT_STAGING_ENV]
+        config = AthenaConfig.from_env(env)
+        client = (client_factory or make_client)(config)
+        return cls(AthenaRunner(client, config), f"{config.schema}_curated")
+
+    def query(self, sql: str) -> QueryResult:
+        query_id = self.runner.start(sql, self.curated_schema)
+        try:
+            execution = self.runner.wait(query_id)
+        except KeyboardInterrupt:
+            self.runner.client.stop_query_execution(QueryExecutionId=query_id)
+            raise
+        columns, rows, truncated = self._fetch(query_id)
+        scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
+        return QueryResult(columns, rows, truncated, int(scanned) if scanned is not None else None)
+
+    def _fetch(self, query_id: str) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        columns: list[str] = []
+        types: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        token: str | None = None
+        first_page = True
+        while True:
+            kwargs: dict[str, Any] = {"QueryExecutionId": query_id, "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.runner.client.get_query_results(**kwargs)
+            result_set = page["ResultSet"]
+            if first_page:
+                info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
+                columns = [column["Name"] for column in info]
+                types = [column.get("Type", "varchar") for column in info]
+            texts = [
+                [datum.get("VarCharValue") for datum in row.get("Data", [])]
+                for row in result_set.get("Rows", [])
+            ]
+            if first_page and texts and texts[0] == columns:
+                texts = texts[1:]  # a SELECT's first row repeats the header
+            first_page = False
+            rows.extend(
+                tuple(_athena_value(value, kind) for value, kind in zip(row, types, strict=False))
+                for row in texts
+            )
+            token = page.get("NextToken")
+            if len(rows) > self.max_rows:
+                return columns, rows[: self.max_rows], True
+            if not token:
+                return columns, rows, False
+
+
+def make_warehouse(target: str, lake: Lake) -> DuckDBWarehouse | AthenaWarehouse:
+    """`duckdb`: the lake's database file; `athena`: the assistant's work group (env)."""
+    if target == "duckdb":
+        return DuckDBWarehouse(lake)
+    if target == "athena":
+        return AthenaWarehouse.from_env()
+    raise ValueError(f"unknown target {target!r}; choose duckdb or athena")

@@ -76,6 +76,14 @@ class AthenaConfig:
             if value is not None and not value.startswith("s3://"):
                 raise AthenaConfigError(f"{name} must be an s3:// URI, got {value!r}")
 
+    @property
+    def scores_database(self) -> str:
+        """The Glue database of the files other jobs write under processed/ (the fraud
+        scores): `<schema>_processed_files`, what the dbt source processed_files renders to on
+        Athena. Prefixed like every other database, so two schemas in one account (dev and
+        prod) never share, or re-point, each other's scores table."""
+        return f"{self.schema}_processed_files"
+
     @classmethod
     def from_env(
         cls, env: Mapping[str, str] | None = None, *, need_raw_location: bool = False

@@ -1,10 +1,11 @@
 """`banklake athena register` and `banklake athena query`: the two things a person does on
 Athena outside `dbt build --target athena`.
 
-register: the Glue databases (raw and every schema dbt writes to) and the raw external
-tables, through Athena DDL so that it runs with the same work group and permissions as the
-queries. Re-running it is safe: databases are created if missing and the raw tables are
-dropped and created again from the current contract (external tables: no data is touched).
+register: the Glue databases (raw, processed_files and every schema dbt writes to), the raw
+external tables and the fraud scores' external table, through Athena DDL so that it runs with
+the same work group and permissions as the queries. Re-running it is safe: databases are
+created if missing and the tables are dropped and created again from the current contract and
+scores schema (external tables: no data is touched).
 
 query: an analysis (analyses/<name>.sql) compiled by dbt for the athena target, run, and
 its rows, bytes scanned and cost printed.
@@ -20,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from python_jobs.aws.athena import AthenaConfig, AthenaRunner, QueryResult
-from python_jobs.aws.athena_ddl import create_database, create_raw_table, drop_table, raw_tables
+from python_jobs.aws.athena_ddl import (
+    SCORES_TABLE,
+    create_database,
+    create_raw_table,
+    create_scores_table,
+    drop_table,
+    raw_tables,
+    scores_table,
+)
 from python_jobs.dbt_runner import PROJECT_DIR, ensure_profile
 
 Say = Callable[[str], None]
@@ -87,15 +96,25 @@ def dbt_schemas(nodes: Iterable[Any]) -> list[str]:
 def register(config: AthenaConfig, runner: AthenaRunner, say: Say = print) -> RegisterReport:
     if not config.raw_location:
         raise RuntimeError("register needs BANKLAKE_S3_RAW_DIR (where the raw feeds land)")
-    with tempfile.TemporaryDirectory(prefix="banklake-athena-") as work:
-        manifest = _invoke_dbt(["parse"], Path(work))
-    report = RegisterReport()
-    comments = {config.raw_database: "banklake raw layer: external tables over the feeds"}
-    for schema in dbt_schemas(manifest.nodes.values()):
-        comments.setdefault(schema, "banklake: tables and views written by dbt")
+    # the tables first: a raw location the scores cannot be derived from fails before dbt
     tables = raw_tables(
         config.raw_database, config.raw_location, config.first_raw_year, config.last_raw_year
     )
+    scores = scores_table(
+        config.scores_database,
+        config.raw_location,
+        config.first_raw_year,
+        config.last_raw_year,
+    )
+    with tempfile.TemporaryDirectory(prefix="banklake-athena-") as work:
+        manifest = _invoke_dbt(["parse"], Path(work))
+    report = RegisterReport()
+    comments = {
+        config.raw_database: "banklake raw layer: external tables over the feeds",
+        config.scores_database: "banklake: files other jobs write under processed/ (scores)",
+    }
+    for schema in dbt_schemas(manifest.nodes.values()):
+        comments.setdefault(schema, "banklake: tables and views written by dbt")
     for database, comment in comments.items():
         with aws_errors(f"creating database {database}"):
             runner.run(create_database(database, comment), max_rows=None)
@@ -110,6 +129,14 @@ def register(config: AthenaConfig, runner: AthenaRunner, say: Say = print) -> Re
             f"table {table.database}.{table.feed.name} -> {table.location} "
             f"({table.feed.file_format}, years {table.first_year}-{table.last_year})"
         )
+    with aws_errors(f"creating table {scores.database}.{SCORES_TABLE}"):
+        runner.run(drop_table(scores.database, SCORES_TABLE), max_rows=None)
+        runner.run(create_scores_table(scores), max_rows=None)
+    report.tables.append(f"{scores.database}.{SCORES_TABLE}")
+    say(
+        f"table {scores.database}.{SCORES_TABLE} -> {scores.location} "
+        f"(parquet, score days {scores.first_year}-{scores.last_year})"
+    )
     return report
 
 

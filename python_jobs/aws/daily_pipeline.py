@@ -44,18 +44,26 @@ DAILY_STEPS: tuple[PipelineStep, ...] = (
     ),
     PipelineStep("dbt build", local=("run_dbt",), state="DbtBuild"),
     PipelineStep(
+        "score",
+        local=("score_new_days",),
+        state="Score",
+        why="locally `banklake run` scores the new days with the champion (when there is "
+        "one); on AWS the state checks that the day's scores were uploaded (`banklake ingest "
+        "--scores`): ml/score.py reads its features from the local DuckDB file, not Athena",
+    ),
+    PipelineStep(
         "export curated",
         local=("export_curated",),
         state=None,
         why="on Athena the curated marts already are Iceberg tables in S3: nothing to export",
     ),
     PipelineStep(
-        "score",
-        local=(),
-        state="Score",
-        why="`banklake run` does not score yet (ml/score.py is run on its own locally)",
+        "report",
+        local=("summarize",),
+        state="Report",
+        why="the same summary on both sides: `banklake summary` locally, `banklake summary "
+        "--target athena` in the Report state (python_jobs/aws/athena_summary.py)",
     ),
-    PipelineStep("report", local=("summarize",), state="Report"),
 )
 
 

@@ -1,7 +1,12 @@
 """`banklake ingest --to s3://bucket/raw/`: the local raw partitions, uploaded to the same keys.
+`--scores` does the same for the fraud scores (`<lake>/processed/fraud_scores/score_date=*/`),
+which go beside raw/ under the lake's root on S3, where `banklake athena register` points the
+scores table.
 
 Raw is immutable on S3 as it is in the local lake (python_jobs/lake/writer.py), so the upload
-is idempotent and never replaces anything:
+is idempotent and never replaces anything (the scores follow the same rules: a day's scores on
+S3 are what dbt on Athena already read, so replacing them is a deliberate act, not a side
+effect of a re-run):
 
 - every object carries the SHA-256 of its bytes in its metadata (`x-amz-meta-sha256`), and
   S3 verifies its own SHA-256 checksum of what arrived (ChecksumAlgorithm=SHA256);
@@ -12,8 +17,9 @@ is idempotent and never replaces anything:
 - puts are conditional (`If-None-Match: *`, on the single PUT and on the multipart
   completion), so an object someone else creates between the listing and the upload is not
   overwritten either: that race ends as a skip (same bytes) or a conflict;
-- a file the S3 trigger already quarantined (`quarantine/<same path>` whose reason records
-  the same SHA-256) is not sent again: re-sending it would only be quarantined again;
+- a raw file the S3 trigger already quarantined (`quarantine/<same path>` whose reason
+  records the same SHA-256) is not sent again: re-sending it would only be quarantined again
+  (scores are not validated on arrival, so there is no quarantine to consult);
 - files above the TransferConfig threshold go up in parts, several files at a time.
 
 The destination must end in `raw/`: rows record their lake-relative path (`_source_file` =
@@ -26,10 +32,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +45,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferManager
 
+from python_jobs.aws.athena_ddl import SCORES_PARTITION, SCORES_PREFIX
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FEEDS
 from python_jobs.lake.validate import RAW_PREFIX, REASON_SUFFIX, quarantine_key
@@ -80,6 +89,12 @@ class S3Location:
     def key(self, lake_relative: str) -> str:
         return self.lake_prefix + lake_relative
 
+    @property
+    def scores_prefix(self) -> str:
+        """Where `--scores` uploads: processed/fraud_scores/ under the same lake root (the
+        location athena_ddl.scores_location derives from BANKLAKE_S3_RAW_DIR)."""
+        return self.lake_prefix + SCORES_PREFIX
+
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
@@ -117,12 +132,18 @@ class Conflict:
 @dataclass
 class IngestReport:
     destination: S3Location
+    prefix: str = ""  # the key prefix this run uploads under (default: destination.prefix)
+    kind: str = "raw"  # "raw" or "scores": what the messages call the files
     uploaded: list[LocalFile] = field(default_factory=list)
     skipped: list[LocalFile] = field(default_factory=list)  # already there, same SHA-256
     quarantined: list[LocalFile] = field(default_factory=list)  # quarantined on arrival before
     conflicts: list[Conflict] = field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.prefix:
+            self.prefix = self.destination.prefix
 
     @property
     def bytes_uploaded(self) -> int:
@@ -135,33 +156,51 @@ class IngestReport:
             f"skipped {len(self.skipped)} (already there, same SHA-256), "
             f"{len(self.quarantined)} previously quarantined on arrival, "
             f"{len(self.conflicts)} conflicts, in {self.seconds:.1f} s "
-            f"-> {self.destination.url(self.destination.prefix)}"
+            f"-> {self.destination.url(self.prefix)}"
         )
         return text
+
+
+def make_s3_client(env: Mapping[str, str] | None = None) -> Any:
+    """An S3 client with the same profile and region as `banklake athena` and the dbt
+    profile (BANKLAKE_AWS_PROFILE, AWS_REGION or AWS_DEFAULT_REGION); unset = boto3's own
+    chain. AWS_ENDPOINT_URL, when set, is honoured by boto3 itself."""
+    import boto3
+
+    env = os.environ if env is None else env
+    session = boto3.Session(
+        profile_name=env.get("BANKLAKE_AWS_PROFILE") or None,
+        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+    )
+    return session.client("s3")
 
 
 def ingest(
     lake: Lake,
     destination: S3Location,
     *,
+    scores: bool = False,
     s3: Any = None,
     config: IngestConfig | None = None,
     dry_run: bool = False,
     say: Say = print,
 ) -> IngestReport:
-    """Uploads every local raw file that S3 lacks; raises IngestConflict (uploading nothing)
-    when a key holds different content. `s3` defaults to a client from the environment
-    (AWS_PROFILE, AWS_ENDPOINT_URL, ...); its PutObject and CompleteMultipartUpload calls
-    become conditional (`If-None-Match: *`)."""
+    """Uploads every local raw file (with `scores`, every fraud scores file) that S3 lacks;
+    raises IngestConflict (uploading nothing) when a key holds different content. `s3`
+    defaults to make_s3_client(); its PutObject and CompleteMultipartUpload calls become
+    conditional (`If-None-Match: *`)."""
     config = config or IngestConfig()
     if s3 is None:
-        import boto3
-
-        s3 = boto3.client("s3")
+        s3 = make_s3_client()
     started = time.perf_counter()
-    files = local_raw_files(lake, destination)
-    say(f"ingest {lake.raw} -> {destination.url(destination.prefix)}: {len(files)} raw files")
-    report = IngestReport(destination=destination, dry_run=dry_run)
+    if scores:
+        source, prefix, kind = scores_dir(lake), destination.scores_prefix, "scores"
+        files = local_score_files(lake, destination)
+    else:
+        source, prefix, kind = lake.raw, destination.prefix, "raw"
+        files = local_raw_files(lake, destination)
+    say(f"ingest {source} -> {destination.url(prefix)}: {len(files)} {kind} files")
+    report = IngestReport(destination=destination, prefix=prefix, kind=kind, dry_run=dry_run)
     to_upload = _plan(s3, destination, files, report, config)
     if report.conflicts:
         report.seconds = time.perf_counter() - started
@@ -201,21 +240,65 @@ def local_raw_files(lake: Lake, destination: S3Location) -> list[LocalFile]:
     return files
 
 
+def scores_dir(lake: Lake) -> Path:
+    """The local scores folder, where the scoring job writes it (ml/layout.py)."""
+    from ml.layout import MlLayout  # imported late: ml/ pulls pandas and duckdb
+
+    return MlLayout(lake).scores
+
+
+def local_score_files(lake: Lake, destination: S3Location) -> list[LocalFile]:
+    """Every day's scores file, `score_date=YYYY-MM-DD/*.parquet`, with its SHA-256. The
+    scoring job's temporary files (dot files) are not deliveries. A partition folder whose
+    name is not a date is refused: Athena's date projection would never find it."""
+    folder = scores_dir(lake)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder} does not exist: nothing to upload (run `banklake score` first, or the "
+            "wrong --lake?)"
+        )
+    files, misplaced = [], []
+    for path in sorted(folder.glob(f"{SCORES_PARTITION}=*/*.parquet")):
+        if path.name.startswith("."):
+            continue
+        try:
+            date.fromisoformat(path.parent.name.removeprefix(f"{SCORES_PARTITION}="))
+        except ValueError:
+            misplaced.append(lake.relative(path))
+            continue
+        files.append(
+            LocalFile(
+                path=path,
+                key=destination.key(lake.relative(path)),
+                size=path.stat().st_size,
+                sha256=_sha256(path),
+            )
+        )
+    if misplaced:
+        raise ValueError(
+            f"not in a {SCORES_PARTITION}=YYYY-MM-DD folder, so Athena would never read them: "
+            + ", ".join(misplaced)
+        )
+    return files
+
+
 def _plan(
     s3: Any, dest: S3Location, files: list[LocalFile], report: IngestReport, config: IngestConfig
 ) -> list[LocalFile]:
     """Sorts the files into skipped, quarantined and conflicts; returns those to upload."""
-    remote = _list_sizes(s3, dest.bucket, dest.prefix)
-    reasons = set(_list_sizes(s3, dest.bucket, dest.lake_prefix + "quarantine/"))
+    remote = _list_sizes(s3, dest.bucket, report.prefix)
+    raw = report.kind == "raw"
+    reasons = set(_list_sizes(s3, dest.bucket, dest.lake_prefix + "quarantine/")) if raw else set()
 
     def decide(item: LocalFile) -> tuple[str, str]:
         if item.key in remote:
             if remote[item.key] != item.size:
                 return "conflict", f"{remote[item.key]:,} bytes in S3, {item.size:,} locally"
             return _compare(s3, dest.bucket, item)
-        reason_key = _quarantine_reason_key(dest, item.key)
-        if reason_key in reasons and _reason_sha256(s3, dest.bucket, reason_key) == item.sha256:
-            return "quarantined", ""
+        if raw:
+            reason_key = _quarantine_reason_key(dest, item.key)
+            if reason_key in reasons and _reason_sha256(s3, dest.bucket, reason_key) == item.sha256:
+                return "quarantined", ""
         return "upload", ""
 
     with ThreadPoolExecutor(max_workers=config.max_concurrency) as pool:
@@ -333,20 +416,30 @@ def _reason_sha256(s3: Any, bucket: str, reason_key: str) -> str | None:
 
 def _conflict_message(report: IngestReport) -> str:
     dest = report.destination
+    raw = report.kind == "raw"
     lines = [
-        f"refusing to replace {len(report.conflicts)} raw object(s) in s3://{dest.bucket}/ "
-        "that differ from the local files (raw is immutable"
+        f"refusing to replace {len(report.conflicts)} {report.kind} object(s) in "
+        f"s3://{dest.bucket}/ that differ from the local files ("
+        + ("raw is immutable" if raw else "dbt on Athena may already have read them")
         + (f"; {len(report.uploaded)} other files were uploaded" if report.uploaded else "")
         + ("; nothing was uploaded" if not report.uploaded else "")
         + "):"
     ]
     lines += [f"  {dest.url(c.file.key)}: {c.detail}" for c in report.conflicts]
-    lines.append(
-        "What to do: if the local file is a new delivery, land it under another batch name "
-        "(raw files are never replaced); if the S3 object is the wrong one, delete it "
-        "deliberately (aws s3 rm <url>; bucket versioning keeps the old version) and run "
-        "`banklake ingest` again."
-    )
+    if raw:
+        lines.append(
+            "What to do: if the local file is a new delivery, land it under another batch name "
+            "(raw files are never replaced); if the S3 object is the wrong one, delete it "
+            "deliberately (aws s3 rm <url>; bucket versioning keeps the old version) and run "
+            "`banklake ingest` again."
+        )
+    else:
+        lines.append(
+            "What to do: if the day was re-scored on purpose (a new champion, a fix), delete "
+            "the S3 object deliberately (aws s3 rm <url>; bucket versioning keeps the old "
+            "version), run `banklake ingest --scores` again, then rebuild what reads the "
+            "scores (dbt build --target athena --select stg_fraud_scores+)."
+        )
     return "\n".join(lines)
 
 

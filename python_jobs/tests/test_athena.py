@@ -95,11 +95,13 @@ def test_config_comes_from_the_environment_with_the_profiles_defaults() -> None:
     assert config.schema == "banklake"
     assert config.raw_database == "banklake_raw"  # the dbt source's default
     assert config.raw_location == "s3://lake/raw/"
+    assert config.scores_database == "banklake_processed_files"
     assert config.profile is None
     other = AthenaConfig.from_env(
         {**ENV, "BANKLAKE_ATHENA_SCHEMA": "dev", "BANKLAKE_AWS_PROFILE": "bank"}
     )
     assert (other.raw_database, other.profile) == ("dev_raw", "bank")
+    assert other.scores_database == "dev_processed_files"  # environments never share it
 
 
 def test_missing_configuration_is_listed_all_at_once() -> None:
@@ -271,7 +273,9 @@ def test_results_are_read_page_by_page_up_to_max_rows(client, config) -> None:
     assert table.splitlines()[0].split() == ["day", "n"] and "null" in table
 
 
-def test_register_creates_databases_then_replaces_each_raw_table(client, config, monkeypatch):
+def test_register_creates_databases_then_replaces_each_raw_table_and_the_scores_table(
+    client, config, monkeypatch
+):
     athena, stubber = client
     manifest = SimpleNamespace(
         nodes={
@@ -289,8 +293,14 @@ def test_register_creates_databases_then_replaces_each_raw_table(client, config,
             statements.append(str(sql))
             return True
 
-    databases = ["banklake_raw", "banklake_curated", "banklake_processed", "banklake_reference"]
-    for number in range(len(databases) + 2 * len(FEEDS)):
+    databases = [
+        "banklake_raw",
+        "banklake_processed_files",
+        "banklake_curated",
+        "banklake_processed",
+        "banklake_reference",
+    ]
+    for number in range(len(databases) + 2 * (len(FEEDS) + 1)):
         expect_start(stubber, f"ddl-{number}", Recorder())
         stubber.add_response(
             "get_query_execution",
@@ -300,17 +310,31 @@ def test_register_creates_databases_then_replaces_each_raw_table(client, config,
     said: list[str] = []
     report = athena_jobs.register(config, runner_for(athena, config, FakeClock()), said.append)
     assert report.databases == databases
-    assert report.tables == [f"banklake_raw.{name}" for name in FEEDS]
+    assert report.tables == [
+        *(f"banklake_raw.{name}" for name in FEEDS),
+        "banklake_processed_files.fraud_scores",
+    ]
     creates = [s for s in statements if s.startswith("CREATE DATABASE")]
     assert [s.split("`")[1] for s in creates] == databases
     tables = statements[len(databases) :]
-    for name, (drop, create) in zip(
-        FEEDS, zip(tables[::2], tables[1::2], strict=True), strict=True
-    ):
+    pairs = list(zip(tables[::2], tables[1::2], strict=True))
+    for name, (drop, create) in zip(FEEDS, pairs[:-1], strict=True):
         assert drop == f"DROP TABLE IF EXISTS `banklake_raw`.`{name}`"
         assert create.startswith(f"CREATE EXTERNAL TABLE `banklake_raw`.`{name}`")
         assert f"LOCATION 's3://lake/raw/{name}/'" in create
-    assert len(said) == len(databases) + len(FEEDS)
+    drop, create = pairs[-1]
+    assert drop == "DROP TABLE IF EXISTS `banklake_processed_files`.`fraud_scores`"
+    assert create.startswith("CREATE EXTERNAL TABLE `banklake_processed_files`.`fraud_scores`")
+    assert "LOCATION 's3://lake/processed/fraud_scores/'" in create  # beside raw/
+    assert len(said) == len(databases) + len(FEEDS) + 1
+
+
+def test_register_refuses_a_raw_location_the_scores_cannot_be_placed_from(monkeypatch):
+    """Before dbt parses anything and before any DDL: nothing half-registered."""
+    config = AthenaConfig.from_env({**ENV, "BANKLAKE_S3_RAW_DIR": "s3://lake/landing/"})
+    monkeypatch.setattr(athena_jobs, "_invoke_dbt", lambda *a: pytest.fail("dbt ran"))
+    with pytest.raises(ValueError, match="raw/ prefix"):
+        athena_jobs.register(config, runner=None, say=lambda _: None)  # type: ignore[arg-type]
 
 
 def test_query_runs_the_compiled_analysis_and_prints_rows_bytes_and_cost(

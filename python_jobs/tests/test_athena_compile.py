@@ -12,6 +12,7 @@ import pytest
 
 from python_jobs.aws.athena import AthenaConfig
 from python_jobs.aws.athena_check import SQLFLUFF_CONFIG, CheckReport, Lint, run_check
+from python_jobs.aws.athena_ddl import SCORES_TABLE
 from python_jobs.aws.athena_jobs import dbt_schemas
 from python_jobs.aws.athena_sql import duckdb_only_constructs, millisecond_timestamps
 from python_jobs.dbt_runner import PROJECT_DIR
@@ -193,6 +194,14 @@ def test_sources_render_as_glue_tables_not_duckdb_file_reads(report) -> None:
         n for n in report.nodes["full-refresh"].values() if n.name == "stg_transactions_triaged"
     )
     assert '"awsdatacatalog"."banklake_raw"."transactions"' in triaged.sql
+    # the scores: the table `athena register` creates (database and name), read as a table
+    (scores,) = [s for s in report.manifest["sources"].values() if s["name"] == SCORES_TABLE]
+    assert scores["schema"] == AthenaConfig("r", "w", "s3://x/").scores_database
+    stg_scores = next(
+        n for n in report.nodes["full-refresh"].values() if n.name == "stg_fraud_scores"
+    )
+    assert f'"awsdatacatalog"."banklake_processed_files"."{SCORES_TABLE}"' in stg_scores.sql
+    assert "where 1 = 0" not in stg_scores.sql  # on Athena the table always exists
     for phase in report.nodes.values():
         for node in phase.values():
             assert "read_parquet" not in node.sql and "read_json" not in node.sql, node.name

@@ -1,6 +1,7 @@
-"""The raw tables' Athena DDL, parsed back with sqlglot's athena dialect (Hive DDL): columns
-from the contract, the right storage per feed, and partition projection that finds every
-partition the lake writer creates without MSCK or a crawler."""
+"""The raw and scores tables' Athena DDL, parsed back with sqlglot's athena dialect (Hive DDL):
+columns from the contract (raw) and from ml/score.py (scores), the right storage per feed, and
+partition projection that finds every partition the lake writer and the scoring job create
+without MSCK or a crawler."""
 
 from __future__ import annotations
 
@@ -13,13 +14,19 @@ from sqlglot import exp
 
 from python_jobs.aws.athena_ddl import (
     JSON_SERDE,
+    SCORES_PARTITION,
+    SCORES_PREFIX,
+    SCORES_TABLE,
     RawTable,
     create_database,
     create_raw_table,
+    create_scores_table,
     drop_table,
     feed_location,
     hive_type,
     raw_tables,
+    scores_location,
+    scores_table,
 )
 from python_jobs.lake.layout import partition_path
 from python_jobs.lake.schemas import FEEDS
@@ -136,3 +143,87 @@ def test_every_arrow_type_of_the_contract_has_an_athena_type() -> None:
     assert hive_type(pa.list_(pa.int32())) == "array<int>"
     with pytest.raises(ValueError, match="no Athena type"):
         hive_type(pa.duration("s"))
+
+
+# --- the fraud scores' table ---------------------------------------------------------------
+
+
+def scores_statement(raw: str = RAW) -> exp.Create:
+    table = scores_table("banklake_processed_files", raw, 2020, 2027)
+    statement = sqlglot.parse_one(create_scores_table(table), read="athena")
+    assert isinstance(statement, exp.Create)
+    return statement
+
+
+def test_the_scores_table_has_the_scoring_jobs_columns_in_its_order() -> None:
+    """Generated from ml/score.py's SCORES_SCHEMA itself, not a copy of it."""
+    from ml.score import SCORES_SCHEMA
+
+    statement = scores_statement()
+    assert statement.kind == "TABLE" and statement.find(exp.ExternalProperty) is not None
+    assert (statement.this.this.db, statement.this.this.name) == (
+        "banklake_processed_files",
+        SCORES_TABLE,
+    )
+    columns = [(c.name, c.args["kind"]) for c in statement.this.expressions]
+    assert [name for name, _ in columns] == SCORES_SCHEMA.names
+    for (_, kind), field in zip(columns, SCORES_SCHEMA, strict=True):
+        expected = sqlglot.parse_one(f"cast(x as {hive_type(field.type)})", read="hive").to
+        assert kind == expected, field.name
+    assert statement.find(exp.FileFormatProperty).this.name == "PARQUET"
+    partitioned = statement.find(exp.PartitionedByProperty)
+    assert [(c.name, c.args["kind"].this) for c in partitioned.this.expressions] == [
+        (SCORES_PARTITION, exp.DataType.Type.TEXT)
+    ]
+
+
+def test_the_dbt_source_declares_the_same_columns_as_the_table() -> None:
+    """models/processed/_scores_sources.yml documents the file's columns plus the partition."""
+    import yaml
+
+    from ml.score import SCORES_SCHEMA
+    from python_jobs.dbt_runner import PROJECT_DIR
+
+    sources = yaml.safe_load((PROJECT_DIR / "models/processed/_scores_sources.yml").read_text())
+    (source,) = sources["sources"]
+    (table,) = source["tables"]
+    assert table["name"] == SCORES_TABLE
+    assert [c["name"] for c in table["columns"]] == [*SCORES_SCHEMA.names, SCORES_PARTITION]
+
+
+def test_the_scores_projection_finds_exactly_where_the_scoring_job_writes(tmp_path) -> None:
+    from ml.layout import MlLayout
+    from python_jobs.lake.layout import Lake
+
+    statement = scores_statement("s3://banklake-lake/banklake/raw")
+    location = statement.find(exp.LocationProperty).this.name
+    assert location == "s3://banklake-lake/banklake/" + SCORES_PREFIX
+    properties = table_properties(statement)
+    assert properties["projection.enabled"] == "true"
+    assert properties[f"projection.{SCORES_PARTITION}.type"] == "date"
+    assert properties[f"projection.{SCORES_PARTITION}.format"] == "yyyy-MM-dd"
+    assert properties[f"projection.{SCORES_PARTITION}.range"] == "2020-01-01,2027-12-31"
+    assert properties[f"projection.{SCORES_PARTITION}.interval.unit"] == "DAYS"
+    # the projected folder of 2026-03-05 is the scoring job's folder for that day, under the
+    # same lake-relative path (ml/layout.py) that `banklake ingest --scores` uploads to
+    lake = Lake(tmp_path / "lake")
+    written = lake.relative(MlLayout(lake).scores_file(date(2026, 3, 5)).parent) + "/"
+    template = properties["storage.location.template"]
+    projected = template.replace(f"${{{SCORES_PARTITION}}}", "2026-03-05")  # yyyy-MM-dd
+    assert projected == "s3://banklake-lake/banklake/" + written
+
+
+def test_the_scores_location_needs_the_lakes_raw_prefix() -> None:
+    assert scores_location("s3://b/raw/") == "s3://b/processed/fraud_scores/"
+    assert scores_location("s3://b/lake/raw") == "s3://b/lake/processed/fraud_scores/"
+    for bad in ("s3://b/landing/", "s3://raw/", "/local/raw/", "s3://b/rawdata/"):
+        with pytest.raises(ValueError, match="raw"):
+            scores_location(bad)
+
+
+def test_a_partition_column_inside_the_file_is_refused() -> None:
+    schema = pa.schema([("score", pa.float64()), (SCORES_PARTITION, pa.string())])
+    with pytest.raises(ValueError, match="partition folder"):
+        create_scores_table(scores_table("db", RAW, 2020, 2027, schema))
+    with pytest.raises(ValueError, match="empty"):
+        create_scores_table(scores_table("db", RAW, 2027, 2020, pa.schema([("a", pa.string())])))

@@ -77,3 +77,9 @@ def test_demo_builds_everything_and_tells_where_to_look(tmp_path: Path, capsys) 
     assert (lake / "curated" / "fct_fraud_alerts").is_dir()
     assert (lake / "curated" / "dim_customers" / "data.parquet").exists()
     assert (PROJECT_DIR / "target" / "static_index.html").exists()
+    # monitoring, then the offline assistant: the day's report and two answered questions
+    assert (lake / "monitoring" / "2026-10-05.json").exists()
+    reports = tmp_path / "reports"
+    assert (reports / "2026-10-05-pt.md").exists() and (reports / "2026-10-05-pt.html").exists()
+    assert out.count("$ banklake ask") == 2
+    assert "taxa de fraude" in out and "top 5 customers" in out

@@ -121,6 +121,7 @@ def test_the_local_run_takes_the_same_steps_in_the_same_order(
     monkeypatch.setattr(pipeline, "generate", record("generate", generated))
     monkeypatch.setattr(pipeline, "validate_lake", record("validate_lake", ValidationReport()))
     monkeypatch.setattr(pipeline, "run_dbt", record("run_dbt", dbt))
+    monkeypatch.setattr(pipeline, "score_new_days", record("score_new_days", None))
     monkeypatch.setattr(pipeline, "require_success", lambda outcome: outcome)
     monkeypatch.setattr(pipeline, "export_curated", record("export_curated", []))
     monkeypatch.setattr(pipeline, "summarize", record("summarize", SimpleNamespace()))
@@ -153,3 +154,44 @@ def test_placeholders_are_the_template_substitutions(asl: dict[str, Any]) -> Non
     machine = template["Resources"]["DailyPipeline"]["Properties"]
     placeholders = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text()))
     assert placeholders == set(machine["DefinitionSubstitutions"])
+
+
+def test_every_banklake_command_of_the_runner_exists_with_its_flags() -> None:
+    """The buildspec calls the CLI (and tells the operator what to run): each command line
+    must parse with the real parser, so a renamed flag fails here, not at 4 a.m. in CodeBuild."""
+    import shlex
+
+    from python_jobs.cli import build_parser
+
+    buildspec = BUILDSPEC.read_text().replace("${BANKLAKE_DAY}", "2026-11-02")
+    run = re.findall(r"\.venv/bin/banklake ([^>|;\n]+)", buildspec)
+    told = re.findall(r"'banklake (score [^']+)'", buildspec)
+    assert any(line.startswith("summary --target athena") for line in run), run
+    assert told, "the score step no longer says how to score"
+    parser = build_parser()
+    for line in [*run, *told]:
+        args = parser.parse_args(shlex.split(line))
+        assert args.handler, line
+
+
+def test_the_report_state_runs_the_summary_on_athena(asl: dict[str, Any]) -> None:
+    buildspec = BUILDSPEC.read_text()
+    report = buildspec[buildspec.index("          report)") : buildspec.index("          *)")]
+    assert ".venv/bin/banklake summary --target athena" in report
+    assert "target/summary.txt" in report.split("for f in", 1)[1]  # copied to reports/DAY/
+    assert "summary --target athena" in asl["States"]["Report"]["Comment"]
+
+
+def test_the_runner_project_sets_what_its_steps_read() -> None:
+    """`banklake summary --target athena` needs AthenaConfig's variables (CodeBuild itself
+    sets AWS_REGION); the quarantine count needs the raw prefix; the buildspec needs the
+    bucket. A variable dropped from the project would only show in CodeBuild."""
+    from python_jobs.aws.athena import _REQUIRED
+    from python_jobs.tests.cfn_yaml import load_template
+
+    template = load_template(Path(ASL_PATH.parents[1] / "banklake.yaml"))
+    project = template["Resources"]["RunnerProject"]["Properties"]
+    names = {v["Name"] for v in project["Environment"]["EnvironmentVariables"]}
+    assert {*_REQUIRED, "BANKLAKE_S3_RAW_DIR", "BANKLAKE_LAKE_BUCKET"} <= names
+    used = set(re.findall(r"\$\{(BANKLAKE_\w+)\}", BUILDSPEC.read_text()))
+    assert used - {"BANKLAKE_STEP", "BANKLAKE_DAY"} <= names  # the state machine sets those two

@@ -79,7 +79,7 @@ def test_glue_databases_are_the_ones_dbt_writes(template: dict[str, Any]) -> Non
         name = db["Properties"]["DatabaseInput"]["Name"]
         names.add(name["Fn::Sub"].replace("${GlueSchema}", "S") if isinstance(name, dict) else name)
     assert {"processed", "curated", "reference", "snapshots"} <= schemas
-    assert names == {f"S_{schema}" for schema in (*schemas, "raw")} | {"processed_files"}
+    assert names == {f"S_{schema}" for schema in (*schemas, "raw", "processed_files")}
 
 
 def test_work_group_default_is_the_profile_default(template: dict[str, Any]) -> None:

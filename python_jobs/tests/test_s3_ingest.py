@@ -1,4 +1,5 @@
-"""`banklake ingest`: same layout on S3, idempotent, multipart, never overwrites (moto server)."""
+"""`banklake ingest` (raw) and `banklake ingest --scores`: same layout on S3, idempotent,
+multipart, never overwrites (moto server)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +200,125 @@ def test_cli_ingest_reports_and_refuses(
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "banklake ingest: refusing" in err and "transactions-20261102-0001.parquet" in err
+
+
+# --- the fraud scores (`--scores`) ---------------------------------------------------------
+
+
+def _write_scores(lake: Lake, day: date, transaction_ids: list[str]) -> Path:
+    """A day's scores file where, and as, the scoring job writes it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ml.layout import MlLayout
+    from ml.score import SCORES_SCHEMA
+
+    n = len(transaction_ids)
+    columns = {field.name: pa.nulls(n, field.type) for field in SCORES_SCHEMA}
+    columns["transaction_id"] = pa.array(transaction_ids, pa.string())
+    columns["score"] = pa.array([0.5] * n, pa.float64())
+    path = MlLayout(lake).scores_file(day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns, schema=SCORES_SCHEMA), path)
+    return path
+
+
+@pytest.fixture
+def scored_lake(small_raw_lake: Lake) -> Lake:
+    for day in (date(2026, 11, 1), date(2026, 11, 2)):
+        path = _write_scores(small_raw_lake, day, [f"T{day:%Y%m%d}0000"])
+        (path.parent / ".scores.parquet.tmp-123").write_bytes(b"half-written")  # scorer's tmp
+    return small_raw_lake
+
+
+def test_scores_go_beside_raw_where_register_points_the_table_and_a_rerun_uploads_nothing(
+    scored_lake: Lake, s3: Any, bucket: str
+) -> None:
+    from python_jobs.aws.athena_ddl import scores_location
+
+    raw_url = f"s3://{bucket}/banklake/raw/"
+    dest = S3Location.parse(raw_url)
+    lines: list[str] = []
+    first = ingest(scored_lake, dest, scores=True, s3=s3, say=lines.append)
+
+    expected = [
+        f"banklake/processed/fraud_scores/score_date=2026-11-0{d}/scores.parquet" for d in (1, 2)
+    ]
+    assert keys(s3, bucket) == expected  # no raw file, no temporary file
+    assert scores_location(raw_url) == f"s3://{bucket}/" + expected[0].split("score_date=")[0]
+    for item in first.uploaded:
+        head = s3.head_object(Bucket=bucket, Key=item.key, ChecksumMode="ENABLED")
+        assert head["Metadata"]["sha256"] == item.sha256 and head["ChecksumSHA256"]
+    assert lines[0].endswith(f"s3://{bucket}/banklake/processed/fraud_scores/: 2 scores files")
+    assert "uploaded 2 files" in lines[-1]
+    assert lines[-1].endswith(f"-> s3://{bucket}/banklake/processed/fraud_scores/")
+
+    again = ingest(scored_lake, dest, scores=True, s3=s3, say=_quiet)
+    assert again.uploaded == [] and len(again.skipped) == 2
+    assert all(len(object_versions(s3, bucket, key)) == 1 for key in expected)
+    # the raw upload is a separate run, and does not see the scores as its own
+    raw = ingest(scored_lake, dest, s3=s3, say=_quiet)
+    assert len(raw.uploaded) == 4 and raw.skipped == []
+
+
+def test_a_rescored_day_is_refused_and_the_message_says_how_to_replace_it(
+    scored_lake: Lake, s3: Any, bucket: str
+) -> None:
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    ingest(scored_lake, dest, scores=True, s3=s3, say=_quiet)
+    _write_scores(scored_lake, date(2026, 11, 2), ["T202611020000", "T202611020001"])
+
+    with pytest.raises(IngestConflict) as raised:
+        ingest(scored_lake, dest, scores=True, s3=s3, say=_quiet)
+
+    message = str(raised.value)
+    assert "refusing to replace 1 scores object(s)" in message
+    assert "score_date=2026-11-02/scores.parquet" in message
+    assert "banklake ingest --scores" in message and "stg_fraud_scores+" in message
+    key = "processed/fraud_scores/score_date=2026-11-02/scores.parquet"
+    assert len(object_versions(s3, bucket, key)) == 1  # the first scores stay
+
+
+def test_scores_outside_a_date_partition_are_refused(scored_lake: Lake, s3: Any, bucket: str):
+    stray = scored_lake.root / "processed/fraud_scores/score_date=latest/scores.parquet"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"x")
+    with pytest.raises(ValueError, match="score_date=YYYY-MM-DD"):
+        ingest(scored_lake, S3Location.parse(f"s3://{bucket}/raw/"), scores=True, s3=s3)
+    assert keys(s3, bucket) == []
+
+
+def test_no_scores_yet_says_to_score_first(small_raw_lake: Lake, s3: Any, bucket: str) -> None:
+    with pytest.raises(FileNotFoundError, match="banklake score"):
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), scores=True, s3=s3)
+
+
+def test_cli_ingest_scores(
+    scored_lake: Lake,
+    s3: Any,
+    bucket: str,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("BANKLAKE_AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    args = ["ingest", "--to", f"s3://{bucket}/raw/", "--lake", str(scored_lake.root), "--scores"]
+
+    assert main([*args, "--dry-run"]) == 0
+    assert "would upload 2 files" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "uploaded 2 files" in capsys.readouterr().out
+    assert keys(s3, bucket, "raw/") == []
+    assert len(keys(s3, bucket, "processed/fraud_scores/")) == 2
+
+
+def test_the_s3_client_uses_the_athena_profile_and_region() -> None:
+    from python_jobs.aws.s3_ingest import make_s3_client
+
+    client = make_s3_client({"AWS_REGION": "sa-east-1", "AWS_DEFAULT_REGION": "us-east-1"})
+    assert client.meta.region_name == "sa-east-1"  # the same precedence as AthenaConfig

@@ -1,0 +1,677 @@
+"""The daily report's facts: SQL over the curated marts into one JSON-serializable dict.
+
+Everything the report states comes from here; templates and the language model only put it
+into words, and the grounding check (grounding.py) holds model prose to these numbers. So
+the facts are computed once, rounded once (ROUNDING) and written next to the report.
+
+- KPIs of day D (default: the last day in fct_daily_kpis) against the previous day and the
+  same weekday a week earlier. A young lake may have neither: the comparison is then null
+  and a note says so.
+- Anomalies: per transaction type, channel, state and customer segment, each slice's share
+  of D's transactions and of D's approved volume against its shares over the trailing
+  `anomaly_window_days` days. Shares, not levels: the data has a strong weekly cycle and
+  pay-day peaks that move every slice together (the level is what the KPI comparisons
+  show); a slice whose share moves is news. Robust z-score 0.6745 * (share - median) / MAD;
+  when MAD is 0 the mean absolute deviation stands in (x 1.2533); flagged at |z| >=
+  `anomaly_threshold` for slices with at least `anomaly_min_count` transactions on D or
+  typically. Fraud counts are left out: labels arrive days to weeks late, so every recent
+  day would look like a drop.
+- The top alerts of D with their reason codes (fct_fraud_alerts), the alert volume and the
+  precision so far (fct_model_performance_daily).
+- Model health from the monitoring report of D (<lake>/monitoring/D.json, ml/monitor.py),
+  else the latest one before D, else "no monitoring yet".
+
+Text values that come from the data (merchant and terminal ids) are cut to a short length
+and stripped of control characters: they may end up in a prompt (report.py delimits them).
+Counterparties that identify a person (PIX keys, bank accounts) are left out altogether:
+only a card payment's merchant or terminal is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ml.features import WINDOW_DAYS
+from ml.layout import MlLayout
+from python_jobs.assistant.warehouse import QueryResult, Warehouse
+from python_jobs.lake.layout import Lake
+
+FACTS_VERSION = 1
+# decimals per kind of number: every number in the facts is rounded here, once
+ROUNDING = {
+    "brl": 2,
+    "pct": 2,  # percentages and percentage-point changes
+    "z": 2,
+    "median": 2,
+    "psi": 3,
+    "contribution": 3,
+    "score": 4,
+    "threshold": 6,
+}
+# numbers the reason wording itself uses ("previous 7 days", "at night (00:00-05:59)"): facts
+# too, so that prose repeating a reason's description stays grounded. The night window is
+# macros/business/bands.sql's.
+CONSTANTS = {
+    "feature_window_days": list(WINDOW_DAYS),
+    "night_start_time": "00:00",
+    "night_end_time": "05:59",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+MAX_TEXT = 60
+CARD_TYPES = ("DEBIT", "CREDIT")
+# e-mail; phone, CPF, CNPJ or account (8+ digits with separators); PIX random key (UUID)
+_PERSONAL_KEY = re.compile(
+    r"@|^\+?\d[\d.\-/ ]{7,}$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class FactsConfig:
+    trend_days: int = 28
+    anomaly_window_days: int = 28  # the trailing window D's shares are compared with
+    anomaly_min_history: int = 7  # fewer days with data in it: no anomaly detection
+    anomaly_threshold: float = 3.5  # |robust z| (Iglewicz and Hoaglin's cut-off)
+    anomaly_min_count: int = 20  # slices this small are noise, not anomalies
+    anomaly_max_items: int = 10
+    top_alerts: int = 5
+    reason_counts: int = 8
+
+
+# KPI name -> (unit, how its change is measured): percentages change in percentage points
+KPIS: dict[str, tuple[str, str]] = {
+    "transactions": ("count", "pct"),
+    "approved_transactions": ("count", "pct"),
+    "approval_rate_pct": ("pct", "pp"),
+    "approved_volume_brl": ("brl", "pct"),
+    "average_ticket_brl": ("brl", "pct"),
+    "fraud_transactions_reported": ("count", "pct"),
+    "fraud_loss_brl": ("brl", "pct"),
+}
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ANOMALY_DIMENSIONS = ("transaction_type", "channel", "state", "segment")
+ANOMALY_METRICS = ("transactions", "approved_volume_brl")
+
+
+def rounded(value: Any, kind: str) -> Any:
+    """The facts' one rounding rule: counts are ints, everything else ROUNDING[kind]."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if kind == "count":
+        return int(value)
+    return round(float(value), ROUNDING[kind])
+
+
+def clean_text(value: Any) -> str | None:
+    """Data text as it may enter a prompt: no control characters or line breaks, spaces
+    collapsed, at most MAX_TEXT characters."""
+    if value is None:
+        return None
+    text = " ".join(_CONTROL.sub(" ", str(value)).split())
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def public_counterparty(key: Any, transaction_type: str | None) -> str | None:
+    """The merchant, terminal or ATM of a card payment may be shown (and may carry injected
+    text: it is data). The counterparty of a PIX, TED or boleto is a person's key or account
+    (e-mail, phone, CPF/CNPJ, account number, random key) and stays out of reports and
+    prompts, as does any card counterparty that looks like one."""
+    text = clean_text(key)
+    if transaction_type not in CARD_TYPES or text is None or _PERSONAL_KEY.search(text):
+        return None
+    return text
+
+
+def sql_date(day: date) -> str:
+    """A date literal. Only ever built from a `date` object, never from user text."""
+    return f"date '{day.isoformat()}'"
+
+
+def records(result: QueryResult) -> list[dict[str, Any]]:
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+
+def data_range(warehouse: Warehouse) -> tuple[date, date] | None:
+    (row,) = warehouse.query(
+        "select min(event_date), max(event_date) from curated.fct_daily_kpis"
+    ).rows
+    return None if row[0] is None else (row[0], row[1])
+
+
+def resolve_day(warehouse: Warehouse, day: date | None) -> tuple[date, tuple[date, date]]:
+    """D itself (default: the last day with data) and the lake's first and last day."""
+    span = data_range(warehouse)
+    if span is None:
+        raise ValueError("curated.fct_daily_kpis is empty: build the lake first")
+    if day is None:
+        return span[1], span
+    found = warehouse.query(
+        f"select count(*) from curated.fct_daily_kpis where event_date = {sql_date(day)}"
+    ).rows[0][0]
+    if not found:
+        raise ValueError(f"no data for {day}: the lake covers {span[0]}..{span[1]}")
+    return day, span
+
+
+# --- KPIs --------------------------------------------------------------------------------------
+
+
+def daily_kpis(warehouse: Warehouse, days: Sequence[date]) -> dict[date, dict[str, Any]]:
+    listed = ", ".join(sql_date(d) for d in days)
+    result = warehouse.query(
+        f"""
+        with daily as (
+            select
+                event_date,
+                sum(transactions) as transactions,
+                sum(approved_transactions) as approved_transactions,
+                sum(approved_volume_brl) as approved_volume_brl,
+                sum(fraud_transactions) as fraud_transactions_reported,
+                sum(fraud_loss_brl) as fraud_loss_brl
+            from curated.fct_daily_kpis
+            where event_date in ({listed})
+            group by event_date
+        )
+        select
+            event_date,
+            transactions,
+            approved_transactions,
+            100.0 * approved_transactions / nullif(transactions, 0) as approval_rate_pct,
+            approved_volume_brl,
+            approved_volume_brl / nullif(approved_transactions, 0) as average_ticket_brl,
+            fraud_transactions_reported,
+            fraud_loss_brl
+        from daily
+        """
+    )
+    return {
+        row["event_date"]: {name: rounded(row[name], unit) for name, (unit, _) in KPIS.items()}
+        for row in records(result)
+    }
+
+
+def _change(value: Any, before: Any, measure: str) -> float | None:
+    if value is None or before is None:
+        return None
+    if measure == "pp":
+        return rounded(value - before, "pct")
+    return None if before == 0 else rounded(100.0 * (value - before) / before, "pct")
+
+
+def kpi_facts(warehouse: Warehouse, day: date) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    previous, last_week = day - timedelta(days=1), day - timedelta(days=7)
+    values = daily_kpis(warehouse, [day, previous, last_week])
+    notes = []
+    comparisons = {}
+    for key, other in (("previous_day", previous), ("same_weekday_last_week", last_week)):
+        comparisons[key] = {"date": other.isoformat(), "available": other in values}
+        if other not in values:
+            notes.append({"code": f"no_{key}", "date": other.isoformat()})
+    metrics = []
+    for name, (unit, measure) in KPIS.items():
+        value = values[day][name]
+        before, week = (values.get(d, {}).get(name) for d in (previous, last_week))
+        metrics.append(
+            {
+                "metric": name,
+                "unit": unit,
+                "value": value,
+                "previous_day": before,
+                "previous_day_change": _change(value, before, measure),
+                "same_weekday_last_week": week,
+                "same_weekday_last_week_change": _change(value, week, measure),
+                "change_unit": measure,
+            }
+        )
+    notes.append({"code": "fraud_labels_late"})
+    return {"comparisons": comparisons, "metrics": metrics}, notes
+
+
+def trend(warehouse: Warehouse, day: date, days: int) -> list[dict[str, Any]]:
+    result = warehouse.query(
+        f"""
+        select
+            event_date,
+            sum(transactions) as transactions,
+            sum(approved_volume_brl) as approved_volume_brl
+        from curated.fct_daily_kpis
+        where event_date between {sql_date(day - timedelta(days=days - 1))} and {sql_date(day)}
+        group by event_date
+        order by event_date
+        """
+    )
+    return [
+        {
+            "date": row["event_date"].isoformat(),
+            "transactions": rounded(row["transactions"], "count"),
+            "approved_volume_brl": rounded(row["approved_volume_brl"], "brl"),
+        }
+        for row in records(result)
+    ]
+
+
+# --- anomalies ---------------------------------------------------------------------------------
+
+
+def anomaly_sql(day: date, config: FactsConfig) -> str:
+    """Robust z-scores of each slice's share of D against its shares over the trailing
+    window. Slices missing on a day count as zero (a channel with no transactions is the
+    anomaly itself). One row per slice and metric with enough volume, flagged or not."""
+    first = day - timedelta(days=config.anomaly_window_days)
+    window = f"between {sql_date(first)} and {sql_date(day)}"
+    kpi_slices = "\n            union all\n".join(
+        f"""            select
+                event_date,
+                '{dimension}' as dimension,
+                coalesce({dimension}, 'unknown') as dimension_value,
+                transactions,
+                approved_volume_brl
+            from curated.fct_daily_kpis
+            where event_date {window}"""
+        for dimension in ("transaction_type", "channel", "state")
+    )
+    return f"""
+        with
+        kpi_slices as (
+{kpi_slices}
+        ),
+        sliced as (
+            select
+                event_date,
+                dimension,
+                dimension_value,
+                sum(transactions) as transactions,
+                cast(sum(approved_volume_brl) as double) as approved_volume_brl
+            from kpi_slices
+            group by event_date, dimension, dimension_value
+            union all
+            select
+                transactions.event_date,
+                'segment' as dimension,
+                coalesce(segments.business_segment, 'unknown') as dimension_value,
+                count(*) as transactions,
+                cast(
+                    sum(case when transactions.is_approved then transactions.amount_brl else 0 end)
+                    as double
+                ) as approved_volume_brl
+            from curated.fct_transactions as transactions
+            left join curated.dim_customer_segments as segments
+                on transactions.customer_id = segments.customer_id
+            where transactions.event_date {window}
+            group by transactions.event_date, coalesce(segments.business_segment, 'unknown')
+        ),
+        days as (
+            select distinct event_date from sliced
+        ),
+        slices as (
+            select distinct dimension, dimension_value from sliced
+        ),
+        filled as (
+            select
+                days.event_date,
+                slices.dimension,
+                slices.dimension_value,
+                cast(coalesce(sliced.transactions, 0) as double) as transactions,
+                coalesce(sliced.approved_volume_brl, 0) as approved_volume_brl
+            from days
+            cross join slices
+            left join sliced
+                on days.event_date = sliced.event_date
+                and slices.dimension = sliced.dimension
+                and slices.dimension_value = sliced.dimension_value
+        ),
+        totals as (
+            select
+                event_date,
+                dimension,
+                sum(transactions) as transactions,
+                sum(approved_volume_brl) as approved_volume_brl
+            from filled
+            group by event_date, dimension
+        ),
+        observations as (
+            select
+                filled.event_date, filled.dimension, filled.dimension_value,
+                'transactions' as metric,
+                filled.transactions as observed,
+                totals.transactions as day_total,
+                filled.transactions / nullif(totals.transactions, 0) as share,
+                filled.transactions as slice_transactions
+            from filled
+            inner join totals
+                on filled.event_date = totals.event_date and filled.dimension = totals.dimension
+            union all
+            select
+                filled.event_date, filled.dimension, filled.dimension_value,
+                'approved_volume_brl' as metric,
+                filled.approved_volume_brl as observed,
+                totals.approved_volume_brl as day_total,
+                filled.approved_volume_brl / nullif(totals.approved_volume_brl, 0) as share,
+                filled.transactions as slice_transactions
+            from filled
+            inner join totals
+                on filled.event_date = totals.event_date and filled.dimension = totals.dimension
+        ),
+        history as (
+            select * from observations where event_date < {sql_date(day)}
+        ),
+        centre as (
+            select
+                dimension, dimension_value, metric,
+                median(share) as usual_share,
+                median(slice_transactions) as usual_transactions
+            from history
+            group by dimension, dimension_value, metric
+        ),
+        spread as (
+            select
+                history.dimension, history.dimension_value, history.metric,
+                median(abs(history.share - centre.usual_share)) as mad,
+                avg(abs(history.share - centre.usual_share)) as mean_abs_deviation
+            from history
+            inner join centre
+                on history.dimension = centre.dimension
+                and history.dimension_value = centre.dimension_value
+                and history.metric = centre.metric
+            group by history.dimension, history.dimension_value, history.metric
+        ),
+        scored as (
+            select
+                today.dimension,
+                today.dimension_value,
+                today.metric,
+                today.observed,
+                centre.usual_share * today.day_total as expected,
+                today.share,
+                centre.usual_share,
+                greatest(today.slice_transactions, centre.usual_transactions) as volume,
+                case
+                    when spread.mad > 0
+                        then 0.6745 * (today.share - centre.usual_share) / spread.mad
+                    when spread.mean_abs_deviation > 0
+                        then (today.share - centre.usual_share)
+                            / (1.2533 * spread.mean_abs_deviation)
+                end as robust_z
+            from observations as today
+            inner join centre
+                on today.dimension = centre.dimension
+                and today.dimension_value = centre.dimension_value
+                and today.metric = centre.metric
+            inner join spread
+                on today.dimension = spread.dimension
+                and today.dimension_value = spread.dimension_value
+                and today.metric = spread.metric
+            where today.event_date = {sql_date(day)}
+        )
+        select
+            dimension,
+            dimension_value,
+            metric,
+            observed,
+            expected,
+            100 * share as share_pct,
+            100 * usual_share as usual_share_pct,
+            robust_z,
+            coalesce(abs(robust_z) >= {float(config.anomaly_threshold)}, false) as is_anomaly
+        from scored
+        where volume >= {int(config.anomaly_min_count)}
+        order by abs(robust_z) desc nulls last, dimension, dimension_value, metric
+    """
+
+
+def anomaly_facts(
+    warehouse: Warehouse, day: date, config: FactsConfig
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    first = day - timedelta(days=config.anomaly_window_days)
+    (history_days,) = warehouse.query(
+        f"select count(distinct event_date) from curated.fct_daily_kpis "
+        f"where event_date >= {sql_date(first)} and event_date < {sql_date(day)}"
+    ).rows[0]
+    method = {
+        "measure": "share_of_day",
+        "window_days": config.anomaly_window_days,
+        "min_history_days": config.anomaly_min_history,
+        "threshold_z": config.anomaly_threshold,
+        "min_transactions": config.anomaly_min_count,
+        "dimensions": list(ANOMALY_DIMENSIONS),
+        "metrics": list(ANOMALY_METRICS),
+    }
+    facts: dict[str, Any] = {
+        "method": method,
+        "history_days": int(history_days),
+        "available": history_days >= config.anomaly_min_history,
+        "slices_checked": 0,
+        "count": 0,
+        "shown": 0,
+        "items": [],
+    }
+    if not facts["available"]:
+        note = {"code": "anomalies_not_enough_history", "days": int(history_days)}
+        return facts, [note | {"needed": config.anomaly_min_history}]
+    rows = records(warehouse.query(anomaly_sql(day, config)))
+    flagged = [row for row in rows if row["is_anomaly"]]
+    unit = {"transactions": "count", "approved_volume_brl": "brl"}
+    facts["slices_checked"] = len(rows)
+    facts["count"] = len(flagged)
+    facts["items"] = [
+        {
+            "dimension": row["dimension"],
+            "value": clean_text(row["dimension_value"]),
+            "metric": row["metric"],
+            "observed": rounded(row["observed"], unit[row["metric"]]),
+            "expected": rounded(row["expected"], "brl"),
+            "share_pct": rounded(row["share_pct"], "pct"),
+            "usual_share_pct": rounded(row["usual_share_pct"], "pct"),
+            "robust_z": rounded(row["robust_z"], "z"),
+            "direction": "up" if row["robust_z"] > 0 else "down",
+        }
+        for row in flagged[: config.anomaly_max_items]
+    ]
+    facts["shown"] = len(facts["items"])
+    return facts, []
+
+
+# --- alerts and model health -----------------------------------------------------------------
+
+
+def alert_facts(
+    warehouse: Warehouse, day: date, config: FactsConfig
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    performance = records(
+        warehouse.query(
+            f"""
+            select
+                model_version,
+                transactions_scored,
+                alerts,
+                alerts_confirmed_fraud,
+                100.0 * alerts / nullif(transactions_scored, 0) as alert_rate_pct,
+                100.0 * precision_so_far as precision_so_far_pct
+            from curated.fct_model_performance_daily
+            where score_date = {sql_date(day)}
+            order by model_version desc
+            """
+        )
+    )
+    if not performance:
+        return {"available": False}, [{"code": "no_scores", "date": day.isoformat()}]
+    # a re-scored day has one version: the scoring job replaces the day's file
+    latest = performance[0]
+    version = latest["model_version"].replace("'", "''")
+    top = records(
+        warehouse.query(
+            f"""
+            select
+                alert_rank,
+                transaction_id,
+                score,
+                threshold,
+                strftime(event_ts, '%H:%M') as event_time,
+                amount_brl,
+                transaction_type,
+                channel,
+                direction,
+                state,
+                mcc_group,
+                counterparty_key,
+                reason_1_feature, reason_1_code, reason_1_description, reason_1_contribution,
+                reason_2_feature, reason_2_code, reason_2_description, reason_2_contribution,
+                reason_3_feature, reason_3_code, reason_3_description, reason_3_contribution,
+                is_fraud_reported
+            from curated.fct_fraud_alerts
+            where score_date = {sql_date(day)} and model_version = '{version}'
+            order by alert_rank
+            limit {int(config.top_alerts)}
+            """
+        )
+    )
+    reason_counts = records(
+        warehouse.query(
+            f"""
+            select
+                coalesce(reason_1_code, 'NONE') as code,
+                count(*) as alerts
+            from curated.fct_fraud_alerts
+            where score_date = {sql_date(day)} and model_version = '{version}'
+            group by coalesce(reason_1_code, 'NONE')
+            order by alerts desc, code
+            limit {int(config.reason_counts)}
+            """
+        )
+    )
+    items = [
+        {
+            "rank": int(row["alert_rank"]),
+            "transaction_id": row["transaction_id"],
+            "score": rounded(row["score"], "score"),
+            "event_time": row["event_time"],
+            "amount_brl": rounded(row["amount_brl"], "brl"),
+            "transaction_type": row["transaction_type"],
+            "channel": row["channel"],
+            "direction": row["direction"],
+            "state": row["state"],
+            "mcc_group": row["mcc_group"],
+            "counterparty": public_counterparty(row["counterparty_key"], row["transaction_type"]),
+            "reasons": [
+                {
+                    "feature": row[f"reason_{i}_feature"],
+                    "code": row[f"reason_{i}_code"],
+                    "description": row[f"reason_{i}_description"],
+                    "contribution": rounded(row[f"reason_{i}_contribution"], "contribution"),
+                }
+                for i in (1, 2, 3)
+                if row[f"reason_{i}_feature"] is not None
+            ],
+            "fraud_reported_so_far": bool(row["is_fraud_reported"]),
+        }
+        for row in top
+    ]
+    facts = {
+        "available": True,
+        "model_version": latest["model_version"],
+        "threshold": rounded(top[0]["threshold"], "threshold") if top else None,
+        "transactions_scored": rounded(latest["transactions_scored"], "count"),
+        "alerts": rounded(latest["alerts"], "count"),
+        "alert_rate_pct": rounded(latest["alert_rate_pct"], "pct"),
+        "alerts_confirmed_fraud_so_far": rounded(latest["alerts_confirmed_fraud"], "count"),
+        "precision_so_far_pct": rounded(latest["precision_so_far_pct"], "pct"),
+        "shown": len(items),
+        "top": items,
+        "top_reason_counts": [
+            {"code": row["code"], "alerts": rounded(row["alerts"], "count")}
+            for row in reason_counts
+        ],
+    }
+    return facts, []
+
+
+def model_health_facts(
+    layout: MlLayout, day: date, *, drifted: int = 5
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The monitoring report of D, else the latest one before D, else none."""
+    files = sorted(
+        path
+        for path in layout.monitoring.glob("*.json")
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", path.stem) and path.stem <= day.isoformat()
+    )
+    if not files:
+        return {"available": False}, [{"code": "no_monitoring"}]
+    path = files[-1]
+    report = json.loads(path.read_text(encoding="utf-8"))
+    config = report.get("config", {})
+    not_judged = set(config.get("psi_not_judged", []))
+    warning = float(config.get("psi_warning", 0.1))
+    psi = sorted(
+        ((name, value) for name, value in report["feature_psi"].items() if name not in not_judged),
+        key=lambda item: -item[1],
+    )
+    mature = report["realized"]["mature"]
+    facts = {
+        "available": True,
+        "monitoring_date": report["day"],
+        "model_version": report["model_version"],
+        "verdict": report["verdict"],
+        "findings": len(report.get("findings", [])),
+        "alert_rate_pct": rounded(100.0 * report["alert_rate"], "pct"),
+        "expected_alert_rate_pct": rounded(100.0 * report["expected_alert_rate"], "pct"),
+        "score_psi": rounded(report["score_psi"], "psi"),
+        "psi_warning": warning,
+        "psi_drift": float(config.get("psi_drift", 0.2)),
+        "features_above_warning": sum(value > warning for _, value in psi),
+        "top_drifted_features": [
+            {"feature": name, "psi": rounded(value, "psi")}
+            for name, value in psi[:drifted]
+            if value > warning
+        ],
+        "mature_label_days": int(mature["days"]),
+        "mature_alerts": int(mature["alerts"]),
+        "mature_precision_pct": rounded(
+            None if mature["precision"] is None else 100.0 * mature["precision"], "pct"
+        ),
+    }
+    notes = []
+    if report["day"] != day.isoformat():
+        notes.append({"code": "monitoring_older", "date": report["day"]})
+    return facts, notes
+
+
+# --- all of it ---------------------------------------------------------------------------------
+
+
+def compute_facts(
+    warehouse: Warehouse,
+    lake: Lake,
+    day: date | None = None,
+    config: FactsConfig = FactsConfig(),
+) -> dict[str, Any]:
+    """The facts of day `day` (default: the last day with data), JSON-serializable."""
+    day, (first, last) = resolve_day(warehouse, day)
+    kpis, kpi_notes = kpi_facts(warehouse, day)
+    anomalies, anomaly_notes = anomaly_facts(warehouse, day, config)
+    alerts, alert_notes = alert_facts(warehouse, day, config)
+    health, health_notes = model_health_facts(MlLayout(lake), day)
+    return {
+        "facts_version": FACTS_VERSION,
+        "report_date": day.isoformat(),
+        "weekday": WEEKDAYS[day.weekday()],
+        "lake_first_date": first.isoformat(),
+        "lake_last_date": last.isoformat(),
+        "kpis": kpis,
+        "anomalies": anomalies,
+        "alerts": alerts,
+        "model_health": health,
+        "trend": trend(warehouse, day, config.trend_days),
+        "constants": CONSTANTS,
+        "notes": [*kpi_notes, *anomaly_notes, *alert_notes, *health_notes],
+    }
