@@ -11,6 +11,10 @@ Loading refuses a model whose model.json does not hash to the recorded sha256 (a
 or hand-edited file) or whose feature list is not ml/features.py's FEATURES (it would score
 the wrong columns). Versions are written into a temporary folder and renamed into place,
 so a reader never sees half a model.
+
+The SageMaker entry point writes the same two files (write_model_files) into the job's
+model.tar.gz, so a collected job is verified by the same load_directory. That is why this
+module imports nothing outside ml/ at load time: the container has no python_jobs.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import xgboost as xgb
 
 from ml.features import FEATURES
-from ml.layout import MODEL_NAME, MlLayout
+
+if TYPE_CHECKING:  # ml.layout needs python_jobs, which the SageMaker container lacks
+    from ml.layout import MlLayout
 
 MODEL_FILE = "model.json"
 METADATA_FILE = "metadata.json"
@@ -66,6 +73,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def keys_sha256(transaction_ids: np.ndarray) -> str:
+    """sha256 over the sorted transaction ids: the same rows give the same fingerprint,
+    wherever they were read (the lake locally, the exported Parquet in SageMaker)."""
+    ids = np.sort(np.asarray(transaction_ids, dtype=str))
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _LIBRARIES:
@@ -98,6 +112,21 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def write_model_files(
+    directory: Path, booster: xgb.Booster, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """model.json, then metadata.json with the feature list and model.json's sha256: the
+    folder format load_directory verifies. Returns the metadata written."""
+    booster.save_model(str(directory / MODEL_FILE))
+    full = {
+        **metadata,
+        "features": list(FEATURES),
+        "model_sha256": sha256_file(directory / MODEL_FILE),
+    }
+    write_json(directory / METADATA_FILE, full)
+    return full
+
+
 def save_version(
     layout: MlLayout,
     version: str,
@@ -115,15 +144,11 @@ def save_version(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        booster.save_model(str(staging / MODEL_FILE))
-        full = {
-            "model_name": MODEL_NAME,
-            "version": version,
-            **metadata,
-            "features": list(FEATURES),
-            "model_sha256": sha256_file(staging / MODEL_FILE),
-        }
-        write_json(staging / METADATA_FILE, full)
+        from ml.layout import MODEL_NAME  # not at the top: see the module docstring
+
+        full = write_model_files(
+            staging, booster, {"model_name": MODEL_NAME, "version": version, **metadata}
+        )
         if extras is not None:
             extras(staging, full)
         staging.rename(final)

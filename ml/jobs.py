@@ -1,6 +1,8 @@
 """The fraud model's jobs, one function each, for the CLI and for `make demo`.
 
     train_job(lake)     train, compare with the baselines, promote if better than the champion
+                        (backend="sagemaker": the same, trained by a SageMaker job; or
+                        collect=JOB: register a job started earlier)
     score_job(lake)     score the last day (or --date) with the champion
     monitor_job(lake)   drift, alert rate and realized performance of a scored day
     demo_job(lake)      train, then score the last day: what `make demo` runs after dbt
@@ -13,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import TYPE_CHECKING
 
 from ml.layout import MlLayout
 from ml.monitor import MonitorConfig, MonitorReport, monitor
 from ml.score import ScoreResult, score_day
 from ml.train import TrainConfig, TrainOutcome, WindowRequest, train
 from python_jobs.lake.layout import Lake
+
+if TYPE_CHECKING:
+    from ml.sagemaker import SageMakerJob
 
 Say = Callable[[str], None]
 BACKENDS = ("local", "sagemaker")
@@ -30,14 +36,21 @@ def train_job(
     config: TrainConfig | None = None,
     *,
     backend: str = "local",
+    wait: bool = True,
+    collect: str | None = None,
     say: Say = print,
-) -> TrainOutcome | object:
+) -> TrainOutcome | SageMakerJob:
     """Local: trains, saves the version, decides champion/challenger and prints the
-    headline. SageMaker: exports the split and starts the training job."""
+    headline. SageMaker: exports the split and starts the training job, then (wait=True)
+    waits for it and registers its model through the same gate; wait=False returns the
+    started job. collect=JOB: registers an earlier job's model (waiting unless wait=False)."""
     layout = MlLayout(lake)
     request, config = request or WindowRequest(), config or TrainConfig()
+    if collect is not None:
+        return _collect_sagemaker(layout, collect, config, wait, say)
     if backend == "sagemaker":
-        return _start_sagemaker(layout, request, config, say)
+        job = _start_sagemaker(layout, request, config, say)
+        return _collect_sagemaker(layout, job.name, config, True, say) if wait else job
     if backend != "local":
         raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     outcome = train(layout, request, config, say=say)
@@ -45,7 +58,9 @@ def train_job(
     return outcome
 
 
-def _start_sagemaker(layout: MlLayout, request: WindowRequest, config: TrainConfig, say: Say):
+def _start_sagemaker(
+    layout: MlLayout, request: WindowRequest, config: TrainConfig, say: Say
+) -> SageMakerJob:
     from ml.dataset import date_range, load_features
     from ml.protocol import split
     from ml.sagemaker import SageMakerConfig, clients, start_training_job
@@ -61,6 +76,20 @@ def _start_sagemaker(layout: MlLayout, request: WindowRequest, config: TrainConf
     )
     say(job.summary())
     return job
+
+
+def _collect_sagemaker(
+    layout: MlLayout, name: str, config: TrainConfig, wait: bool, say: Say
+) -> TrainOutcome:
+    from ml.sagemaker import SageMakerConfig, clients, collect_training_job
+
+    sm_config = SageMakerConfig.from_env()
+    sagemaker, s3 = clients(sm_config)
+    outcome = collect_training_job(
+        layout, name, config, sagemaker=sagemaker, s3=s3, wait=wait, say=say
+    )
+    say(outcome.headline())
+    return outcome
 
 
 def score_job(lake: Lake, day: date | None = None, *, say: Say = print) -> ScoreResult:

@@ -3,14 +3,17 @@
 SageMaker downloads the channels to SM_CHANNEL_TRAIN and SM_CHANNEL_VALIDATION and keeps
 whatever lands in SM_MODEL_DIR (as model.tar.gz). This fits the booster with the same
 fit_booster() as a local run, on the rows ml/sagemaker.py exported (labels already as known
-at the cut-off), and writes model.json (XGBoost JSON) and training_summary.json.
+at the cut-off), and writes the model folder format of local training
+(artifacts.write_model_files): model.json (XGBoost JSON, never pickle) and metadata.json
+with its sha256, the feature list, the windows, the booster's early stopping and a
+fingerprint of the training rows. `banklake train --collect` verifies all of that before
+the model may challenge the champion; nothing else may be in the folder.
 
-Only numpy, pandas, pyarrow and xgboost are needed here (no duckdb, no dbt).
+Only numpy, pandas, pyarrow and xgboost are needed here (no duckdb, no dbt, no python_jobs).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -23,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the `ml` package importab
 
 import pandas as pd
 
+from ml.artifacts import keys_sha256, library_versions, write_model_files
 from ml.booster import BoosterParams, fit_booster
 from ml.dataset import feature_matrix
 from ml.features import FEATURES
@@ -61,7 +65,19 @@ def _decoded(value: Any) -> Any:
     return value
 
 
+def job_name(env: Mapping[str, str]) -> str | None:
+    """The training job's name, as the platform (TRAINING_JOB_NAME) or the training toolkit
+    (SM_TRAINING_ENV) tells it."""
+    if env.get("TRAINING_JOB_NAME"):
+        return env["TRAINING_JOB_NAME"]
+    try:
+        return json.loads(env.get("SM_TRAINING_ENV", "{}")).get("job_name")
+    except json.JSONDecodeError:
+        return None
+
+
 def main(env: Mapping[str, str] | None = None) -> Path:
+    """Trains and writes SM_MODEL_DIR/{model.json, metadata.json}; returns model.json."""
     env = os.environ if env is None else env
     train = read_channel(Path(env["SM_CHANNEL_TRAIN"]))
     validation = read_channel(Path(env["SM_CHANNEL_VALIDATION"]))
@@ -76,21 +92,30 @@ def main(env: Mapping[str, str] | None = None) -> Path:
     )
     model_dir = Path(env["SM_MODEL_DIR"])
     model_dir.mkdir(parents=True, exist_ok=True)
-    model_path = model_dir / "model.json"
-    fitted.booster.save_model(str(model_path))
-    summary = {
-        "features": list(FEATURES),
-        "best_iteration": fitted.best_iteration,
-        "scale_pos_weight": fitted.scale_pos_weight,
-        "stopping_metric": fitted.stopping_metric,
-        "validation_score": fitted.validation_score,
-        "rows": {"train": len(train), "validation": len(validation)},
+    ids = pd.concat([train["transaction_id"], validation["transaction_id"]]).to_numpy(dtype=str)
+    metadata = {
+        "version": job_name(env),
         "windows": _decoded(hps.get("windows")),
-        "params": params.to_dict(),
-        "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "booster": {
+            "params": params.to_dict(),
+            "best_iteration": fitted.best_iteration,
+            "scale_pos_weight": fitted.scale_pos_weight,
+            "stopping_metric": fitted.stopping_metric,
+            "validation_score": fitted.validation_score,
+        },
+        "data": {
+            "rows": {"fit": len(train), "validation": len(validation)},
+            "frauds": {
+                "fit": int(train["label"].sum()),
+                "validation": int(validation["label"].sum()),
+            },
+            "training_keys_sha256": keys_sha256(ids),
+        },
+        "libraries": library_versions(),
+        "training": {"backend": "sagemaker", "job_name": job_name(env)},
     }
-    (model_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return model_path
+    write_model_files(model_dir, fitted.booster, metadata)
+    return model_dir / "model.json"
 
 
 if __name__ == "__main__":

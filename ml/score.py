@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.artifacts import LoadedModel, load_champion
-from ml.booster import contributions, predict, top_reasons
+from ml.booster import predict, top_reasons
 from ml.dataset import date_range, feature_matrix, load_features
+from ml.explain import Explanation, explain
 from ml.features import FEATURES
 from ml.layout import MlLayout
 
@@ -49,12 +50,16 @@ SCORES_SCHEMA = pa.schema(
 )
 
 
-def score_frame(model: LoadedModel, frame: pd.DataFrame, scored_at: datetime) -> pa.Table:
+def score_frame(
+    model: LoadedModel, frame: pd.DataFrame, scored_at: datetime
+) -> tuple[pa.Table, Explanation]:
     """Scores rows of contract columns. Reasons are the features with the largest positive
-    contributions (log-odds) to this row's score; null when fewer than three push it up."""
+    TreeSHAP contributions (log-odds) to this row's score, for every row (ml/explain.py
+    makes that affordable); null when fewer than three push it up."""
     x = feature_matrix(frame)
     scores = predict(model.booster, x)
-    index, value = top_reasons(contributions(model.booster, x), N_REASONS)
+    explanation = explain(model.booster, x)
+    index, value = top_reasons(explanation.contributions, N_REASONS)
     names = np.array([*FEATURES, None], dtype=object)  # index -1 -> None
     threshold = model.threshold
     n = len(frame)
@@ -76,7 +81,7 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, scored_at: datetime) ->
         )
     stamp = np.datetime64(scored_at.replace(tzinfo=None), "us")
     columns["scored_at"] = pa.array(np.full(n, stamp), pa.timestamp("us"))
-    return pa.table(columns, schema=SCORES_SCHEMA)
+    return pa.table(columns, schema=SCORES_SCHEMA), explanation
 
 
 def write_atomically(table: pa.Table, path: Path) -> None:
@@ -97,12 +102,14 @@ class ScoreResult:
     alerts: int
     model_version: str
     threshold: float
+    explanation: str = ""  # how the reasons were computed, when not the usual way
 
     def summary(self) -> str:
-        return (
+        text = (
             f"scored {self.rows:,} transactions of {self.day} with model {self.model_version}: "
             f"{self.alerts:,} alerts (threshold {self.threshold:.6f}) -> {self.path}"
         )
+        return text + (f" ({self.explanation})" if self.explanation else "")
 
 
 def score_day(
@@ -118,11 +125,12 @@ def score_day(
         first, last = date_range(layout.features)
         raise ValueError(f"no transactions on {day} in the features (they cover {first}..{last})")
     frame = frame.sort_values("transaction_id", kind="stable").reset_index(drop=True)
-    table = score_frame(model, frame, now or datetime.now(UTC))
+    table, explanation = score_frame(model, frame, now or datetime.now(UTC))
     path = layout.scores_file(day)
     write_atomically(table, path)
     alerts = int(np.sum(table["decision"].to_numpy(zero_copy_only=False) == ALERT))
-    return ScoreResult(day, path, table.num_rows, alerts, model.version, model.threshold)
+    note = f"reasons from XGBoost's TreeSHAP: {explanation.note}" if explanation.note else ""
+    return ScoreResult(day, path, table.num_rows, alerts, model.version, model.threshold, note)
 
 
 def read_scores(layout: MlLayout, day: date) -> pd.DataFrame:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -106,15 +105,19 @@ class FoldResult:
         return {name: c.metrics.to_dict() for name, c in self.candidates.items()}
 
 
-def fit_fold(data: Split, config: TrainConfig = TrainConfig()) -> FoldResult:
+def fit_fold(
+    data: Split, config: TrainConfig = TrainConfig(), fitted: FittedBooster | None = None
+) -> FoldResult:
     """Fits XGBoost (early stopping on the validation slice) and the logistic regression on
     the fit rows, scores all three models, and sets each one's threshold from the alert
-    budget on the validation days."""
+    budget on the validation days. `fitted`: a booster already fitted on these fit and
+    validation rows elsewhere (a SageMaker job), evaluated exactly like a local one."""
     fit_x, val_x = feature_matrix(data.fit), feature_matrix(data.validation)
     test_x = feature_matrix(data.test)
     fit_y = data.fit["label"].to_numpy(dtype=bool)
     val_y = data.validation["label"].to_numpy(dtype=bool)
-    fitted = fit_booster(fit_x, fit_y, val_x, val_y, config.booster)
+    if fitted is None:
+        fitted = fit_booster(fit_x, fit_y, val_x, val_y, config.booster)
     logistic = fit_logistic(fit_x, fit_y, seed=config.booster.seed)
     scored = {
         MODEL: (predict(fitted.booster, val_x), predict(fitted.booster, test_x)),
@@ -136,8 +139,7 @@ def fit_fold(data: Split, config: TrainConfig = TrainConfig()) -> FoldResult:
 
 def training_keys_sha256(training: pd.DataFrame) -> str:
     """sha256 over the sorted training transaction ids: same data, same fingerprint."""
-    ids = np.sort(training["transaction_id"].to_numpy(dtype=str))
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    return artifacts.keys_sha256(training["transaction_id"].to_numpy(dtype=str))
 
 
 def _fingerprint(result: FoldResult, source: Path) -> dict[str, Any]:
@@ -157,13 +159,16 @@ def _fingerprint(result: FoldResult, source: Path) -> dict[str, Any]:
     }
 
 
-def _reference(result: FoldResult) -> dict[str, Any]:
+def _reference(result: FoldResult, history_start: date) -> dict[str, Any]:
     """What monitoring compares each scored day with: feature distributions over the whole
-    training period, and the validation slice's scores (out-of-sample, unlike the fit rows')."""
+    training period (and, for windowed features, over the rows whose window was full: see
+    drift.history_reference), and the validation slice's scores (out-of-sample, unlike the
+    fit rows')."""
     training = result.split.training
     model = result.candidates[MODEL]
     return {
         "features": {f: drift.reference(training[f].to_numpy()).to_dict() for f in FEATURES},
+        "history": drift.history_reference(training, history_start),
         "score": drift.reference(model.validation_scores).to_dict(),
         "validation_alert_rate": float(np.mean(model.validation_scores >= model.threshold)),
     }
@@ -176,7 +181,9 @@ def build_metadata(
     folds: list[FoldResult],
     source: Path,
     created_at: datetime,
+    history_start: date | None = None,
 ) -> dict[str, Any]:
+    """`history_start`: the lake's first day (default: the training period's first day)."""
     model = result.candidates[MODEL]
     windows = result.split.windows
     return {
@@ -204,7 +211,7 @@ def build_metadata(
         "metrics": result.metrics(),
         "folds": [{"windows": f.split.windows.to_dict(), "metrics": f.metrics()} for f in folds],
         "rules": describe_rules(),
-        "reference": _reference(result),
+        "reference": _reference(result, history_start or result.split.windows.train_start),
         "feature_importance": feature_importance(result.fitted.booster),
         "champion_decision": decision.to_dict(),
     }
@@ -291,15 +298,33 @@ def train(
     for number, fold_windows in enumerate(all_windows, start=1):
         say(f"fold {number}/{len(all_windows)}: {fold_windows.describe()}")
         folds.append(fit_fold(split(frame, fold_windows), config))
+    return register(layout, folds, config, history_start=first, created_at=created_at)
+
+
+def register(
+    layout: MlLayout,
+    folds: list[FoldResult],
+    config: TrainConfig,
+    *,
+    history_start: date,
+    created_at: datetime,
+    training: dict[str, Any] | None = None,
+) -> TrainOutcome:
+    """The last fold's model becomes a version (metadata, card, plots) and the champion if
+    it beats the current one on the same test split. Local training and a collected
+    SageMaker job both end here (`training`: where the booster was fitted, recorded)."""
     result = folds[-1]
     diagnostics = _diagnostics(layout, result, config)
     decision = challenge(
         layout,
         result.split.test,
         result.candidates[MODEL].metrics.average_precision,
-        windows.test_start,
+        result.split.windows.test_start,
     )
-    metadata = build_metadata(result, config, decision, folds, layout.features.database, created_at)
+    metadata = build_metadata(
+        result, config, decision, folds, layout.features.database, created_at, history_start
+    )
+    metadata["training"] = training or {"backend": "local"}
     if diagnostics is not None:
         metadata["diagnostics"] = diagnostics
     version = artifacts.new_version(layout, created_at)

@@ -168,7 +168,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     config = TrainConfig(alert_budget=args.alert_budget, folds=args.folds)
-    train_job(_lake(args), WindowRequest(**pinned), config, backend=args.backend, say=print)
+    train_job(
+        _lake(args),
+        WindowRequest(**pinned),
+        config,
+        backend=args.backend,
+        wait=args.wait,
+        collect=args.collect,
+        say=print,
+    )
     return 0
 
 
@@ -211,7 +219,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from python_jobs.assistant.report import write_daily_report
 
     result = write_daily_report(
-        _lake(args), args.date, lang=args.lang, provider=args.provider, out_dir=Path(args.out)
+        _lake(args),
+        args.date,
+        lang=args.lang,
+        provider=args.provider,
+        out_dir=Path(args.out),
+        target=args.target,
     )
     print(result.summary())
     if result.narrative.ungrounded:
@@ -340,6 +353,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--folds", type=int, default=1, help="prequential folds (default 1)")
     train.add_argument("--backend", choices=("local", "sagemaker"), default="local")
+    train.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sagemaker: wait for the job and register its model (default), or return once "
+        "it has started (--no-wait; collect it later)",
+    )
+    train.add_argument(
+        "--collect",
+        metavar="JOB_NAME",
+        default=None,
+        help="register a SageMaker training job's model as a challenger (waits for it "
+        "unless --no-wait)",
+    )
     train.set_defaults(handler=cmd_train)
 
     score = commands.add_parser("score", help="score a day's transactions with the champion")
@@ -409,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are checked against the facts (default: $BANKLAKE_ASSISTANT_PROVIDER)",
     )
     report.add_argument("--out", default="reports", help="output folder (default: ./reports)")
+    report.add_argument("--target", **assistant_targets)
     report.set_defaults(handler=cmd_report)
 
     explain = commands.add_parser(

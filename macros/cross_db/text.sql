@@ -41,7 +41,25 @@
 
 
 {#- One-way, salted hash for PII that curated marts may join on but never read.
-    Set BANKLAKE_PII_SALT in production; the default only suits synthetic data. -#}
+    The salt is BANKLAKE_PII_SALT (on AWS the CodeBuild runner reads it from Secrets Manager).
+    Unset, a public default is used: it protects nothing (anyone can hash every CPF with it),
+    which suits the synthetic lake on DuckDB only. So the athena target refuses to build
+    tables without the variable: a hand-run build can never rehash production with it.
+    Compile, parse and docs pass (they store no hash). The salt is written into the SQL as
+    a literal, so a quote in it is refused. -#}
 {% macro hash_pii(expression) -%}
-    {{ sha256_hex("'" ~ env_var('BANKLAKE_PII_SALT', 'banklake-local-salt') ~ "' || " ~ expression) }}
+    {%- set salt = env_var('BANKLAKE_PII_SALT', '') -%}
+    {%- if not salt -%}
+        {%- if execute and target.type == 'athena' and flags.WHICH in ('build', 'run', 'seed', 'snapshot', 'retry') -%}
+            {{ exceptions.raise_compiler_error(
+                "BANKLAKE_PII_SALT is not set: the athena target does not hash PII with the public "
+                ~ "local default. Export the stack's secret (README, Run on AWS)."
+            ) }}
+        {%- endif -%}
+        {%- set salt = 'banklake-local-salt' -%}
+    {%- endif -%}
+    {%- if "'" in salt -%}
+        {{ exceptions.raise_compiler_error("BANKLAKE_PII_SALT must not contain a quote (') ") }}
+    {%- endif -%}
+    {{ sha256_hex("'" ~ salt ~ "' || " ~ expression) }}
 {%- endmacro %}

@@ -89,7 +89,7 @@ def test_sagemaker_backend_starts_a_job_with_the_training_split(
     lines: list[str] = []
     with Stubber(sagemaker) as stub:
         stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:x"})
-        job = train_job(ml_lake.lake, backend="sagemaker", say=lines.append)
+        job = train_job(ml_lake.lake, backend="sagemaker", wait=False, say=lines.append)
     assert job.arn == "arn:aws:sagemaker:x"
     assert [key.split("/", 3)[-1] for key in uploads] == [
         "data/train/part-0.parquet",
@@ -97,6 +97,63 @@ def test_sagemaker_backend_starts_a_job_with_the_training_split(
         "source/sourcedir.tar.gz",
     ]
     assert "started SageMaker training job banklake-fraud-xgb-" in lines[-1]
+    assert f"`banklake train --collect {job.name}`" in lines[-1]
     assert not ml_lake.models.exists()  # nothing trained or promoted locally
     with pytest.raises(ValueError, match="folds"):
         train_job(ml_lake.lake, config=TrainConfig(folds=2), backend="sagemaker")
+
+
+def test_sagemaker_start_then_collect_from_the_command_line(
+    ml_lake: MlLayout, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train --backend sagemaker --no-wait` starts the job; SageMaker (played locally: the
+    uploaded entry point on the uploaded rows) writes model.tar.gz; `train --collect JOB`
+    registers it through the champion gate; `score` then uses it."""
+    from ml.tests.sagemaker_fakes import described, play_sagemaker
+    from ml.tests.test_sagemaker import CREDENTIALS, ENV, REGION
+    from python_jobs.tests.moto_s3 import moto_server, new_bucket, s3_client
+
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("BANKLAKE_SAGEMAKER_REGION", REGION)
+    lake = str(ml_lake.lake.root)
+    with moto_server() as endpoint:
+        s3 = s3_client(endpoint)  # moto's state is per process: a bucket of its own
+        monkeypatch.setenv("BANKLAKE_SAGEMAKER_BUCKET", new_bucket(s3, versioned=False))
+        sagemaker = boto3.client("sagemaker", region_name=REGION, **CREDENTIALS)
+        monkeypatch.setattr("ml.sagemaker.clients", lambda config: (sagemaker, s3))
+        requests: list[dict] = []
+        create = sagemaker.create_training_job
+
+        def capture(**request: object) -> dict:
+            requests.append(request)
+            return create(**request)
+
+        monkeypatch.setattr(sagemaker, "create_training_job", capture)
+        with Stubber(sagemaker) as stub:
+            stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:x"})
+            assert main(["train", "--lake", lake, "--backend", "sagemaker", "--no-wait"]) == 0
+            name = requests[0]["TrainingJobName"]
+            assert f"banklake train --collect {name}" in capsys.readouterr().out
+            assert not ml_lake.models.exists()
+
+            stub.add_response(
+                "describe_training_job", described(requests[0], "InProgress", "Training")
+            )
+            assert main(["train", "--lake", lake, "--collect", name, "--no-wait"]) == 1
+            assert "is InProgress (Training), not finished" in capsys.readouterr().err
+
+            play_sagemaker(s3, requests[0], tmp_path / "sagemaker")
+            stub.add_response(
+                "describe_training_job", described(requests[0], "Completed", "Completed")
+            )
+            assert main(["train", "--lake", lake, "--collect", name, "--alert-budget", "20"]) == 0
+            stub.assert_no_pending_responses()
+    out = capsys.readouterr().out
+    assert "XGBoost (model)" in out and "is the new champion: there was no champion yet" in out
+    version = json.loads(ml_lake.champion_file.read_text())["version"]
+    meta = json.loads((ml_lake.version_dir(version) / "metadata.json").read_text())
+    assert meta["training"]["backend"] == "sagemaker" and meta["training"]["job_name"] == name
+    assert meta["threshold"]["alert_budget_per_day"] == 20.0
+    assert main(["score", "--lake", lake]) == 0
+    assert f"with model {version}" in capsys.readouterr().out

@@ -1,6 +1,8 @@
 """The SageMaker backend, without AWS: the request shape checked by botocore's Stubber
-against the real service model, the uploads against moto's S3 server on 127.0.0.1, and the
-container entry point run locally."""
+against the real service model, the uploads against moto's S3 server on 127.0.0.1, the
+container entry point run locally (from the uploaded source archive, in an interpreter
+without python_jobs or duckdb), and its model.tar.gz collected back through the same
+checks and champion gate as a local model."""
 
 from __future__ import annotations
 
@@ -20,17 +22,28 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from ml import sagemaker_entry
+from ml.artifacts import ModelIntegrityError, load_directory, load_version
 from ml.booster import BoosterParams, fit_booster, predict
 from ml.dataset import feature_matrix
 from ml.features import FEATURES
+from ml.layout import MlLayout
 from ml.protocol import Split, resolve_windows, split
 from ml.sagemaker import (
     EXPORT_COLUMNS,
+    ArtifactError,
+    Backoff,
     SageMakerConfig,
     SageMakerConfigError,
+    TrainingJobError,
+    collect_training_job,
+    extract_model_archive,
+    fetch_verified_model,
     source_archive,
     start_training_job,
+    wait_for_training_job,
 )
+from ml.tests.sagemaker_fakes import described, pack_model_dir, play_sagemaker
+from ml.train import TrainConfig, training_keys_sha256
 
 REGION = "sa-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -94,7 +107,7 @@ def test_start_training_job_uploads_the_split_and_sends_the_exact_request(
     config = SageMakerConfig.from_env(ENV)
     sagemaker = boto3.client("sagemaker", region_name=REGION, **CREDENTIALS)
     name = "banklake-fraud-xgb-20261001-063000"
-    prefix = f"s3://banklake-ml-test/banklake/fraud_xgb/{name}"
+    prefix = f"s3://banklake-ml-test/models/fraud_xgb/{name}"
     expected = {
         "TrainingJobName": name,
         "RoleArn": ENV["BANKLAKE_SAGEMAKER_ROLE_ARN"],
@@ -141,7 +154,7 @@ def test_start_training_job_uploads_the_split_and_sends_the_exact_request(
     assert job.name == name and job.arn == arn
     assert job.model_uri == f"{prefix}/output/{name}/output/model.tar.gz"
 
-    key = f"banklake/fraud_xgb/{name}"
+    key = f"models/fraud_xgb/{name}"
     listed = s3.list_objects_v2(Bucket="banklake-ml-test", Prefix=key)["Contents"]
     assert sorted(o["Key"].removeprefix(key + "/") for o in listed) == [
         "data/train/part-0.parquet",
@@ -184,10 +197,18 @@ def test_the_entry_point_trains_the_same_model_as_a_local_run(tmp_path: Path, da
         ),
     }
     model_path = sagemaker_entry.main(env)
-    summary = json.loads((tmp_path / "model" / "training_summary.json").read_text())
-    assert summary["features"] == list(FEATURES)
-    assert summary["windows"]["cutoff"] == data.windows.cutoff.isoformat()
+    # the model folder format of local training: booster JSON + metadata with its checksum
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "metadata.json",
+        "model.json",
+    ]
+    loaded = load_directory(tmp_path / "model")  # checksum and feature list verified
+    summary = loaded.metadata["booster"]
+    assert loaded.metadata["features"] == list(FEATURES)
+    assert loaded.metadata["windows"]["cutoff"] == data.windows.cutoff.isoformat()
     assert summary["params"] == json.loads(json.dumps(PARAMS.to_dict()))
+    assert loaded.metadata["data"]["training_keys_sha256"] == training_keys_sha256(data.training)
+    assert loaded.metadata["training"] == {"backend": "sagemaker", "job_name": None}
 
     local = fit_booster(
         feature_matrix(data.fit),
@@ -203,3 +224,320 @@ def test_the_entry_point_trains_the_same_model_as_a_local_run(tmp_path: Path, da
     x = feature_matrix(data.test)
     assert summary["best_iteration"] == local.best_iteration
     assert np.array_equal(predict(remote, x), predict(local.booster, x))
+
+
+# --- completion: wait for the job, fetch its model, register it ------------------------------
+
+BUCKET = ENV["BANKLAKE_SAGEMAKER_BUCKET"]
+
+
+def _client() -> Any:
+    return boto3.client("sagemaker", region_name=REGION, **CREDENTIALS)
+
+
+@pytest.fixture(scope="module")
+def job(
+    s3: Any, features_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A job started for the default windows of the test lake's features and really
+    trained: the uploaded entry point ran on the uploaded rows and its model.tar.gz is in
+    moto's S3. Returns {request, uri, tarball}."""
+    first, last = (
+        features_frame["event_date"].min().date(),
+        features_frame["event_date"].max().date(),
+    )
+    data = split(features_frame, resolve_windows(first, last))
+    sagemaker = _client()
+    requests: list[dict[str, Any]] = []
+    create = sagemaker.create_training_job
+
+    def capture(**request: Any) -> dict[str, Any]:
+        requests.append(request)
+        return create(**request)
+
+    with Stubber(sagemaker) as stub:
+        stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:x"})
+        sagemaker.create_training_job = capture
+        config = SageMakerConfig.from_env(ENV)
+        start_training_job(data, PARAMS, config, sagemaker=sagemaker, s3=s3, now=NOW)
+    request = requests[0]
+    uri = play_sagemaker(s3, request, tmp_path_factory.mktemp("sagemaker"))
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    tarball = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return {"request": request, "uri": uri, "tarball": tarball}
+
+
+def test_waiting_backs_off_until_the_job_completes(job: dict[str, Any]) -> None:
+    request, sagemaker = job["request"], _client()
+    name = request["TrainingJobName"]
+    sleeps: list[float] = []
+    lines: list[str] = []
+    with Stubber(sagemaker) as stub:
+        for status, secondary in (
+            ("InProgress", "Starting"),
+            ("InProgress", "Training"),
+            ("InProgress", "Training"),
+            ("InProgress", "Uploading"),
+            ("Completed", "Completed"),
+        ):
+            stub.add_response(
+                "describe_training_job",
+                described(request, status, secondary),
+                {"TrainingJobName": name},
+            )
+        done = wait_for_training_job(
+            sagemaker,
+            name,
+            backoff=Backoff(first_seconds=10, factor=2, max_seconds=30),
+            sleep=sleeps.append,
+            say=lines.append,
+        )
+        stub.assert_no_pending_responses()
+    assert done["TrainingJobStatus"] == "Completed"
+    assert sleeps == [10, 20, 30, 30]  # backoff, capped
+    assert lines == [  # each change once
+        f"training job {name}: InProgress (Starting)",
+        f"training job {name}: InProgress (Training)",
+        f"training job {name}: InProgress (Uploading)",
+        f"training job {name}: Completed (Completed)",
+    ]
+
+
+def test_a_failed_or_stopped_job_says_why_and_a_running_one_how_to_collect(
+    job: dict[str, Any],
+) -> None:
+    request, sagemaker = job["request"], _client()
+    name = request["TrainingJobName"]
+    reason = "AlgorithmError: ValueError: no fraud label is known at the cut-off in the fit rows"
+    with Stubber(sagemaker) as stub:
+        stub.add_response("describe_training_job", described(request, "InProgress", "Training"))
+        stub.add_response(
+            "describe_training_job", described(request, "Failed", "Failed", FailureReason=reason)
+        )
+        with pytest.raises(TrainingJobError, match=f"{name} failed: AlgorithmError: ValueError"):
+            wait_for_training_job(sagemaker, name, sleep=lambda _: None)
+        stub.add_response(
+            "describe_training_job", described(request, "Stopped", "MaxRuntimeExceeded")
+        )
+        with pytest.raises(TrainingJobError, match=r"stopped \(MaxRuntimeExceeded\)"):
+            wait_for_training_job(sagemaker, name, sleep=lambda _: None)
+        stub.add_response("describe_training_job", described(request, "InProgress", "Training"))
+        with pytest.raises(TrainingJobError, match=f"banklake train --collect {name}"):
+            wait_for_training_job(sagemaker, name, wait=False)
+        stub.add_client_error(
+            "describe_training_job",
+            service_error_code="ValidationException",
+            service_message="Requested resource not found.",
+        )
+        with pytest.raises(TrainingJobError, match=r"cannot describe.*not found"):
+            wait_for_training_job(sagemaker, "banklake-fraud-xgb-nope")
+        stub.assert_no_pending_responses()
+
+
+def test_throttling_is_retried_and_waiting_has_a_limit(job: dict[str, Any]) -> None:
+    request, sagemaker = job["request"], _client()
+    name = request["TrainingJobName"]
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("describe_training_job", service_error_code="ThrottlingException")
+        stub.add_response("describe_training_job", described(request, "Completed", "Completed"))
+        assert wait_for_training_job(sagemaker, name, sleep=sleep, clock=lambda: now[0])
+        for _ in range(4):
+            stub.add_response("describe_training_job", described(request, "InProgress", "Training"))
+        with pytest.raises(TrainingJobError, match="still not finished after"):
+            wait_for_training_job(
+                sagemaker,
+                name,
+                backoff=Backoff(first_seconds=100, factor=1, timeout_seconds=350),
+                sleep=sleep,
+                clock=lambda: now[0],
+            )
+
+
+def test_collecting_registers_the_job_model_as_a_challenger_on_the_same_test_window(
+    job: dict[str, Any], s3: Any, trained_lake: MlLayout
+) -> None:
+    request, sagemaker = job["request"], _client()
+    name = request["TrainingJobName"]
+    champion = json.loads(trained_lake.champion_file.read_text())["version"]
+    local = load_version(trained_lake, champion)
+    sleeps: list[float] = []
+    with Stubber(sagemaker) as stub:
+        stub.add_response("describe_training_job", described(request, "InProgress", "Training"))
+        stub.add_response("describe_training_job", described(request, "Completed", "Completed"))
+        outcome = collect_training_job(
+            trained_lake,
+            name,
+            TrainConfig(plots=False),
+            sagemaker=sagemaker,
+            s3=s3,
+            sleep=sleeps.append,
+            now=datetime(2026, 10, 2, tzinfo=UTC),
+        )
+    assert len(sleeps) == 1
+    meta = outcome.metadata
+    assert meta["training"]["backend"] == "sagemaker" and meta["training"]["job_name"] == name
+    assert meta["training"]["model_artifact"] == job["uri"]
+    assert meta["windows"] == local.metadata["windows"]  # the same test window...
+    assert meta["data"]["rows"] == local.metadata["data"]["rows"]  # ...and the same rows
+    assert BoosterParams.from_dict(meta["booster"]["params"]) == PARAMS
+    # the champion was re-scored on the challenger's test rows: the gate a local model meets
+    decision = outcome.decision
+    assert decision.champion == champion and decision.champion_ap is not None
+    assert decision.promote == (decision.challenger_ap > decision.champion_ap)
+    assert "re-scored on the same rows" in decision.reason
+    # what was registered is the job's booster, verified by the loader like any version
+    saved = load_version(trained_lake, outcome.version)
+    with tarfile.open(fileobj=io.BytesIO(job["tarball"])) as tar:
+        remote = json.loads(tar.extractfile("model.json").read())  # type: ignore[union-attr]
+    assert json.loads((saved.directory / "model.json").read_text()) == remote
+    assert "threshold" in saved.metadata and "reference" in saved.metadata
+    # collecting the same job twice registers nothing more
+    with pytest.raises(TrainingJobError, match=f"already model {outcome.version}"):
+        collect_training_job(trained_lake, name, TrainConfig(), sagemaker=_client(), s3=s3)
+
+
+def _tampered(job: dict[str, Any], change: Any) -> bytes:
+    """The job's model.tar.gz with its files changed by change(folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlops-tamper-") as tmp:
+        folder = Path(tmp) / "model"
+        with tarfile.open(fileobj=io.BytesIO(job["tarball"])) as tar:
+            tar.extractall(folder, filter="data")
+        change(folder)
+        return pack_model_dir(folder)
+
+
+def _upload(s3: Any, job: dict[str, Any], body: bytes, key: str) -> dict[str, Any]:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    done = described(job["request"], "Completed", "Completed")
+    done["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{BUCKET}/{key}"
+    return done
+
+
+def test_a_tampered_model_is_refused(job: dict[str, Any], s3: Any, tmp_path: Path) -> None:
+    def edit_model(folder: Path) -> None:
+        model = json.loads((folder / "model.json").read_text())
+        model["learner"]["gradient_booster"]["model"]["trees"][0]["split_conditions"][0] += 1
+        (folder / "model.json").write_text(json.dumps(model))
+
+    def edit_features(folder: Path) -> None:
+        meta = json.loads((folder / "metadata.json").read_text())
+        meta["features"] = list(reversed(meta["features"]))
+        (folder / "metadata.json").write_text(json.dumps(meta))
+
+    def edit_windows(folder: Path) -> None:
+        meta = json.loads((folder / "metadata.json").read_text())
+        meta["windows"]["gap_days"] = 6
+        (folder / "metadata.json").write_text(json.dumps(meta))
+
+    for number, (change, error, message) in enumerate(
+        [
+            (edit_model, ModelIntegrityError, "the file was changed after training"),
+            (edit_features, ModelIntegrityError, "different feature list"),
+            (edit_windows, ArtifactError, "are not the job's"),
+        ]
+    ):
+        done = _upload(s3, job, _tampered(job, change), f"tampered/{number}/model.tar.gz")
+        workdir = tmp_path / str(number)
+        workdir.mkdir()
+        with pytest.raises(error, match=message):
+            fetch_verified_model(s3, done, workdir)
+    untouched = _upload(s3, job, job["tarball"], "tampered/none/model.tar.gz")
+    (tmp_path / "ok").mkdir()
+    assert fetch_verified_model(s3, untouched, tmp_path / "ok").windows.gap_days == 7
+
+
+def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    sink = io.BytesIO()
+    with tarfile.open(fileobj=sink, mode="w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return sink.getvalue()
+
+
+def _file(name: str, data: bytes = b"{}") -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), data
+
+
+def _special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([_file("../model.json"), _file("metadata.json")], "not a plain name"),
+        ([_file("/tmp/model.json"), _file("metadata.json")], "not a plain name"),
+        ([_file("model/../../x"), _file("metadata.json")], "not a plain name"),
+        ([_special("model.json", tarfile.SYMTYPE, "/etc/passwd"), _file("metadata.json")], "link"),
+        (
+            [_file("metadata.json"), _special("model.json", tarfile.LNKTYPE, "metadata.json")],
+            "link",
+        ),
+        ([_special("model.json", tarfile.FIFOTYPE), _file("metadata.json")], "special file"),
+        ([_special("sub", tarfile.DIRTYPE), _file("sub/model.json")], "special file or folder"),
+        ([_file("model.json"), _file("metadata.json"), _file("model.pkl")], "unexpected member"),
+        ([_file("model.json"), _file("./model.json"), _file("metadata.json")], "appears twice"),
+        ([_file("model.json")], "lacks"),
+    ],
+)
+def test_malicious_or_unexpected_archive_members_are_refused(
+    tmp_path: Path, members: list, message: str
+) -> None:
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(_tar(*members))
+    with pytest.raises(ArtifactError, match=message):
+        extract_model_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "model.json").exists()
+
+
+def test_a_sagemaker_style_archive_with_dot_slash_names_is_accepted(
+    job: dict[str, Any], tmp_path: Path
+) -> None:
+    with tarfile.open(fileobj=io.BytesIO(job["tarball"])) as tar:
+        tar.extractall(tmp_path / "job", filter="data")
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(pack_model_dir(tmp_path / "job", prefix="./"))
+    out = extract_model_archive(archive, tmp_path / "out")
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.json"]
+    load_directory(out)
+    (tmp_path / "junk.tar.gz").write_bytes(b"not a tarball")
+    with pytest.raises(ArtifactError, match="cannot unpack"):
+        extract_model_archive(tmp_path / "junk.tar.gz", tmp_path / "junk")
+
+
+def test_a_lake_whose_training_rows_changed_refuses_the_job(
+    job: dict[str, Any], s3: Any, trained_lake: MlLayout
+) -> None:
+    import duckdb
+
+    with duckdb.connect(str(trained_lake.lake.database)) as con:
+        con.execute(
+            "delete from curated.ml_features where transaction_id = "
+            "(select min(transaction_id) from curated.ml_features)"
+        )
+    sagemaker = _client()
+    versions = sorted(p.name for p in trained_lake.models.iterdir())
+    with Stubber(sagemaker) as stub:
+        stub.add_response(
+            "describe_training_job", described(job["request"], "Completed", "Completed")
+        )
+        with pytest.raises(ArtifactError, match="fingerprints differ"):
+            collect_training_job(
+                trained_lake,
+                job["request"]["TrainingJobName"],
+                TrainConfig(plots=False),
+                sagemaker=sagemaker,
+                s3=s3,
+            )
+    assert sorted(p.name for p in trained_lake.models.iterdir()) == versions

@@ -1,6 +1,6 @@
 """`banklake report`: the daily report, grounded in facts computed by SQL.
 
-    facts (report_facts.py, SQL over the curated marts)
+    facts (report_facts.py, SQL over the curated marts: DuckDB locally, Athena in production)
       -> summary prose: the template (offline provider, the default) or a language model
          whose text must pass the checks below, else the template with a note saying so
       -> Markdown (+ chart PNGs beside it) and one self-contained HTML file under reports/
@@ -20,7 +20,8 @@ import base64
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,9 +31,14 @@ from python_jobs.assistant import charts
 from python_jobs.assistant.formatting import Formatter, load_template
 from python_jobs.assistant.grounding import check_grounding
 from python_jobs.assistant.providers import Provider, ProviderError, load_prompt, make_provider
-from python_jobs.assistant.report_facts import FactsConfig, compute_facts
+from python_jobs.assistant.report_facts import (
+    FactsConfig,
+    MonitoringReports,
+    compute_facts,
+    monitoring_for,
+)
 from python_jobs.assistant.vocabulary import feature_label
-from python_jobs.assistant.warehouse import DuckDBWarehouse
+from python_jobs.assistant.warehouse import QueryResult, Warehouse, make_warehouse
 from python_jobs.lake.layout import Lake
 
 DEFAULT_OUT = Path("reports")
@@ -478,6 +484,7 @@ def _health_blocks(facts: Mapping[str, Any], lang: str) -> list[Block]:
         health_words["drift"].format(
             warning=f.number(health["psi_warning"], 1),
             count=f.count(health["features_above_warning"]),
+            warming=f.count(health.get("features_warming_up", 0)),
         ),
         *(
             health_words["drifted"].format(feature=item["feature"], psi=f.number(item["psi"], 3))
@@ -639,6 +646,36 @@ def render_report(
     return RenderedReport(dict(facts), lang, narrative, document(facts, lang, narrative))
 
 
+@dataclass
+class MeteredWarehouse:
+    """A warehouse that counts what the facts cost: Athena bills each query for the bytes
+    it scans (at least 10 MB), and the daily report in production should say what it
+    spent, as `banklake summary --target athena` does."""
+
+    warehouse: Warehouse
+    queries: int = 0
+    bytes_scanned: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def dialect(self) -> str:
+        return self.warehouse.dialect
+
+    @property
+    def curated_schema(self) -> str:
+        return getattr(self.warehouse, "curated_schema", "curated")
+
+    def query(self, sql: str) -> QueryResult:
+        result = self.warehouse.query(sql)
+        self.queries += 1
+        if result.bytes_scanned is not None:
+            from python_jobs.aws.athena import query_cost_usd
+
+            self.bytes_scanned += result.bytes_scanned
+            self.cost_usd += query_cost_usd(result.bytes_scanned)
+        return result
+
+
 @dataclass(frozen=True)
 class ReportResult:
     day: date
@@ -647,15 +684,48 @@ class ReportResult:
     html: Path
     facts: Path
     narrative: Narrative
+    target: str = "duckdb"
+    queries: int = 0
+    bytes_scanned: int | None = None  # Athena only
+    cost_usd: float | None = None  # Athena only, on-demand price
+    monitoring: str = ""  # where model health was looked for
 
     def summary(self) -> str:
         source = self.narrative.source
         if self.narrative.rejection:
             source += f" (model text rejected: {self.narrative.rejection})"
-        return (
+        text = (
             f"daily report {self.day} ({self.lang}, summary from the {source}): "
             f"{self.markdown} and {self.html}"
         )
+        if self.target == "athena":
+            text += (
+                f"\n  facts from {self.queries} Athena queries, scanned "
+                f"{(self.bytes_scanned or 0) / 2**20:,.1f} MB, cost ${self.cost_usd or 0:.6f} "
+                f"(at $5/TB, 10 MB minimum per query); monitoring looked for in {self.monitoring}"
+            )
+        return text
+
+
+@contextmanager
+def _open_warehouse(target: str, lake: Lake) -> Iterator[Warehouse]:
+    """The target's warehouse (warehouse.make_warehouse: on Athena the assistant's own work
+    group, the same as `banklake ask --target athena`), closed afterwards; botocore's errors
+    become the one-line RuntimeError the CLI prints."""
+    if target == "athena":
+        from python_jobs.aws.athena_jobs import aws_errors
+
+        errors: Any = aws_errors("banklake report on Athena")
+    else:
+        errors = nullcontext()
+    with errors:
+        warehouse = make_warehouse(target, lake)
+        try:
+            yield warehouse
+        finally:
+            close = getattr(warehouse, "close", None)
+            if close is not None:
+                close()
 
 
 def write_daily_report(
@@ -666,18 +736,24 @@ def write_daily_report(
     provider: Provider | str | None = None,
     out_dir: Path = DEFAULT_OUT,
     config: FactsConfig | None = None,
+    target: str = "duckdb",
+    warehouse: Warehouse | None = None,
+    monitoring: MonitoringReports | None = None,
 ) -> ReportResult:
-    """Computes the facts of `day` (default: the last day with data), writes them and the
-    report as <out_dir>/<day>-facts.json, <day>-<lang>.md (+ chart PNGs) and
-    <day>-<lang>.html, and a <day>-<lang>.narrative.json saying where the summary came from
-    (and, for rejected model text, the numbers that were not in the facts)."""
+    """Computes the facts of `day` (default: the last day with data) on `target` (duckdb:
+    the lake's file; athena: the curated database), writes them and the report as
+    <out_dir>/<day>-facts.json, <day>-<lang>.md (+ chart PNGs) and <day>-<lang>.html, and a
+    <day>-<lang>.narrative.json saying where the summary came from (and, for rejected model
+    text, the numbers that were not in the facts). `warehouse` and `monitoring` replace the
+    target's own (tests); monitoring otherwise comes from monitoring_for()."""
     load_template("report", lang)  # fail on an unknown language before any query
-    warehouse = DuckDBWarehouse(lake)
-    try:
-        facts = compute_facts(warehouse, lake, day, config or FactsConfig())
-    finally:
-        warehouse.close()
-    rendered = render_report(facts, lang, provider)
+    chosen = make_provider(provider) if isinstance(provider, str | None) else provider
+    opened = nullcontext(warehouse) if warehouse is not None else _open_warehouse(target, lake)
+    with opened as engine:
+        reports = monitoring if monitoring is not None else monitoring_for(target, lake)
+        metered = MeteredWarehouse(engine)
+        facts = compute_facts(metered, lake, day, config or FactsConfig(), monitoring=reports)
+    rendered = render_report(facts, lang, chosen)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{facts['report_date']}-{lang}"
     facts_path = out_dir / facts_filename(facts["report_date"])
@@ -693,4 +769,17 @@ def write_daily_report(
         encoding="utf-8",
     )
     day = date.fromisoformat(facts["report_date"])
-    return ReportResult(day, lang, markdown, page, facts_path, rendered.narrative)
+    on_athena = metered.dialect == "athena"
+    return ReportResult(
+        day,
+        lang,
+        markdown,
+        page,
+        facts_path,
+        rendered.narrative,
+        target=metered.dialect,
+        queries=metered.queries,
+        bytes_scanned=metered.bytes_scanned if on_athena else None,
+        cost_usd=metered.cost_usd if on_athena else None,
+        monitoring=reports.location,
+    )

@@ -25,18 +25,35 @@ Text values that come from the data (merchant and terminal ids) are cut to a sho
 and stripped of control characters: they may end up in a prompt (report.py delimits them).
 Counterparties that identify a person (PIX keys, bank accounts) are left out altogether:
 only a card payment's merchant or terminal is shown.
+
+One SQL text per question for both engines (DuckDB locally, Athena/Trino in production), so
+that the two cannot drift apart; what differs is isolated in FactsSQL, chosen by the
+warehouse's dialect:
+
+- relations are qualified with the warehouse's curated schema (`curated` on DuckDB,
+  `<schema>_curated` on Athena);
+- the median: DuckDB's exact `median()`; Trino has only `approx_percentile`, whose answer
+  would move the robust z-scores (and flip slices across the 3.5 threshold), so Athena gets
+  an exact median from the sorted array of the group's values;
+- HH:MM of a timestamp: `strftime` / `date_format`.
+
+Everything else is written in the common subset: dates are computed in Python and sent as
+`date 'YYYY-MM-DD'` literals (no interval arithmetic), ratios divide doubles (on Trino
+`100.0 * a / b` is DECIMAL arithmetic rounded to one decimal, and bigint / bigint truncates).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from ml.features import WINDOW_DAYS
 from ml.layout import MlLayout
@@ -134,43 +151,83 @@ def public_counterparty(key: Any, transaction_type: str | None) -> str | None:
 
 
 def sql_date(day: date) -> str:
-    """A date literal. Only ever built from a `date` object, never from user text."""
+    """A date literal, valid on DuckDB and Athena. Only ever built from a `date` object,
+    never from user text."""
     return f"date '{day.isoformat()}'"
+
+
+def sql_text(value: str) -> str:
+    """A string literal (a model version read back from the marts)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def records(result: QueryResult) -> list[dict[str, Any]]:
     return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
-def data_range(warehouse: Warehouse) -> tuple[date, date] | None:
-    (row,) = warehouse.query(
-        "select min(event_date), max(event_date) from curated.fct_daily_kpis"
-    ).rows
-    return None if row[0] is None else (row[0], row[1])
+# --- the engine-specific pieces ------------------------------------------------------------------
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+DIALECTS = ("duckdb", "athena")
 
 
-def resolve_day(warehouse: Warehouse, day: date | None) -> tuple[date, tuple[date, date]]:
-    """D itself (default: the last day with data) and the lake's first and last day."""
-    span = data_range(warehouse)
-    if span is None:
-        raise ValueError("curated.fct_daily_kpis is empty: build the lake first")
-    if day is None:
-        return span[1], span
-    found = warehouse.query(
-        f"select count(*) from curated.fct_daily_kpis where event_date = {sql_date(day)}"
-    ).rows[0][0]
-    if not found:
-        raise ValueError(f"no data for {day}: the lake covers {span[0]}..{span[1]}")
-    return day, span
+@dataclass(frozen=True)
+class FactsSQL:
+    """What the facts SQL needs to know about its engine: where the marts are and the three
+    constructs that differ (module docstring). Every query below is written once, with
+    these calls where DuckDB and Athena disagree."""
+
+    dialect: str = "duckdb"
+    schema: str = "curated"
+
+    def __post_init__(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"no facts SQL for dialect {self.dialect!r}; one of {DIALECTS}")
+        # the schema is pasted into SQL: a Glue/DuckDB name, never anything else
+        if not _SCHEMA_NAME.fullmatch(self.schema):
+            raise ValueError(f"not a curated schema name: {self.schema!r}")
+
+    @classmethod
+    def for_warehouse(cls, warehouse: Warehouse) -> FactsSQL:
+        return cls(warehouse.dialect, getattr(warehouse, "curated_schema", "curated"))
+
+    def table(self, name: str) -> str:
+        return f"{self.schema}.{name}"
+
+    def median(self, expression: str) -> str:
+        """The exact median of the group's non-null values (the average of the middle two
+        for an even count, as DuckDB's median). Trino has no exact median: the sorted array
+        of the values and its middle element(s); indexes are cast from a double division,
+        explicit rather than relying on Trino's integer division."""
+        if self.dialect == "duckdb":
+            return f"median({expression})"
+        values = f"array_sort(array_agg({expression}) filter (where {expression} is not null))"
+        count = f"count({expression})"
+        lower = f"element_at({values}, cast(floor(({count} + 1) / 2e0) as bigint))"
+        upper = f"element_at({values}, cast(floor({count} / 2e0) as bigint) + 1)"
+        return f"case when {count} > 0 then ({lower} + {upper}) / 2e0 end"
+
+    def hour_minute(self, expression: str) -> str:
+        """HH:MM of a timestamp, as text."""
+        if self.dialect == "duckdb":
+            return f"strftime({expression}, '%H:%M')"
+        return f"date_format({expression}, '%H:%i')"
 
 
-# --- KPIs --------------------------------------------------------------------------------------
+# --- the queries: built here, run by the functions below, listed for the tests --------------------
 
 
-def daily_kpis(warehouse: Warehouse, days: Sequence[date]) -> dict[date, dict[str, Any]]:
+def data_range_sql(sql: FactsSQL) -> str:
+    return f"select min(event_date), max(event_date) from {sql.table('fct_daily_kpis')}"
+
+
+def day_exists_sql(sql: FactsSQL, day: date) -> str:
+    return f"select count(*) from {sql.table('fct_daily_kpis')} where event_date = {sql_date(day)}"
+
+
+def daily_kpis_sql(sql: FactsSQL, days: Sequence[date]) -> str:
     listed = ", ".join(sql_date(d) for d in days)
-    result = warehouse.query(
-        f"""
+    return f"""
         with daily as (
             select
                 event_date,
@@ -179,7 +236,7 @@ def daily_kpis(warehouse: Warehouse, days: Sequence[date]) -> dict[date, dict[st
                 sum(approved_volume_brl) as approved_volume_brl,
                 sum(fraud_transactions) as fraud_transactions_reported,
                 sum(fraud_loss_brl) as fraud_loss_brl
-            from curated.fct_daily_kpis
+            from {sql.table("fct_daily_kpis")}
             where event_date in ({listed})
             group by event_date
         )
@@ -187,87 +244,44 @@ def daily_kpis(warehouse: Warehouse, days: Sequence[date]) -> dict[date, dict[st
             event_date,
             transactions,
             approved_transactions,
-            100.0 * approved_transactions / nullif(transactions, 0) as approval_rate_pct,
+            100 * cast(approved_transactions as double)
+                / nullif(transactions, 0) as approval_rate_pct,
             approved_volume_brl,
-            approved_volume_brl / nullif(approved_transactions, 0) as average_ticket_brl,
+            cast(approved_volume_brl as double)
+                / nullif(approved_transactions, 0) as average_ticket_brl,
             fraud_transactions_reported,
             fraud_loss_brl
         from daily
         """
-    )
-    return {
-        row["event_date"]: {name: rounded(row[name], unit) for name, (unit, _) in KPIS.items()}
-        for row in records(result)
-    }
 
 
-def _change(value: Any, before: Any, measure: str) -> float | None:
-    if value is None or before is None:
-        return None
-    if measure == "pp":
-        return rounded(value - before, "pct")
-    return None if before == 0 else rounded(100.0 * (value - before) / before, "pct")
-
-
-def kpi_facts(warehouse: Warehouse, day: date) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    previous, last_week = day - timedelta(days=1), day - timedelta(days=7)
-    values = daily_kpis(warehouse, [day, previous, last_week])
-    notes = []
-    comparisons = {}
-    for key, other in (("previous_day", previous), ("same_weekday_last_week", last_week)):
-        comparisons[key] = {"date": other.isoformat(), "available": other in values}
-        if other not in values:
-            notes.append({"code": f"no_{key}", "date": other.isoformat()})
-    metrics = []
-    for name, (unit, measure) in KPIS.items():
-        value = values[day][name]
-        before, week = (values.get(d, {}).get(name) for d in (previous, last_week))
-        metrics.append(
-            {
-                "metric": name,
-                "unit": unit,
-                "value": value,
-                "previous_day": before,
-                "previous_day_change": _change(value, before, measure),
-                "same_weekday_last_week": week,
-                "same_weekday_last_week_change": _change(value, week, measure),
-                "change_unit": measure,
-            }
-        )
-    notes.append({"code": "fraud_labels_late"})
-    return {"comparisons": comparisons, "metrics": metrics}, notes
-
-
-def trend(warehouse: Warehouse, day: date, days: int) -> list[dict[str, Any]]:
-    result = warehouse.query(
-        f"""
+def trend_sql(sql: FactsSQL, day: date, days: int) -> str:
+    first = day - timedelta(days=days - 1)
+    return f"""
         select
             event_date,
             sum(transactions) as transactions,
             sum(approved_volume_brl) as approved_volume_brl
-        from curated.fct_daily_kpis
-        where event_date between {sql_date(day - timedelta(days=days - 1))} and {sql_date(day)}
+        from {sql.table("fct_daily_kpis")}
+        where event_date between {sql_date(first)} and {sql_date(day)}
         group by event_date
         order by event_date
         """
+
+
+def history_days_sql(sql: FactsSQL, day: date, config: FactsConfig) -> str:
+    first = day - timedelta(days=config.anomaly_window_days)
+    return (
+        f"select count(distinct event_date) from {sql.table('fct_daily_kpis')} "
+        f"where event_date >= {sql_date(first)} and event_date < {sql_date(day)}"
     )
-    return [
-        {
-            "date": row["event_date"].isoformat(),
-            "transactions": rounded(row["transactions"], "count"),
-            "approved_volume_brl": rounded(row["approved_volume_brl"], "brl"),
-        }
-        for row in records(result)
-    ]
 
 
-# --- anomalies ---------------------------------------------------------------------------------
-
-
-def anomaly_sql(day: date, config: FactsConfig) -> str:
+def anomaly_sql(day: date, config: FactsConfig, sql: FactsSQL | None = None) -> str:
     """Robust z-scores of each slice's share of D against its shares over the trailing
     window. Slices missing on a day count as zero (a channel with no transactions is the
     anomaly itself). One row per slice and metric with enough volume, flagged or not."""
+    sql = sql or FactsSQL()
     first = day - timedelta(days=config.anomaly_window_days)
     window = f"between {sql_date(first)} and {sql_date(day)}"
     kpi_slices = "\n            union all\n".join(
@@ -277,7 +291,7 @@ def anomaly_sql(day: date, config: FactsConfig) -> str:
                 coalesce({dimension}, 'unknown') as dimension_value,
                 transactions,
                 approved_volume_brl
-            from curated.fct_daily_kpis
+            from {sql.table("fct_daily_kpis")}
             where event_date {window}"""
         for dimension in ("transaction_type", "channel", "state")
     )
@@ -305,8 +319,8 @@ def anomaly_sql(day: date, config: FactsConfig) -> str:
                     sum(case when transactions.is_approved then transactions.amount_brl else 0 end)
                     as double
                 ) as approved_volume_brl
-            from curated.fct_transactions as transactions
-            left join curated.dim_customer_segments as segments
+            from {sql.table("fct_transactions")} as transactions
+            left join {sql.table("dim_customer_segments")} as segments
                 on transactions.customer_id = segments.customer_id
             where transactions.event_date {window}
             group by transactions.event_date, coalesce(segments.business_segment, 'unknown')
@@ -369,22 +383,28 @@ def anomaly_sql(day: date, config: FactsConfig) -> str:
         centre as (
             select
                 dimension, dimension_value, metric,
-                median(share) as usual_share,
-                median(slice_transactions) as usual_transactions
+                {sql.median("share")} as usual_share,
+                {sql.median("slice_transactions")} as usual_transactions
             from history
             group by dimension, dimension_value, metric
         ),
-        spread as (
+        deviations as (
             select
                 history.dimension, history.dimension_value, history.metric,
-                median(abs(history.share - centre.usual_share)) as mad,
-                avg(abs(history.share - centre.usual_share)) as mean_abs_deviation
+                abs(history.share - centre.usual_share) as deviation
             from history
             inner join centre
                 on history.dimension = centre.dimension
                 and history.dimension_value = centre.dimension_value
                 and history.metric = centre.metric
-            group by history.dimension, history.dimension_value, history.metric
+        ),
+        spread as (
+            select
+                dimension, dimension_value, metric,
+                {sql.median("deviation")} as mad,
+                avg(deviation) as mean_abs_deviation
+            from deviations
+            group by dimension, dimension_value, metric
         ),
         scored as (
             select
@@ -430,14 +450,169 @@ def anomaly_sql(day: date, config: FactsConfig) -> str:
     """
 
 
+def performance_sql(sql: FactsSQL, day: date) -> str:
+    return f"""
+        select
+            model_version,
+            transactions_scored,
+            alerts,
+            alerts_confirmed_fraud,
+            100 * cast(alerts as double) / nullif(transactions_scored, 0) as alert_rate_pct,
+            100 * precision_so_far as precision_so_far_pct
+        from {sql.table("fct_model_performance_daily")}
+        where score_date = {sql_date(day)}
+        order by model_version desc
+        """
+
+
+def top_alerts_sql(sql: FactsSQL, day: date, version: str, limit: int) -> str:
+    return f"""
+        select
+            alert_rank,
+            transaction_id,
+            score,
+            threshold,
+            {sql.hour_minute("event_ts")} as event_time,
+            amount_brl,
+            transaction_type,
+            channel,
+            direction,
+            state,
+            mcc_group,
+            counterparty_key,
+            reason_1_feature, reason_1_code, reason_1_description, reason_1_contribution,
+            reason_2_feature, reason_2_code, reason_2_description, reason_2_contribution,
+            reason_3_feature, reason_3_code, reason_3_description, reason_3_contribution,
+            is_fraud_reported
+        from {sql.table("fct_fraud_alerts")}
+        where score_date = {sql_date(day)} and model_version = {sql_text(version)}
+        order by alert_rank
+        limit {int(limit)}
+        """
+
+
+def reason_counts_sql(sql: FactsSQL, day: date, version: str, limit: int) -> str:
+    return f"""
+        select
+            coalesce(reason_1_code, 'NONE') as code,
+            count(*) as alerts
+        from {sql.table("fct_fraud_alerts")}
+        where score_date = {sql_date(day)} and model_version = {sql_text(version)}
+        group by coalesce(reason_1_code, 'NONE')
+        order by alerts desc, code
+        limit {int(limit)}
+        """
+
+
+def facts_queries(
+    sql: FactsSQL, day: date, config: FactsConfig = FactsConfig(), version: str = "v1"
+) -> dict[str, str]:
+    """Every query compute_facts can send for day `day`, by name: what the tests parse in
+    each dialect (the run itself sends a subset, in this order)."""
+    previous, last_week = day - timedelta(days=1), day - timedelta(days=7)
+    return {
+        "data_range": data_range_sql(sql),
+        "day_exists": day_exists_sql(sql, day),
+        "daily_kpis": daily_kpis_sql(sql, [day, previous, last_week]),
+        "history_days": history_days_sql(sql, day, config),
+        "anomalies": anomaly_sql(day, config, sql),
+        "performance": performance_sql(sql, day),
+        "top_alerts": top_alerts_sql(sql, day, version, config.top_alerts),
+        "reason_counts": reason_counts_sql(sql, day, version, config.reason_counts),
+        "trend": trend_sql(sql, day, config.trend_days),
+    }
+
+
+# --- day -----------------------------------------------------------------------------------------
+
+
+def data_range(warehouse: Warehouse) -> tuple[date, date] | None:
+    (row,) = warehouse.query(data_range_sql(FactsSQL.for_warehouse(warehouse))).rows
+    return None if row[0] is None else (row[0], row[1])
+
+
+def resolve_day(warehouse: Warehouse, day: date | None) -> tuple[date, tuple[date, date]]:
+    """D itself (default: the last day with data) and the lake's first and last day."""
+    sql = FactsSQL.for_warehouse(warehouse)
+    span = data_range(warehouse)
+    if span is None:
+        raise ValueError(f"{sql.table('fct_daily_kpis')} is empty: build the lake first")
+    if day is None:
+        return span[1], span
+    found = warehouse.query(day_exists_sql(sql, day)).rows[0][0]
+    if not found:
+        raise ValueError(f"no data for {day}: the lake covers {span[0]}..{span[1]}")
+    return day, span
+
+
+# --- KPIs --------------------------------------------------------------------------------------
+
+
+def daily_kpis(warehouse: Warehouse, days: Sequence[date]) -> dict[date, dict[str, Any]]:
+    result = warehouse.query(daily_kpis_sql(FactsSQL.for_warehouse(warehouse), days))
+    return {
+        row["event_date"]: {name: rounded(row[name], unit) for name, (unit, _) in KPIS.items()}
+        for row in records(result)
+    }
+
+
+def _change(value: Any, before: Any, measure: str) -> float | None:
+    if value is None or before is None:
+        return None
+    if measure == "pp":
+        return rounded(value - before, "pct")
+    return None if before == 0 else rounded(100.0 * (value - before) / before, "pct")
+
+
+def kpi_facts(warehouse: Warehouse, day: date) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    previous, last_week = day - timedelta(days=1), day - timedelta(days=7)
+    values = daily_kpis(warehouse, [day, previous, last_week])
+    notes = []
+    comparisons = {}
+    for key, other in (("previous_day", previous), ("same_weekday_last_week", last_week)):
+        comparisons[key] = {"date": other.isoformat(), "available": other in values}
+        if other not in values:
+            notes.append({"code": f"no_{key}", "date": other.isoformat()})
+    metrics = []
+    for name, (unit, measure) in KPIS.items():
+        value = values[day][name]
+        before, week = (values.get(d, {}).get(name) for d in (previous, last_week))
+        metrics.append(
+            {
+                "metric": name,
+                "unit": unit,
+                "value": value,
+                "previous_day": before,
+                "previous_day_change": _change(value, before, measure),
+                "same_weekday_last_week": week,
+                "same_weekday_last_week_change": _change(value, week, measure),
+                "change_unit": measure,
+            }
+        )
+    notes.append({"code": "fraud_labels_late"})
+    return {"comparisons": comparisons, "metrics": metrics}, notes
+
+
+def trend(warehouse: Warehouse, day: date, days: int) -> list[dict[str, Any]]:
+    result = warehouse.query(trend_sql(FactsSQL.for_warehouse(warehouse), day, days))
+    return [
+        {
+            "date": row["event_date"].isoformat(),
+            "transactions": rounded(row["transactions"], "count"),
+            "approved_volume_brl": rounded(row["approved_volume_brl"], "brl"),
+        }
+        for row in records(result)
+    ]
+
+
+# --- anomalies ---------------------------------------------------------------------------------
+
+
 def anomaly_facts(
     warehouse: Warehouse, day: date, config: FactsConfig
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    first = day - timedelta(days=config.anomaly_window_days)
-    (history_days,) = warehouse.query(
-        f"select count(distinct event_date) from curated.fct_daily_kpis "
-        f"where event_date >= {sql_date(first)} and event_date < {sql_date(day)}"
-    ).rows[0]
+    sql = FactsSQL.for_warehouse(warehouse)
+    (history_days,) = warehouse.query(history_days_sql(sql, day, config)).rows[0]
     method = {
         "measure": "share_of_day",
         "window_days": config.anomaly_window_days,
@@ -459,7 +634,7 @@ def anomaly_facts(
     if not facts["available"]:
         note = {"code": "anomalies_not_enough_history", "days": int(history_days)}
         return facts, [note | {"needed": config.anomaly_min_history}]
-    rows = records(warehouse.query(anomaly_sql(day, config)))
+    rows = records(warehouse.query(anomaly_sql(day, config, sql)))
     flagged = [row for row in rows if row["is_anomaly"]]
     unit = {"transactions": "count", "approved_volume_brl": "brl"}
     facts["slices_checked"] = len(rows)
@@ -482,73 +657,24 @@ def anomaly_facts(
     return facts, []
 
 
-# --- alerts and model health -----------------------------------------------------------------
+# --- alerts ------------------------------------------------------------------------------------
 
 
 def alert_facts(
     warehouse: Warehouse, day: date, config: FactsConfig
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    performance = records(
-        warehouse.query(
-            f"""
-            select
-                model_version,
-                transactions_scored,
-                alerts,
-                alerts_confirmed_fraud,
-                100.0 * alerts / nullif(transactions_scored, 0) as alert_rate_pct,
-                100.0 * precision_so_far as precision_so_far_pct
-            from curated.fct_model_performance_daily
-            where score_date = {sql_date(day)}
-            order by model_version desc
-            """
-        )
-    )
+    """From the marts on both engines (fct_model_performance_daily, fct_fraud_alerts), never
+    from the scoring job's files: on AWS those are read through the same marts."""
+    sql = FactsSQL.for_warehouse(warehouse)
+    performance = records(warehouse.query(performance_sql(sql, day)))
     if not performance:
         return {"available": False}, [{"code": "no_scores", "date": day.isoformat()}]
     # a re-scored day has one version: the scoring job replaces the day's file
     latest = performance[0]
-    version = latest["model_version"].replace("'", "''")
-    top = records(
-        warehouse.query(
-            f"""
-            select
-                alert_rank,
-                transaction_id,
-                score,
-                threshold,
-                strftime(event_ts, '%H:%M') as event_time,
-                amount_brl,
-                transaction_type,
-                channel,
-                direction,
-                state,
-                mcc_group,
-                counterparty_key,
-                reason_1_feature, reason_1_code, reason_1_description, reason_1_contribution,
-                reason_2_feature, reason_2_code, reason_2_description, reason_2_contribution,
-                reason_3_feature, reason_3_code, reason_3_description, reason_3_contribution,
-                is_fraud_reported
-            from curated.fct_fraud_alerts
-            where score_date = {sql_date(day)} and model_version = '{version}'
-            order by alert_rank
-            limit {int(config.top_alerts)}
-            """
-        )
-    )
+    version = str(latest["model_version"])
+    top = records(warehouse.query(top_alerts_sql(sql, day, version, config.top_alerts)))
     reason_counts = records(
-        warehouse.query(
-            f"""
-            select
-                coalesce(reason_1_code, 'NONE') as code,
-                count(*) as alerts
-            from curated.fct_fraud_alerts
-            where score_date = {sql_date(day)} and model_version = '{version}'
-            group by coalesce(reason_1_code, 'NONE')
-            order by alerts desc, code
-            limit {int(config.reason_counts)}
-            """
-        )
+        warehouse.query(reason_counts_sql(sql, day, version, config.reason_counts))
     )
     items = [
         {
@@ -596,21 +722,124 @@ def alert_facts(
     return facts, []
 
 
+# --- model health: monitoring reports, local or on S3 ------------------------------------------
+
+_REPORT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}\.json")
+
+
+class MonitoringReports(Protocol):
+    """Where `banklake monitor`'s reports (<day>.json, ml/monitor.py) are read from."""
+
+    @property
+    def location(self) -> str: ...
+
+    def days(self) -> list[str]:
+        """ISO days that have a report, in any order."""
+        ...
+
+    def read(self, day: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LocalMonitoring:
+    """<lake>/monitoring/ (MlLayout.monitoring): the DuckDB target's reports."""
+
+    folder: Path
+
+    @property
+    def location(self) -> str:
+        return str(self.folder)
+
+    def days(self) -> list[str]:
+        return [p.stem for p in self.folder.glob("*.json") if _REPORT_NAME.fullmatch(p.name)]
+
+    def read(self, day: str) -> dict[str, Any]:
+        return json.loads((self.folder / f"{day}.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class S3Monitoring:
+    """s3://<bucket>/<lake root>/monitoring/, beside raw/ (the lake's keys on S3, as
+    ml/layout.py lays them out): where the Athena target looks. Monitoring runs where the
+    lake is, so its reports are there only once uploaded (README, Daily report); an empty
+    prefix is "no monitoring", any other S3 error is raised (a permission problem must
+    show, not read as a quiet model)."""
+
+    bucket: str
+    prefix: str  # ends with "monitoring/"
+    client: Any
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def days(self) -> list[str]:
+        found = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"][len(self.prefix) :]
+                if _REPORT_NAME.fullmatch(name):
+                    found.append(name.removesuffix(".json"))
+        return found
+
+    def read(self, day: str) -> dict[str, Any]:
+        answer = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}{day}.json")
+        return json.loads(answer["Body"].read().decode("utf-8"))
+
+
+@dataclass(frozen=True)
+class NoMonitoring:
+    """Nowhere to look (Athena without $BANKLAKE_S3_RAW_DIR): the report says so."""
+
+    @property
+    def location(self) -> str:
+        return "none"
+
+    def days(self) -> list[str]:
+        return []
+
+    def read(self, day: str) -> dict[str, Any]:  # pragma: no cover - days() is empty
+        raise FileNotFoundError(day)
+
+
+def monitoring_for(
+    target: str, lake: Lake, env: Mapping[str, str] | None = None, *, s3: Any = None
+) -> MonitoringReports:
+    """DuckDB: the lake's monitoring folder. Athena: monitoring/ beside $BANKLAKE_S3_RAW_DIR
+    (the same lake root the quarantine count and the scores table use), else none."""
+    if target == "duckdb":
+        return LocalMonitoring(MlLayout(lake).monitoring)
+    env = os.environ if env is None else env
+    raw_dir = env.get("BANKLAKE_S3_RAW_DIR")
+    if not raw_dir:
+        return NoMonitoring()
+    from python_jobs.aws.s3_ingest import S3Location, make_s3_client
+
+    try:
+        home = S3Location.parse(raw_dir)
+    except ValueError as error:
+        raise ValueError(f"BANKLAKE_S3_RAW_DIR={raw_dir!r}: {error}") from None
+    client = make_s3_client(env) if s3 is None else s3
+    return S3Monitoring(home.bucket, home.key("monitoring/"), client)
+
+
 def model_health_facts(
-    layout: MlLayout, day: date, *, drifted: int = 5
+    reports: MonitoringReports | MlLayout, day: date, *, drifted: int = 5
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The monitoring report of D, else the latest one before D, else none."""
-    files = sorted(
-        path
-        for path in layout.monitoring.glob("*.json")
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", path.stem) and path.stem <= day.isoformat()
-    )
-    if not files:
+    if isinstance(reports, MlLayout):
+        reports = LocalMonitoring(reports.monitoring)
+    days = sorted(d for d in reports.days() if d <= day.isoformat())
+    if not days:
         return {"available": False}, [{"code": "no_monitoring"}]
-    path = files[-1]
-    report = json.loads(path.read_text(encoding="utf-8"))
+    report = reports.read(days[-1])
     config = report.get("config", {})
-    not_judged = set(config.get("psi_not_judged", []))
+    # warming up: windows still filling on a young lake; monitoring does not judge them yet
+    warming_up = set(report.get("warming_up", {}))
+    not_judged = set(config.get("psi_not_judged", [])) | warming_up
     warning = float(config.get("psi_warning", 0.1))
     psi = sorted(
         ((name, value) for name, value in report["feature_psi"].items() if name not in not_judged),
@@ -629,6 +858,7 @@ def model_health_facts(
         "psi_warning": warning,
         "psi_drift": float(config.get("psi_drift", 0.2)),
         "features_above_warning": sum(value > warning for _, value in psi),
+        "features_warming_up": len(warming_up),
         "top_drifted_features": [
             {"feature": name, "psi": rounded(value, "psi")}
             for name, value in psi[:drifted]
@@ -654,13 +884,17 @@ def compute_facts(
     lake: Lake,
     day: date | None = None,
     config: FactsConfig = FactsConfig(),
+    monitoring: MonitoringReports | None = None,
 ) -> dict[str, Any]:
-    """The facts of day `day` (default: the last day with data), JSON-serializable."""
+    """The facts of day `day` (default: the last day with data), JSON-serializable. The
+    same queries on either engine (FactsSQL); model health from `monitoring` (default: the
+    lake's own folder)."""
     day, (first, last) = resolve_day(warehouse, day)
     kpis, kpi_notes = kpi_facts(warehouse, day)
     anomalies, anomaly_notes = anomaly_facts(warehouse, day, config)
     alerts, alert_notes = alert_facts(warehouse, day, config)
-    health, health_notes = model_health_facts(MlLayout(lake), day)
+    reports = monitoring if monitoring is not None else LocalMonitoring(MlLayout(lake).monitoring)
+    health, health_notes = model_health_facts(reports, day)
     return {
         "facts_version": FACTS_VERSION,
         "report_date": day.isoformat(),

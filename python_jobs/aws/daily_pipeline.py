@@ -62,7 +62,10 @@ DAILY_STEPS: tuple[PipelineStep, ...] = (
         local=("summarize",),
         state="Report",
         why="the same summary on both sides: `banklake summary` locally, `banklake summary "
-        "--target athena` in the Report state (python_jobs/aws/athena_summary.py)",
+        "--target athena` in the Report state (python_jobs/aws/athena_summary.py); the Report "
+        "state also writes the grounded daily report (`banklake report --target athena`) to "
+        "reports/<day>/, which locally is its own command (`banklake report`, run by `make "
+        "demo`) rather than a step of `banklake run`",
     ),
 )
 

@@ -232,10 +232,11 @@ def test_model_health_is_the_monitoring_report(lake: Lake, last_facts: dict[str,
     judged = {
         k: v
         for k, v in report["feature_psi"].items()
-        if k not in report["config"]["psi_not_judged"]
+        if k not in report["config"]["psi_not_judged"] and k not in report["warming_up"]
     }
     above = {k for k, v in judged.items() if v > report["config"]["psi_warning"]}
     assert health["features_above_warning"] == len(above)
+    assert health["features_warming_up"] == len(report["warming_up"])
     assert {item["feature"] for item in health["top_drifted_features"]} <= above
 
 

@@ -167,6 +167,7 @@ def test_every_banklake_command_of_the_runner_exists_with_its_flags() -> None:
     run = re.findall(r"\.venv/bin/banklake ([^>|;\n]+)", buildspec)
     told = re.findall(r"'banklake (score [^']+)'", buildspec)
     assert any(line.startswith("summary --target athena") for line in run), run
+    assert any(line.startswith("report --target athena") for line in run), run
     assert told, "the score step no longer says how to score"
     parser = build_parser()
     for line in [*run, *told]:
@@ -186,12 +187,55 @@ def test_the_runner_project_sets_what_its_steps_read() -> None:
     """`banklake summary --target athena` needs AthenaConfig's variables (CodeBuild itself
     sets AWS_REGION); the quarantine count needs the raw prefix; the buildspec needs the
     bucket. A variable dropped from the project would only show in CodeBuild."""
+    from python_jobs.assistant.providers import PROVIDER_ENV
+    from python_jobs.assistant.warehouse import ASSISTANT_STAGING_ENV, ASSISTANT_WORKGROUP_ENV
     from python_jobs.aws.athena import _REQUIRED
     from python_jobs.tests.cfn_yaml import load_template
 
     template = load_template(Path(ASL_PATH.parents[1] / "banklake.yaml"))
     project = template["Resources"]["RunnerProject"]["Properties"]
-    names = {v["Name"] for v in project["Environment"]["EnvironmentVariables"]}
+    variables = project["Environment"]["EnvironmentVariables"]
+    # always set (a conditional one, Fn::If, may be absent: the buildspec must not need it)
+    names = {v["Name"] for v in variables if "Name" in v}
     assert {*_REQUIRED, "BANKLAKE_S3_RAW_DIR", "BANKLAKE_LAKE_BUCKET"} <= names
+    # `banklake report --target athena`: the assistant's work group, the provider to use
+    assert {ASSISTANT_WORKGROUP_ENV, ASSISTANT_STAGING_ENV, PROVIDER_ENV} <= names
     used = set(re.findall(r"\$\{(BANKLAKE_\w+)\}", BUILDSPEC.read_text()))
     assert used - {"BANKLAKE_STEP", "BANKLAKE_DAY"} <= names  # the state machine sets those two
+
+
+def _report_branch() -> str:
+    buildspec = BUILDSPEC.read_text()
+    return buildspec[buildspec.index("          report)") : buildspec.index("          *)")]
+
+
+def test_the_report_state_writes_the_daily_report_beside_the_summary(asl: dict[str, Any]) -> None:
+    """The grounded daily report of the run day goes to reports/<day>/ with the summary; the
+    provider comes from the project (BANKLAKE_ASSISTANT_PROVIDER: bedrock when the stack names
+    a model, else offline), never from a flag that could drift from the stack."""
+    report = _report_branch()
+    command = (
+        '.venv/bin/banklake report --target athena --date "${BANKLAKE_DAY}" --out target/report'
+    )
+    assert command in report and "--provider" not in report
+    upload = 'aws s3 cp target/report/ "s3://${BANKLAKE_LAKE_BUCKET}/reports/${BANKLAKE_DAY}/"'
+    assert upload + " --recursive" in report
+    # after the summary and the docs are uploaded: a failing report leaves them in place
+    assert report.index("for f in") < report.index(command) < report.index(upload)
+    assert "banklake report --target athena" in asl["States"]["Report"]["Comment"]
+
+
+def test_the_report_state_uploads_nothing_that_holds_the_pii_salt() -> None:
+    """The runner has BANKLAKE_PII_SALT (Secrets Manager). dbt writes it into compiled SQL
+    (run_results.json, the docs' manifest) and partial_parse.msgpack: the report step, whose
+    target/ is uploaded, drops it first and generates the docs without compiled SQL."""
+    report = _report_branch()
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    commands = [i for i, line in enumerate(lines) if line.startswith((".venv/bin/", "aws "))]
+    assert lines.index("unset BANKLAKE_PII_SALT") < commands[0]
+    docs = next(line for line in lines if "dbt docs generate" in line)
+    assert "--no-compile" in docs and "--static" in docs
+    # --static needs a manifest, which --no-compile does not write: dbt parse first
+    assert lines.index(".venv/bin/dbt parse --target athena") < lines.index(docs)
+    build = BUILDSPEC.read_text().split("          build)", 1)[1].split(";;", 1)[0]
+    assert "aws s3" not in build  # the build step's target/ (compiled with the salt) stays put

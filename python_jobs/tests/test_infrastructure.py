@@ -34,6 +34,31 @@ def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
 
+def _role_statements(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """A role's inline statements and those of the standalone policies attached to it."""
+    attached = [
+        statement
+        for policy in _resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": name} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    return _statements(template["Resources"][name]) + attached
+
+
+def _environment(project: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A CodeBuild project's variables by name; a conditional one (Fn::If) carries its
+    condition under "If"."""
+    found = {}
+    for entry in project["Properties"]["Environment"]["EnvironmentVariables"]:
+        if "Fn::If" in entry:
+            condition, variable, otherwise = entry["Fn::If"]
+            assert otherwise == {"Ref": "AWS::NoValue"}
+            found[variable["Name"]] = {**variable, "If": condition}
+        else:
+            found[entry["Name"]] = entry
+    return found
+
+
 def _listify(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -100,8 +125,8 @@ def test_only_the_trigger_may_delete_raw(template: dict[str, Any]) -> None:
     assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {
         "Fn::GetAtt": ["TriggerRole", "Arn"]
     }
-    for name, role in _resources(template, "AWS::IAM::Role").items():
-        for statement in _statements(role):
+    for name in _resources(template, "AWS::IAM::Role"):
+        for statement in _role_statements(template, name):
             deletes = [a for a in _listify(statement["Action"]) if a.startswith("s3:Delete")]
             raw = [r for r in _listify(statement["Resource"]) if "/raw/" in str(r)]
             if deletes and raw:
@@ -109,8 +134,7 @@ def test_only_the_trigger_may_delete_raw(template: dict[str, Any]) -> None:
 
 
 def test_the_assistant_only_reads_curated(template: dict[str, Any]) -> None:
-    role = template["Resources"]["AssistantRole"]
-    for statement in _statements(role):
+    for statement in _role_statements(template, "AssistantRole"):
         for action in _listify(statement["Action"]):
             resources = " ".join(str(r) for r in _listify(statement["Resource"]))
             if action.startswith("s3:") and "LakeBucket" in resources:
@@ -118,3 +142,175 @@ def test_the_assistant_only_reads_curated(template: dict[str, Any]) -> None:
                 assert "curated" in resources or statement.get("Condition"), statement["Sid"]
             if action.startswith("glue:"):
                 assert action.startswith("glue:Get"), action
+
+
+# --- Bedrock, the PII salt and the daily report -------------------------------------------------
+
+
+def test_every_policy_statement_is_a_plain_statement(template: dict[str, Any]) -> None:
+    """checkov's IAM checks (privilege escalation, data exfiltration, ...) silently skip a
+    role whose statements hold an Fn::If: conditional rights live in their own policies."""
+    policies = [
+        p["PolicyDocument"]
+        for role in _resources(template, "AWS::IAM::Role").values()
+        for p in role["Properties"]["Policies"]
+    ] + [
+        p["Properties"]["PolicyDocument"] for p in _resources(template, "AWS::IAM::Policy").values()
+    ]
+    for document in policies:
+        for statement in document["Statement"]:
+            assert {"Effect", "Action", "Resource"} <= set(statement), statement
+
+
+def test_bedrock_rights_are_the_configured_model_and_guardrail_only(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    model = resources["BedrockModelPolicy"]
+    guardrail = resources["BedrockGuardrailPolicy"]
+    # both exist only when the stack names what they allow
+    assert model["Condition"] == "HasBedrockModel"
+    assert guardrail["Condition"] == "HasBedrockGuardrail"
+    for policy in (model, guardrail):
+        assert policy["Properties"]["Roles"] == [{"Ref": "AssistantRole"}, {"Ref": "DbtRunnerRole"}]
+    ((invoke,), (apply,)) = (
+        p["Properties"]["PolicyDocument"]["Statement"] for p in (model, guardrail)
+    )
+    # Converse is InvokeModel; nothing streams, so no InvokeModelWithResponseStream
+    assert (invoke["Action"], invoke["Resource"]) == (
+        "bedrock:InvokeModel",
+        {"Ref": "BedrockModelArns"},
+    )
+    assert (apply["Action"], apply["Resource"]) == (
+        "bedrock:ApplyGuardrail",
+        {"Ref": "BedrockGuardrailArn"},
+    )
+    # no other statement anywhere grants a Bedrock action
+    everywhere = [
+        statement
+        for name in _resources(template, "AWS::IAM::Role")
+        for statement in _statements(resources[name])
+    ]
+    assert not [
+        s for s in everywhere for a in _listify(s["Action"]) if a.split(":")[0] == "bedrock"
+    ]
+    conditions = template["Conditions"]
+    assert conditions["HasBedrockModel"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "BedrockModelArns"}]}, ""]}]
+    }
+    assert {"Fn::Condition": "HasBedrockModel"} in conditions["HasBedrockGuardrail"]["Fn::And"]
+
+
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        ("", True),  # no Bedrock
+        ("arn:aws:bedrock:sa-east-1::foundation-model/amazon.nova-lite-v1:0", True),
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0",
+            True,
+        ),
+        ("arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0", True),
+        ("arn:aws:bedrock:sa-east-1::foundation-model/*", False),  # every model
+        ("arn:aws:bedrock:*::*", False),
+        ("*", False),
+        ("arn:aws:bedrock:sa-east-1:123456789012:guardrail/abc123", False),
+    ],
+)
+def test_the_model_arns_parameter_refuses_wildcard_models(
+    template: dict[str, Any], arn: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"]["BedrockModelArns"]["AllowedPattern"]
+    assert template["Parameters"]["BedrockModelArns"]["Type"] == "CommaDelimitedList"
+    assert bool(re.fullmatch(pattern, arn)) is accepted
+
+
+def test_half_configured_bedrock_is_refused_at_deploy_time(template: dict[str, Any]) -> None:
+    rules = template["Rules"]
+    model = rules["BedrockModelNeedsItsArns"]
+    assert model["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BedrockModelId"}, ""]}]}
+    guardrail = rules["BedrockGuardrailNeedsAVersionAndAModel"]
+    asserted = [a["Assert"] for a in guardrail["Assertions"]]
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "BedrockGuardrailVersion"}, ""]}]} in asserted
+
+
+def test_the_pii_salt_is_a_kept_generated_secret_only_the_runner_reads(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    secret = resources["PiiSaltSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    # a new salt would change every cpf_hash: never deleted or replaced with the stack
+    assert secret["DeletionPolicy"] == secret["UpdateReplacePolicy"] == "Retain"
+    properties = secret["Properties"]
+    assert properties["KmsKeyId"] == {"Fn::GetAtt": ["LakeKey", "Arn"]}
+    generated = properties["GenerateSecretString"]
+    # hash_pii writes the salt into SQL as a literal: no quote (no punctuation at all)
+    assert generated["ExcludePunctuation"] is True and generated["PasswordLength"] >= 32
+    assert "SecretString" not in properties
+    # the runner gets it from Secrets Manager, never as plain text
+    variable = _environment(resources["RunnerProject"])["BANKLAKE_PII_SALT"]
+    assert variable["Type"] == "SECRETS_MANAGER"
+    assert variable["Value"] == {"Ref": "PiiSaltSecret"}
+    # only the runner may read it, and only it
+    readers = {}
+    for name in _resources(template, "AWS::IAM::Role"):
+        for statement in _role_statements(template, name):
+            actions = [a for a in _listify(statement["Action"]) if a.startswith("secretsmanager:")]
+            if actions:
+                readers[name] = (actions, statement["Resource"])
+    assert readers == {
+        "DbtRunnerRole": (["secretsmanager:GetSecretValue"], {"Ref": "PiiSaltSecret"})
+    }
+
+
+def test_the_runner_writes_the_report_with_the_assistants_settings(
+    template: dict[str, Any],
+) -> None:
+    """`banklake report --target athena` in CodeBuild: the assistant's work group (as `ask`),
+    Bedrock only when the stack names a model, and the variables are the ones the code reads."""
+    from python_jobs.assistant.bedrock import BedrockConfig
+    from python_jobs.assistant.providers import PROVIDER_ENV, PROVIDERS
+    from python_jobs.assistant.warehouse import ASSISTANT_STAGING_ENV, ASSISTANT_WORKGROUP_ENV
+
+    environment = _environment(template["Resources"]["RunnerProject"])
+    assert environment[ASSISTANT_WORKGROUP_ENV]["Value"] == {"Ref": "AssistantWorkGroup"}
+    assert environment[ASSISTANT_STAGING_ENV]["Value"] == {
+        "Fn::Sub": "s3://${AthenaResultsBucket}/assistant/"
+    }
+    condition, with_model, without = environment[PROVIDER_ENV]["Value"]["Fn::If"]
+    assert (condition, with_model, without) == ("ReportWithBedrock", "bedrock", "offline")
+    assert {with_model, without} <= set(PROVIDERS)
+    conditional = {n: v for n, v in environment.items() if "If" in v}
+    assert {n: v["If"] for n, v in conditional.items()} == {
+        "BANKLAKE_BEDROCK_MODEL_ID": "ReportWithBedrock",
+        "BANKLAKE_BEDROCK_GUARDRAIL_ID": "ReportWithGuardrail",
+        "BANKLAKE_BEDROCK_GUARDRAIL_VERSION": "ReportWithGuardrail",
+    }
+    # what the provider reads from them, with the stack's parameters filled in
+    values = {
+        "BedrockModelId": "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+        "BedrockGuardrailArn": "arn:aws:bedrock:sa-east-1:123456789012:guardrail/abc123",
+        "BedrockGuardrailVersion": "3",
+    }
+    env = {n: values[v["Value"]["Ref"]] for n, v in conditional.items()}
+    config = BedrockConfig.from_env({**env, "AWS_REGION": "sa-east-1"})
+    assert (config.model_id, config.guardrail_id, config.guardrail_version) == (
+        values["BedrockModelId"],
+        values["BedrockGuardrailArn"],
+        "3",
+    )
+    # the runner may run the report's queries there and read the monitoring reports
+    runner = {s["Sid"]: s for s in _role_statements(template, "DbtRunnerRole")}
+    assert (
+        "${AssistantWorkGroup}"
+        in runner["ReportQueriesInTheAssistantWorkGroup"]["Resource"]["Fn::Sub"]
+    )
+    assert {"Fn::Sub": "${AthenaResultsBucket.Arn}/assistant/*"} in runner["QueryResultObjects"][
+        "Resource"
+    ]
+    assert {"Fn::Sub": "${LakeBucket.Arn}/monitoring/*"} in runner["ReadRawModelsAndMonitoring"][
+        "Resource"
+    ]
+    listed = runner["ListTheLakePrefixesDbtUses"]["Condition"]["StringLike"]["s3:prefix"]
+    assert "monitoring/*" in listed
