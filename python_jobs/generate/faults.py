@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from python_jobs.generate import formatting as fmt
 from python_jobs.generate import reference as ref
+from python_jobs.generate.transactions import as_text
 
 DUPLICATE_DELIVERY = "duplicate_delivery"
 LATE_ARRIVAL = "late_arrival"
@@ -56,27 +57,28 @@ CARRY_COLUMNS = (("_due", pa.int32()), ("_fault", pa.string()))
 
 _UNPARSEABLE_TS_WORDS = pa.array(["ontem", "hoje 10h"], pa.string())
 _UNPARSEABLE_AMOUNT_WORDS = pa.array(["abc", "N/D"], pa.string())
-_UNKNOWN_TYPES = pa.array(ref.UNKNOWN_TRANSACTION_TYPES, pa.string())
-Make = Callable[[np.ndarray, np.ndarray], pa.Array]  # (rows, uniform draws) -> new values
 
 
-Variants = tuple[pa.Array, np.ndarray, np.ndarray]  # flat values, start and count per code
-
-
-def _flat_variants(variants: dict[str, tuple[str, ...]], canonical: tuple[str, ...]) -> Variants:
-    flat = [v for c in canonical for v in variants[c]]
+def _variant_codes(
+    variants: dict[str, tuple[str, ...]], canonical: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each canonical value's misspellings start in its vocabulary, and how many."""
     counts = np.array([len(variants[c]) for c in canonical])
-    return pa.array(flat, pa.string()), np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
+    return len(canonical) + np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
 
 
-_TYPE_FLAT = _flat_variants(ref.TYPE_VARIANTS, ref.TRANSACTION_TYPES)
-_CHANNEL_FLAT = _flat_variants(ref.CHANNEL_VARIANTS, ref.CHANNELS)
+_TYPE_VARIANTS = _variant_codes(ref.TYPE_VARIANTS, ref.TRANSACTION_TYPES)
+_CHANNEL_VARIANTS = _variant_codes(ref.CHANNEL_VARIANTS, ref.CHANNELS)
+_UNKNOWN_TYPE_START = ref.TYPE_VOCABULARY.index(ref.UNKNOWN_TRANSACTION_TYPES[0])
 
 
-def _variant(flat: Variants, codes: np.ndarray, u: np.ndarray) -> pa.Array:
-    """A misspelling of each row's canonical value (codes index the canonical tuple)."""
-    values, start, count = flat
-    return values.take(pa.array(start[codes] + (u * count[codes]).astype(np.int64)))
+def _variant(
+    variants: tuple[np.ndarray, np.ndarray], codes: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """Vocabulary index of a misspelling of each row's canonical value (canonical codes
+    are their own vocabulary indices)."""
+    start, count = variants
+    return start[codes] + (u * count[codes]).astype(np.int64)
 
 
 def _pick(u: np.ndarray, options: int) -> np.ndarray:
@@ -121,33 +123,60 @@ def _missing_amount(u: np.ndarray) -> pa.Array:
     return pa.array(np.full(u.size, ""), pa.string(), mask=u < 0.6)
 
 
-def _nulls(at: np.ndarray, _u: np.ndarray) -> pa.Array:
-    return pa.nulls(at.size, pa.string())
-
-
-def _unknown_types(u: np.ndarray) -> pa.Array:
-    """'ESTORNO', 'XPTO'...: types no spelling map knows."""
-    return _UNKNOWN_TYPES.take(pa.array(_pick(u, len(_UNKNOWN_TYPES))))
-
-
 @dataclass(frozen=True)
-class TransactionFaults:
-    today: pa.Table  # the day's own rows, faults applied (late rows removed, same-day dups in)
-    carry: pa.Table  # rows for later partitions: payload + _due + _fault
-    counts: dict[str, int]  # faults present in `today`
+class FaultPlan:
+    """Which of the day's rows (positions in time order, 0..n-1) carry which defect.
+
+    Decided on numbers, before any text exists, so late rows are never rendered into
+    today's file only to be filtered out again, and re-delivered rows are rendered once
+    where they land.
+    """
+
+    n: int
+    rows: np.ndarray  # sorted positions of the faulty rows
+    kind: np.ndarray  # index into TRANSACTION_FAULTS, per faulty row
+    u: np.ndarray  # a uniform draw per faulty row (which variant, which bad value)
+    late_days: np.ndarray
+    next_day: np.ndarray  # duplicates: re-delivered tomorrow rather than today
+
+    def of(self, fault: str) -> np.ndarray:
+        return self.kind == TRANSACTION_FAULTS.index(fault)
+
+    @property
+    def late(self) -> np.ndarray:
+        return self.rows[self.of(LATE_ARRIVAL)]
+
+    @property
+    def same_day_duplicates(self) -> np.ndarray:
+        return self.rows[self.of(DUPLICATE_DELIVERY) & ~self.next_day]
+
+    @property
+    def next_day_duplicates(self) -> np.ndarray:
+        return self.rows[self.of(DUPLICATE_DELIVERY) & self.next_day]
+
+    @property
+    def n_today(self) -> int:
+        return self.n - self.late.size + self.same_day_duplicates.size
+
+    def layout(self) -> np.ndarray:
+        """The positions to render, in order: today's file (every row but the late ones,
+        then today's re-deliveries), then the rows owed to later days (late, then
+        tomorrow's re-deliveries)."""
+        keep = np.ones(self.n, dtype=bool)
+        keep[self.late] = False
+        return np.concatenate(
+            [
+                np.flatnonzero(keep),
+                self.same_day_duplicates,
+                self.late,
+                self.next_day_duplicates,
+            ]
+        ).astype(np.int64)
 
 
-def transaction_faults(
-    rng: np.random.Generator,
-    table: pa.Table,
-    ttype: np.ndarray,
-    channel: np.ndarray,
-    legit: np.ndarray,
-    day_ordinal: int,
-    rate: float,
-) -> TransactionFaults:
+def plan_transaction_faults(rng: np.random.Generator, legit: np.ndarray, rate: float) -> FaultPlan:
     """Damages `rate` of the day's rows (drawn among clean legit ones), one defect each."""
-    n = table.num_rows
+    n = legit.size
     pool = np.flatnonzero(legit)
     k = min(int(rng.binomial(n, rate)), pool.size)
     rows = np.sort(rng.choice(pool, size=k, replace=False))
@@ -155,59 +184,110 @@ def transaction_faults(
     u = rng.random(k)
     late_days = rng.integers(1, MAX_LATE_DAYS + 1, k)
     next_day = rng.random(k) < 0.5
-    columns = {name: table[name].combine_chunks() for name in table.column_names}
+    return FaultPlan(n, rows, kind, u, late_days, next_day)
 
-    def old(column: str, at: np.ndarray) -> pa.Array:
-        return columns[column].take(pa.array(at))
 
-    # fault -> (column it damages, how: (rows, uniform draws) -> replacement values)
-    damage: dict[str, tuple[str, Make]] = {
-        "missing_transaction_id": ("transaction_id", _nulls),
-        "missing_account_id": ("account_id", _nulls),
-        "missing_customer_id": ("customer_id", _nulls),
-        "missing_event_ts": ("event_ts", _nulls),
-        "unparseable_event_ts": ("event_ts", lambda at, v: _bad_timestamps(old("event_ts", at), v)),
-        "missing_amount": ("amount", lambda at, v: _missing_amount(v)),
-        "unparseable_amount": ("amount", lambda at, v: _bad_amounts(old("amount", at), v)),
-        "non_positive_amount": ("amount", lambda at, v: _non_positive(old("amount", at), v)),
-        "unknown_transaction_type": ("transaction_type", lambda at, v: _unknown_types(v)),
-        "misspelled_type": ("transaction_type", lambda at, v: _variant(_TYPE_FLAT, ttype[at], v)),
-        "misspelled_channel": ("channel", lambda at, v: _variant(_CHANNEL_FLAT, channel[at], v)),
-    }
-    edits: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
-    for fault, (column, make) in damage.items():
-        sel = kind == TRANSACTION_FAULTS.index(fault)
-        if sel.any():
-            edits.setdefault(column, []).append((rows[sel], make(rows[sel], u[sel])))
-    for column, pieces in edits.items():
-        at = np.concatenate([p[0] for p in pieces])
-        values = pa.concat_arrays([p[1].cast(pa.string()) for p in pieces])
-        columns[column] = fmt.replace_rows(columns[column], at, values)
-    damaged = pa.table(columns)
+@dataclass(frozen=True)
+class TransactionFaults:
+    today: pa.Table  # the day's own rows, faults applied (late rows removed, same-day dups in)
+    carry: pa.Table  # rows for later partitions, as text: payload + _due + _fault
+    counts: dict[str, int]  # faults present in `today`
 
-    is_late = kind == TRANSACTION_FAULTS.index(LATE_ARRIVAL)
-    is_dup = kind == TRANSACTION_FAULTS.index(DUPLICATE_DELIVERY)
-    keep = np.ones(n, dtype=bool)
-    keep[rows[is_late]] = False
-    same_day = rows[is_dup & ~next_day]
-    today = pa.concat_tables([damaged.filter(pa.array(keep)), table.take(pa.array(same_day))])
-    late = _carry(table, rows[is_late], day_ordinal + late_days[is_late], LATE_ARRIVAL)
-    dup = _carry(
-        table,
-        rows[is_dup & next_day],
-        np.full((is_dup & next_day).sum(), day_ordinal + 1),
-        DUPLICATE_DELIVERY,
-    )
-    counts = {fault: int((kind == i).sum()) for i, fault in enumerate(TRANSACTION_FAULTS)}
+
+def apply_transaction_faults(
+    table: pa.Table, plan: FaultPlan, day_ordinal: int
+) -> TransactionFaults:
+    """Damages the rendered rows of `plan.layout()` and splits them into today's file and
+    the rows owed to later days.
+
+    Each edit touches only what it must: a missing value is a new validity bitmap over the
+    same strings, a misspelled or unknown type or channel a new dictionary index, and the
+    two columns whose text changes (event_ts, amount) are copied once each.
+    """
+    today = table.slice(0, plan.n_today)
+    columns = {name: fmt.single(today[name]) for name in today.column_names}
+    # Faulty rows are never late, so their place in today's file is their position minus
+    # the late rows before them.
+    at = plan.rows - np.searchsorted(plan.late, plan.rows)
+    _damage_text(columns, plan, at)
+    _damage_codes(columns, plan, at)
+    for fault, column in (
+        ("missing_transaction_id", "transaction_id"),
+        ("missing_account_id", "account_id"),
+        ("missing_customer_id", "customer_id"),
+        ("missing_event_ts", "event_ts"),
+    ):
+        columns[column] = fmt.with_nulls(columns[column], _mask(len(today), at[plan.of(fault)]))
+    counts = {fault: int(plan.of(fault).sum()) for fault in TRANSACTION_FAULTS}
     counts[LATE_ARRIVAL] = 0
-    counts[DUPLICATE_DELIVERY] = int(same_day.size)
-    return TransactionFaults(today, pa.concat_tables([late, dup]), counts)
+    counts[DUPLICATE_DELIVERY] = int(plan.same_day_duplicates.size)
+    carry = _carry(table.slice(plan.n_today), plan, day_ordinal)
+    return TransactionFaults(pa.table(columns), carry, counts)
 
 
-def _carry(table: pa.Table, rows: np.ndarray, due: np.ndarray, fault: str) -> pa.Table:
-    carried = table.take(pa.array(rows, pa.int64()))
-    carried = carried.append_column("_due", pa.array(np.asarray(due), pa.int32()))
-    return carried.append_column("_fault", pa.array([fault] * rows.size, pa.string()))
+def _damage_text(columns: dict[str, pa.Array], plan: FaultPlan, at: np.ndarray) -> None:
+    """Unparseable timestamps and missing, unparseable or non-positive amounts, derived
+    from each row's own clean text."""
+
+    def edit(
+        fault: str, make: Callable[[pa.Array, np.ndarray], pa.Array], column: str
+    ) -> tuple[np.ndarray, pa.Array]:
+        sel = plan.of(fault)
+        return at[sel], make(columns[column].take(pa.array(at[sel])), plan.u[sel])
+
+    edits = {
+        "event_ts": [edit("unparseable_event_ts", _bad_timestamps, "event_ts")],
+        "amount": [
+            edit("missing_amount", lambda _, u: _missing_amount(u), "amount"),
+            edit("unparseable_amount", _bad_amounts, "amount"),
+            edit("non_positive_amount", _non_positive, "amount"),
+        ],
+    }
+    for column, pieces in edits.items():
+        rows = np.concatenate([r for r, _ in pieces])
+        values = pa.concat_arrays([v.cast(pa.string()) for _, v in pieces])
+        columns[column] = fmt.replace_rows(columns[column], rows, values)
+
+
+def _damage_codes(columns: dict[str, pa.Array], plan: FaultPlan, at: np.ndarray) -> None:
+    """Unknown types and misspelled types or channels: new indices into the vocabularies
+    (a row's current index is its canonical code)."""
+    codes = {
+        name: columns[name].indices.to_numpy().copy() for name in ("transaction_type", "channel")
+    }
+    sel = plan.of("unknown_transaction_type")
+    unknown = _pick(plan.u[sel], len(ref.UNKNOWN_TRANSACTION_TYPES))
+    codes["transaction_type"][at[sel]] = _UNKNOWN_TYPE_START + unknown
+    for fault, column, variants in (
+        ("misspelled_type", "transaction_type", _TYPE_VARIANTS),
+        ("misspelled_channel", "channel", _CHANNEL_VARIANTS),
+    ):
+        sel = plan.of(fault)
+        codes[column][at[sel]] = _variant(variants, codes[column][at[sel]], plan.u[sel])
+    for column, values in codes.items():
+        indices = pa.array(values, columns[column].indices.type)
+        columns[column] = pa.DictionaryArray.from_arrays(indices, columns[column].dictionary)
+
+
+def _carry(rendered: pa.Table, plan: FaultPlan, day_ordinal: int) -> pa.Table:
+    """The rendered rows owed to later days (late, then tomorrow's re-deliveries) as text,
+    with the day each is due and why it was held back."""
+    late, next_day = plan.late, plan.next_day_duplicates
+    due = np.concatenate(
+        [
+            day_ordinal + plan.late_days[plan.of(LATE_ARRIVAL)],
+            np.full(next_day.size, day_ordinal + 1),
+        ]
+    )
+    carry = as_text(rendered).append_column("_due", pa.array(due, pa.int32()))
+    reasons = [LATE_ARRIVAL] * late.size + [DUPLICATE_DELIVERY] * next_day.size
+    return carry.append_column("_fault", pa.array(reasons, pa.string()))
+
+
+def _mask(n: int, rows: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
 
 
 def empty_carry(payload: pa.Schema) -> pa.Table:
@@ -239,7 +319,7 @@ def extract_faults(
     table = table.set_column(
         table.schema.get_field_index(id_column),
         id_column,
-        fmt.with_nulls(column, np.isin(np.arange(n), missing)),
+        fmt.with_nulls(column, _mask(n, missing)),
     )
     if "invalid_cpf" in kinds:
         sel = kind == kinds.index("invalid_cpf")

@@ -166,8 +166,8 @@ def fraud_transactions(
         _mules(rng, pop, world, day_ordinal, expected[4]),
     ]
     for code, batch in enumerate(batches, start=1):
-        batch.scenario[:] = code
-        batch.incident += code * 10**9  # unique across scenarios within the day
+        batch.scenario = np.full(len(batch), code, np.int8)
+        batch.incident = batch.incident + code * 10**9  # unique across scenarios within the day
     return TxBatch.concat(batches)
 
 

@@ -609,6 +609,31 @@ def _check_spellings() -> None:
 
 _check_spellings()
 
+# --- Raw text vocabularies ---------------------------------------------------------------
+# Every value the generator ever writes in a low-cardinality transactions column, once
+# each. Those columns are built as Arrow dictionary arrays over these (small integer
+# indices instead of strings): no per-row string is materialized, a fault that misspells
+# a type only rewrites an index, and the Parquet writer stores the dictionary page as is
+# instead of hashing every row. Readers still see text. Canonical values come first, so a
+# canonical code (ref.PIX, ref.MOBILE...) is its own index.
+TYPE_VOCABULARY: tuple[str, ...] = (
+    TRANSACTION_TYPES
+    + tuple(v for t in TRANSACTION_TYPES for v in TYPE_VARIANTS[t])
+    + UNKNOWN_TRANSACTION_TYPES
+)
+CHANNEL_VOCABULARY: tuple[str, ...] = CHANNELS + tuple(
+    v for c in CHANNELS for v in CHANNEL_VARIANTS[c]
+)
+ATM_MCC_CODE = len(MCCS)  # index of the ATM's MCC in MCC_VOCABULARY (after the merchant ones)
+MCC_VOCABULARY: tuple[str, ...] = (*(f"{m[0]:04d}" for m in MCCS), f"{ATM_MCC:04d}")
+for _vocabulary in (TYPE_VOCABULARY, CHANNEL_VOCABULARY, MCC_VOCABULARY, CITY_NAMES, UF_CODES):
+    if len(set(_vocabulary)) != len(_vocabulary):
+        raise ValueError("a raw vocabulary lists a value twice")
+TYPE_VOCABULARY_ARRAY: pa.Array = pa.array(TYPE_VOCABULARY, pa.string())
+CHANNEL_VOCABULARY_ARRAY: pa.Array = pa.array(CHANNEL_VOCABULARY, pa.string())
+MCC_VOCABULARY_ARRAY: pa.Array = pa.array(MCC_VOCABULARY, pa.string())
+UF_ARRAY: pa.Array = pa.array(UF_CODES, pa.string())
+
 REPORT_CHANNELS: tuple[str, ...] = ("chargeback", "med", "customer_contact")
 CHARGEBACK, MED, CUSTOMER_CONTACT = range(3)
 REPORT_CHANNEL_ARRAY: pa.Array = pa.array(REPORT_CHANNELS, pa.string())

@@ -78,13 +78,20 @@ class TxBatch:
 
     @classmethod
     def build(cls, n: int, **columns: np.ndarray | int) -> TxBatch:
-        """A batch of n rows; omitted columns get neutral defaults (no device, no MCC...)."""
+        """A batch of n rows; omitted columns get neutral defaults (no device, no MCC...).
+
+        Arrays already of the column's dtype are taken as they are, not copied: the caller
+        hands them over (a batch is never modified in place once built).
+        """
         defaults = cls()
         values = {}
         for f in fields(cls):
             dtype = getattr(defaults, f.name).dtype
-            value = columns.pop(f.name, NO_MCC if f.name == "mcc" else 0)
-            values[f.name] = np.broadcast_to(np.asarray(value), (n,)).astype(dtype)
+            value = np.asarray(columns.pop(f.name, NO_MCC if f.name == "mcc" else 0))
+            if value.shape == (n,):
+                values[f.name] = value.astype(dtype, copy=False)
+            else:
+                values[f.name] = np.broadcast_to(value, (n,)).astype(dtype)
         if columns:
             raise TypeError(f"unknown TxBatch columns {sorted(columns)}")
         return cls(**values)
@@ -94,6 +101,11 @@ class TxBatch:
 
     @staticmethod
     def concat(batches: list[TxBatch]) -> TxBatch:
+        """One batch of all rows, in order; a lone non-empty batch is returned as is (no
+        copy: most days have no salary batch to append)."""
+        non_empty = [b for b in batches if len(b)]
+        if len(non_empty) == 1:
+            return non_empty[0]
         return TxBatch(
             **{
                 f.name: np.concatenate([getattr(b, f.name) for b in batches])
@@ -143,15 +155,26 @@ def day_factor(day: date) -> float:
 # --- Legit generation ------------------------------------------------------------------------
 
 
+def _component(x: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
+    """searchsorted(cumulative, x, side="right") for x below cumulative[-1], as a sum of
+    comparisons: several times faster for a handful of mixture components."""
+    comp = np.zeros(x.size, np.intp)
+    for bound in cumulative[:-1]:
+        comp += bound <= x
+    return comp
+
+
 def hours_of_day(rng: np.random.Generator, night_pref: np.ndarray) -> np.ndarray:
     """Seconds since midnight: day-time mixture, or night (00:00-06:00) with the customer's
     own propensity for night activity."""
     n = night_pref.size
-    comp = np.searchsorted(_HOUR_CUM, rng.random(n) * _HOUR_CUM[-1], side="right")
-    hours = rng.normal(_HOUR_CENTRE[comp], _HOUR_SD[comp])
+    comp = _component(rng.random(n) * _HOUR_CUM[-1], _HOUR_CUM)
+    # centre + sd * standard normal is exactly what normal(centre, sd) draws, without its
+    # per-element parameter broadcasting (the same numbers, several times faster).
+    hours = _HOUR_CENTRE[comp] + _HOUR_SD[comp] * rng.standard_normal(n)
     hours = np.where(hours < 6.0, 12.0 - hours, hours) % 24.0  # reflect off dawn, wrap midnight
     night = rng.random(n) < night_pref
-    hours = np.where(night, rng.uniform(0.0, 6.0, n), hours)
+    hours = np.where(night, rng.random(n) * 6.0, hours)  # uniform(0, 6), same draws
     return np.minimum((hours * 3600).astype(np.int64), 86_399)
 
 
@@ -160,9 +183,11 @@ def lognormal_cents(
 ) -> np.ndarray:
     """Heavy-tailed amounts: lognormal around median*scale, plus a rare Pareto kicker."""
     n = median.size
-    value = median * scale * np.exp(sigma * rng.normal(size=n))
-    kicker = rng.random(n) < 0.01
-    value = np.where(kicker, value * (1.0 + np.minimum(rng.pareto(1.3, n), 60.0)), value)
+    value = median * scale * np.exp(sigma * rng.standard_normal(n))
+    kicker = np.flatnonzero(rng.random(n) < 0.01)
+    # A Pareto draw for every row, as ever: fraud scenarios share this stream, and drawing
+    # only for the 1% kicked would shift every fraud draw after it.
+    value[kicker] *= 1.0 + np.minimum(rng.pareto(1.3, n)[kicker], 60.0)
     return np.clip(np.round(value * 100), 1, MAX_CENTS).astype(np.int64)
 
 
@@ -191,8 +216,10 @@ def _everyday(
     c = pop.customers
     n = cust.size
     seg = c["segment"][cust]
-    ttype = (rng.random(n)[:, None] > _TYPE_CUM[seg]).sum(axis=1)
-    ttype = np.minimum(ttype, ref.TED)
+    u = rng.random(n)
+    ttype = np.zeros(n, np.intp)  # PIX, DEBIT, CREDIT, BOLETO, TED by the segment's mix
+    for k in range(_TYPE_CUM.shape[1] - 1):
+        ttype += u > _TYPE_CUM[seg, k]
     has_card = pop.card_usable()[cust]
     ttype[(ttype == ref.CREDIT) & ~has_card] = ref.DEBIT
     direction = (rng.random(n) < _INBOUND_P[seg, ttype]).astype(np.int8)
@@ -273,7 +300,8 @@ def _everyday(
     median = np.where(atm, 150.0, median)
     sigma = np.where(card, 0.7, _TRANSFER_SIGMA[ttype])
     sigma = np.where(atm, 0.6, sigma)
-    scale = c["amount_scale"][cust] ** np.where(card, 0.6, 1.0)
+    # Card tickets grow slower with wealth; the power is taken once per customer.
+    scale = np.where(card, (c["amount_scale"] ** 0.6)[cust], c["amount_scale"][cust])
     cents = lognormal_cents(rng, median, sigma, scale)
     cents = np.where(atm, np.maximum(np.round(cents / 1000) * 1000, 2000), cents)
 
@@ -291,7 +319,8 @@ def _everyday(
     income = c["income"][cust]
     decline_p = _DECLINE_P[ttype] + np.where(cents > income * 100, 0.08, 0.0)
     status = np.where(~inbound & (rng.random(n) < decline_p), ref.DECLINED, ref.APPROVED)
-    acct = np.where(is_credit, c["card"][cust], c["checking"][cust])
+    acct = c["checking"][cust]
+    acct[is_credit] = c["card"][cust[is_credit]]
     return TxBatch.build(
         n,
         cust=cust,
@@ -344,15 +373,18 @@ def _salaries(
 
 
 def counterparty_text(batch: TxBatch) -> pa.Array:
+    """Each row's counterparty as text, by kind (PIX keys, terminals, ATMs, merchants,
+    bank accounts, boleto issuers), scattered back to row order in one `take`."""
     pieces: list[tuple[np.ndarray, pa.Array]] = []
     renderers = {
-        CP_PIX: fmt.pix_keys,
         CP_TERMINAL: fmt.terminal_ids,
         CP_ATM: fmt.atm_ids,
         CP_MERCHANT: fmt.merchant_ids,
         CP_BANK_ACCOUNT: fmt.bank_accounts,
         CP_ISSUER: fmt.issuer_ids,
     }
+    pix = np.flatnonzero(batch.cp_kind == CP_PIX)
+    pieces.extend((pix[rows], text) for rows, text in fmt.pix_key_pieces(batch.cp[pix]))
     for kind, render in renderers.items():
         rows = np.flatnonzero(batch.cp_kind == kind)
         if rows.size:
@@ -360,33 +392,90 @@ def counterparty_text(batch: TxBatch) -> pa.Array:
     return fmt.scatter(len(batch), pieces)
 
 
-def mcc_text(mcc: np.ndarray) -> pa.Array:
-    code = np.where(mcc == ATM_MCC_INDEX, ref.ATM_MCC, ref.MCC_CODES[np.maximum(mcc, 0)])
-    return fmt.fixed_width(mcc.size, fmt.digits(code, 4), null_mask=mcc == NO_MCC)
+def time_order(sec: np.ndarray) -> np.ndarray:
+    """The stable order of rows by second of the day (transaction ids follow event time).
+
+    numpy's radix sort of the low 16 bits, then a stable split on the 17th bit, instead of
+    a comparison sort of int64: the same permutation, about three times faster.
+    """
+    sec = np.asarray(sec, dtype=np.int64)
+    low = np.argsort((sec & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (sec[low] >> 16).astype(bool)  # 86,399 < 2**17: the high part is one bit
+    return np.concatenate([low[~high], low[high]])
 
 
-def transactions_table(batch: TxBatch, day: date, pop: Population) -> pa.Table:
-    """Raw transaction rows for `batch` (already in id order) of event day `day`."""
+def transaction_ids(day: date, seq: np.ndarray) -> pa.Array:
+    """'T' + event day + the 9-digit number of the transaction within that day."""
+    seq = np.asarray(seq)
+    return fmt.fixed_width(seq.size, f"T{day:%Y%m%d}", fmt.digits(seq, 9))
+
+
+# The low-cardinality columns, built as dictionary arrays over these vocabularies.
+VOCABULARIES: dict[str, pa.Array] = {
+    "transaction_type": ref.TYPE_VOCABULARY_ARRAY,
+    "channel": ref.CHANNEL_VOCABULARY_ARRAY,
+    "direction": ref.DIRECTION_ARRAY,
+    "merchant_category_code": ref.MCC_VOCABULARY_ARRAY,
+    "city": ref.CITY_NAME_ARRAY,
+    "state": ref.UF_ARRAY,
+    "status": ref.STATUS_ARRAY,
+}
+
+
+def transactions_table(
+    batch: TxBatch, day: date, customer_numbers: np.ndarray, seq: np.ndarray
+) -> pa.Table:
+    """Raw transaction rows for `batch` of event day `day`; `customer_numbers` and `seq`
+    (the transaction's number within the day: its id) go with each row. Low-cardinality
+    columns are dictionary arrays over `VOCABULARIES` (text to every reader); the others
+    are built as single byte buffers."""
     n = len(batch)
-    seq = np.arange(1, n + 1)
-    city = batch.city.astype(np.int64)
+    mcc = batch.mcc.astype(np.int64)
+    mcc_code = np.where(mcc == ATM_MCC_INDEX, ref.ATM_MCC_CODE, np.maximum(mcc, 0))
+    vocabulary = VOCABULARIES
     return pa.table(
         {
-            "transaction_id": fmt.fixed_width(n, f"T{day:%Y%m%d}", fmt.digits(seq, 9)),
+            "transaction_id": transaction_ids(day, seq),
             "account_id": fmt.ids("A", batch.acct, 8),
-            "customer_id": fmt.ids("C", pop.customers["cust_no"][batch.cust], 7),
+            "customer_id": fmt.ids("C", customer_numbers, 7),
             "event_ts": fmt.timestamps_on(day, batch.sec),
-            "transaction_type": ref.TYPE_ARRAY.take(pa.array(batch.ttype)),
-            "channel": ref.CHANNEL_ARRAY.take(pa.array(batch.channel)),
-            "direction": ref.DIRECTION_ARRAY.take(pa.array(batch.direction)),
+            "transaction_type": fmt.dictionary(batch.ttype, vocabulary["transaction_type"]),
+            "channel": fmt.dictionary(batch.channel, vocabulary["channel"]),
+            "direction": fmt.dictionary(batch.direction, vocabulary["direction"]),
             "amount": fmt.amounts(batch.cents),
             "counterparty_key": counterparty_text(batch),
-            "merchant_category_code": mcc_text(batch.mcc.astype(np.int64)),
+            "merchant_category_code": fmt.dictionary(
+                mcc_code, vocabulary["merchant_category_code"], null_mask=mcc == NO_MCC
+            ),
             "device_id": fmt.fixed_width(
                 n, "dv-", fmt.Hex(batch.device, 14), null_mask=batch.device == 0
             ),
-            "city": ref.CITY_NAME_ARRAY.take(pa.array(city)),
-            "state": ref.CITY_UF_ARRAY.take(pa.array(city)),
-            "status": ref.STATUS_ARRAY.take(pa.array(batch.status)),
+            "city": fmt.dictionary(batch.city, vocabulary["city"]),
+            "state": fmt.dictionary(ref.CITY_UF[batch.city], vocabulary["state"]),
+            "status": fmt.dictionary(batch.status, vocabulary["status"]),
         }
     )
+
+
+def as_text(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns decoded to plain text (what generator state stores)."""
+    return pa.table(
+        {
+            name: column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+
+
+def encoded_like(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Text rows (carried from earlier days) in the column types of `schema`: dictionary
+    columns are encoded over `VOCABULARIES`, the very arrays today's rows use, so the
+    file's chunks share one dictionary."""
+    columns = {}
+    for column_field in schema:
+        name, kind = column_field.name, column_field.type
+        column = table[name]
+        if pa.types.is_dictionary(kind):
+            column = fmt.encode(column, VOCABULARIES[name], kind.index_type)
+        columns[name] = column.cast(kind)
+    return pa.table(columns, schema=schema)

@@ -21,6 +21,7 @@ import pytest
 
 from python_jobs.generate import GenerationResult, GeneratorConfig, GeneratorError, generate
 from python_jobs.generate import reference as ref
+from python_jobs.generate import run as run_module
 from python_jobs.generate.faults import FEED_FAULTS
 from python_jobs.generate.fraud import SCENARIOS
 from python_jobs.lake.layout import Lake, partition_date
@@ -196,6 +197,49 @@ def test_raw_layout_and_ingestion_metadata(main_lake: tuple[Lake, GenerationResu
             assert stamps == {day.isoformat()}
             total += len(rows)
         assert total == manifest(lake)["totals"][feed.name]["rows_written"], feed.name
+
+
+def test_low_cardinality_transaction_text_is_dictionary_encoded(
+    main_lake: tuple[Lake, GenerationResult],
+) -> None:
+    """Types, channels, cities... are written as Parquet dictionaries straight from the
+    generator's indices; ids, keys and amounts plain. Readers see text either way."""
+    path = main_lake[0].raw_files(TRANSACTIONS)[3]
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    dictionary = {
+        meta.column(i).path_in_schema
+        for i in range(meta.num_columns)
+        if "RLE_DICTIONARY" in meta.column(i).encodings
+    }
+    assert dictionary == {
+        "transaction_type",
+        "channel",
+        "direction",
+        "merchant_category_code",
+        "city",
+        "state",
+        "status",
+        "_source_file",
+    }
+    assert pq.read_table(path).schema.equals(TRANSACTIONS.schema)
+
+
+@pytest.mark.parametrize("stage", ["render", "write"])
+def test_a_failure_in_a_background_stage_fails_the_run(
+    stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering and writing run on other threads: their errors must still stop the run,
+    before the state (the commit point of a run) is saved."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(f"{stage} failed")
+
+    target = "transactions_table" if stage == "render" else "write_raw"
+    monkeypatch.setattr(run_module, target, broken)
+    lake = Lake(tmp_path / "lake")
+    with pytest.raises(OSError, match=f"{stage} failed"):
+        generate(lake, replace(SMALL, days=3))
+    assert not (lake.generator_state / "state.json").exists()
 
 
 # --- Population ------------------------------------------------------------------------------

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from datetime import date, datetime
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from python_jobs.lake.layout import Lake, partition_date
 from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
 from python_jobs.lake.validate import problem_with, validate_lake
-from python_jobs.lake.writer import RawFileConflict, write_raw
-from python_jobs.tests.conftest import transaction_rows
+from python_jobs.lake.writer import STATISTICS_COLUMNS, RawFileConflict, write_raw
+from python_jobs.tests.conftest import customer_rows, transaction_rows
 
 DAY = date(2026, 11, 1)
 
@@ -127,3 +131,85 @@ def test_file_outside_a_dated_partition_is_a_problem(lake: Lake) -> None:
     path.parent.mkdir(parents=True)
     pq.write_table(transaction_rows(DAY, 1), path)
     assert "partition" in (problem_with(path, TRANSACTIONS) or "")
+
+
+# --- How raw files are encoded ---------------------------------------------------------------
+
+
+def test_dictionary_text_columns_are_written_as_dictionaries_and_read_back_as_text(
+    lake: Lake,
+) -> None:
+    """A producer may hand low-cardinality text as Arrow dictionary arrays (the generator
+    does): Parquet stores dictionary pages straight from the indices, and every reader
+    still sees the contract's plain strings."""
+    rows = transaction_rows(DAY, 4)
+    for name in ("transaction_type", "channel", "city"):
+        rows = rows.set_column(
+            rows.schema.get_field_index(name), name, pc.dictionary_encode(rows[name])
+        )
+    path = write_raw(
+        lake, TRANSACTIONS, DAY, rows, batch="0001", ingested_at=datetime(2026, 11, 1, 2)
+    )
+    table = pq.read_table(path)
+    assert table.schema.equals(TRANSACTIONS.schema)
+    assert table["city"].to_pylist() == ["São Paulo"] * 4
+    assert problem_with(path, TRANSACTIONS, lake) is None
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert "RLE_DICTIONARY" in columns["channel"].encodings
+    assert "RLE_DICTIONARY" not in columns["counterparty_key"].encodings  # ids: plain
+    assert {c.compression for c in columns.values()} == {"ZSTD"}
+    with_stats = {name for name, c in columns.items() if c.is_stats_set}
+    assert with_stats == set(STATISTICS_COLUMNS)
+    con = duckdb.connect()
+    described = con.execute(f"describe select * from read_parquet('{path}')").fetchall()
+    kinds = {row[0]: row[1] for row in described}
+    assert kinds["channel"] == "VARCHAR" and kinds["_ingested_at"] == "TIMESTAMP"
+
+
+TRICKY = ['quote " in', "back\\slash", "tab\tnew\nline\x01", "acentuação", "", None, "\u2028x"]
+
+
+def test_json_lines_escape_every_string_and_keep_types(lake: Lake) -> None:
+    """The JSON writer builds lines column-wise: quotes, backslashes, control characters
+    and line separators are escaped, nulls are null, a float stays a float."""
+    n = len(TRICKY)
+    rows = customer_rows(DAY).take([0] * n)
+    rows = rows.set_column(0, "customer_id", pa.array(TRICKY, pa.string()))
+    rows = rows.set_column(
+        rows.schema.get_field_index("monthly_income"),
+        "monthly_income",
+        pa.array([5000.0, 1967.13, None, float("nan"), 1e21, 0.1, -2.5]),
+    )
+    address = [{"state": "SP", "city": 'a "b"'}, None, *[{"state": None, "city": "X"}] * (n - 2)]
+    rows = rows.set_column(rows.schema.get_field_index("address"), "address", pa.array(address))
+    path = write_raw(lake, CUSTOMERS, DAY, rows, batch="0001", ingested_at=datetime(2026, 11, 1))
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    assert lines[-1] == "" and len(lines) == n + 1  # one object per line, \n-terminated
+    records = [json.loads(line) for line in lines[:-1]]
+    assert [r["customer_id"] for r in records] == TRICKY
+    assert [r["monthly_income"] for r in records] == [5000.0, 1967.13, None, None, 1e21, 0.1, -2.5]
+    assert '"monthly_income":5000.0,' in lines[0]  # not 5000: it stays a float
+    assert [r["address"] for r in records] == address
+    assert records[3]["_ingested_at"] == "2026-11-01 00:00:00" and records[3]["_source_row"] == 3
+    assert problem_with(path, CUSTOMERS, lake) is None
+    read = (
+        duckdb.connect()
+        .execute(
+            f"select customer_id, monthly_income, address.city from read_json('{path}', "
+            "format = 'newline_delimited', columns = {'customer_id': 'VARCHAR', "
+            "'monthly_income': 'DOUBLE', 'address': 'STRUCT(state VARCHAR, city VARCHAR)'})"
+        )
+        .fetchall()
+    )
+    assert [r[0] for r in read] == TRICKY and read[0][1:] == (5000.0, 'a "b"')
+
+
+def test_json_files_are_byte_identical_for_equal_tables(lake: Lake, tmp_path: Path) -> None:
+    """No time or file name in the gzip header: a deterministic re-run writes the same bytes."""
+    other = Lake(tmp_path / "other")
+    stamp = datetime(2026, 11, 1, 2)
+    first = write_raw(lake, CUSTOMERS, DAY, customer_rows(DAY), batch="0001", ingested_at=stamp)
+    second = write_raw(other, CUSTOMERS, DAY, customer_rows(DAY), batch="0001", ingested_at=stamp)
+    assert first.read_bytes() == second.read_bytes()
