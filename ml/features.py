@@ -4,8 +4,9 @@ dbt computes every feature in SQL (models/curated/ml_features.sql); training and
 read them by these names, in this order. A model's metadata records the list it was
 trained on, and loading refuses a model whose list differs from the mart's.
 
-Windows are "previous N days": (event_ts - N days, event_ts], always EXCLUDING the current
-transaction itself (it describes the history the transaction arrives into). Fraud
+Windows are "previous N days" (or hours): (event_ts - N days, event_ts], always EXCLUDING the
+current transaction itself (it describes the history the transaction arrives into); the one
+maximum (amount_ratio_to_max_30d) looks only at strictly earlier transactions. Fraud
 information counts only reports with reported_at <= the transaction's event_ts.
 """
 
@@ -72,6 +73,25 @@ FEATURES: tuple[str, ...] = (
     "cust_inbound_new_sender_count_7d",
     "cust_inbound_amount_1d",
     "outbound_to_inbound_ratio_1d",  # amount / cust_inbound_amount_1d for outbound, else 0
+    # card testing: bursts within the hour
+    "cust_tx_count_1h",
+    "cust_declined_count_1h",
+    # social engineering: amount against the largest earlier one of the same type/direction
+    "amount_ratio_to_max_30d",  # null without an earlier one (strictly earlier, 30 days)
+    # account takeover: how new the device is for the customer, shared with other customers
+    "cust_device_seconds_since_first_use",  # null when no device
+    "device_other_customers_30d",  # other customers who started using the device
+    # compromised terminals and fraud rings' keys: the counterparty's customers
+    "cp_new_customer_count_1d",  # customers there for the first time ever
+    "cust_same_state_share_30d",  # share of the customer's transactions in this state (UF)
+    "cp_unusual_state_share_1d",  # share there made away from the customer's usual states
+    # mule: new senders within the day
+    "cust_inbound_new_sender_count_1d",
 )
 
 WINDOW_DAYS: tuple[int, ...] = (1, 7, 30)
+
+# Days of lake history a feature needs to be mature, where its name does not say it (ml/drift.py
+# reads the window from the name otherwise): the unusual-state share looks, over the
+# counterparty's previous day, at each of those transactions' own previous 30 days.
+HISTORY_DAYS: dict[str, int] = {"cp_unusual_state_share_1d": 31}

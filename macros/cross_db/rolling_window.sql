@@ -2,27 +2,37 @@
     event_ts], the contract in ml/features.py. A row exactly N days earlier is out; rows at the
     same instant as the current one are in. Written once here, for DuckDB and Athena (Trino).
 
-    rolling_window(partition_by, order_by, days): the `over (...)` clause of that frame. RANGE
-    frames with an interval offset would include the row exactly N days earlier, so both
-    engines order by epoch milliseconds and stop 1 ms short of N days. The frame still holds
-    the current row: callers subtract it (sum_over_previous_days does). -#}
-{% macro rolling_window(partition_by, order_by, days) -%}
-    {{ return(adapter.dispatch('rolling_window', 'banklake')(partition_by, order_by, days)) }}
+    rolling_window(partition_by, order_by, days, hours=0, strictly_earlier=false): the
+    `over (...)` clause of that frame, N = days + hours. RANGE frames with an interval offset
+    would include the row exactly N earlier, so both engines order by epoch milliseconds and
+    stop 1 ms short of N. The frame still holds the current row: callers subtract it
+    (sum_over_previous_days does). strictly_earlier ends the frame 1 ms before the current
+    row instead, for aggregates that cannot subtract it (max): rows at the same instant are
+    then out too. -#}
+{% macro rolling_window(partition_by, order_by, days, hours=0, strictly_earlier=false) -%}
+    {{ return(adapter.dispatch('rolling_window', 'banklake')(
+        partition_by, order_by, days, hours, strictly_earlier
+    )) }}
 {%- endmacro %}
 
-{% macro default__rolling_window(partition_by, order_by, days) -%}
+{% macro _rolling_window_frame(days, hours, strictly_earlier) -%}
+    range between {{ (days * 24 + hours) * 3600000 - 1 }} preceding
+        and {{ '1 preceding' if strictly_earlier else 'current row' }}
+{%- endmacro %}
+
+{% macro default__rolling_window(partition_by, order_by, days, hours=0, strictly_earlier=false) -%}
     over (
         partition by {{ partition_by }}
         order by epoch_ms({{ order_by }})
-        range between {{ days * 86400000 - 1 }} preceding and current row
+        {{ _rolling_window_frame(days, hours, strictly_earlier) }}
     )
 {%- endmacro %}
 
-{% macro athena__rolling_window(partition_by, order_by, days) -%}
+{% macro athena__rolling_window(partition_by, order_by, days, hours=0, strictly_earlier=false) -%}
     over (
         partition by {{ partition_by }}
         order by date_diff('millisecond', timestamp '1970-01-01 00:00:00', {{ order_by }})
-        range between {{ days * 86400000 - 1 }} preceding and current row
+        {{ _rolling_window_frame(days, hours, strictly_earlier) }}
     )
 {%- endmacro %}
 

@@ -54,7 +54,7 @@ def test_booster_learns_the_signal_deterministically(
     assert np.array_equal(scores, predict(second.booster, test_x))
     assert first.booster.num_boosted_rounds() == first.best_iteration + 1  # trimmed
     contribs = contributions(first.booster, test_x)
-    assert contribs.shape == (len(s.test), 38)
+    assert contribs.shape == (len(s.test), len(FEATURES))
     # contributions add up (with the bias) to the log-odds of the score
     bias = first.booster.predict(
         xgb.DMatrix(test_x[:5], feature_names=first.booster.feature_names),
@@ -65,7 +65,7 @@ def test_booster_learns_the_signal_deterministically(
 
 
 def test_no_known_fraud_is_refused_with_a_reason() -> None:
-    x = np.zeros((10, 38), dtype=np.float32)
+    x = np.zeros((10, len(FEATURES)), dtype=np.float32)
     with pytest.raises(ValueError, match="no fraud label is known"):
         fit_booster(x, np.zeros(10, bool), x, np.ones(10, bool), FAST)
     # a validation slice without a known fraud: fine for log loss, not for average precision

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.artifacts import load_champion
+from ml.features import FEATURES
 from ml.layout import MlLayout
 from ml.monitor import monitor
 from ml.score import SCORES_SCHEMA, score_day
@@ -60,7 +61,7 @@ def test_train_score_monitor_on_the_dbt_mart_and_read_back_by_dbt(tmp_path: Path
     assert set(table["model_version"].to_pylist()) == {load_champion(layout).version}
 
     report = monitor(layout)
-    assert report.day == last and len(report.feature_psi) == 38
+    assert report.day == last and len(report.feature_psi) == len(FEATURES)
 
     # dbt reads the scores file back through its source: the file contract holds
     read_back = run_dbt(

@@ -1,14 +1,17 @@
 -- The fraud model's features: one row per accepted transaction, from what was knowable at its
--- event_ts. Windows are the previous 1/7/30 days, (event_ts - N days, event_ts], without the
--- transaction itself; counterparty frauds count only reports made by event_ts. Columns and
--- their order are the contract in ml/features.py (keys, labels, features).
+-- event_ts. Windows are the previous hour or 1/7/30 days, (event_ts - N, event_ts], without
+-- the transaction itself (window frames, never self-joins: macros/cross_db/rolling_window.sql,
+-- macros/features/windows.sql); counterparty frauds count only reports made by event_ts.
+-- Columns and their order are the contract in ml/features.py (keys, labels, features).
 --
 -- Incremental: a run recomputes the days from the earliest of (last featured day - lookback,
 -- day of any transaction not featured yet, day of any fraud report not reflected yet), reading
--- var('feature_lookback_days') days of history before that for the windows. Older rows keep
--- their features (they depend only on the past), but their label columns are the label as
--- known now: rows whose stored label differs from fct_transactions' are re-written with the
--- stored features and the new label.
+-- var('feature_lookback_days') + 1 days of history before that for the windows (one day more
+-- than the longest window: cp_unusual_state_share_1d looks, over the counterparty's previous
+-- day, at each of those transactions' own previous 30 days). Older rows keep their features
+-- (they depend only on the past), but their label columns are the label as known now: rows
+-- whose stored label differs from fct_transactions' are re-written with the stored features
+-- and the new label.
 {{ config(
     materialized='incremental',
     incremental_strategy=incremental_strategy(),
@@ -36,6 +39,12 @@
     'cp_fraud_rate_30d',
     'cust_inbound_count_1d', 'cust_inbound_new_sender_count_7d',
     'cust_inbound_amount_1d', 'outbound_to_inbound_ratio_1d',
+    'cust_tx_count_1h', 'cust_declined_count_1h',
+    'amount_ratio_to_max_30d',
+    'cust_device_seconds_since_first_use', 'device_other_customers_30d',
+    'cp_new_customer_count_1d',
+    'cust_same_state_share_30d', 'cp_unusual_state_share_1d',
+    'cust_inbound_new_sender_count_1d',
 ] %}
 
 {#- Incremental runs: where to start, computed before the run so that the filters below are
@@ -76,7 +85,7 @@
         select
             cast(recompute_from as varchar) as recompute_from,
             cast(
-                cast({{ dbt.dateadd('day', -1 * var('feature_lookback_days'), 'recompute_from') }} as date)
+                cast({{ dbt.dateadd('day', -1 * (var('feature_lookback_days') + 1), 'recompute_from') }} as date)
                 as varchar
             ) as history_from
         from first_day
@@ -169,10 +178,17 @@ enriched as (
         transactions.event_hour,
         transactions.is_night,
         transactions.is_weekend,
-        -- a missing counterparty gets a partition of its own: no counterparty history
+        transactions.state,
+        device_first_seen.first_event_ts as device_first_event_ts,
+        coalesce(transactions.status = 'declined', false) as is_declined,
+        -- a missing counterparty, device or state gets a partition of its own: no history
         coalesce(
             transactions.counterparty_key, 'no-counterparty:' || transactions.transaction_id
         ) as counterparty_partition,
+        coalesce(
+            transactions.device_id, 'no-device:' || transactions.transaction_id
+        ) as device_partition,
+        coalesce(transactions.state, 'no-state:' || transactions.transaction_id) as state_partition,
         coalesce(
             counterparty_first_seen.first_transaction_id = transactions.transaction_id, false
         ) as is_first_time_counterparty,
@@ -200,8 +216,6 @@ windowed as (
             {{ sum_over_previous_days('1', 'customer_id', days) }} as cust_tx_count_{{ days }}d,
             {{ sum_over_previous_days('amount_brl', 'customer_id', days) }}
                 as cust_amount_sum_{{ days }}d,
-            {{ sum_over_previous_days('1', 'counterparty_partition', days) }}
-                as cp_tx_count_{{ days }}d,
         {%- endfor %}
         {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30) }}
             as cust_amount_squares_30d,
@@ -212,6 +226,20 @@ windowed as (
         {{ sum_over_previous_days(
             '1', 'customer_id', 7, "direction = 'inbound' and is_first_time_counterparty"
         ) }} as cust_inbound_new_sender_count_7d,
+        {{ sum_over_previous_days(
+            '1', 'customer_id', 1, "direction = 'inbound' and is_first_time_counterparty"
+        ) }} as cust_inbound_new_sender_count_1d,
+        {{ sum_over_previous_hours('1', 'customer_id', 1) }} as cust_tx_count_1h,
+        {{ sum_over_previous_hours('1', 'customer_id', 1, 'is_declined') }}
+            as cust_declined_count_1h,
+        {{ max_over_earlier_days('amount_brl', 'customer_id, transaction_type, direction', 30) }}
+            as earlier_max_amount_30d,
+        -- customers whose first use of the device falls in the window; the customer's own
+        -- first use is taken out below
+        {{ sum_over_previous_days('1', 'device_partition', 30, 'is_new_device') }}
+            as device_new_customers_30d,
+        {{ sum_over_previous_days('1', 'customer_id, state_partition', 30) }}
+            as cust_same_state_count_30d,
         lag(event_ts) over (
             partition by customer_id order by event_ts, transaction_id
         ) as previous_event_ts_read
@@ -219,18 +247,48 @@ windowed as (
 
 ),
 
+-- a transaction in a state where its customer did nothing in the previous 30 days (but did
+-- something elsewhere)
+unusual_state as (
+
+    select
+        *,
+        coalesce(
+            state is not null and cust_tx_count_30d > 0 and cust_same_state_count_30d = 0, false
+        ) as is_unusual_state
+    from windowed
+
+),
+
+-- the counterparty's windows, all in one pass over its partition
+counterparty_windowed as (
+
+    select
+        *,
+        {%- for days in [1, 7, 30] %}
+            {{ sum_over_previous_days('1', 'counterparty_partition', days) }}
+                as cp_tx_count_{{ days }}d,
+        {%- endfor %}
+        {{ sum_over_previous_days('1', 'counterparty_partition', 1, 'is_first_time_counterparty') }}
+            as cp_new_customer_count_1d,
+        {{ sum_over_previous_days('1', 'counterparty_partition', 1, 'is_unusual_state') }}
+            as cp_unusual_state_count_1d
+    from unusual_state
+
+),
+
 current_rows as (
 
     select
-        windowed.*,
+        counterparty_windowed.*,
         coalesce(
-            windowed.previous_event_ts_read, earlier_activity.last_event_ts
+            counterparty_windowed.previous_event_ts_read, earlier_activity.last_event_ts
         ) as previous_event_ts
-    from windowed
+    from counterparty_windowed
     left join earlier_activity
-        on windowed.customer_id = earlier_activity.customer_id
+        on counterparty_windowed.customer_id = earlier_activity.customer_id
     {%- if is_incremental() %}
-        where windowed.event_date >= date '{{ recompute_from }}'
+        where counterparty_windowed.event_date >= date '{{ recompute_from }}'
     {%- endif %}
 
 ),
@@ -354,7 +412,47 @@ computed as (
                     cast(current_rows.amount_brl as double)
                     / nullif(cast(current_rows.cust_inbound_amount_1d as double), 0)
             else 0
-        end as outbound_to_inbound_ratio_1d
+        end as outbound_to_inbound_ratio_1d,
+
+        -- bursts within the hour (card testing)
+        cast(current_rows.cust_tx_count_1h as bigint) as cust_tx_count_1h,
+        cast(current_rows.cust_declined_count_1h as bigint) as cust_declined_count_1h,
+        -- amount against the largest earlier one of the same kind (social engineering)
+        cast(current_rows.amount_brl as double)
+        / nullif(cast(current_rows.earlier_max_amount_30d as double), 0) as amount_ratio_to_max_30d,
+        -- devices (account takeover): how new for the customer, shared with other customers
+        cast(
+            {{ dbt.datediff('current_rows.device_first_event_ts', 'current_rows.event_ts', 'second') }}
+            as bigint
+        ) as cust_device_seconds_since_first_use,
+        cast(
+            current_rows.device_new_customers_30d
+            - case
+                when
+                    current_rows.device_first_event_ts is not null
+                    and not current_rows.is_new_device
+                    and {{ is_within_previous_days(
+                        'current_rows.device_first_event_ts', 'current_rows.event_ts', 30
+                    ) }}
+                    then 1
+                else 0
+            end
+            as bigint
+        ) as device_other_customers_30d,
+        -- the counterparty's new customers and where they come from (compromised terminals)
+        cast(current_rows.cp_new_customer_count_1d as bigint) as cp_new_customer_count_1d,
+        case
+            when current_rows.state is not null
+                then
+                    cast(current_rows.cust_same_state_count_30d as double)
+                    / nullif(current_rows.cust_tx_count_30d, 0)
+        end as cust_same_state_share_30d,
+        cast(current_rows.cp_unusual_state_count_1d as double)
+        / nullif(current_rows.cp_tx_count_1d, 0) as cp_unusual_state_share_1d,
+        -- mule: new senders within the day
+        cast(
+            current_rows.cust_inbound_new_sender_count_1d as bigint
+        ) as cust_inbound_new_sender_count_1d
     from current_rows
     left join counterparty_frauds
         on current_rows.transaction_id = counterparty_frauds.transaction_id

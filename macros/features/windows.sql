@@ -1,0 +1,23 @@
+{#- Feature windows beyond sum_over_previous_days (macros/cross_db/rolling_window.sql), on the
+    same frames, for DuckDB and Athena alike. -#}
+
+{#- Sum of `expression` over the other rows of the partition in the previous `hours` hours,
+    (event_ts - N hours, event_ts], counting only rows where `condition` holds; the current
+    row is subtracted, as in sum_over_previous_days. -#}
+{% macro sum_over_previous_hours(expression, partition_by, hours, condition='true', order_by='event_ts') -%}
+    (
+        sum(case when {{ condition }} then {{ expression }} else 0 end)
+            {{ rolling_window(partition_by, order_by, 0, hours=hours) }}
+        - case when {{ condition }} then {{ expression }} else 0 end
+    )
+{%- endmacro %}
+
+
+{#- Largest `expression` among the partition's rows strictly earlier than the current one
+    within the previous `days` days, [event_ts - N days + 1 ms, event_ts - 1 ms], where
+    `condition` holds; null when there is none. Rows at the same instant are left out: a
+    maximum cannot subtract the current row. -#}
+{% macro max_over_earlier_days(expression, partition_by, days, condition='true', order_by='event_ts') -%}
+    max(case when {{ condition }} then {{ expression }} end)
+        {{ rolling_window(partition_by, order_by, days, strictly_earlier=true) }}
+{%- endmacro %}
