@@ -14,7 +14,7 @@ counts as (
     {%- for feed, processed in feeds.items() %}
         select
             '{{ feed }}' as feed,
-            (select count(*) from {{ source('raw', feed) }}) as raw_rows,
+            (select count(*) from {{ source_or_empty(source('raw', feed)) }}) as raw_rows,
             (select count(*) from {{ processed }}) as processed_rows,
             (
                 select count(*) from {{ ref('stg_duplicate_rows') }}

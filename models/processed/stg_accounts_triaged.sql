@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'accounts') }}
+    select * from {{ source_or_empty(source('raw', 'accounts')) }}
     {{ incremental_ingestion_filter() }}
 
 ),

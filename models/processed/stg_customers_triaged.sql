@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'customers') }}
+    select * from {{ source_or_empty(source('raw', 'customers')) }}
     {{ incremental_ingestion_filter() }}
 
 ),

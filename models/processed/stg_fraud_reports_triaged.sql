@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'fraud_reports') }}
+    select * from {{ source_or_empty(source('raw', 'fraud_reports')) }}
     {{ incremental_ingestion_filter() }}
 
 ),

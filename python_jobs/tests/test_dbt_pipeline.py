@@ -241,3 +241,20 @@ def test_daily_increment_equals_a_full_rebuild(built_lake: Lake, tmp_path: Path)
     assert outcome.success, outcome.failures
     rebuilt = table_digests(copy, "processed") | table_digests(copy, "curated")
     assert rebuilt == incremental
+
+
+def test_feeds_nothing_has_delivered_yet_build_empty(small_raw_lake: Lake) -> None:
+    """A young lake, or an import without labels: no account or fraud-report file exists.
+    The build goes through, those feeds are empty, and every raw row still reconciles."""
+    assert not (small_raw_lake.raw / "fraud_reports").exists()
+    assert not (small_raw_lake.raw / "accounts").exists()
+    outcome = build(small_raw_lake)
+    assert outcome.success and outcome.count("test", "fail", "error") == 0
+    counts = query(
+        small_raw_lake,
+        "select (select count(*) from processed.stg_fraud_reports), "
+        "(select count(*) from processed.stg_accounts), "
+        "(select count(*) from processed.stg_transactions), "
+        "(select count(*) from curated.fct_transactions where is_fraud_reported)",
+    )
+    assert counts == [(0, 0, 10, 0)]

@@ -7,7 +7,7 @@ with
 counts as (
 
     select
-        (select count(*) from {{ source_relation }}) as source_rows,
+        (select count(*) from {{ source_or_empty(source_relation) }}) as source_rows,
         (select count(*) from {{ model }}) as model_rows
 
 )
