@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # duckdb is imported where it is used: the SageMaker containe
 
 TABLE = "curated.ml_features"
 CONTRACT_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *LABEL_COLUMNS, *FEATURES)
-_STRING_KEYS = (
+STRING_KEYS = (
     "transaction_id",
     "customer_id",
     "account_id",
@@ -119,7 +119,7 @@ def load_features(
     row order. Features come back as float64."""
     select = ", ".join(
         [
-            *(f"cast({c} as varchar) as {c}" for c in _STRING_KEYS),
+            *(f"cast({c} as varchar) as {c}" for c in STRING_KEYS),
             "cast(event_ts as timestamp) as event_ts",
             "cast(event_date as date) as event_date",
             "cast(amount_brl as double) as amount_brl",
@@ -150,7 +150,7 @@ def normalize_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Contract order and types, whatever produced the frame (the mart, a test, SageMaker)."""
     check_contract(list(frame.columns))
     out = frame.loc[:, list(CONTRACT_COLUMNS)].copy()
-    for column in _STRING_KEYS:
+    for column in STRING_KEYS:
         out[column] = out[column].astype("string")
     out["label_scenario"] = out["label_scenario"].astype("string")
     out["event_ts"] = pd.to_datetime(out["event_ts"]).astype("datetime64[us]")

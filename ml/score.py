@@ -124,6 +124,19 @@ def score_day(
     if frame.empty:
         first, last = date_range(layout.features)
         raise ValueError(f"no transactions on {day} in the features (they cover {first}..{last})")
+    return score_features(layout, model, day, frame, now=now)
+
+
+def score_features(
+    layout: MlLayout,
+    model: LoadedModel,
+    day: date,
+    frame: pd.DataFrame,
+    *,
+    now: datetime | None = None,
+) -> ScoreResult:
+    """Scores `day`'s feature rows (load_features' shape, wherever they were read: the local
+    mart, or Athena through python_jobs/aws/athena_score.py) and writes that day's file."""
     frame = frame.sort_values("transaction_id", kind="stable").reset_index(drop=True)
     table, explanation = score_frame(model, frame, now or datetime.now(UTC))
     path = layout.scores_file(day)

@@ -135,7 +135,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from python_jobs.aws.s3_ingest import S3Location, ingest
 
     destination = S3Location.parse(args.to)
-    ingest(_lake(args), destination, scores=args.scores, dry_run=args.dry_run, say=print)
+    if args.force_champion and not args.model:
+        raise ValueError("--force-champion goes with --model")
+    if not (args.scores or args.monitoring or args.model):
+        ingest(_lake(args), destination, dry_run=args.dry_run, say=print)
+    if args.scores:
+        ingest(_lake(args), destination, scores=True, dry_run=args.dry_run, say=print)
+    if args.monitoring:
+        ingest(_lake(args), destination, monitoring=True, dry_run=args.dry_run, say=print)
+    if args.model:
+        ingest(
+            _lake(args),
+            destination,
+            model=True,
+            force_champion=args.force_champion,
+            dry_run=args.dry_run,
+            say=print,
+        )
     return 0
 
 
@@ -181,6 +197,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.target == "athena":
+        from python_jobs.aws.athena_score import score_on_athena_job
+
+        if args.date is None:
+            raise ValueError("--target athena needs --date YYYY-MM-DD (the day to score)")
+        print(score_on_athena_job(_lake(args), args.date, say=print).summary())
+        return 0
     from ml.jobs import score_job
 
     score_job(_lake(args), args.date, say=print)
@@ -295,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     s3_ingest = commands.add_parser(
-        "ingest", help="upload the raw partitions (or --scores) to s3://.../raw/"
+        "ingest",
+        help="upload the raw partitions (or --scores, --monitoring, --model) to s3://.../raw/",
     )
     _add_lake(s3_ingest)
     s3_ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
@@ -305,6 +329,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="upload the fraud scores (lake/processed/fraud_scores/) instead, to "
         "processed/fraud_scores/ beside the --to raw/ prefix, where `athena register` reads them",
+    )
+    s3_ingest.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="upload the monitoring reports (lake/monitoring/<day>.json) instead (with --scores: "
+        "as well), to monitoring/ beside the --to raw/ prefix, where `report --target athena` "
+        "reads model health; a day re-monitored since its upload is replaced",
+    )
+    s3_ingest.add_argument(
+        "--model",
+        action="store_true",
+        help="publish the local champion (with --scores/--monitoring: as well): its version "
+        "folder to models/fraud_xgb/<version>/ beside the --to raw/ prefix, verified, then the "
+        "pointer models/fraud_xgb/champion.json, where the daily pipeline's Score step reads it",
+    )
+    s3_ingest.add_argument(
+        "--force-champion",
+        action="store_true",
+        help="with --model: move the pointer even to a model older than the one it names "
+        "(a deliberate rollback)",
     )
     s3_ingest.set_defaults(handler=cmd_ingest)
 
@@ -373,6 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(score)
     score.add_argument(
         "--date", type=date.fromisoformat, default=None, help="day to score (default: the last)"
+    )
+    score.add_argument(
+        "--target",
+        choices=("duckdb", "athena"),
+        default="duckdb",
+        help="duckdb: features from the lake's DuckDB file (default); athena: from "
+        "<schema>_curated.ml_features through an Athena UNLOAD (needs --date and the README's "
+        "'Run on AWS' variables), scores written to --lake and uploaded beside "
+        "$BANKLAKE_S3_RAW_DIR",
     )
     score.set_defaults(handler=cmd_score)
 
@@ -446,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("transaction_id", help="a scored transaction, e.g. T20260924000000189")
     explain.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
     explain.set_defaults(handler=cmd_explain)
+
     return parser
 
 

@@ -48,8 +48,10 @@ DAILY_STEPS: tuple[PipelineStep, ...] = (
         local=("score_new_days",),
         state="Score",
         why="locally `banklake run` scores the new days with the champion (when there is "
-        "one); on AWS the state checks that the day's scores were uploaded (`banklake ingest "
-        "--scores`): ml/score.py reads its features from the local DuckDB file, not Athena",
+        "one) from the DuckDB file; on AWS the state runs `banklake score --target athena` "
+        "(python_jobs/aws/athena_score.py: the day's features UNLOADed from Athena, scored "
+        "with the same ml/score.py write path, uploaded with `banklake ingest --scores`' "
+        "rules), then rebuilds stg_fraud_scores+ on Athena for the Report",
     ),
     PipelineStep(
         "export curated",

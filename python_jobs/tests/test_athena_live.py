@@ -16,7 +16,10 @@ isolated from whatever the account already runs:
 3. `dbt build --target athena` runs twice (first build, then incremental merge), and after
    each `banklake summary --target athena` must equal the DuckDB summary: rows per feed and
    disposition, rejections by reason, every curated mart's row count, and the scores;
-4. the run's Glue databases and every object version under its S3 prefix are deleted, even
+4. a day is scored from Athena (`banklake score --target athena`: UNLOAD of the curated
+   ml_features, scored with a tiny champion, uploaded under the run's prefix) and the scores
+   must equal local scoring of the DuckDB mart's same day;
+5. the run's Glue databases and every object version under its S3 prefix are deleted, even
    when a step failed (Athena's query results stay in the work group's results bucket, which
    expires them).
 
@@ -359,3 +362,63 @@ def test_an_analysis_reports_its_cost(built, runner, capsys) -> None:
         patch.setenv("BANKLAKE_ATHENA_SCHEMA", built.config.schema)
         outcome = query(built.config, runner, Path("analyses/daily_kpis.sql"), max_rows=20)
     assert outcome.rows and "cost $" in capsys.readouterr().out
+
+
+def test_scoring_on_athena_equals_local_scoring(built, runner, tmp_path: Path) -> None:
+    """`banklake score --target athena` for real: Athena accepts the UNLOAD, writes the files
+    python_jobs/tests/test_athena_score.py only places, the scorer reads them back, scores,
+    uploads the day under the run's processed/fraud_scores/ and removes the unload prefix.
+    The scores equal local scoring of the DuckDB mart's same day with the same champion (a
+    tiny model trained on ml/tests' synthetic features: the path is compared, not the model);
+    scores to 1e-6, since the two engines may round a feature's last bit differently."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ml.layout import MlLayout
+    from ml.score import score_day
+    from ml.tests.conftest import FAST_TRAINING, TRAINED_AT, synthetic_features, write_features
+    from ml.train import train
+    from python_jobs.aws.athena_score import UNLOAD_PREFIX, score_on_athena
+    from python_jobs.aws.s3_ingest import S3Location, make_s3_client
+    from python_jobs.lake.layout import Lake
+
+    trained = MlLayout(Lake(tmp_path / "trained"))
+    write_features(trained.lake.database, synthetic_features())
+    train(trained, config=FAST_TRAINING, now=TRAINED_AT)
+    local, remote = MlLayout(Lake(tmp_path / "local")), MlLayout(Lake(tmp_path / "athena"))
+    for layout in (local, remote):
+        shutil.copytree(trained.models, layout.models)
+    shutil.copyfile(built.lake.database, local.lake.database)
+
+    import duckdb
+
+    con = duckdb.connect(str(local.lake.database), read_only=True)
+    try:  # not the day the synthetic scores were uploaded for (the last), so no conflict
+        (day,) = con.execute(
+            "select max(event_date) - interval 1 day from curated.ml_features"
+        ).fetchone()
+    finally:
+        con.close()
+    day = day.date() if hasattr(day, "date") else day
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    expected = pq.read_table(score_day(local, day, now=now).path).to_pandas()
+
+    s3 = make_s3_client(built.env)
+    result = score_on_athena(remote.lake, day, built.config, runner=runner, s3=s3, now=now)
+    assert result.score is not None and result.uploaded == 1
+    assert result.query is not None and result.query.bytes_scanned > 0
+    actual = pq.read_table(result.score.path).to_pandas()
+
+    assert list(actual.columns) == list(expected.columns)
+    exact = ["transaction_id", "customer_id", "event_ts", "model_version", "threshold"]
+    assert actual[exact].equals(expected[exact])
+    np.testing.assert_allclose(actual["score"], expected["score"], rtol=0, atol=1e-6)
+    near = (expected["score"] - expected["threshold"]).abs() < 1e-6
+    assert (actual["decision"] == expected["decision"])[~near].all()
+    same_reason = (actual["reason_1"] == expected["reason_1"]) | actual["reason_1"].isna()
+    assert same_reason.mean() >= 0.99
+    home = S3Location.parse(built.config.raw_location or "")
+    key = f"{home.scores_prefix}score_date={day.isoformat()}/scores.parquet"
+    assert s3.head_object(Bucket=home.bucket, Key=key)["ContentLength"] > 0
+    listed = s3.list_objects_v2(Bucket=home.bucket, Prefix=home.lake_prefix + UNLOAD_PREFIX)
+    assert listed.get("KeyCount", 0) == 0  # the unload prefix was removed after success

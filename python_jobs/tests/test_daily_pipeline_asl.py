@@ -165,14 +165,42 @@ def test_every_banklake_command_of_the_runner_exists_with_its_flags() -> None:
 
     buildspec = BUILDSPEC.read_text().replace("${BANKLAKE_DAY}", "2026-11-02")
     run = re.findall(r"\.venv/bin/banklake ([^>|;\n]+)", buildspec)
-    told = re.findall(r"'banklake (score [^']+)'", buildspec)
+    told = re.findall(r"'banklake ([a-z]+ [^']+)'", buildspec)
     assert any(line.startswith("summary --target athena") for line in run), run
     assert any(line.startswith("report --target athena") for line in run), run
-    assert told, "the score step no longer says how to score"
+    assert any(line.startswith("score --target athena") for line in run), run
     parser = build_parser()
     for line in [*run, *told]:
         args = parser.parse_args(shlex.split(line))
         assert args.handler, line
+
+
+def _score_branch() -> str:
+    buildspec = BUILDSPEC.read_text()
+    return buildspec[buildspec.index("          score)") : buildspec.index("          report)")]
+
+
+def test_the_score_state_scores_the_day_on_athena_then_rebuilds_what_reads_the_scores(
+    asl: dict[str, Any],
+) -> None:
+    """build -> score --target athena (which uploads with ingest --scores' rules) -> the
+    marts that read the scores -> report: the Report state sees the day's alerts."""
+    import shlex
+
+    from python_jobs.cli import build_parser
+
+    score = _score_branch()
+    lines = [line.strip() for line in score.splitlines() if line.strip()]
+    command = next(line for line in lines if line.startswith(".venv/bin/banklake score"))
+    line = command.removeprefix(".venv/bin/banklake ").replace("${BANKLAKE_DAY}", "2026-11-02")
+    args = build_parser().parse_args(shlex.split(line))
+    assert (args.target, str(args.date), args.lake) == ("athena", "2026-11-02", "lake")
+    rebuild = ".venv/bin/dbt build --target athena --select stg_fraud_scores+"
+    assert lines.index(command) < lines.index(rebuild)
+    # the champion comes from the lake bucket's models/ before anything is scored
+    champion = next(i for i, line in enumerate(lines) if "champion.json" in line and "cp" in line)
+    assert champion < lines.index(command)
+    assert "banklake score --target athena" in asl["States"]["Score"]["Comment"]
 
 
 def test_the_report_state_runs_the_summary_on_athena(asl: dict[str, Any]) -> None:

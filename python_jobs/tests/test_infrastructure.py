@@ -314,3 +314,41 @@ def test_the_runner_writes_the_report_with_the_assistants_settings(
     ]
     listed = runner["ListTheLakePrefixesDbtUses"]["Condition"]["StringLike"]["s3:prefix"]
     assert "monitoring/*" in listed
+
+
+def test_the_runner_may_do_what_the_athena_scorer_does(template: dict[str, Any]) -> None:
+    """`banklake score --target athena` in CodeBuild (python_jobs/aws/athena_score.py): the
+    table's columns from the catalog, an UNLOAD in the dbt work group into unload/ of the
+    lake bucket, the files read back and deleted, the champion read from models/, the scores
+    checked for and uploaded under processed/; leftovers of a failed run expire."""
+    from python_jobs.aws.athena_score import UNLOAD_PREFIX
+
+    runner = {s["Sid"]: s for s in _role_statements(template, "DbtRunnerRole")}
+
+    def allows(action: str, resource: dict[str, Any] | str) -> bool:
+        return any(
+            action in _listify(s["Action"]) and resource in _listify(s["Resource"])
+            for s in runner.values()
+            if s["Effect"] == "Allow"
+        )
+
+    workgroup = "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:workgroup/"
+    queries = runner["QueriesInTheDbtWorkGroupOnly"]
+    assert queries["Resource"] == {"Fn::Sub": workgroup + "${AthenaWorkGroup}"}
+    assert {"athena:StartQueryExecution", "athena:GetQueryExecution"} <= set(queries["Action"])
+    assert "athena:GetTableMetadata" in runner["ReadTheDataCatalog"]["Action"]
+    glue = runner["GlueTablesOfBanklakeDatabasesOnly"]
+    assert {"glue:GetTable", "glue:GetDatabase", "glue:GetPartitions"} <= set(glue["Action"])
+    unload = {"Fn::Sub": "${LakeBucket.Arn}/" + UNLOAD_PREFIX.split("/")[0] + "/*"}
+    for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject"):
+        assert allows(action, unload), action
+    assert allows("s3:GetBucketLocation", {"Fn::GetAtt": ["LakeBucket", "Arn"]})
+    listed = runner["ListTheLakePrefixesDbtUses"]["Condition"]["StringLike"]["s3:prefix"]
+    assert {"unload/*", "models/*", "processed/*"} <= set(listed)
+    assert allows("s3:GetObject", {"Fn::Sub": "${LakeBucket.Arn}/models/*"})
+    assert allows("s3:PutObject", {"Fn::Sub": "${LakeBucket.Arn}/processed/*"})
+    # nothing beyond unload/ is deletable by the scorer's statement
+    assert runner["ScorerUnloadPrefix"]["Resource"] == unload
+    rules = template["Resources"]["LakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    temporary = next(r for r in rules if r.get("Prefix") == "unload/")
+    assert temporary["ExpirationInDays"] <= 7 and temporary["Status"] == "Enabled"

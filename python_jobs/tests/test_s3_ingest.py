@@ -1,4 +1,4 @@
-"""`banklake ingest` (raw) and `banklake ingest --scores`: same layout on S3, idempotent,
+"""`banklake ingest` (raw), `--scores` and `--monitoring`: same layout on S3, idempotent,
 multipart, never overwrites (moto server)."""
 
 from __future__ import annotations
@@ -322,3 +322,413 @@ def test_the_s3_client_uses_the_athena_profile_and_region() -> None:
 
     client = make_s3_client({"AWS_REGION": "sa-east-1", "AWS_DEFAULT_REGION": "us-east-1"})
     assert client.meta.region_name == "sa-east-1"  # the same precedence as AthenaConfig
+
+
+def test_scores_of_given_days_only(scored_lake: Lake, s3: Any, bucket: str) -> None:
+    """What the Athena scorer uploads: the day it scored, not every local day."""
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    report = ingest(scored_lake, dest, scores=True, days=[date(2026, 11, 2)], s3=s3, say=_quiet)
+    assert [f.key for f in report.uploaded] == [
+        "processed/fraud_scores/score_date=2026-11-02/scores.parquet"
+    ]
+    with pytest.raises(ValueError, match="not raw files"):
+        ingest(scored_lake, dest, days=[date(2026, 11, 2)], s3=s3, say=_quiet)
+
+
+# --- the monitoring reports (`--monitoring`) ---------------------------------------------------
+
+
+def _write_report(lake: Lake, day: date, alert_rate: float) -> Path:
+    from ml.layout import MlLayout
+
+    path = MlLayout(lake).monitoring_file(day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"day": day.isoformat(), "alert_rate": alert_rate}))
+    return path
+
+
+@pytest.fixture
+def monitored_lake(small_raw_lake: Lake) -> Lake:
+    for day in (date(2026, 11, 1), date(2026, 11, 2)):
+        _write_report(small_raw_lake, day, 0.01)
+    folder = small_raw_lake.root / "monitoring"
+    (folder / ".2026-11-03.json.tmp-9").write_text("{")  # a writer's temporary file
+    (folder / "notes.json").write_text("{}")  # not a day's report
+    return small_raw_lake
+
+
+def test_monitoring_goes_where_the_athena_report_reads_model_health(
+    monitored_lake: Lake, s3: Any, bucket: str
+) -> None:
+    from python_jobs.assistant.report_facts import S3Monitoring, monitoring_for
+
+    raw_url = f"s3://{bucket}/banklake/raw/"
+    dest = S3Location.parse(raw_url)
+    lines: list[str] = []
+    first = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=lines.append)
+    expected = [f"banklake/monitoring/2026-11-0{d}.json" for d in (1, 2)]
+    assert sorted(f.key for f in first.uploaded) == expected == keys(s3, bucket)
+    head = s3.head_object(Bucket=bucket, Key=expected[0])
+    assert head["ContentType"] == "application/json"
+    local = (monitored_lake.root / "monitoring/2026-11-01.json").read_bytes()
+    assert head["Metadata"]["sha256"] == hashlib.sha256(local).hexdigest()
+    assert lines[-1].endswith(f"-> s3://{bucket}/banklake/monitoring/")
+    # the Athena report's reader finds them at the same place
+    reports = monitoring_for("athena", monitored_lake, {"BANKLAKE_S3_RAW_DIR": raw_url}, s3=s3)
+    assert isinstance(reports, S3Monitoring)
+    assert sorted(reports.days()) == ["2026-11-01", "2026-11-02"]
+    assert reports.read("2026-11-02") == {"day": "2026-11-02", "alert_rate": 0.01}
+
+    again = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=_quiet)
+    assert again.uploaded == [] and len(again.skipped) == 2
+
+
+def test_a_remonitored_day_is_replaced_and_a_rerun_replaces_nothing(
+    monitored_lake: Lake, s3: Any, bucket: str
+) -> None:
+    """Monitoring is derived and re-made as labels mature: the new report replaces the old
+    one (If-Match on the ETag read), the old one stays as a bucket version."""
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    ingest(monitored_lake, dest, monitoring=True, s3=s3, say=_quiet)
+    key = "monitoring/2026-11-02.json"
+    before = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    _write_report(monitored_lake, date(2026, 11, 2), 0.02)
+    lines: list[str] = []
+
+    report = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=lines.append)
+
+    assert [f.key for f in report.replaced] == [key] and report.uploaded == []
+    assert [f.key for f in report.skipped] == ["monitoring/2026-11-01.json"]
+    assert "replaced 1 (changed since their upload)" in lines[-1]
+    assert any(line.startswith(f"  replaced {key}") for line in lines)
+    body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert body["alert_rate"] == 0.02
+    assert s3.head_object(Bucket=bucket, Key=key)["ETag"] != before
+    assert len(object_versions(s3, bucket, key)) == 2  # versioning keeps the first report
+    again = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=_quiet)
+    assert again.replaced == [] and len(again.skipped) == 2
+
+
+def test_a_report_changed_by_someone_else_during_the_run_is_not_replaced(
+    monitored_lake: Lake, endpoint: str, bucket: str
+) -> None:
+    """Between the plan (which read the ETag) and the PUT another writer replaces the day's
+    report: If-Match fails, their report stays, the run refuses naming it."""
+    ingest_client, intruder = s3_client(endpoint), s3_client(endpoint)
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    ingest(monitored_lake, dest, monitoring=True, s3=s3_client(endpoint), say=_quiet)
+    _write_report(monitored_lake, date(2026, 11, 2), 0.02)
+    key = "monitoring/2026-11-02.json"
+
+    def replace_first(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == key and len(object_versions(intruder, bucket, key)) == 1:
+            intruder.put_object(Bucket=bucket, Key=key, Body=b'{"theirs": true}')
+
+    ingest_client.meta.events.register("before-parameter-build.s3.PutObject", replace_first)
+    with pytest.raises(IngestConflict) as caught:
+        ingest(monitored_lake, dest, monitoring=True, s3=ingest_client, say=_quiet)
+
+    message = str(caught.value)
+    assert "another writer changed during this run" in message and key in message
+    assert "run the same command again" in message
+    assert intruder.get_object(Bucket=bucket, Key=key)["Body"].read() == b'{"theirs": true}'
+
+
+def test_no_monitoring_yet_says_to_monitor_first(
+    small_raw_lake: Lake, s3: Any, bucket: str
+) -> None:
+    with pytest.raises(FileNotFoundError, match="banklake monitor"):
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), monitoring=True, s3=s3)
+
+
+def test_cli_ingest_scores_and_monitoring_together(
+    scored_lake: Lake,
+    s3: Any,
+    bucket: str,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _write_report(scored_lake, date(2026, 11, 2), 0.01)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("BANKLAKE_AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    args = ["ingest", "--to", f"s3://{bucket}/raw/", "--lake", str(scored_lake.root)]
+
+    assert main([*args, "--scores", "--monitoring"]) == 0
+    out = capsys.readouterr().out
+    assert "uploaded 2 files" in out and "uploaded 1 files" in out
+    assert keys(s3, bucket, "raw/") == []
+    assert len(keys(s3, bucket, "processed/fraud_scores/")) == 2
+    assert keys(s3, bucket, "monitoring/") == ["monitoring/2026-11-02.json"]
+
+
+# --- the champion (`--model`) ----------------------------------------------------------------
+# A real model, trained twice (a day apart) as ml/tests/conftest.py trains, on a small frame.
+
+MODELS = "models/fraud_xgb/"
+POINTER = MODELS + "champion.json"
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A lake with two trained versions (older, newer); the champion is the older one."""
+    from datetime import timedelta
+
+    from ml.artifacts import champion_version, promote
+    from ml.layout import MlLayout
+    from ml.tests.conftest import FAST_TRAINING, TRAINED_AT, synthetic_features, write_features
+    from ml.train import train
+
+    root = tmp_path_factory.mktemp("models") / "lake"
+    layout = MlLayout(Lake(root))
+    write_features(layout.lake.database, synthetic_features(rows_per_day=100))
+    train(layout, config=FAST_TRAINING, now=TRAINED_AT)
+    older = champion_version(layout)
+    train(layout, config=FAST_TRAINING, now=TRAINED_AT + timedelta(days=1))
+    newer = max(p.name for p in layout.models.iterdir() if p.is_dir())
+    assert older is not None and newer > older
+    promote(layout, older, "the test's starting champion", now=TRAINED_AT)
+    return root, older, newer
+
+
+@pytest.fixture
+def model_lake(tmp_path: Path, two_models: tuple[Path, str, str]) -> Lake:
+    import shutil
+
+    shutil.copytree(two_models[0], tmp_path / "lake")
+    return Lake(tmp_path / "lake")
+
+
+def _promote(lake: Lake, version: str) -> None:
+    from ml.artifacts import promote
+    from ml.layout import MlLayout
+
+    promote(MlLayout(lake), version, "test")
+
+
+def _pointer(s3: Any, bucket: str, prefix: str = "") -> str:
+    return json.loads(s3.get_object(Bucket=bucket, Key=prefix + POINTER)["Body"].read())["version"]
+
+
+def test_the_champion_goes_where_the_score_step_reads_it_and_a_rerun_uploads_nothing(
+    model_lake: Lake, two_models: tuple[Path, str, str], s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    from ml.artifacts import load_directory
+
+    _, older, newer = two_models
+    dest = S3Location.parse(f"s3://{bucket}/banklake/raw/")
+    lines: list[str] = []
+    report = ingest(model_lake, dest, model=True, s3=s3, say=lines.append)
+
+    folder = f"banklake/{MODELS}{older}/"
+    names = ["metadata.json", "model.json", "model_card.md"]
+    assert keys(s3, bucket) == sorted([f"banklake/{POINTER}", *(folder + n for n in names)])
+    assert sorted(f.key for f in report.uploaded) == [folder + n for n in names]
+    assert report.pointer == f"created (none) -> {older}" and "champion pointer" in lines[-1]
+    local_pointer = model_lake.root / POINTER
+    assert s3.get_object(Bucket=bucket, Key=f"banklake/{POINTER}")["Body"].read() == (
+        local_pointer.read_bytes()
+    )
+    for item in report.uploaded:
+        head = s3.head_object(Bucket=bucket, Key=item.key)
+        assert head["Metadata"]["sha256"] == hashlib.sha256(item.path.read_bytes()).hexdigest()
+    # what the Score step does: the pointer's version, its model.json + metadata.json, loaded
+    download = tmp_path / "downloaded" / _pointer(s3, bucket, "banklake/")
+    download.mkdir(parents=True)
+    for name in ("model.json", "metadata.json"):
+        s3.download_file(bucket, folder + name, str(download / name))
+    assert load_directory(download).version == older
+    assert newer not in " ".join(keys(s3, bucket))  # only the champion goes up
+
+    lines.clear()
+    again = ingest(model_lake, dest, model=True, s3=s3, say=lines.append)
+    assert again.uploaded == [] and len(again.skipped) == 3
+    assert again.pointer == f"already {older}"
+    assert all(len(object_versions(s3, bucket, key)) == 1 for key in keys(s3, bucket))
+
+
+def test_the_pointer_moves_to_a_newer_champion(
+    model_lake: Lake, two_models: tuple[Path, str, str], s3: Any, bucket: str
+) -> None:
+    _, older, newer = two_models
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    _promote(model_lake, newer)
+
+    report = ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+
+    assert report.pointer == f"moved {older} -> {newer}"
+    assert _pointer(s3, bucket) == newer
+    assert len(object_versions(s3, bucket, POINTER)) == 2  # the old pointer is a version
+    assert len(keys(s3, bucket, f"{MODELS}{older}/")) == 3  # the old model stays
+    assert len(keys(s3, bucket, f"{MODELS}{newer}/")) == 3
+
+
+def test_an_older_champion_is_refused_unless_forced(
+    model_lake: Lake,
+    two_models: tuple[Path, str, str],
+    s3: Any,
+    bucket: str,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, older, newer = two_models
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    _promote(model_lake, newer)
+    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    _promote(model_lake, older)  # a local rollback
+
+    from python_jobs.aws.s3_ingest import ChampionRegression
+
+    with pytest.raises(ChampionRegression) as caught:
+        ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    message = str(caught.value)
+    assert f"names {newer}" in message and "not older than the local champion" in message
+    assert "--force-champion" in message
+    assert _pointer(s3, bucket) == newer and keys(s3, bucket, f"{MODELS}{older}/") == []
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.delenv("BANKLAKE_AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    args = ["ingest", "--to", f"s3://{bucket}/raw/", "--lake", str(model_lake.root), "--model"]
+    assert main(args) == 1
+    assert "refusing to move the champion pointer" in capsys.readouterr().err
+    assert main([*args, "--force-champion"]) == 0
+    assert f"moved {newer} -> {older}" in capsys.readouterr().out
+    assert _pointer(s3, bucket) == older
+    assert main(["ingest", "--to", f"s3://{bucket}/raw/", "--force-champion"]) == 1
+
+
+def test_a_tampered_remote_version_is_refused_by_name_and_the_pointer_stays(
+    model_lake: Lake, two_models: tuple[Path, str, str], s3: Any, bucket: str
+) -> None:
+    _, older, newer = two_models
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    card = f"{MODELS}{newer}/model_card.md"
+    s3.put_object(Bucket=bucket, Key=card, Body=b"# edited", Metadata={"sha256": "0" * 64})
+    _promote(model_lake, newer)
+
+    with pytest.raises(IngestConflict) as caught:
+        ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+
+    message = str(caught.value)
+    assert "refusing to replace 1 model object(s)" in message and f"s3://{bucket}/{card}" in message
+    assert "a model version never changes" in message and "nothing was uploaded" in message
+    assert keys(s3, bucket, f"{MODELS}{newer}/") == [card]
+    assert _pointer(s3, bucket) == older
+
+
+def test_a_remote_model_that_lies_about_its_checksum_fails_verification(
+    model_lake: Lake, two_models: tuple[Path, str, str], s3: Any, bucket: str
+) -> None:
+    """model.json replaced on S3 by other bytes that still claim the local SHA-256 (so the
+    plan skips it): the download-and-load check, the scorer's own, refuses the pointer."""
+    from ml.artifacts import ModelIntegrityError
+
+    _, older, newer = two_models
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    local = model_lake.root / MODELS / newer / "model.json"
+    forged = local.read_bytes().replace(b'"', b" ", 1)[: local.stat().st_size]
+    assert len(forged) == local.stat().st_size and forged != local.read_bytes()
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"{MODELS}{newer}/model.json",
+        Body=forged,
+        Metadata={"sha256": hashlib.sha256(local.read_bytes()).hexdigest()},
+    )
+    _promote(model_lake, newer)
+
+    with pytest.raises(ModelIntegrityError, match="pointer was not moved"):
+        ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    assert _pointer(s3, bucket) == older
+
+
+def test_the_pointer_is_never_written_when_a_file_of_the_version_fails(
+    model_lake: Lake, two_models: tuple[Path, str, str], endpoint: str, bucket: str
+) -> None:
+    """Another writer lands other bytes under the version's metadata.json during the upload:
+    the conditional PUT refuses, and champion.json is never created."""
+    _, older, _ = two_models
+    ingest_client, intruder = s3_client(endpoint), s3_client(endpoint)
+    target = f"{MODELS}{older}/metadata.json"
+
+    def land_first(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == target and not keys(intruder, bucket, target):
+            intruder.put_object(Bucket=bucket, Key=target, Body=b"{}")
+
+    ingest_client.meta.events.register("before-parameter-build.s3.PutObject", land_first)
+    with pytest.raises(IngestConflict, match="created during this run"):
+        ingest(model_lake, S3Location.parse(f"s3://{bucket}/raw/"), model=True, s3=ingest_client)
+
+    assert POINTER not in keys(intruder, bucket)
+    assert intruder.get_object(Bucket=bucket, Key=target)["Body"].read() == b"{}"
+
+
+def test_a_pointer_moved_by_someone_else_during_the_run_is_not_overwritten(
+    model_lake: Lake, two_models: tuple[Path, str, str], endpoint: str, bucket: str
+) -> None:
+    _, older, newer = two_models
+    dest = S3Location.parse(f"s3://{bucket}/raw/")
+    ingest(model_lake, dest, model=True, s3=s3_client(endpoint), say=_quiet)
+    _promote(model_lake, newer)
+    ingest_client, intruder = s3_client(endpoint), s3_client(endpoint)
+    theirs = json.dumps({"version": older, "note": "theirs"}).encode()
+
+    def move_first(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == POINTER:
+            intruder.put_object(Bucket=bucket, Key=POINTER, Body=theirs)
+
+    ingest_client.meta.events.register("before-parameter-build.s3.PutObject", move_first)
+    with pytest.raises(IngestConflict) as caught:
+        ingest(model_lake, dest, model=True, s3=ingest_client, say=_quiet)
+
+    assert "champion object(s)" in str(caught.value) and POINTER in str(caught.value)
+    assert intruder.get_object(Bucket=bucket, Key=POINTER)["Body"].read() == theirs
+
+
+def test_a_version_copied_by_hand_is_hashed_and_skipped(
+    model_lake: Lake, two_models: tuple[Path, str, str], s3: Any, bucket: str
+) -> None:
+    """What the README used to say (`aws s3 cp` the folder, then the pointer): objects with
+    no SHA-256 recorded, compared by their bytes; the pointer already names the version."""
+    _, older, _ = two_models
+    folder = model_lake.root / MODELS / older
+    for path in [*folder.iterdir(), model_lake.root / POINTER]:
+        s3.put_object(Bucket=bucket, Key=model_lake.relative(path), Body=path.read_bytes())
+
+    report = ingest(model_lake, S3Location.parse(f"s3://{bucket}/raw/"), model=True, s3=s3)
+
+    assert report.uploaded == [] and len(report.skipped) == 3
+    assert report.pointer == f"already {older}"
+
+
+def test_dry_run_model_uploads_nothing(
+    model_lake: Lake, two_models: tuple[Path, str, str], s3: Any, bucket: str
+) -> None:
+    lines: list[str] = []
+    report = ingest(
+        model_lake,
+        S3Location.parse(f"s3://{bucket}/raw/"),
+        model=True,
+        dry_run=True,
+        s3=s3,
+        say=lines.append,
+    )
+    assert len(report.uploaded) == 3 and report.pointer == f"would create (none) -> {two_models[1]}"
+    assert keys(s3, bucket) == []
+
+
+def test_no_champion_says_to_train_first(small_raw_lake: Lake, s3: Any, bucket: str) -> None:
+    from ml.artifacts import NoChampionError
+
+    with pytest.raises(NoChampionError, match="banklake train"):
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), model=True, s3=s3)

@@ -1,0 +1,321 @@
+"""`banklake score --target athena --date D`: the champion scores a day whose features live in
+the Athena lake (`<schema>_curated.ml_features`, an Iceberg table dbt writes), not in a local
+DuckDB file.
+
+1. The champion is loaded first (ml/artifacts.py refuses a model whose feature list is not
+   ml/features.py's FEATURES), so nothing is queried for a model that could not score.
+2. If the day's scores are already on S3 (`processed/fraud_scores/score_date=D/`), nothing
+   is done: scores on S3 are never replaced by a re-run (python_jobs/aws/s3_ingest.py), which
+   also makes a retried Score state of the daily pipeline harmless.
+3. The table's columns are checked against the feature contract (Athena GetTableMetadata):
+   a missing column is named before any byte is scanned.
+4. An Athena `UNLOAD` writes the day's rows, contract columns in contract order and cast as
+   ml/dataset.load_features casts them, as Snappy Parquet to a prefix of its own:
+   `s3://<lake bucket>/<lake root>unload/ml_features/<D>/<run id>/`. UNLOAD refuses a target
+   that holds data, so every run gets a new run id (and the prefix is checked empty first).
+   Athena names the files itself, `<query id>_<uuid>` with no extension, and writes its
+   manifest to the work group's results location, not here: every object under the prefix
+   is a data file.
+5. The files are downloaded and read with pyarrow into load_features' frame (contract order,
+   string keys, float64 features, timestamps as naive datetime64[us]: Athena may write
+   timestamps as INT96 or INT64 and may mark them UTC-adjusted, all normalized here).
+6. The frame is scored by ml.score.score_features, the write path of `banklake score`
+   (same file, same schema), then uploaded by s3_ingest.ingest(scores=True) for that day
+   only: SHA-256, skip identical, conditional writes, never replace.
+7. After success the unload prefix is deleted; after a failure it is left for inspection
+   (the stack's lifecycle rule on unload/ expires it).
+
+Timestamps are unloaded as timestamp(3): Athena writes Parquet through its Hive writer, whose
+timestamps are milliseconds; the lake's event and report times have at most millisecond
+precision (the generator and the raw contract write seconds).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ml.artifacts import load_champion
+from ml.dataset import (
+    CONTRACT_COLUMNS,
+    STRING_KEYS,
+    FeatureContractError,
+    FeaturesUnavailableError,
+    check_contract,
+    normalize_frame,
+)
+from ml.layout import MlLayout
+from ml.score import ScoreResult, score_features
+from python_jobs.aws.athena import DATA_CATALOG, AthenaConfig, AthenaRunner, QueryResult
+from python_jobs.aws.s3_ingest import S3Location, ingest
+from python_jobs.lake.layout import Lake
+
+Say = Callable[[str], None]
+FEATURES_TABLE = "ml_features"
+CURATED_SCHEMA = "curated"
+UNLOAD_PREFIX = "unload/ml_features/"  # under the lake root, beside raw/
+
+
+class AthenaScoreError(RuntimeError):
+    """The day cannot be scored from Athena (no rows, an unload that went wrong)."""
+
+
+@dataclass(frozen=True)
+class UnloadLocation:
+    bucket: str
+    prefix: str  # ends with "/"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass(frozen=True)
+class AthenaScoreResult:
+    day: date
+    table: str  # "<database>.ml_features"
+    unload: UnloadLocation | None
+    query: QueryResult | None
+    score: ScoreResult | None  # None: the day's scores were already on S3
+    uploaded: int = 0
+
+    def summary(self) -> str:
+        if self.score is None:
+            return f"{self.day}: scores already on S3, nothing scored"
+        cost = (
+            f"; UNLOAD scanned {self.query.bytes_scanned:,} bytes, cost ${self.query.cost_usd:.6f}"
+            if self.query
+            else ""
+        )
+        return f"{self.score.summary()} (features from Athena {self.table}{cost})"
+
+
+def curated_database(config: AthenaConfig) -> str:
+    """Where dbt writes the curated marts on Athena: `<schema>_curated`
+    (macros/generate_schema_name.sql)."""
+    return f"{config.schema}_{CURATED_SCHEMA}"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def unload_location(destination: S3Location, day: date, run_id: str) -> UnloadLocation:
+    """`<lake root>unload/ml_features/<D>/<run id>/` in the lake bucket."""
+    if not run_id or "/" in run_id:
+        raise ValueError(f"run id must be one path segment, got {run_id!r}")
+    return UnloadLocation(
+        destination.bucket, f"{destination.lake_prefix}{UNLOAD_PREFIX}{day.isoformat()}/{run_id}/"
+    )
+
+
+def _select_expression(column: str) -> str:
+    """The column as ml/dataset.load_features reads it from DuckDB, in Athena SQL."""
+    if column in STRING_KEYS or column == "label_scenario":
+        return f"cast({column} as varchar) as {column}"
+    if column in ("event_ts", "label_reported_at"):
+        return f"cast({column} as timestamp(3)) as {column}"
+    if column == "event_date":
+        return "cast(event_date as date) as event_date"
+    if column == "label_is_fraud":
+        return "coalesce(cast(label_is_fraud as boolean), false) as label_is_fraud"
+    return f"cast({column} as double) as {column}"  # amount_brl and every feature
+
+
+def select_sql(database: str, day: date) -> str:
+    columns = ",\n    ".join(_select_expression(c) for c in CONTRACT_COLUMNS)
+    return (
+        f'select\n    {columns}\nfrom "{database}"."{FEATURES_TABLE}"\n'
+        f"where event_date = date '{day.isoformat()}'"
+    )
+
+
+def unload_sql(database: str, day: date, location: UnloadLocation) -> str:
+    return (
+        f"unload (\n{select_sql(database, day)}\n)\nto '{location.url}'\n"
+        "with (format = 'PARQUET', compression = 'SNAPPY')"
+    )
+
+
+def check_table_columns(athena: Any, database: str) -> None:
+    """The Athena table's columns against the contract (names), before anything is scanned:
+    a missing or unexpected column raises FeatureContractError naming it."""
+    from botocore.exceptions import ClientError
+
+    try:
+        metadata = athena.get_table_metadata(
+            CatalogName=DATA_CATALOG, DatabaseName=database, TableName=FEATURES_TABLE
+        )["TableMetadata"]
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "MetadataException":
+            raise FeaturesUnavailableError(
+                f"{database}.{FEATURES_TABLE} is not in the Glue catalog ({error}): build it "
+                "with `dbt build --target athena` first"
+            ) from error
+        raise
+    described = [*metadata.get("Columns", []), *metadata.get("PartitionKeys", [])]
+    columns = [column["Name"] for column in described]
+    try:
+        check_contract(columns)
+    except FeatureContractError as error:
+        raise FeatureContractError(f"Athena {database}.{FEATURES_TABLE}: {error}") from None
+
+
+def _list_keys(s3: Any, location: UnloadLocation) -> list[tuple[str, int]]:
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=location.bucket, Prefix=location.prefix
+    )
+    return sorted((o["Key"], o["Size"]) for page in pages for o in page.get("Contents", []))
+
+
+def unload_features(
+    runner: AthenaRunner, s3: Any, database: str, day: date, location: UnloadLocation
+) -> QueryResult:
+    """Runs the UNLOAD into an empty prefix (Athena refuses one that holds data)."""
+    if _list_keys(s3, location):
+        raise AthenaScoreError(
+            f"{location.url} already holds objects: UNLOAD needs an empty prefix (another run "
+            "with the same run id?)"
+        )
+    return runner.run(unload_sql(database, day, location), max_rows=None)
+
+
+def _microsecond_timestamps(table: Any) -> Any:
+    """Every timestamp column as naive timestamp[us]: INT96 files read as [ns], INT64 ones as
+    [ms] or [us], and a writer that marks them adjusted to UTC gives tz=UTC (the instant is
+    kept: Athena's timestamps are UTC wall-clock times, as the lake's are)."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type != pa.timestamp("us"):
+            column = table.column(index).cast(pa.timestamp("us", tz=field.type.tz))
+            if field.type.tz is not None:
+                column = column.cast(pa.timestamp("us"))
+            table = table.set_column(index, field.name, column)
+    return table
+
+
+def read_unloaded(s3: Any, location: UnloadLocation, workdir: Path) -> pd.DataFrame:
+    """Every file under the prefix (Athena's names carry no extension), read with pyarrow
+    into load_features' frame: contract columns in contract order, sorted by (event_ts,
+    transaction_id). A file without a contract column raises FeatureContractError naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for index, (key, size) in enumerate(_list_keys(s3, location)):
+        if key.endswith("/") or size == 0:
+            continue  # a folder marker, not a file
+        path = workdir / f"part-{index:05d}.parquet"
+        s3.download_file(location.bucket, key, str(path))
+        table = pq.read_table(path)
+        try:
+            check_contract(table.column_names)
+        except FeatureContractError as error:
+            raise FeatureContractError(
+                f"unloaded file s3://{location.bucket}/{key}: {error}"
+            ) from None
+        tables.append(_microsecond_timestamps(table.select(list(CONTRACT_COLUMNS))))
+    if not tables:
+        return normalize_frame(pd.DataFrame({c: [] for c in CONTRACT_COLUMNS}))
+    combined = pa.concat_tables(tables, promote_options="permissive")
+    frame = normalize_frame(combined.to_pandas())
+    return frame.sort_values(["event_ts", "transaction_id"], kind="stable").reset_index(drop=True)
+
+
+def delete_unloaded(s3: Any, location: UnloadLocation) -> int:
+    keys = [key for key, _ in _list_keys(s3, location)]
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(
+            Bucket=location.bucket,
+            Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
+        )
+    return len(keys)
+
+
+def scores_on_s3(s3: Any, destination: S3Location, day: date) -> list[str]:
+    prefix = f"{destination.scores_prefix}score_date={day.isoformat()}/"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=destination.bucket, Prefix=prefix)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    return [key for key in keys if key.endswith(".parquet")]
+
+
+def score_on_athena(
+    lake: Lake,
+    day: date,
+    config: AthenaConfig,
+    *,
+    runner: AthenaRunner,
+    s3: Any,
+    run_id: str | None = None,
+    upload: bool = True,
+    now: datetime | None = None,
+    say: Say = print,
+) -> AthenaScoreResult:
+    """Scores `day` from Athena's ml_features with `lake`'s champion, writes
+    `<lake>/processed/fraud_scores/score_date=D/scores.parquet` and (with `upload`) uploads
+    it beside config.raw_location's raw/. `runner` and `s3` are injectable for tests."""
+    if not config.raw_location:
+        raise ValueError("set BANKLAKE_S3_RAW_DIR: the lake's raw/ prefix on S3 (README)")
+    destination = S3Location.parse(config.raw_location)
+    layout = MlLayout(lake)
+    # the champion's feature list must be FEATURES (load_champion refuses any other), the
+    # list the UNLOAD selects and feature_matrix feeds it, in that order
+    model = load_champion(layout)
+    database = curated_database(config)
+    table = f"{database}.{FEATURES_TABLE}"
+    if upload and (existing := scores_on_s3(s3, destination, day)):
+        say(
+            f"scores for {day} are already on S3 ({destination.url(existing[0])}): nothing to "
+            "do. To re-score the day, delete them deliberately (aws s3 rm; versioning keeps "
+            "them) and run again."
+        )
+        return AthenaScoreResult(day, table, None, None, None)
+    check_table_columns(runner.client, database)
+    location = unload_location(destination, day, run_id or new_run_id(now))
+    say(f"unload {table} where event_date = {day} -> {location.url}")
+    started = time.perf_counter()
+    query = unload_features(runner, s3, database, day, location)
+    say(
+        f"  query {query.query_id}: {query.bytes_scanned:,} bytes scanned, "
+        f"cost ${query.cost_usd:.6f}, {time.perf_counter() - started:.1f} s"
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="banklake-unload-") as work:
+            frame = read_unloaded(s3, location, Path(work))
+        if frame.empty:
+            raise AthenaScoreError(
+                f"no rows in Athena {table} for event_date {day}: is the day built (dbt build "
+                "--target athena) and is it a day with transactions?"
+            )
+        result = score_features(layout, model, day, frame, now=now)
+        uploaded = 0
+        if upload:
+            report = ingest(lake, destination, scores=True, days=[day], s3=s3, say=say)
+            uploaded = len(report.uploaded)
+    except Exception:
+        say(f"  the unloaded files stay in {location.url} for inspection")
+        raise
+    deleted = delete_unloaded(s3, location)
+    say(f"  removed {deleted} unloaded file(s) from {location.url}")
+    return AthenaScoreResult(day, table, location, query, result, uploaded)
+
+
+def score_on_athena_job(lake: Lake, day: date, *, say: Say = print) -> AthenaScoreResult:
+    """The CLI's entry: configuration from the environment (README, 'Run on AWS')."""
+    from python_jobs.aws.athena import make_client
+    from python_jobs.aws.s3_ingest import make_s3_client
+
+    config = AthenaConfig.from_env(need_raw_location=True)
+    runner = AthenaRunner(make_client(config), config)
+    return score_on_athena(lake, day, config, runner=runner, s3=make_s3_client(), say=say)
