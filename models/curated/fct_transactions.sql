@@ -51,7 +51,13 @@ final as (
         transactions.channel,
         transactions.direction,
         transactions.amount_brl,
-        transactions.counterparty_key,
+        -- a person's PIX key (CPF, phone, e-mail) or bank account is personal data: curated
+        -- keeps only its salted hash, still one value per counterparty
+        case
+            when transaction_types.counterparty_is_personal
+                then {{ hash_pii('transactions.counterparty_key') }}
+            else transactions.counterparty_key
+        end as counterparty_key,
         cast(transactions.merchant_category_code as varchar) as merchant_category_code,
         mcc_groups.mcc_group,
         transactions.device_id,

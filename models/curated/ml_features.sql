@@ -199,7 +199,8 @@ enriched as (
     left join counterparty_first_seen
         on
             transactions.customer_id = counterparty_first_seen.customer_id
-            and transactions.counterparty_key = counterparty_first_seen.counterparty_key
+            -- by transaction, not key: curated keys are pseudonymized, the processed layer's not
+            and transactions.transaction_id = counterparty_first_seen.first_transaction_id
     left join device_first_seen
         on
             transactions.customer_id = device_first_seen.customer_id

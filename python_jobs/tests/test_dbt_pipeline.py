@@ -159,7 +159,7 @@ def test_fraud_labels_come_only_from_reports(built_lake: Lake) -> None:
     assert sum(by_scenario.values()) < totals["transactions"]["fraud_transactions"]
 
 
-def test_no_cpf_or_name_reaches_curated_in_clear(built_lake: Lake) -> None:
+def test_no_cpf_name_or_pix_key_reaches_curated_in_clear(built_lake: Lake) -> None:
     con = duckdb.connect(str(built_lake.database), read_only=True)
     try:
         pii = {
@@ -172,6 +172,18 @@ def test_no_cpf_or_name_reaches_curated_in_clear(built_lake: Lake) -> None:
             if value
         }
         assert len(pii) > 500
+        # a person's PIX key (CPF, phone, e-mail, random key) or bank account (TED)
+        personal_keys = {
+            key
+            for (key,) in con.execute(
+                "select distinct counterparty_key from "
+                f"read_parquet('{built_lake.raw}/transactions/*/*/*/*.parquet') "
+                "where upper(trim(transaction_type)) in ('PIX', 'TED')"
+            ).fetchall()
+            if key
+        }
+        assert sum("@" in key for key in personal_keys) > 50
+        pii |= personal_keys
         columns = con.execute(
             "select table_name, column_name from information_schema.columns "
             "where table_schema = 'curated' and data_type = 'VARCHAR'"

@@ -1,6 +1,7 @@
-{#- Fails for any text value of the model that is a customer's CPF (digits or formatted) or
-    full name in clear, checked against the processed layer's customers. Every curated model
-    carries this test. -#}
+{#- Fails for any text value of the model that is a customer's CPF or full name in clear
+    (checked against the processed layer's customers), or that looks like anyone's CPF
+    (formatted, or 11 digits with valid check digits), e-mail address or Brazilian phone
+    number (+55...): a PIX key is often one of those. Every curated model carries this test. -#}
 {% test no_pii_in_clear(model) %}
 {%- set text_columns = [] %}
 {%- if execute %}
@@ -37,5 +38,8 @@ left join pii on text_values.text_value = pii.pii_value
 where
     pii.pii_value is not null
     or text_values.text_value like '___.___.___-__'
+    or (length(text_values.text_value) = 11 and {{ is_valid_cpf('text_values.text_value') }})
+    or text_values.text_value like '%_@_%._%'
+    or (text_values.text_value like '+55%' and length(text_values.text_value) between 12 and 14)
 
 {% endtest %}
