@@ -10,7 +10,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: demo test lint lint-python lint-sql lint-iac pytest docs clean lock venv
+.PHONY: demo test lint lint-python lint-sql lint-iac pytest docs clean lock venv bench
 
 venv: $(STAMP) profiles.yml
 
@@ -27,6 +27,12 @@ demo: venv
 	$(BIN)/banklake demo
 
 test: lint pytest
+
+# Scale benchmark (README, "Performance"): 10M transactions by default on a temporary lake;
+# e.g. make bench BENCH_ARGS="--transactions 1000000". Results in bench/results/.
+BENCH_ARGS ?=
+bench: venv
+	$(BIN)/banklake bench $(BENCH_ARGS)
 
 lint: lint-python lint-sql lint-iac
 

@@ -262,6 +262,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from python_jobs.bench.config import BenchConfig
+    from python_jobs.bench.run import run_bench
+
+    config = BenchConfig(
+        transactions=args.transactions,
+        days=args.days,
+        seed=args.seed,
+        lake=Path(args.lake) if args.lake else None,
+        out=Path(args.out),
+        skip_pandas=args.skip_pandas,
+        keep_lake=args.keep_lake,
+    )
+    run_bench(config, say=print)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="banklake",
@@ -500,6 +517,25 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
     explain.set_defaults(handler=cmd_explain)
 
+    bench = commands.add_parser(
+        "bench", help="scale benchmark: the whole pipeline timed per stage, pandas alongside"
+    )
+    bench.add_argument(
+        "--transactions", type=int, default=10_000_000, help="raw transactions (10,000,000)"
+    )
+    bench.add_argument("--days", type=int, default=30, help="days they span (30)")
+    bench.add_argument("--seed", type=int, default=42, help="random seed (42)")
+    bench.add_argument(
+        "--lake", default=None, help="a new, empty lake folder (default: a temporary one)"
+    )
+    bench.add_argument(
+        "--keep-lake", action="store_true", help="keep the temporary lake (a given --lake is kept)"
+    )
+    bench.add_argument("--out", default="bench/results", help="results folder (bench/results)")
+    bench.add_argument(
+        "--skip-pandas", action="store_true", help="skip the pandas reference and its check"
+    )
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 

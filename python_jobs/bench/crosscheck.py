@@ -1,0 +1,156 @@
+"""The pandas reference against dbt's tables: a benchmark that compares different work is
+worthless, so the run fails loudly when they disagree.
+
+Compared: every raw row's disposition and rejection reason (counts per pair), the accepted
+rows' totals (count, cents), window totals over every transaction, and, for a sample of
+customers, every transaction's six window values row by row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from python_jobs.bench.pandas_ref import WINDOW_COLUMNS
+
+
+class CrossCheckFailed(RuntimeError):
+    """pandas and dbt produced different numbers from the same raw data."""
+
+
+@dataclass
+class CrossCheck:
+    dispositions: dict[str, int]  # "accepted", "duplicate", "rejected:<reason>" -> rows
+    accepted_rows: int
+    sampled_customers: int
+    sampled_transactions: int
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agrees": self.agrees,
+            "dispositions": self.dispositions,
+            "accepted_rows": self.accepted_rows,
+            "sampled_customers": self.sampled_customers,
+            "sampled_transactions": self.sampled_transactions,
+            "mismatches": self.mismatches,
+        }
+
+
+def _disposition_counts(frame: pd.DataFrame) -> dict[str, int]:
+    keys = frame["disposition"].where(
+        frame["disposition"] != "rejected", "rejected:" + frame["rejection_reason"].astype(str)
+    )
+    return {str(k): int(v) for k, v in keys.value_counts().sort_index().items()}
+
+
+def _window_totals_sql() -> str:
+    parts = []
+    for column in WINDOW_COLUMNS:
+        value = f"round({column} * 100)" if "amount" in column else column
+        parts.append(f"cast(sum({value}) as hugeint) as {column}")
+    return ", ".join(parts)
+
+
+def cross_check(
+    database: Path,
+    staged: pd.DataFrame,
+    windows: pd.DataFrame,
+    *,
+    sample_customers: int,
+    seed: int,
+) -> CrossCheck:
+    """Compares pandas' staged rows and windows with processed.stg_transactions_triaged and
+    curated.ml_features (only the columns named in pandas_ref, whatever else the mart has)."""
+    accepted = staged.loc[staged["disposition"] == "accepted"]
+    with duckdb.connect(str(database), read_only=True) as con:
+        dbt_dispositions = con.execute(
+            "select disposition || coalesce(':' || rejection_reason, '') as k, count(*) "
+            "from processed.stg_transactions_triaged group by 1 order by 1"
+        ).fetchall()
+        dbt_accepted = con.execute(
+            "select count(*), cast(sum(round(amount_brl * 100)) as hugeint) "
+            "from processed.stg_transactions"
+        ).fetchone()
+        dbt_totals = con.execute(
+            f"select count(*), {_window_totals_sql()} from curated.ml_features"
+        ).fetchone()
+        customers = np.sort(accepted["customer_id"].unique())
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(customers, size=min(sample_customers, customers.size), replace=False)
+        con.register("chosen", pd.DataFrame({"customer_id": chosen}))
+        dbt_rows = con.execute(
+            f"select transaction_id, {', '.join(WINDOW_COLUMNS)} from curated.ml_features "
+            "where customer_id in (select customer_id from chosen)"
+        ).df()
+
+    mismatches: list[str] = []
+    pandas_dispositions = _disposition_counts(staged)
+    if pandas_dispositions != dict(dbt_dispositions):
+        mismatches.append(
+            f"dispositions differ: pandas {pandas_dispositions}, dbt {dict(dbt_dispositions)}"
+        )
+    pandas_accepted = (len(accepted), int(accepted["amount_cents"].sum()))
+    if pandas_accepted != (dbt_accepted[0], int(dbt_accepted[1] or 0)):
+        mismatches.append(
+            f"accepted (rows, cents) differ: pandas {pandas_accepted}, dbt {tuple(dbt_accepted)}"
+        )
+    if len(windows) != dbt_totals[0]:
+        mismatches.append(f"window rows differ: pandas {len(windows)}, ml_features {dbt_totals[0]}")
+    for column, dbt_total in zip(WINDOW_COLUMNS, dbt_totals[1:], strict=True):
+        pandas_total = int(windows[column].sum())
+        if pandas_total != int(dbt_total or 0):
+            mismatches.append(f"total {column}: pandas {pandas_total}, dbt {dbt_total}")
+    mismatches += _compare_sample(windows.loc[windows["customer_id"].isin(chosen)], dbt_rows)
+    return CrossCheck(
+        dispositions=pandas_dispositions,
+        accepted_rows=len(accepted),
+        sampled_customers=int(chosen.size),
+        sampled_transactions=len(dbt_rows),
+        mismatches=mismatches,
+    )
+
+
+def _compare_sample(pandas_rows: pd.DataFrame, dbt_rows: pd.DataFrame) -> list[str]:
+    dbt_rows = dbt_rows.copy()
+    for column in WINDOW_COLUMNS:
+        if "amount" in column:
+            dbt_rows[column] = (dbt_rows[column] * 100).round()
+        dbt_rows[column] = dbt_rows[column].astype("int64")
+    merged = pandas_rows.merge(
+        dbt_rows, on="transaction_id", how="outer", suffixes=("_pandas", "_dbt"), indicator=True
+    )
+    problems = []
+    missing = merged.loc[merged["_merge"] != "both", ["transaction_id", "_merge"]]
+    if len(missing):
+        problems.append(
+            f"{len(missing)} sampled transactions only on one side, e.g. "
+            + ", ".join(f"{r.transaction_id} ({r._merge})" for r in missing.head(5).itertuples())
+        )
+    both = merged.loc[merged["_merge"] == "both"]
+    for column in WINDOW_COLUMNS:
+        differ = both.loc[both[f"{column}_pandas"] != both[f"{column}_dbt"]]
+        if len(differ):
+            first = differ.iloc[0]
+            problems.append(
+                f"{column}: {len(differ)} sampled rows differ, e.g. {first['transaction_id']}: "
+                f"pandas {first[f'{column}_pandas']}, dbt {first[f'{column}_dbt']}"
+            )
+    return problems
+
+
+def require_agreement(check: CrossCheck) -> CrossCheck:
+    if not check.agrees:
+        raise CrossCheckFailed(
+            "pandas and dbt disagree on the same data:\n  " + "\n  ".join(check.mismatches)
+        )
+    return check

@@ -1,0 +1,231 @@
+"""Per-stage measurements: wall and CPU seconds, peak resident memory of the process tree,
+swap, DuckDB spill and bytes written.
+
+dbt, DuckDB, XGBoost and pandas all run inside this process, so the process tree is mostly
+this process; children (if any library starts one) are summed in. Peak memory is the larger
+of two readings: a sampling thread (every 50 ms, process and descendants) and the kernel's
+own high-water mark (VmHWM), reset at the start of each stage through /proc/self/clear_refs,
+which catches a spike shorter than the sampling interval.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_PROC = Path("/proc")
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of every file under `path` (0 when it does not exist)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += (Path(root) / name).stat().st_size
+            except FileNotFoundError:  # a temporary file that went away while walking
+                continue
+    return total
+
+
+def _status_kb(pid: int, *keys: str) -> dict[str, int]:
+    try:
+        text = (_PROC / str(pid) / "status").read_text()
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in keys:
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = list((_PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants (Linux /proc; just `root` elsewhere)."""
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending += _children(pid)
+    return tree
+
+
+def tree_memory(root: int) -> tuple[int, int]:
+    """(resident, swapped) bytes summed over the process tree."""
+    rss = swap = 0
+    for pid in process_tree(root):
+        values = _status_kb(pid, "VmRSS", "VmSwap")
+        rss += values.get("VmRSS", 0)
+        swap += values.get("VmSwap", 0)
+    return rss, swap
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _io_write_bytes() -> int:
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakSampler:
+    """Samples the process tree's memory, and the size of the DuckDB spill folders, in a
+    background thread until stopped."""
+
+    def __init__(self, spill_dirs: Iterable[Path] = (), interval: float = 0.05) -> None:
+        self.spill_dirs = list(spill_dirs)
+        self.interval = interval
+        self.peak_rss = 0
+        self.peak_swap = 0
+        self.peak_spill = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
+        self._hwm_reset = False
+
+    def __enter__(self) -> PeakSampler:
+        self._hwm_reset = _reset_high_water_mark()
+        self._sample(spill=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(spill=True)
+        if self._hwm_reset:
+            hwm = _status_kb(os.getpid(), "VmHWM").get("VmHWM", 0)
+            self.peak_rss = max(self.peak_rss, hwm)
+
+    def _loop(self) -> None:
+        tick = 0
+        while not self._stop.wait(self.interval):
+            tick += 1
+            self._sample(spill=tick % 10 == 0)
+
+    def _sample(self, *, spill: bool) -> None:
+        rss, swap = tree_memory(os.getpid())
+        self.peak_rss, self.peak_swap = max(self.peak_rss, rss), max(self.peak_swap, swap)
+        if spill:
+            size = sum(folder_size(d) for d in self.spill_dirs)
+            self.peak_spill = max(self.peak_spill, size)
+
+
+@dataclass
+class StageResult:
+    """One timed stage. `rows` is what the stage processed (its input, or what it wrote
+    when it only writes), which rows_per_second divides by."""
+
+    name: str
+    seconds: float
+    rows: int
+    cpu_seconds: float
+    peak_rss_bytes: int
+    peak_swap_bytes: int
+    spill_bytes: int
+    bytes_written: int  # growth of the lake folder
+    io_write_bytes: int  # what the process wrote to storage (includes temporary files)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seconds": round(self.seconds, 3),
+            "rows": self.rows,
+            "rows_per_second": round(self.rows_per_second, 1),
+            "cpu_seconds": round(self.cpu_seconds, 3),
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "peak_swap_bytes": self.peak_swap_bytes,
+            "spill_bytes": self.spill_bytes,
+            "bytes_written": self.bytes_written,
+            "io_write_bytes": self.io_write_bytes,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Stopwatch:
+    """Runs stages against one lake folder and keeps their results in order."""
+
+    lake_root: Path
+    spill_dirs: list[Path]
+    say: Callable[[str], None]
+    stages: list[StageResult] = field(default_factory=list)
+    # called after each stage: a run the kernel kills (out of memory) still leaves a record
+    after_stage: Callable[[list[StageResult]], None] | None = None
+
+    def run(
+        self,
+        name: str,
+        step: Callable[[], T],
+        rows: Callable[[T], int],
+        detail: Callable[[T], dict[str, Any]] | None = None,
+    ) -> T:
+        self.say(f"==> {name}")
+        size_before, io_before = folder_size(self.lake_root), _io_write_bytes()
+        cpu_before = _cpu_seconds()
+        with PeakSampler(self.spill_dirs) as sampler:
+            started = time.perf_counter()
+            value = step()
+            seconds = time.perf_counter() - started
+        result = StageResult(
+            name=name,
+            seconds=seconds,
+            rows=int(rows(value)),
+            cpu_seconds=_cpu_seconds() - cpu_before,
+            peak_rss_bytes=sampler.peak_rss,
+            peak_swap_bytes=sampler.peak_swap,
+            spill_bytes=sampler.peak_spill,
+            bytes_written=folder_size(self.lake_root) - size_before,
+            io_write_bytes=_io_write_bytes() - io_before,
+            detail=detail(value) if detail else {},
+        )
+        self.stages.append(result)
+        if self.after_stage is not None:
+            self.after_stage(self.stages)
+        self.say(
+            f"    {result.rows:,} rows in {seconds:.1f} s ({result.rows_per_second:,.0f} rows/s, "
+            f"peak {result.peak_rss_bytes / 2**30:.2f} GiB)"
+        )
+        return value
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
