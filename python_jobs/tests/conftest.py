@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
 from python_jobs.lake.writer import write_raw
+from python_jobs.tests.moto_s3 import moto_server, new_bucket, s3_client, stubbed
 
 
 def transaction_rows(day: date, count: int, prefix: str = "T") -> pa.Table:
@@ -67,3 +70,27 @@ def small_raw_lake(lake: Lake) -> Lake:
         )
         write_raw(lake, CUSTOMERS, day, customer_rows(day), batch="0001", ingested_at=ingested)
     return lake
+
+
+# AWS without AWS: S3 from moto's server (one per module), Athena under botocore's Stubber.
+# Modules that need another shape (a Stubber for S3, environment for a handler) override them.
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3(endpoint: str) -> Any:
+    return s3_client(endpoint)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    return new_bucket(s3)
+
+
+@pytest.fixture
+def athena() -> Iterator[tuple[Any, Any]]:
+    with stubbed("athena") as client_and_stubber:
+        yield client_and_stubber

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
+from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 REGION = "sa-east-1"
@@ -29,6 +30,20 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def offline_client(service: str) -> Any:
+    """A client that can reach nothing: for botocore's Stubber."""
+    return boto3.client(service, region_name=REGION, **CREDENTIALS)
+
+
+@contextmanager
+def stubbed(service: str) -> Iterator[tuple[Any, Stubber]]:
+    """An offline client under a Stubber; every queued response must have been used."""
+    client = offline_client(service)
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
 
 
 def s3_client(endpoint: str) -> Any:

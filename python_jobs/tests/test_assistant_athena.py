@@ -4,12 +4,10 @@ Athena client (every request checked against the service model; no network)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -42,19 +40,6 @@ class Capture:
 
     def __hash__(self) -> int:  # pragma: no cover - never hashed
         return 0
-
-
-@pytest.fixture
-def athena() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "athena",
-        region_name="sa-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def warehouse_on(client: Any, env: dict[str, str] = ENV) -> AthenaWarehouse:

@@ -24,7 +24,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 import pytest
 import sqlglot
@@ -48,6 +47,7 @@ from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryResult
 from python_jobs.aws.athena_sql import duckdb_only_constructs
 from python_jobs.cli import main
 from python_jobs.lake.layout import Lake
+from python_jobs.tests.moto_s3 import offline_client, stubbed
 from python_jobs.tests.test_assistant_athena import ENV, Capture, expect_query, warehouse_on
 
 ATHENA = FactsSQL("athena", "banklake_curated")
@@ -55,29 +55,10 @@ DAY = date(2026, 11, 27)  # a Friday
 VERSION = "20261128T094841Z"
 
 
-def _client(service: str) -> Any:
-    return boto3.client(
-        service,
-        region_name="sa-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@pytest.fixture
-def athena() -> Iterator[tuple[Any, Stubber]]:
-    client = _client("athena")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
-
-
 @pytest.fixture
 def s3() -> Iterator[tuple[Any, Stubber]]:
-    client = _client("s3")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed("s3") as client_and_stubber:
+        yield client_and_stubber
 
 
 def assert_athena_sql(sql: str, database: str = "banklake_curated") -> None:
@@ -601,8 +582,8 @@ def test_on_the_scored_lake_athena_gives_the_duckdb_facts_and_report(
             transpiled.close()
 
         # the same answers as Athena result pages, through the Stubber
-        client = _client("athena")
-        s3_client = _client("s3")
+        client = offline_client("athena")
+        s3_client = offline_client("s3")
         sent = Capture()
         with Stubber(client) as stubber, Stubber(s3_client) as s3_stubber:
             for i, (columns, rows) in enumerate(transpiled.answers):

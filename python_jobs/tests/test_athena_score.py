@@ -18,12 +18,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,7 +45,7 @@ from python_jobs.aws.athena_score import (
 from python_jobs.aws.s3_ingest import SHA256_METADATA, S3Location
 from python_jobs.cli import main
 from python_jobs.lake.layout import Lake
-from python_jobs.tests.moto_s3 import keys, moto_server, new_bucket, s3_client
+from python_jobs.tests.moto_s3 import keys
 
 DAY = date(2026, 9, 20)  # the last day of ml/tests/conftest.py's synthetic features
 NOW = datetime(2026, 9, 21, 6, 0, tzinfo=UTC)
@@ -89,22 +87,6 @@ def athena_lake(tmp_path: Path, trained: Path) -> Lake:
     return lake
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def s3(endpoint: str) -> Any:
-    return s3_client(endpoint)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    return new_bucket(s3)
-
-
 @pytest.fixture
 def config(bucket: str) -> AthenaConfig:
     return AthenaConfig(
@@ -114,19 +96,6 @@ def config(bucket: str) -> AthenaConfig:
         schema="banklake",
         raw_location=f"s3://{bucket}/lake/raw/",
     )
-
-
-@pytest.fixture
-def athena() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "athena",
-        region_name="sa-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
 
 
 def _runner(client: Any, config: AthenaConfig) -> AthenaRunner:

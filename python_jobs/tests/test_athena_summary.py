@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import sqlglot
 from botocore.stub import Stubber
@@ -25,34 +24,16 @@ from python_jobs.aws.athena_summary import (
 )
 from python_jobs.cli import main
 from python_jobs.summary import FEEDS, LakeSummary, render_body
+from python_jobs.tests.moto_s3 import stubbed
 from python_jobs.tests.test_athena import ENV, FakeClock, execution, expect_start, runner_for
 
 MB = 2**20
 
 
-def _client(service: str) -> Any:
-    return boto3.client(
-        service,
-        region_name="sa-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@pytest.fixture
-def athena() -> Iterator[tuple[Any, Stubber]]:
-    client = _client("athena")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
-
-
 @pytest.fixture
 def s3() -> Iterator[tuple[Any, Stubber]]:
-    client = _client("s3")
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed("s3") as client_and_stubber:
+        yield client_and_stubber
 
 
 class Recorder:

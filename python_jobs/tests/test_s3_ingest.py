@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,26 +20,10 @@ from python_jobs.aws.s3_ingest import (
 )
 from python_jobs.cli import main
 from python_jobs.lake.layout import Lake
-from python_jobs.tests.moto_s3 import CREDENTIALS, REGION, keys, moto_server, new_bucket, s3_client
+from python_jobs.tests.moto_s3 import CREDENTIALS, REGION, keys, s3_client
 from python_jobs.tests.moto_s3 import versions as object_versions
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def s3(endpoint: str) -> Any:
-    return s3_client(endpoint)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    return new_bucket(s3)
 
 
 def _local_keys(lake: Lake) -> list[str]:
