@@ -19,7 +19,7 @@ from ml import artifacts, drift
 from ml.baselines import describe_rules, fit_logistic, predict_logistic, rules_score
 from ml.booster import BoosterParams, FittedBooster, feature_importance, fit_booster, predict
 from ml.champion import ChampionDecision, challenge
-from ml.dataset import date_range, feature_matrix, load_features
+from ml.dataset import date_range, feature_columns, load_features
 from ml.diagnostics import NOTE, load_truth, truth_metrics
 from ml.features import FEATURES
 from ml.layout import MlLayout
@@ -112,8 +112,8 @@ def fit_fold(
     the fit rows, scores all three models, and sets each one's threshold from the alert
     budget on the validation days. `fitted`: a booster already fitted on these fit and
     validation rows elsewhere (a SageMaker job), evaluated exactly like a local one."""
-    fit_x, val_x = feature_matrix(data.fit), feature_matrix(data.validation)
-    test_x = feature_matrix(data.test)
+    fit_x, val_x = feature_columns(data.fit), feature_columns(data.validation)
+    test_x = feature_columns(data.test)
     fit_y = data.fit["label"].to_numpy(dtype=bool)
     val_y = data.validation["label"].to_numpy(dtype=bool)
     if fitted is None:
@@ -139,7 +139,7 @@ def fit_fold(
 
 def training_keys_sha256(training: pd.DataFrame) -> str:
     """sha256 over the sorted training transaction ids: same data, same fingerprint."""
-    return artifacts.keys_sha256(training["transaction_id"].to_numpy(dtype=str))
+    return artifacts.keys_sha256(training["transaction_id"])
 
 
 def _fingerprint(result: FoldResult, source: Path) -> dict[str, Any]:
