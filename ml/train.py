@@ -20,7 +20,7 @@ from ml.baselines import describe_rules, fit_logistic, predict_logistic, rules_s
 from ml.booster import BoosterParams, FittedBooster, feature_importance, fit_booster, predict
 from ml.champion import ChampionDecision, challenge
 from ml.dataset import date_range, feature_columns, load_features
-from ml.diagnostics import NOTE, load_truth, truth_metrics
+from ml.diagnostics import NOTE, full_list_known_label_ap, load_truth, truth_metrics
 from ml.features import FEATURES
 from ml.layout import MlLayout
 from ml.metrics import (
@@ -41,7 +41,13 @@ from ml.protocol import (
     rolling_folds,
     split,
 )
-from ml.report import ceiling_note, metrics_table, model_card, scenario_table
+from ml.report import (
+    ceiling_note,
+    full_list_note,
+    metrics_table,
+    model_card,
+    scenario_table,
+)
 
 MODEL = "xgboost"
 BASELINES = ("logistic_regression", "rules")
@@ -253,6 +259,7 @@ class TrainOutcome:
             f"{diagnostics['note']}:",
             metrics_table(truth),
             ceiling_note(truth, known_labels=False),
+            full_list_note(diagnostics),
             scenario_table(truth),
             "",
         ]
@@ -275,7 +282,11 @@ def _diagnostics(layout: MlLayout, result: FoldResult, config: TrainConfig) -> d
         truth,
         config.k,
     )
-    return {"note": NOTE, "generator_truth": metrics}
+    return {
+        "note": NOTE,
+        "generator_truth": metrics,
+        "full_list_known_label_ap": full_list_known_label_ap(result.split.test, truth),
+    }
 
 
 def train(
