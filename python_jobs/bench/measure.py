@@ -274,9 +274,8 @@ class ChildStage:
         self.name = name
         context = multiprocessing.get_context("spawn")
         self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(
-            target=_child_main, args=(step, send), name=f"bench-{name}", daemon=True
-        )
+        # not a daemon: a stage may start processes of its own (scoring shares its rows)
+        self._process = context.Process(target=_child_main, args=(step, send), name=f"bench-{name}")
         self._process.start()
         send.close()  # the child holds the only sending end: its death ends recv() with EOF
         self.pid = int(self._process.pid or 0)

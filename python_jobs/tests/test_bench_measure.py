@@ -53,3 +53,16 @@ def test_a_stage_that_raises_fails_with_its_name_and_the_error(tmp_path: Path) -
 def test_a_stage_whose_process_is_killed_says_so(tmp_path: Path) -> None:
     with pytest.raises(StageFailed, match=r"'train'.*exit code -9.*out-of-memory"):
         _watch(tmp_path).run("train", _die, lambda _: 0, isolated=True)
+
+
+def _start_a_process() -> dict[str, int]:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return {"rows": pool.apply(len, ("abc",))}
+
+
+def test_an_isolated_stage_may_start_processes_of_its_own(tmp_path: Path) -> None:
+    # scoring shares a large day's rows among processes (ml/explain.py)
+    value = _watch(tmp_path).run("score", _start_a_process, lambda v: v["rows"], isolated=True)
+    assert value == {"rows": 3}
