@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 import xgboost as xgb
 
 from ml.features import FEATURES
@@ -70,14 +71,14 @@ class FittedBooster:
     validation_score: float  # of stopping_metric at the best iteration
 
 
-def _dmatrix(x: np.ndarray, y: np.ndarray | None = None) -> xgb.DMatrix:
+def _dmatrix(x: np.ndarray | pd.DataFrame, y: np.ndarray | None = None) -> xgb.DMatrix:
     return xgb.DMatrix(x, label=y, feature_names=list(FEATURES), missing=np.nan)
 
 
 def fit_booster(
-    fit_x: np.ndarray,
+    fit_x: np.ndarray | pd.DataFrame,
     fit_y: np.ndarray,
-    val_x: np.ndarray,
+    val_x: np.ndarray | pd.DataFrame,
     val_y: np.ndarray,
     params: BoosterParams = BoosterParams(),
 ) -> FittedBooster:
@@ -117,10 +118,17 @@ def fit_booster(
         train_params["monotone_constraints"] = (
             "(" + ",".join("1" if f in params.monotone_increasing else "0" for f in FEATURES) + ")"
         )
-    dval = _dmatrix(val_x, val_y)
+    # QuantileDMatrix: the bins straight from the rows, without XGBoost's own float copy of
+    # the matrix (at 10M rows, 1.4 GB); the validation rows are binned like the fit rows.
+    dfit = xgb.QuantileDMatrix(
+        fit_x, label=fit_y, feature_names=list(FEATURES), missing=np.nan, max_bin=params.max_bin
+    )
+    dval = xgb.QuantileDMatrix(
+        val_x, label=val_y, feature_names=list(FEATURES), missing=np.nan, ref=dfit
+    )
     booster = xgb.train(
         train_params,
-        _dmatrix(fit_x, fit_y),
+        dfit,
         num_boost_round=params.num_boost_round,
         evals=[(dval, "validation")],
         early_stopping_rounds=params.early_stopping_rounds,
@@ -129,11 +137,12 @@ def fit_booster(
     best = int(booster.best_iteration)
     best_score = float(booster.best_score)
     trimmed = booster[: best + 1]
+    trimmed.feature_types = None  # pandas input records 'float' types; a model is the same
     trimmed.set_attr(best_iteration=str(best), scale_pos_weight=repr(spw))
     return FittedBooster(trimmed, best, spw, params.stopping_metric, best_score)
 
 
-def predict(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
+def predict(booster: xgb.Booster, x: np.ndarray | pd.DataFrame) -> np.ndarray:
     """Scores in [0, 1] (float64); every tree of the (trimmed) booster is used."""
     return booster.predict(_dmatrix(x)).astype(np.float64)
 

@@ -93,6 +93,19 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join([line(header), *(line(r) for r in rows)])
 
 
+def full_list_note(diagnostics: Mapping[str, Any]) -> str:
+    """What a model that flags exactly every fraud scores on the known test labels (below
+    the models on young labels: the average precision there rewards ranking quickly
+    reported scenarios first, not catching fraud)."""
+    value = diagnostics.get("full_list_known_label_ap")
+    if value is None:
+        return ""
+    return (
+        "average precision, on the labels known now, of a score that flags exactly the "
+        f"generator's frauds: {_num(value)} (the share of them reported so far)"
+    )
+
+
 def _diagnostics(metadata: Mapping[str, Any]) -> str:
     diagnostics = metadata.get("diagnostics")
     if not diagnostics:
@@ -102,7 +115,8 @@ def _diagnostics(metadata: Mapping[str, Any]) -> str:
         "## Diagnostic: against the generator's truth\n\n"
         f"{diagnostics['note'][0].upper()}{diagnostics['note'][1:]}.\n\n"
         f"{metrics_table(truth, markdown=True)}\n\n"
-        f"For scale, the {ceiling_note(truth, known_labels=False)}.\n\n"
+        f"For scale, the {ceiling_note(truth, known_labels=False)}; the "
+        f"{full_list_note(diagnostics) or 'known labels have a single class'}.\n\n"
         f"{scenario_table(truth, markdown=True)}\n\n"
     )
 

@@ -528,7 +528,7 @@ def collect_training_job(
     say(f"evaluating {name}'s model on {windows.describe()}")
     data = split(load_features(layout.features, windows.train_start, windows.test_end), windows)
     expected = metadata.get("data", {}).get("training_keys_sha256")
-    actual = keys_sha256(data.training["transaction_id"].to_numpy(dtype=str))
+    actual = keys_sha256(data.training["transaction_id"])
     if expected != actual:
         raise ArtifactError(
             f"the lake's training rows for these windows are not the ones job {name} trained "

@@ -92,7 +92,7 @@ def main(env: Mapping[str, str] | None = None) -> Path:
     )
     model_dir = Path(env["SM_MODEL_DIR"])
     model_dir.mkdir(parents=True, exist_ok=True)
-    ids = pd.concat([train["transaction_id"], validation["transaction_id"]]).to_numpy(dtype=str)
+    ids = pd.concat([train["transaction_id"], validation["transaction_id"]])
     metadata = {
         "version": job_name(env),
         "windows": _decoded(hps.get("windows")),

@@ -19,8 +19,8 @@ from ml import artifacts, drift
 from ml.baselines import describe_rules, fit_logistic, predict_logistic, rules_score
 from ml.booster import BoosterParams, FittedBooster, feature_importance, fit_booster, predict
 from ml.champion import ChampionDecision, challenge
-from ml.dataset import date_range, feature_matrix, load_features
-from ml.diagnostics import NOTE, load_truth, truth_metrics
+from ml.dataset import date_range, feature_columns, load_features
+from ml.diagnostics import NOTE, full_list_known_label_ap, load_truth, truth_metrics
 from ml.features import FEATURES
 from ml.layout import MlLayout
 from ml.metrics import (
@@ -41,7 +41,13 @@ from ml.protocol import (
     rolling_folds,
     split,
 )
-from ml.report import ceiling_note, metrics_table, model_card, scenario_table
+from ml.report import (
+    ceiling_note,
+    full_list_note,
+    metrics_table,
+    model_card,
+    scenario_table,
+)
 
 MODEL = "xgboost"
 BASELINES = ("logistic_regression", "rules")
@@ -112,8 +118,8 @@ def fit_fold(
     the fit rows, scores all three models, and sets each one's threshold from the alert
     budget on the validation days. `fitted`: a booster already fitted on these fit and
     validation rows elsewhere (a SageMaker job), evaluated exactly like a local one."""
-    fit_x, val_x = feature_matrix(data.fit), feature_matrix(data.validation)
-    test_x = feature_matrix(data.test)
+    fit_x, val_x = feature_columns(data.fit), feature_columns(data.validation)
+    test_x = feature_columns(data.test)
     fit_y = data.fit["label"].to_numpy(dtype=bool)
     val_y = data.validation["label"].to_numpy(dtype=bool)
     if fitted is None:
@@ -139,7 +145,7 @@ def fit_fold(
 
 def training_keys_sha256(training: pd.DataFrame) -> str:
     """sha256 over the sorted training transaction ids: same data, same fingerprint."""
-    return artifacts.keys_sha256(training["transaction_id"].to_numpy(dtype=str))
+    return artifacts.keys_sha256(training["transaction_id"])
 
 
 def _fingerprint(result: FoldResult, source: Path) -> dict[str, Any]:
@@ -253,6 +259,7 @@ class TrainOutcome:
             f"{diagnostics['note']}:",
             metrics_table(truth),
             ceiling_note(truth, known_labels=False),
+            full_list_note(diagnostics),
             scenario_table(truth),
             "",
         ]
@@ -275,7 +282,11 @@ def _diagnostics(layout: MlLayout, result: FoldResult, config: TrainConfig) -> d
         truth,
         config.k,
     )
-    return {"note": NOTE, "generator_truth": metrics}
+    return {
+        "note": NOTE,
+        "generator_truth": metrics,
+        "full_list_known_label_ap": full_list_known_label_ap(result.split.test, truth),
+    }
 
 
 def train(

@@ -74,3 +74,48 @@ def test_logistic_baseline_ranks_a_linear_signal() -> None:
     model = fit_logistic(x, y)
     scores = predict_logistic(model, x)
     assert scores[y].mean() > scores[~y].mean() + 0.5
+
+
+def _linear_rows(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
+    y = x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.5, size=n) > 2.2
+    return x, y
+
+
+def test_below_the_cap_the_logistic_is_sklearns_balanced_fit_on_every_row() -> None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from ml.baselines import signed_log1p
+
+    x, y = _linear_rows(3_000)
+    reference = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        FunctionTransformer(signed_log1p),
+        StandardScaler(),
+        LogisticRegression(class_weight="balanced", max_iter=2000, random_state=42),
+    ).fit(x, y)
+    ours = fit_logistic(x, y)
+    np.testing.assert_allclose(ours[-1].coef_, reference[-1].coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_above_the_cap_every_fraud_stays_and_sampled_negatives_carry_their_class_weight() -> None:
+    from ml.baselines import balanced_sample
+
+    x, y = _linear_rows(20_000)
+    positives, negatives = int(y.sum()), int((~y).sum())
+    rows, weights = balanced_sample(y, max_rows=5_000, seed=42)
+    assert rows.size == 5_000 and np.all(np.diff(rows) > 0)
+    assert set(np.flatnonzero(y)) <= set(rows)
+    # each class carries half of the full data's weight, as "balanced" on every row would
+    assert weights[y[rows]].sum() == pytest.approx(len(y) / 2)
+    assert weights[~y[rows]].sum() == pytest.approx(len(y) / 2)
+    assert np.array_equal(rows, balanced_sample(y, max_rows=5_000, seed=42)[0])  # seeded
+    assert positives < 5_000 < negatives
+    # the sampled fit still ranks the signal like the full one
+    sampled = predict_logistic(fit_logistic(x, y, max_rows=5_000), x)
+    full = predict_logistic(fit_logistic(x, y), x)
+    assert np.corrcoef(sampled, full)[0, 1] > 0.99

@@ -50,7 +50,7 @@ def test_load_a_date_range_inclusive_typed_in_contract_order(tmp_path: Path) -> 
     assert sorted(loaded["event_date"].dt.date.unique()) == [date(2026, 9, 2), date(2026, 9, 3)]
     assert len(loaded) == 40
     assert (loaded["event_ts"].diff().dropna() >= pd.Timedelta(0)).all()  # time order
-    assert all(loaded[f].dtype == np.float64 for f in FEATURES)
+    assert all(loaded[f].dtype == np.float32 for f in FEATURES)  # the model's own precision
     assert set(loaded["is_night"].unique()) <= {0.0, 1.0}
     assert loaded["label_is_fraud"].dtype == bool
     assert str(loaded["event_ts"].dtype) == "datetime64[us]"

@@ -52,6 +52,21 @@ def test_tables_equal_xgboost_treeshap(
     assert np.array_equal(tables.contributions(x[::-1])[::-1], ours)
 
 
+def test_rows_shared_among_processes_give_the_same_contributions_bit_for_bit(
+    features_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = _data(features_frame, 0.1)[:301]  # odd: the shares differ in size
+    booster = _train(x, features_frame["label_is_fraud"].to_numpy()[:301], 20, max_depth=6)
+    tables = TreeShap.from_booster(booster)
+    alone = tables.contributions(x)
+    monkeypatch.setattr(explain, "PARALLEL_MIN_VISITS", 0)
+    shared = explain.shared_contributions(tables, booster, x, workers=3)
+    assert np.array_equal(shared, alone)
+    # below the threshold no process is started: same object path, same numbers
+    monkeypatch.setattr(explain, "PARALLEL_MIN_VISITS", len(x) * len(tables.trees) + 1)
+    assert np.array_equal(explain.shared_contributions(tables, booster, x, 3), alone)
+
+
 def test_the_production_booster_and_infinite_values(features_frame: pd.DataFrame) -> None:
     """fit_booster's model (monotone constraints, early stopping); +-inf (which XGBoost
     refuses as input) is explained like the largest finite values."""

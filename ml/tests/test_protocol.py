@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,6 +61,35 @@ def test_rows_land_in_their_period_and_the_gap_is_unused() -> None:
     assert set(s.test.transaction_id) == {"first_test", "last_test"}
     used = set(s.fit.transaction_id) | set(s.validation.transaction_id) | set(s.test.transaction_id)
     assert not used & {"first_in_gap", "last_in_gap", "after_test", "before_train"}
+
+
+def test_a_time_ordered_frame_splits_into_slices_that_share_its_rows() -> None:
+    frame = rows(
+        ("before_train", "2026-08-31 23:59:59", False, None),
+        ("fit_1", "2026-09-01 00:00:00", True, "2026-09-02 10:00:00"),
+        ("fit_2", "2026-09-07 23:59:59", True, "2026-09-20 00:00:00"),
+        ("validation_1", "2026-09-08 00:00:00", True, "2026-09-09 00:00:00"),
+        ("validation_2", "2026-09-10 23:59:59", False, None),
+        ("in_gap", "2026-09-12 00:00:00", True, "2026-09-13 00:00:00"),
+        ("test_1", "2026-09-18 00:00:00", True, "2026-10-30 00:00:00"),
+    )
+    frame["amount_log"] = pd.Series(range(len(frame)), dtype="float32")
+    ordered = split(frame, W)
+    shuffled = split(frame.iloc[[6, 3, 0, 5, 1, 4, 2]].reset_index(drop=True), W)
+    assert ordered.whole_training is not None and shuffled.whole_training is None
+    for part in ("fit", "validation", "test", "training"):
+        a, b = getattr(ordered, part), getattr(shuffled, part)
+        assert list(a.transaction_id) == sorted(b.transaction_id), part
+        assert a.set_index("transaction_id").label.equals(
+            b.set_index("transaction_id").label.loc[list(a.transaction_id)]
+        ), part
+    assert list(ordered.fit.label) == [True, False]  # fit_2 reported after the cut-off
+    assert list(ordered.validation.transaction_id) == ["validation_1", "validation_2"]
+    # no copy of the rows: the parts read the frame's own feature buffer
+    column = frame["amount_log"].to_numpy()
+    for part in (ordered.fit, ordered.validation, ordered.test, ordered.training):
+        assert np.shares_memory(part["amount_log"].to_numpy(), column)
+    assert not np.shares_memory(shuffled.fit["amount_log"].to_numpy(), column)
 
 
 def test_training_sees_only_labels_reported_by_the_cutoff_and_test_sees_all() -> None:

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -155,13 +156,29 @@ def test_generator_truth_is_a_diagnostic_beside_the_metrics_never_instead(
     assert diagnostic["xgboost"]["frauds"] == int(test["transaction_id"].isin(truth).sum())
     assert diagnostic["xgboost"]["frauds"] > outcome.metadata["metrics"]["xgboost"]["frauds"]
     assert diagnostic["xgboost"]["threshold"] == outcome.metadata["threshold"]["value"]
+    # a score flagging exactly the listed frauds: the reported share of them, on known labels
+    assert outcome.metadata["diagnostics"]["full_list_known_label_ap"] == pytest.approx(
+        outcome.metadata["metrics"]["xgboost"]["frauds"] / diagnostic["xgboost"]["frauds"]
+    )
+    assert "flags exactly the generator's frauds" in outcome.headline()
     # the decision and the headline metrics use the labels known now
     assert (
         outcome.decision.challenger_ap
         == outcome.metadata["metrics"]["xgboost"]["average_precision"]
     )
     assert "diagnostic only" in outcome.headline()
-    assert (
-        "## Diagnostic: against the generator's truth"
-        in (outcome.directory / "model_card.md").read_text()
-    )
+    card = (outcome.directory / "model_card.md").read_text()
+    assert "## Diagnostic: against the generator's truth" in card
+    assert "flags exactly the generator's frauds" in card
+
+
+def test_training_fingerprint_is_sha256_of_the_sorted_ids_joined_by_newlines() -> None:
+    # more ids than one hashing block, shuffled, with non-ASCII ids (UTF-8 order = code point
+    # order), given as the loader's Arrow strings, a numpy array or a list
+    rng = np.random.default_rng(1)
+    ids = [f"tx{i:07d}" for i in rng.permutation(artifacts._HASH_BLOCK + 7)] + ["ação", "Zz"]
+    expected = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+    assert artifacts.keys_sha256(ids) == expected
+    assert artifacts.keys_sha256(np.asarray(ids, dtype=str)) == expected
+    assert artifacts.keys_sha256(pd.Series(ids, dtype=pd.StringDtype("pyarrow"))) == expected
+    assert artifacts.keys_sha256(ids[:-1]) != expected

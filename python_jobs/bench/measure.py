@@ -1,18 +1,23 @@
 """Per-stage measurements: wall and CPU seconds, peak resident memory of the process tree,
 swap, DuckDB spill and bytes written.
 
-dbt, DuckDB, XGBoost and pandas all run inside this process, so the process tree is mostly
-this process; children (if any library starts one) are summed in. Peak memory is the larger
-of two readings: a sampling thread (every 50 ms, process and descendants) and the kernel's
-own high-water mark (VmHWM), reset at the start of each stage through /proc/self/clear_refs,
+A pipeline stage runs in a fresh process of its own (`isolated=True`): memory that an earlier
+stage freed but the allocator kept (glibc, Arrow's pool, DuckDB's buffers) would otherwise
+count in the next stage's peak. At 10M transactions it did: scoring one day "peaked" at
+15.9 GiB in the same process as training, and reached a fraction of that alone. Peak memory is
+the larger of two readings: a sampling thread (every 50 ms, the stage's process and its
+descendants) and the kernel's own high-water mark (VmHWM) of that process — read by the
+child just before it reports, or reset through /proc/self/clear_refs for a stage run here —
 which catches a spike shorter than the sampling interval.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +110,10 @@ class PeakSampler:
     """Samples the process tree's memory, and the size of the DuckDB spill folders, in a
     background thread until stopped."""
 
-    def __init__(self, spill_dirs: Iterable[Path] = (), interval: float = 0.05) -> None:
+    def __init__(
+        self, spill_dirs: Iterable[Path] = (), interval: float = 0.05, root: int | None = None
+    ) -> None:
+        self.root = root or os.getpid()  # the process whose tree is sampled
         self.spill_dirs = list(spill_dirs)
         self.interval = interval
         self.peak_rss = 0
@@ -116,7 +124,7 @@ class PeakSampler:
         self._hwm_reset = False
 
     def __enter__(self) -> PeakSampler:
-        self._hwm_reset = _reset_high_water_mark()
+        self._hwm_reset = self.root == os.getpid() and _reset_high_water_mark()
         self._sample(spill=True)
         self._thread.start()
         return self
@@ -136,7 +144,7 @@ class PeakSampler:
             self._sample(spill=tick % 10 == 0)
 
     def _sample(self, *, spill: bool) -> None:
-        rss, swap = tree_memory(os.getpid())
+        rss, swap = tree_memory(self.root)
         self.peak_rss, self.peak_swap = max(self.peak_rss, rss), max(self.peak_swap, swap)
         if spill:
             size = sum(folder_size(d) for d in self.spill_dirs)
@@ -196,24 +204,39 @@ class Stopwatch:
         step: Callable[[], T],
         rows: Callable[[T], int],
         detail: Callable[[T], dict[str, Any]] | None = None,
+        *,
+        isolated: bool = False,
     ) -> T:
+        """Times `step`. isolated: in a fresh process (`step` must then be picklable, a
+        module-level function or a functools.partial of one, and return a picklable value)."""
         self.say(f"==> {name}")
         size_before, io_before = folder_size(self.lake_root), _io_write_bytes()
         cpu_before = _cpu_seconds()
-        with PeakSampler(self.spill_dirs) as sampler:
+        if isolated:
             started = time.perf_counter()
-            value = step()
+            with (
+                ChildStage(name, step) as child,
+                PeakSampler(self.spill_dirs, root=child.pid) as sampler,
+            ):
+                value, child_peak, child_io = child.result()
             seconds = time.perf_counter() - started
+            peak_rss, io_written = max(sampler.peak_rss, child_peak), child_io
+        else:
+            with PeakSampler(self.spill_dirs) as sampler:
+                started = time.perf_counter()
+                value = step()
+                seconds = time.perf_counter() - started
+            peak_rss, io_written = sampler.peak_rss, _io_write_bytes() - io_before
         result = StageResult(
             name=name,
             seconds=seconds,
             rows=int(rows(value)),
             cpu_seconds=_cpu_seconds() - cpu_before,
-            peak_rss_bytes=sampler.peak_rss,
+            peak_rss_bytes=peak_rss,
             peak_swap_bytes=sampler.peak_swap,
             spill_bytes=sampler.peak_spill,
             bytes_written=folder_size(self.lake_root) - size_before,
-            io_write_bytes=_io_write_bytes() - io_before,
+            io_write_bytes=io_written,
             detail=detail(value) if detail else {},
         )
         self.stages.append(result)
@@ -224,6 +247,64 @@ class Stopwatch:
             f"peak {result.peak_rss_bytes / 2**30:.2f} GiB)"
         )
         return value
+
+
+class StageFailed(RuntimeError):
+    """A stage's own process raised, or died (the kernel's OOM killer sends SIGKILL)."""
+
+
+def _child_main(step: Callable[[], Any], conn: Any) -> None:
+    """In the stage's process: run it, then report the value, this process's peak resident
+    memory (VmHWM) and the bytes it wrote — or the error, with its traceback."""
+    try:
+        value = step()
+        peak = _status_kb(os.getpid(), "VmHWM").get("VmHWM", 0)
+        conn.send(("ok", value, peak, _io_write_bytes()))
+    except BaseException as error:  # reported to the parent, which raises
+        conn.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(), 0))
+    finally:
+        conn.close()
+
+
+class ChildStage:
+    """One stage in a fresh interpreter ("spawn": nothing inherited from the bench's own
+    memory or threads). The interpreter's start and imports (1-2 s) count in the stage."""
+
+    def __init__(self, name: str, step: Callable[[], Any]) -> None:
+        self.name = name
+        context = multiprocessing.get_context("spawn")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_child_main, args=(step, send), name=f"bench-{name}", daemon=True
+        )
+        self._process.start()
+        send.close()  # the child holds the only sending end: its death ends recv() with EOF
+        self.pid = int(self._process.pid or 0)
+
+    def __enter__(self) -> ChildStage:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+        self._receive.close()
+
+    def result(self) -> tuple[Any, int, int]:
+        """(value, peak RSS bytes, bytes written) once the stage's process finishes."""
+        try:
+            status, value, extra, io = self._receive.recv()
+        except EOFError:
+            self._process.join()
+            code = self._process.exitcode
+            why = " (SIGKILL: most likely the kernel's out-of-memory killer)" if code == -9 else ""
+            raise StageFailed(
+                f"stage {self.name!r}: its process died with exit code {code}{why}"
+            ) from None
+        self._process.join()
+        if status != "ok":
+            raise StageFailed(f"stage {self.name!r} failed: {value}\n{extra}")
+        return value, int(extra), int(io)
 
 
 def _cpu_seconds() -> float:

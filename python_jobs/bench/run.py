@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,19 +114,17 @@ def run_bench(config: BenchConfig, *, say: Say = print) -> BenchOutcome:
 def _run_stages(
     config: BenchConfig, ws: stages.Workspace, watch: Stopwatch, say: Say
 ) -> dict[str, Any]:
-    from ml.layout import MlLayout
-    from ml.score import score_day
-    from ml.train import WindowRequest, train
-
     generator = GeneratorConfig(
         seed=config.seed,
         start_date=config.start_date,
         days=config.days,
         customers=config.customers,
     )
+    # Every pipeline stage runs in its own process (measure.ChildStage): its peak memory is
+    # its own, not what an earlier stage left allocated in this one.
     generated = watch.run(
         report.GENERATION,
-        lambda: stages.generation(ws, generator),
+        partial(stages.generation, ws, generator),
         lambda g: g.rows["transactions"],
         lambda g: {
             "first_day": g.first_day.isoformat(),
@@ -134,55 +133,54 @@ def _run_stages(
             "fraud_transactions": g.fraud_transactions,
             "generator_transactions_per_second": round(g.transactions_per_second),
         },
+        isolated=True,
     )
     raw_rows = generated.rows["transactions"]
     build = watch.run(
         report.BUILD,
-        lambda: stages.dbt_build(ws, exclude=stages.FEATURE_SELECTOR),
+        partial(stages.dbt_build, ws, exclude=stages.FEATURE_SELECTOR),
         lambda _: raw_rows,
         lambda b: b.to_detail(),
+        isolated=True,
     )
     features = watch.run(
         report.FEATURES,
-        lambda: stages.dbt_build(ws, select=stages.FEATURE_SELECTOR, validate=False),
+        partial(stages.dbt_build, ws, select=stages.FEATURE_SELECTOR, validate=False),
         lambda _: stages.count(ws, "select count(*) from curated.ml_features"),
         lambda b: b.to_detail(),
+        isolated=True,
     )
     measured: dict[str, Any] = {"transactions": raw_rows}
     if not config.skip_pandas:
         measured.update(_pandas_reference(config, ws, watch, build, features))
         _release_memory()
-    layout = MlLayout(ws.lake)
     watch.run(
         report.TRAINING,
-        lambda: train(layout, WindowRequest(), config.train),
-        lambda o: sum(
-            len(part)
-            for part in (o.result.split.fit, o.result.split.validation, o.result.split.test)
-        ),
-        lambda o: {
-            "version": o.version,
-            "windows": o.metadata["windows"],
-            "average_precision": o.metadata["metrics"]["xgboost"]["average_precision"],
-        },
+        partial(stages.training, ws, config.train),
+        lambda t: t["rows"],
+        lambda t: {k: v for k, v in t.items() if k != "rows"},
+        isolated=True,
     )
     watch.run(
         report.SCORING,
-        lambda: score_day(layout),
-        lambda s: s.rows,
-        lambda s: {"day": s.day.isoformat(), "alerts": s.alerts},
+        partial(stages.scoring, ws),
+        lambda s: s["rows"],
+        lambda s: {k: v for k, v in s.items() if k != "rows"},
+        isolated=True,
     )
     appended = watch.run(
         report.DAILY_GENERATION,
-        lambda: stages.append_day(ws),
+        partial(stages.append_day, ws),
         lambda g: g.rows["transactions"],
         lambda g: {"day": g.last_day.isoformat()},
+        isolated=True,
     )
     watch.run(
         report.INCREMENTAL,
-        lambda: stages.dbt_build(ws),
+        partial(stages.dbt_build, ws),
         lambda _: stages.raw_transaction_rows(ws, appended.last_day),
         lambda b: b.to_detail(),
+        isolated=True,
     )
     say("==> lake sizes, raw Parquet vs CSV, partition pruning")
     measured["lake_sizes"] = lake_sizes(ws.lake).to_dict()

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from ml.train import TrainConfig
 from python_jobs.dbt_runner import DbtOutcome, require_success, run_dbt
 from python_jobs.generate import GenerationResult, GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
@@ -125,3 +126,29 @@ def raw_transaction_rows(ws: Workspace, day: date | None = None) -> int:
     pattern = f"year={day:%Y}/month={day:%m}/day={day:%d}/*.parquet" if day else "*/*/*/*.parquet"
     files = sorted((ws.lake.raw / "transactions").glob(pattern))
     return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+
+
+def training(ws: Workspace, config: TrainConfig) -> dict[str, Any]:
+    """`banklake train` with the default windows; what the record keeps of it (run in the
+    stage's own process, so only plain values come back, never the booster)."""
+    from ml.layout import MlLayout
+    from ml.train import WindowRequest, train
+
+    outcome = train(MlLayout(ws.lake), WindowRequest(), config)
+    data = outcome.result.split
+    return {
+        "rows": len(data.fit) + len(data.validation) + len(data.test),
+        "version": outcome.version,
+        "windows": outcome.metadata["windows"],
+        "trees": outcome.result.fitted.best_iteration + 1,
+        "average_precision": outcome.metadata["metrics"]["xgboost"]["average_precision"],
+    }
+
+
+def scoring(ws: Workspace) -> dict[str, Any]:
+    """`banklake score` of the features' last day with the champion."""
+    from ml.layout import MlLayout
+    from ml.score import score_day
+
+    scored = score_day(MlLayout(ws.lake))
+    return {"rows": scored.rows, "day": scored.day.isoformat(), "alerts": scored.alerts}
