@@ -49,6 +49,49 @@
 {%- endmacro %}
 
 
+{#- Rows of the partition in the previous `days` days, the current row not counted. count(*)
+    of a frame is its size, cheaper than summing 1 over it. -#}
+{% macro count_over_previous_days(partition_by, days, order_by='event_ts') -%}
+    (count(*) {{ rolling_window(partition_by, order_by, days) }} - 1)
+{%- endmacro %}
+
+
+{#- The partition's previous row's `order_by`, rows ordered by (order_by, tie_breaker): what
+    lag() gives. On DuckDB it is taken from frames over the order of rolling_window, so that
+    it shares the sort of the partition's feature windows instead of sorting again: a row
+    with a same-instant peer of lower tie_breaker gets its own instant, any other the latest
+    earlier one. Exact while `order_by` has no sub-millisecond part (event_ts is parsed to
+    the second). -#}
+{% macro previous_event_ts(partition_by, order_by='event_ts', tie_breaker='transaction_id') -%}
+    {{ return(adapter.dispatch('previous_event_ts', 'banklake')(
+        partition_by, order_by, tie_breaker
+    )) }}
+{%- endmacro %}
+
+{% macro default__previous_event_ts(partition_by, order_by, tie_breaker) -%}
+    lag({{ order_by }}) over (
+        partition by {{ partition_by }} order by {{ order_by }}, {{ tie_breaker }}
+    )
+{%- endmacro %}
+
+{% macro duckdb__previous_event_ts(partition_by, order_by, tie_breaker) -%}
+    case
+        when
+            min({{ tie_breaker }}) over (
+                partition by {{ partition_by }}
+                order by epoch_ms({{ order_by }})
+                range between current row and current row
+            ) < {{ tie_breaker }}
+            then {{ order_by }}
+        else max({{ order_by }}) over (
+            partition by {{ partition_by }}
+            order by epoch_ms({{ order_by }})
+            range between unbounded preceding and 1 preceding
+        )
+    end
+{%- endmacro %}
+
+
 {#- The same window as a join condition: `event_ts` lies in the previous `days` days of
     `reference_ts`, for non-equi joins (e.g. frauds at a counterparty before a transaction). -#}
 {% macro is_within_previous_days(event_ts, reference_ts, days) -%}

@@ -13,6 +13,12 @@
 {%- endmacro %}
 
 
+{#- Rows of the partition in the previous `hours` hours, the current row not counted. -#}
+{% macro count_over_previous_hours(partition_by, hours, order_by='event_ts') -%}
+    (count(*) {{ rolling_window(partition_by, order_by, 0, hours=hours) }} - 1)
+{%- endmacro %}
+
+
 {#- Largest `expression` among the partition's rows strictly earlier than the current one
     within the previous `days` days, [event_ts - N days + 1 ms, event_ts - 1 ms], where
     `condition` holds; null when there is none. Rows at the same instant are left out: a

@@ -8,7 +8,9 @@
     deliveries the same record), `rejection_reason` (null when valid) and `ingestion_date`, adds
     `disposition`. Among valid rows with the same record_key the first delivery (by order_by) is
     accepted and later ones are duplicates, including re-deliveries of a record accepted by an
-    earlier run. -#}
+    earlier run. Only record keys delivered more than once are ranked, by `raw_row_key`
+    (unique per raw row): a window over every row, all its columns along, was half the model.
+    A valid row always has a record_key (the models reject rows without one). -#}
 {% macro ingestion_window_start() -%}
     (
         select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(processed.ingestion_date)') }}
@@ -23,14 +25,25 @@
 {%- endmacro %}
 
 {% macro triage(validated, order_by) -%}
+    repeated_keys as (
+        select record_key
+        from {{ validated }}
+        where rejection_reason is null
+        group by record_key
+        having count(*) > 1
+    ),
+
     ranked as (
         select
-            validated.*,
+            validated.raw_row_key,
             row_number() over (
-                partition by validated.record_key, validated.rejection_reason is null
+                partition by validated.record_key
                 order by {{ order_by }}
             ) as delivery_rank
         from {{ validated }} as validated
+        inner join repeated_keys
+            on validated.record_key = repeated_keys.record_key
+        where validated.rejection_reason is null
     ),
 
     {% if is_incremental() -%}
@@ -45,19 +58,21 @@
 
     triaged as (
         select
-            ranked.*,
+            validated.*,
             case
-                when ranked.rejection_reason is not null then 'rejected'
+                when validated.rejection_reason is not null then 'rejected'
                 when ranked.delivery_rank > 1 then 'duplicate'
                 {% if is_incremental() -%}
                 when accepted_earlier.record_key is not null then 'duplicate'
                 {%- endif %}
                 else 'accepted'
             end as disposition
-        from ranked
+        from {{ validated }} as validated
+        left join ranked
+            on validated.raw_row_key = ranked.raw_row_key
         {% if is_incremental() -%}
         left join accepted_earlier
-            on ranked.record_key = accepted_earlier.record_key
+            on validated.record_key = accepted_earlier.record_key
         {%- endif %}
     )
 {%- endmacro %}

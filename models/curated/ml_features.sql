@@ -47,6 +47,14 @@
     'cust_inbound_new_sender_count_1d',
 ] %}
 
+{#- Window partitions: a missing counterparty, device or state gets a partition of its own (no
+    history) from the transaction id, which every window operator carries anyway; a coalesced
+    key column would be one more string for each of them to sort and copy. -#}
+{%- set counterparty_partition =
+    'counterparty_key, case when counterparty_key is null then transaction_id end' %}
+{%- set device_partition = 'device_id, case when device_id is null then transaction_id end' %}
+{%- set state_partition = 'state, case when state is null then transaction_id end' %}
+
 {#- Incremental runs: where to start, computed before the run so that the filters below are
     literal dates (on Athena they prune the Iceberg partitions of the tables read). -#}
 {%- set label_changed -%}
@@ -179,16 +187,9 @@ enriched as (
         transactions.is_night,
         transactions.is_weekend,
         transactions.state,
+        transactions.device_id,
         device_first_seen.first_event_ts as device_first_event_ts,
         coalesce(transactions.status = 'declined', false) as is_declined,
-        -- a missing counterparty, device or state gets a partition of its own: no history
-        coalesce(
-            transactions.counterparty_key, 'no-counterparty:' || transactions.transaction_id
-        ) as counterparty_partition,
-        coalesce(
-            transactions.device_id, 'no-device:' || transactions.transaction_id
-        ) as device_partition,
-        coalesce(transactions.state, 'no-state:' || transactions.transaction_id) as state_partition,
         coalesce(
             counterparty_first_seen.first_transaction_id = transactions.transaction_id, false
         ) as is_first_time_counterparty,
@@ -214,7 +215,7 @@ windowed as (
     select
         *,
         {%- for days in [1, 7, 30] %}
-            {{ sum_over_previous_days('1', 'customer_id', days) }} as cust_tx_count_{{ days }}d,
+            {{ count_over_previous_days('customer_id', days) }} as cust_tx_count_{{ days }}d,
             {{ sum_over_previous_days('amount_brl', 'customer_id', days) }}
                 as cust_amount_sum_{{ days }}d,
         {%- endfor %}
@@ -230,20 +231,18 @@ windowed as (
         {{ sum_over_previous_days(
             '1', 'customer_id', 1, "direction = 'inbound' and is_first_time_counterparty"
         ) }} as cust_inbound_new_sender_count_1d,
-        {{ sum_over_previous_hours('1', 'customer_id', 1) }} as cust_tx_count_1h,
+        {{ count_over_previous_hours('customer_id', 1) }} as cust_tx_count_1h,
         {{ sum_over_previous_hours('1', 'customer_id', 1, 'is_declined') }}
             as cust_declined_count_1h,
         {{ max_over_earlier_days('amount_brl', 'customer_id, transaction_type, direction', 30) }}
             as earlier_max_amount_30d,
         -- customers whose first use of the device falls in the window; the customer's own
         -- first use is taken out below
-        {{ sum_over_previous_days('1', 'device_partition', 30, 'is_new_device') }}
+        {{ sum_over_previous_days('1', device_partition, 30, 'is_new_device') }}
             as device_new_customers_30d,
-        {{ sum_over_previous_days('1', 'customer_id, state_partition', 30) }}
+        {{ count_over_previous_days('customer_id, ' ~ state_partition, 30) }}
             as cust_same_state_count_30d,
-        lag(event_ts) over (
-            partition by customer_id order by event_ts, transaction_id
-        ) as previous_event_ts_read
+        {{ previous_event_ts('customer_id') }} as previous_event_ts_read
     from enriched
 
 ),
@@ -267,12 +266,12 @@ counterparty_windowed as (
     select
         *,
         {%- for days in [1, 7, 30] %}
-            {{ sum_over_previous_days('1', 'counterparty_partition', days) }}
+            {{ count_over_previous_days(counterparty_partition, days) }}
                 as cp_tx_count_{{ days }}d,
         {%- endfor %}
-        {{ sum_over_previous_days('1', 'counterparty_partition', 1, 'is_first_time_counterparty') }}
+        {{ sum_over_previous_days('1', counterparty_partition, 1, 'is_first_time_counterparty') }}
             as cp_new_customer_count_1d,
-        {{ sum_over_previous_days('1', 'counterparty_partition', 1, 'is_unusual_state') }}
+        {{ sum_over_previous_days('1', counterparty_partition, 1, 'is_unusual_state') }}
             as cp_unusual_state_count_1d
     from unusual_state
 
