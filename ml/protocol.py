@@ -14,7 +14,11 @@ had in production. The protocol therefore replays production:
 - Transactions in the gap are used for nothing: their labels are the least mature, and
   skipping them keeps the test period out of reach of any feature window of the training
   rows' labels.
-- Test rows carry the labels known now (the mart's), the best truth available.
+- Test rows carry the labels known now (the mart's), the best truth available. By default
+  the test period ends `label_horizon_days` before the data's last day: the newest days'
+  frauds are mostly not reported yet (reports take days to weeks), and a metric on those
+  labels ranks the quickly reported kinds of fraud first instead of fraud (see the README's
+  "Fraud model" section for the numbers). The gap makes the same judgement for training.
 - The validation slice (early stopping and the alert threshold) is the last
   `validation_days` of the training period: the model is always checked on days after the
   ones it was fitted on.
@@ -32,6 +36,7 @@ import pandas as pd
 
 DEFAULT_TEST_DAYS = 7
 DEFAULT_GAP_DAYS = 7
+DEFAULT_LABEL_HORIZON_DAYS = 7  # newest days left out of the default test period
 DEFAULT_VALIDATION_DAYS = 3
 MIN_FIT_DAYS = 2  # training days left before the validation slice
 
@@ -128,34 +133,59 @@ def resolve_windows(
     test_end: date | None = None,
     test_days: int = DEFAULT_TEST_DAYS,
     validation_days: int = DEFAULT_VALIDATION_DAYS,
+    label_horizon_days: int | None = None,
 ) -> Windows:
     """Windows from the data's date range [first, last] and whatever the user pinned.
 
-    Defaults: the test period is the last `test_days` days, then a `gap_days` gap before
-    it, and everything earlier trains. A pinned bound moves the others consistently
-    (e.g. --train-end alone: the test starts after the gap and runs to the last day).
-    When nothing is pinned and the data is too short for the defaults (a small demo lake),
-    every period shrinks in proportion (see compact_periods).
+    Defaults: the newest `label_horizon_days` days are left for their labels to arrive,
+    the test period is the `test_days` days before them, then a `gap_days` gap before it,
+    and everything earlier trains. A pinned bound moves the others consistently (e.g.
+    --train-end alone: the test starts after the gap and runs to the horizon). When nothing
+    is pinned and the data is too short for the defaults (a small demo lake), every period
+    shrinks in proportion (see compact_periods).
     """
+    if label_horizon_days is not None and label_horizon_days < 0:
+        raise ProtocolError(f"label_horizon_days must be >= 0, got {label_horizon_days}")
     pinned = (train_start, train_end, gap_days, test_start, test_end)
+    horizon = DEFAULT_LABEL_HORIZON_DAYS if label_horizon_days is None else label_horizon_days
     if all(value is None for value in pinned):
-        test_days, gap_days, validation_days = compact_periods(
-            (last - first).days + 1, test_days, DEFAULT_GAP_DAYS, validation_days
-        )
+        days = (last - first).days + 1
+        if label_horizon_days is None:  # the horizon shrinks with the rest
+            test_days, gap_days, validation_days, horizon = compact_periods(
+                days, test_days, DEFAULT_GAP_DAYS, validation_days, horizon
+            )
+        else:  # a pinned horizon is kept whole
+            if days - horizon < MIN_FIT_DAYS + 2:
+                raise ProtocolError(
+                    f"{days} days of features leave {days - horizon} before the {horizon}-day "
+                    f"label horizon; the protocol needs at least {MIN_FIT_DAYS + 2}"
+                )
+            test_days, gap_days, validation_days, _ = compact_periods(
+                days - horizon, test_days, DEFAULT_GAP_DAYS, validation_days
+            )
     gap_days = DEFAULT_GAP_DAYS if gap_days is None else gap_days
-    test_end = test_end or last
+    horizon_bound = test_end is None
+    test_end = test_end or last - timedelta(days=horizon)
     if test_start is None:
         if train_end is not None:
             test_start = train_end + timedelta(days=gap_days + 1)
         else:
             test_start = test_end - timedelta(days=test_days - 1)
+    if horizon_bound and test_start > test_end:
+        raise ProtocolError(
+            f"the test would start on {test_start}, inside the {horizon}-day label horizon "
+            f"(the data ends on {last}, so the test ends on {test_end} unless pinned): pin "
+            "--test-end, or --label-horizon-days 0 to test on the newest days' labels"
+        )
     if train_end is None:
         train_end = test_start - timedelta(days=gap_days + 1)
     if train_end < (train_start or first):
+        horizon_note = f" before a {horizon}-day label horizon" if horizon_bound else ""
         raise ProtocolError(
-            f"no training days are left: the data covers {first}..{last}, and testing from "
-            f"{test_start} after a {gap_days}-day gap leaves training to end on {train_end}; "
-            "pin shorter periods (--gap-days, --test-start) or use a longer lake"
+            f"no training days are left: the data covers {first}..{last}, and testing "
+            f"{test_start}..{test_end}{horizon_note} after a {gap_days}-day gap leaves training "
+            f"to end on {train_end}; pin shorter periods (--gap-days, --test-start, "
+            "--label-horizon-days) or use a longer lake"
         )
     windows = Windows(
         train_start=train_start or first,
@@ -171,14 +201,15 @@ def resolve_windows(
 
 
 def compact_periods(
-    days: int, test_days: int, gap_days: int, validation_days: int
-) -> tuple[int, int, int]:
-    """(test, gap, validation) days for `days` days of data: the requested ones when they
-    fit, else scaled down in proportion (at least one test and one validation day), giving
-    back gap, then test, then validation days until MIN_FIT_DAYS remain to fit on."""
-    needed = test_days + gap_days + validation_days + MIN_FIT_DAYS
+    days: int, test_days: int, gap_days: int, validation_days: int, horizon_days: int = 0
+) -> tuple[int, int, int, int]:
+    """(test, gap, validation, horizon) days for `days` days of data: the requested ones when
+    they fit, else scaled down in proportion (at least one test and one validation day),
+    giving back horizon, gap, test, then validation days until MIN_FIT_DAYS remain to fit
+    on."""
+    needed = test_days + gap_days + validation_days + horizon_days + MIN_FIT_DAYS
     if days >= needed:
-        return test_days, gap_days, validation_days
+        return test_days, gap_days, validation_days, horizon_days
     if days < MIN_FIT_DAYS + 2:
         raise ProtocolError(
             f"{days} days of features: the protocol needs at least {MIN_FIT_DAYS + 2} "
@@ -188,14 +219,17 @@ def compact_periods(
     test = max(1, int(test_days * scale))
     gap = int(gap_days * scale)
     validation = max(1, int(validation_days * scale))
-    while days - test - gap < validation + MIN_FIT_DAYS:
-        if gap > 0:
+    horizon = int(horizon_days * scale)
+    while days - test - gap - horizon < validation + MIN_FIT_DAYS:
+        if horizon > 0:
+            horizon -= 1
+        elif gap > 0:
             gap -= 1
         elif test > 1:
             test -= 1
         else:
             validation -= 1
-    return test, gap, validation
+    return test, gap, validation, horizon
 
 
 def rolling_folds(windows: Windows, folds: int, step_days: int | None = None) -> list[Windows]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import Any
 
 from ml.plots import PLOT_FILES
@@ -106,6 +107,28 @@ def full_list_note(diagnostics: Mapping[str, Any]) -> str:
     )
 
 
+def test_labels_note(windows: Mapping[str, Any], labels_as_of: str | None) -> str:
+    """How mature the test's labels are: the reports known on the lake's last day, and the
+    newest days left out of the test while their reports arrive (the label horizon)."""
+    if labels_as_of is None:  # a model saved before the horizon existed
+        return "test labels: the frauds reported so far"
+    as_of = date.fromisoformat(labels_as_of)
+    test_start = date.fromisoformat(str(windows["test_start"]))
+    test_end = date.fromisoformat(str(windows["test_end"]))
+    ages = f"{(as_of - test_end).days}-{(as_of - test_start).days} days old"
+    left_out = (as_of - test_end).days
+    if left_out <= 0:
+        return (
+            f"test labels: the frauds reported by {as_of} ({ages}); the test reaches the "
+            "newest day, whose frauds are mostly not reported yet"
+        )
+    return (
+        f"test labels: the frauds reported by {as_of} ({ages}); the {left_out} newest days "
+        f"({test_end + timedelta(days=1)}..{as_of}) are left out of the test while their "
+        "frauds are reported (--label-horizon-days)"
+    )
+
+
 def _diagnostics(metadata: Mapping[str, Any]) -> str:
     diagnostics = metadata.get("diagnostics")
     if not diagnostics:
@@ -172,7 +195,8 @@ transaction's past only; see ml/features.py). Labels come only from fraud report
   (from {w["validation_start"]}) are the validation slice for early stopping and the
   threshold
 - gap of {w["gap_days"]} days, unused
-- labels known at the cut-off {w["cutoff"]} for training; labels known now for the test
+- labels known at the cut-off {w["cutoff"]} for training; for the test,
+  {test_labels_note(w, data.get("labels_as_of")).removeprefix("test labels: ")}
 - test {w["test_start"]} to {w["test_end"]}
 - threshold rule: {t["rule"]}
 

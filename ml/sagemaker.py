@@ -555,6 +555,7 @@ def collect_training_job(
         [result],
         evaluation,
         history_start=first,
+        labels_as_of=last,
         created_at=now or datetime.now(UTC),
         training={
             "backend": "sagemaker",

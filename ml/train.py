@@ -47,6 +47,7 @@ from ml.report import (
     metrics_table,
     model_card,
     scenario_table,
+    test_labels_note,
 )
 
 MODEL = "xgboost"
@@ -65,6 +66,7 @@ class WindowRequest:
     test_end: date | None = None
     test_days: int = DEFAULT_TEST_DAYS
     validation_days: int = DEFAULT_VALIDATION_DAYS
+    label_horizon_days: int | None = None  # None: DEFAULT_LABEL_HORIZON_DAYS (or less)
 
     def resolve(self, first: date, last: date) -> Windows:
         return resolve_windows(
@@ -77,6 +79,7 @@ class WindowRequest:
             test_end=self.test_end,
             test_days=self.test_days,
             validation_days=self.validation_days,
+            label_horizon_days=self.label_horizon_days,
         )
 
 
@@ -188,10 +191,14 @@ def build_metadata(
     source: Path,
     created_at: datetime,
     history_start: date | None = None,
+    labels_as_of: date | None = None,
 ) -> dict[str, Any]:
-    """`history_start`: the lake's first day (default: the training period's first day)."""
+    """`history_start`: the lake's first day (default: the training period's first day);
+    `labels_as_of`: its last day, whose reports are the test's labels (default: test end)."""
     model = result.candidates[MODEL]
     windows = result.split.windows
+    data = _fingerprint(result, source)
+    data["labels_as_of"] = (labels_as_of or windows.test_end).isoformat()
     return {
         "created_at": created_at.isoformat(),
         "windows": windows.to_dict(),
@@ -212,7 +219,7 @@ def build_metadata(
             "stopping_metric": result.fitted.stopping_metric,
             "validation_score": result.fitted.validation_score,
         },
-        "data": _fingerprint(result, source),
+        "data": data,
         "libraries": artifacts.library_versions(),
         "metrics": result.metrics(),
         "folds": [{"windows": f.split.windows.to_dict(), "metrics": f.metrics()} for f in folds],
@@ -237,6 +244,9 @@ class TrainOutcome:
             [
                 f"fraud model {self.version}: "
                 + Windows.from_dict(self.metadata["windows"]).describe(),
+                test_labels_note(
+                    self.metadata["windows"], self.metadata["data"].get("labels_as_of")
+                ),
                 "",
                 metrics_table(metrics),
                 ceiling_note(metrics),
@@ -309,7 +319,9 @@ def train(
     for number, fold_windows in enumerate(all_windows, start=1):
         say(f"fold {number}/{len(all_windows)}: {fold_windows.describe()}")
         folds.append(fit_fold(split(frame, fold_windows), config))
-    return register(layout, folds, config, history_start=first, created_at=created_at)
+    return register(
+        layout, folds, config, history_start=first, labels_as_of=last, created_at=created_at
+    )
 
 
 def register(
@@ -319,6 +331,7 @@ def register(
     *,
     history_start: date,
     created_at: datetime,
+    labels_as_of: date | None = None,
     training: dict[str, Any] | None = None,
 ) -> TrainOutcome:
     """The last fold's model becomes a version (metadata, card, plots) and the champion if
@@ -333,7 +346,14 @@ def register(
         result.split.windows.test_start,
     )
     metadata = build_metadata(
-        result, config, decision, folds, layout.features.database, created_at, history_start
+        result,
+        config,
+        decision,
+        folds,
+        layout.features.database,
+        created_at,
+        history_start,
+        labels_as_of,
     )
     metadata["training"] = training or {"backend": "local"}
     if diagnostics is not None:

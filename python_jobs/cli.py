@@ -180,7 +180,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     pinned = {
         name: getattr(args, name)
-        for name in ("train_start", "train_end", "gap_days", "test_start", "test_end")
+        for name in (
+            "train_start",
+            "train_end",
+            "gap_days",
+            "test_start",
+            "test_end",
+            "label_horizon_days",
+        )
         if getattr(args, name) is not None
     }
     config = TrainConfig(alert_budget=args.alert_budget, folds=args.folds)
@@ -404,11 +411,18 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, meaning in (
         ("--train-start", "first training day (default: the first day of the features)"),
         ("--train-end", "last training day (default: test start - gap - 1)"),
-        ("--test-start", "first test day (default: the last 7 days are the test)"),
-        ("--test-end", "last test day (default: the last day of the features)"),
+        ("--test-start", "first test day (default: the 7 days before the label horizon)"),
+        ("--test-end", "last test day (default: the label horizon's eve)"),
     ):
         train.add_argument(flag, type=date.fromisoformat, default=None, help=meaning)
     train.add_argument("--gap-days", type=int, default=None, help="unused days (default 7)")
+    train.add_argument(
+        "--label-horizon-days",
+        type=int,
+        default=None,
+        help="newest days left out of the default test while their frauds are reported "
+        "(default 7; 0 tests on the newest days)",
+    )
     train.add_argument(
         "--alert-budget", type=float, default=100.0, help="alerts a day -> threshold (100)"
     )

@@ -18,14 +18,22 @@ from python_jobs.cli import main
 
 def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) -> None:
     lake = str(ml_lake.lake.root)
-    assert main(["train", "--lake", lake, "--gap-days", "5", "--alert-budget", "20"]) == 0
+    train = ["train", "--lake", lake, "--gap-days", "5", "--alert-budget", "20"]
+    assert main([*train, "--label-horizon-days", "3"]) == 0
     out = capsys.readouterr().out
     assert "XGBoost (model)" in out and "logistic regression" in out and "rules" in out
     assert "is the new champion: there was no champion yet" in out
-    assert "gap 5 d" in out and "test 2026-09-14..2026-09-20" in out
+    assert "gap 5 d" in out and "test 2026-09-11..2026-09-17" in out
+    assert (
+        "test labels: the frauds reported by 2026-09-20 (3-9 days old); the 3 newest days "
+        "(2026-09-18..2026-09-20) are left out of the test" in out
+    )
     version = json.loads(ml_lake.champion_file.read_text())["version"]
     meta = json.loads((ml_lake.version_dir(version) / "metadata.json").read_text())
     assert meta["threshold"]["alert_budget_per_day"] == 20.0
+    assert meta["data"]["labels_as_of"] == "2026-09-20"
+    card = (ml_lake.version_dir(version) / "model_card.md").read_text()
+    assert "the 3 newest days (2026-09-18..2026-09-20) are left out of the test" in card
 
     assert main(["score", "--lake", lake]) == 0
     assert "scored 300 transactions of 2026-09-20" in capsys.readouterr().out

@@ -16,7 +16,7 @@ from ml.layout import MlLayout
 from ml.monitor import OK, RETRAIN, WATCH, MonitorConfig, judge, monitor, realized_performance
 from ml.score import score_day
 from ml.tests.conftest import FAST_TRAINING, START, TRAINED_AT, synthetic_features, write_features
-from ml.train import train
+from ml.train import WindowRequest, train
 from python_jobs.lake.layout import Lake
 
 # a feature of the transaction alone (no history), judged on any day
@@ -200,7 +200,8 @@ def _young_lake(tmp_path, *, days: int = 20, rows: int = 600) -> tuple[MlLayout,
     lake = Lake(tmp_path / "lake")
     write_features(lake.database, frame)
     layout = MlLayout(lake)
-    train(layout, config=FAST_TRAINING, now=TRAINED_AT)
+    # no label horizon: training reaches the newest gap, as the dates below expect
+    train(layout, WindowRequest(label_horizon_days=0), FAST_TRAINING, now=TRAINED_AT)
     return layout, warming
 
 

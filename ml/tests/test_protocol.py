@@ -117,19 +117,52 @@ def test_labels_known_at_ignores_rows_that_were_never_fraud() -> None:
     assert labels_known_at(frame, datetime(2026, 9, 5)).tolist() == [False]
 
 
-def test_default_windows_from_the_data_range() -> None:
+def test_default_windows_leave_the_newest_week_to_its_labels() -> None:
     w = resolve_windows(date(2026, 9, 1), date(2026, 9, 30))
-    assert (w.test_start, w.test_end) == (date(2026, 9, 24), date(2026, 9, 30))
-    assert w.gap_days == 7 and w.train_end == date(2026, 9, 16)
+    # Sep 24-30: the label horizon; test the week before it, train before the gap
+    assert (w.test_start, w.test_end) == (date(2026, 9, 17), date(2026, 9, 23))
+    assert w.gap_days == 7 and w.train_end == date(2026, 9, 9)
     assert w.train_start == date(2026, 9, 1)
-    assert w.cutoff == datetime(2026, 9, 24)
+    assert w.cutoff == datetime(2026, 9, 17)
+
+
+def test_without_a_label_horizon_the_test_is_the_newest_week() -> None:
+    w = resolve_windows(date(2026, 9, 1), date(2026, 9, 30), label_horizon_days=0)
+    assert (w.test_start, w.test_end) == (date(2026, 9, 24), date(2026, 9, 30))
+    assert w.train_end == date(2026, 9, 16) and w.cutoff == datetime(2026, 9, 24)
+    with pytest.raises(ProtocolError, match="label_horizon_days must be >= 0"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 30), label_horizon_days=-1)
+
+
+def test_a_pinned_horizon_is_kept_whole_on_a_short_lake() -> None:
+    w = resolve_windows(date(2026, 9, 1), date(2026, 9, 20), label_horizon_days=7)
+    assert w.test_end == date(2026, 9, 13)  # the horizon is not shrunk; the rest is
+    assert w.train_days >= w.validation_days + 2
+    with pytest.raises(ProtocolError, match="leave 3 before the 7-day label horizon"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 10), label_horizon_days=7)
 
 
 def test_pinned_train_end_moves_the_test_after_the_gap() -> None:
     w = resolve_windows(
         date(2026, 9, 1), date(2026, 9, 30), train_end=date(2026, 9, 12), gap_days=2
     )
-    assert w.test_start == date(2026, 9, 15) and w.test_end == date(2026, 9, 30)
+    assert w.test_start == date(2026, 9, 15) and w.test_end == date(2026, 9, 23)
+    w = resolve_windows(
+        date(2026, 9, 1), date(2026, 9, 30), test_start=date(2026, 9, 26), label_horizon_days=0
+    )
+    assert w.test_end == date(2026, 9, 30)
+
+
+def test_a_pinned_test_start_inside_the_horizon_says_how_to_test_there() -> None:
+    with pytest.raises(ProtocolError, match=r"inside the 7-day label horizon.*--test-end"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 30), test_start=date(2026, 9, 26))
+    w = resolve_windows(
+        date(2026, 9, 1),
+        date(2026, 9, 30),
+        test_start=date(2026, 9, 26),
+        test_end=date(2026, 9, 30),
+    )
+    assert (w.test_start, w.test_end) == (date(2026, 9, 26), date(2026, 9, 30))
 
 
 @pytest.mark.parametrize(
@@ -172,28 +205,32 @@ def test_rolling_folds_move_back_by_the_test_length_oldest_first() -> None:
 
 @pytest.mark.parametrize(
     ("days", "expected"),
-    [
-        (30, (7, 7, 3)),
-        (19, (7, 7, 3)),
-        (18, (6, 6, 2)),
-        (10, (3, 3, 1)),
-        (5, (1, 1, 1)),
-        (4, (1, 0, 1)),
+    [  # (test, gap, validation, horizon) days
+        (30, (7, 7, 3, 7)),
+        (26, (7, 7, 3, 7)),
+        (25, (6, 6, 2, 6)),
+        (13, (3, 3, 1, 3)),
+        (10, (2, 2, 1, 2)),
+        (5, (1, 1, 1, 0)),
+        (4, (1, 0, 1, 0)),
     ],
 )
 def test_short_lakes_shrink_every_period_in_proportion(days: int, expected: tuple) -> None:
     first = date(2026, 9, 1)
     last = first + timedelta(days=days - 1)
     w = resolve_windows(first, last)
-    assert (w.test_days, w.gap_days, w.validation_days) == expected
-    assert w.test_end == last and w.train_start == first
+    horizon = (last - w.test_end).days
+    assert (w.test_days, w.gap_days, w.validation_days, horizon) == expected
+    assert w.train_start == first
     assert w.train_days >= w.validation_days + 2
 
 
 def test_a_pinned_window_is_never_shrunk_and_too_short_data_is_refused() -> None:
     with pytest.raises(ProtocolError, match="no training days are left"):
         resolve_windows(date(2026, 9, 1), date(2026, 9, 10), gap_days=7)
-    with pytest.raises(ProtocolError, match="needs at least 5"):
+    with pytest.raises(ProtocolError, match="before a 7-day label horizon"):
         resolve_windows(date(2026, 9, 1), date(2026, 9, 12), gap_days=1)
+    with pytest.raises(ProtocolError, match="needs at least 5"):
+        resolve_windows(date(2026, 9, 1), date(2026, 9, 12), gap_days=1, label_horizon_days=0)
     with pytest.raises(ProtocolError, match="needs at least 4"):
         resolve_windows(date(2026, 9, 1), date(2026, 9, 3))

@@ -27,7 +27,7 @@ from ml.booster import BoosterParams, fit_booster, predict
 from ml.dataset import feature_matrix
 from ml.features import FEATURES
 from ml.layout import MlLayout
-from ml.protocol import Split, resolve_windows, split
+from ml.protocol import Split, Windows, resolve_windows, split
 from ml.sagemaker import (
     EXPORT_COLUMNS,
     ArtifactError,
@@ -433,7 +433,7 @@ def test_a_tampered_model_is_refused(job: dict[str, Any], s3: Any, tmp_path: Pat
 
     def edit_windows(folder: Path) -> None:
         meta = json.loads((folder / "metadata.json").read_text())
-        meta["windows"]["gap_days"] = 6
+        meta["windows"]["gap_days"] -= 1  # still a valid protocol, not the job's
         (folder / "metadata.json").write_text(json.dumps(meta))
 
     for number, (change, error, message) in enumerate(
@@ -450,7 +450,8 @@ def test_a_tampered_model_is_refused(job: dict[str, Any], s3: Any, tmp_path: Pat
             fetch_verified_model(s3, done, workdir)
     untouched = _upload(s3, job, job["tarball"], "tampered/none/model.tar.gz")
     (tmp_path / "ok").mkdir()
-    assert fetch_verified_model(s3, untouched, tmp_path / "ok").windows.gap_days == 7
+    recorded = Windows.from_dict(json.loads(job["request"]["HyperParameters"]["windows"]))
+    assert fetch_verified_model(s3, untouched, tmp_path / "ok").windows == recorded
 
 
 def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:

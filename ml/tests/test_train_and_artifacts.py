@@ -114,7 +114,7 @@ def test_a_broken_champion_is_replaced_and_the_reason_said(ml_lake: MlLayout) ->
 
 
 def test_prequential_folds_are_recorded_oldest_first(ml_lake: MlLayout) -> None:
-    request = WindowRequest(gap_days=2, test_days=3)
+    request = WindowRequest(gap_days=2, test_days=3, label_horizon_days=0)
     config = TrainConfig(booster=WEAK.booster, folds=3, fold_step_days=3, plots=False)
     outcome = train(ml_lake, request, config, now=T0)
     folds = outcome.metadata["folds"]

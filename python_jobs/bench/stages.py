@@ -129,12 +129,14 @@ def raw_transaction_rows(ws: Workspace, day: date | None = None) -> int:
 
 
 def training(ws: Workspace, config: TrainConfig) -> dict[str, Any]:
-    """`banklake train` with the default windows; what the record keeps of it (run in the
-    stage's own process, so only plain values come back, never the booster)."""
+    """`banklake train` with the default windows but no label horizon: the test is the newest
+    week and training reaches up to its gap, the most rows the protocol fits (as in the
+    records made before the horizon existed, so they stay comparable). What the record keeps
+    of it: plain values (the stage runs in its own process), never the booster."""
     from ml.layout import MlLayout
     from ml.train import WindowRequest, train
 
-    outcome = train(MlLayout(ws.lake), WindowRequest(), config)
+    outcome = train(MlLayout(ws.lake), WindowRequest(label_horizon_days=0), config)
     data = outcome.result.split
     return {
         "rows": len(data.fit) + len(data.validation) + len(data.test),
