@@ -55,6 +55,7 @@ def build(lake: Lake, *, say: Say = _quiet, select: list[str] | None = None) -> 
         lambda: run_dbt(args, lake, quiet=True),
         lambda o: (
             f"{o.tests_passed} of {o.tests_total} tests passed"
+            + (f", {o.tests_warned} warned (severity warn)" if o.tests_warned else "")
             + ("" if o.success else f", {len(o.failures)} failures")
         ),
     )
