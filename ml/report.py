@@ -107,7 +107,7 @@ def full_list_note(diagnostics: Mapping[str, Any]) -> str:
     )
 
 
-def test_labels_note(windows: Mapping[str, Any], labels_as_of: str | None) -> str:
+def label_maturity_note(windows: Mapping[str, Any], labels_as_of: str | None) -> str:
     """How mature the test's labels are: the reports known on the lake's last day, and the
     newest days left out of the test while their reports arrive (the label horizon)."""
     if labels_as_of is None:  # a model saved before the horizon existed
@@ -196,7 +196,7 @@ transaction's past only; see ml/features.py). Labels come only from fraud report
   threshold
 - gap of {w["gap_days"]} days, unused
 - labels known at the cut-off {w["cutoff"]} for training; for the test,
-  {test_labels_note(w, data.get("labels_as_of")).removeprefix("test labels: ")}
+  {label_maturity_note(w, data.get("labels_as_of")).removeprefix("test labels: ")}
 - test {w["test_start"]} to {w["test_end"]}
 - threshold rule: {t["rule"]}
 

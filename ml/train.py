@@ -44,10 +44,10 @@ from ml.protocol import (
 from ml.report import (
     ceiling_note,
     full_list_note,
+    label_maturity_note,
     metrics_table,
     model_card,
     scenario_table,
-    test_labels_note,
 )
 
 MODEL = "xgboost"
@@ -244,7 +244,7 @@ class TrainOutcome:
             [
                 f"fraud model {self.version}: "
                 + Windows.from_dict(self.metadata["windows"]).describe(),
-                test_labels_note(
+                label_maturity_note(
                     self.metadata["windows"], self.metadata["data"].get("labels_as_of")
                 ),
                 "",
