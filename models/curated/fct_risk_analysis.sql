@@ -10,10 +10,20 @@
 
 with
 
+-- only the columns the slices read: DuckDB materializes a CTE read more than once with every
+-- column it selects
 transactions as (
 
     select
-        fct_transactions.*,
+        fct_transactions.channel,
+        fct_transactions.transaction_type,
+        fct_transactions.event_hour,
+        fct_transactions.region,
+        fct_transactions.is_fraud_reported,
+        fct_transactions.is_approved,
+        fct_transactions.amount_brl,
+        fct_transactions.days_to_report,
+        fct_transactions.fraud_scenario,
         dim_customers.segment as customer_segment
     from {{ ref('fct_transactions') }} as fct_transactions
     left join {{ ref('dim_customers') }} as dim_customers

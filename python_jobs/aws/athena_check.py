@@ -58,6 +58,9 @@ WORK_GROUP = "banklake"  # the profile's default work group
 # moto's Athena accepts queries but runs none. A model that queries the warehouse while it
 # compiles (run_query) gets these answers, in this order, during the incremental compile:
 COMPILE_TIME_ANSWERS: list[dict[str, str]] = [
+    # fct_transactions (upstream of ml_features, so it asks first): the first ingestion day
+    # an incremental run recomputes
+    {"recompute_from": "2026-10-04"},
     # ml_features: the window an incremental run recomputes (dates as text)
     {"recompute_from": "2026-10-05", "history_from": "2026-09-05"},
 ]

@@ -177,7 +177,7 @@ def _run_stages(
     )
     watch.run(
         report.INCREMENTAL,
-        partial(stages.dbt_build, ws),
+        partial(stages.dbt_build, ws, daily_new_day=appended.first_day),
         lambda _: stages.raw_transaction_rows(ws, appended.last_day),
         lambda b: b.to_detail(),
         isolated=True,

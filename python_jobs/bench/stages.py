@@ -18,6 +18,7 @@ from python_jobs.dbt_runner import DbtOutcome, require_success, run_dbt
 from python_jobs.generate import GenerationResult, GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.validate import validate_lake
+from python_jobs.pipeline import daily_build_args
 
 # The feature mart and what reads it are built in their own stage.
 FEATURE_SELECTOR = "ml_features+"
@@ -84,15 +85,22 @@ def _run_results(target: Path) -> tuple[dict[str, float], dict[str, float]]:
 
 
 def dbt_build(
-    ws: Workspace, *, select: str | None = None, exclude: str | None = None, validate: bool = True
+    ws: Workspace,
+    *,
+    select: str | None = None,
+    exclude: str | None = None,
+    validate: bool = True,
+    daily_new_day: date | None = None,
 ) -> DbtStage:
-    """Validates the raw files (as `banklake build` does), then `dbt build` of the selection;
+    """Validates the raw files (as `banklake build` does), then `dbt build` of the selection
+    (with daily_new_day, as the daily run builds after delivering the days from then on);
     fails on any failing node or test, except the non-blocking tests (NON_BLOCKING_TESTS),
     which run right after in the same stage and whose failures are recorded instead."""
     quarantined = len(validate_lake(ws.lake).quarantined) if validate else 0
     selection = ["--select", select] if select else []
     excluded = [*([exclude] if exclude else []), *NON_BLOCKING_TESTS]
-    outcome = _dbt(ws, "build", *selection, *(["--exclude", *excluded] if excluded else []))
+    daily = daily_build_args(daily_new_day) if daily_new_day else []
+    outcome = _dbt(ws, "build", *selection, *(["--exclude", *excluded] if excluded else []), *daily)
     require_success(outcome)
     by_type, models = _run_results(ws.target)
     stage = DbtStage(outcome, by_type, models, quarantined=quarantined)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from python_jobs.dbt_runner import run_dbt
+from python_jobs.dbt_runner import DbtOutcome, run_dbt
 from python_jobs.export import export_curated
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
@@ -232,7 +232,10 @@ def test_rebuilding_the_same_data_changes_nothing(built_lake: Lake) -> None:
 
 def test_daily_increment_equals_a_full_rebuild(built_lake: Lake, tmp_path: Path) -> None:
     append_days(built_lake, 2)
-    build(built_lake)
+    # as the daily run builds: tests scoped to the rewritten rows, no unit tests
+    outcome = build(built_lake, daily_new_day=date(2026, 10, 11))
+    assert outcome.count("unit_test", "pass", "fail", "error") == 0
+    assert outcome.count("test", "pass") > 0
     incremental = table_digests(built_lake, "processed") | table_digests(built_lake, "curated")
     assert query(built_lake, "select max(ingestion_date) from processed.stg_transactions_triaged")[
         0
@@ -253,6 +256,53 @@ def test_daily_increment_equals_a_full_rebuild(built_lake: Lake, tmp_path: Path)
     assert outcome.success, outcome.failures
     rebuilt = table_digests(copy, "processed") | table_digests(copy, "curated")
     assert rebuilt == incremental
+
+
+def test_the_daily_run_tests_the_rows_it_rewrote_and_full_builds_everything(
+    built_lake: Lake, tmp_path: Path
+) -> None:
+    """var daily_test_new_day scopes the data tests to the rows an incremental run rewrites
+    (macros/testing/daily_test_scope.sql): a bad row there fails the daily run, a bad older
+    row is left to the full build's tests, which still see it."""
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(built_lake.root, lake.root)
+    target = tmp_path / "target"
+    last_day = query(lake, "select max(ingestion_date) from curated.fct_transactions")[0][0]
+    new_day = last_day + timedelta(days=1)  # re-read from last_day - lookback_days (1)
+    daily = ["--vars", json.dumps({"daily_test_new_day": new_day.isoformat()})]
+    selection = ["--select", "fct_transactions", "ml_features", "stg_transactions"]
+
+    def run_tests(*extra: str) -> DbtOutcome:
+        return run_dbt(["test", *selection, *extra], lake, target_path=target)
+
+    clean = run_tests(*daily)
+    assert clean.success, clean.failures
+    compiled = {path.name: path.read_text() for path in (target / "compiled").rglob("*.sql")}
+    scoped = [name for name, sql in compiled.items() if "ingestion_date >= cast(" in sql]
+    assert any(name.startswith("not_null_fct_transactions") for name in scoped)
+    assert any(name.startswith("unique_ml_features") for name in scoped)
+    # whole-table comparisons are never scoped
+    whole = [n for n in compiled if n.startswith(("row_count_matches_source", "row_count_anomaly"))]
+    assert whole
+    assert not set(whole) & set(scoped)
+
+    def break_row(where: str) -> None:
+        with duckdb.connect(str(lake.database)) as con:
+            con.execute(
+                "update curated.fct_transactions set event_hour = 99 where transaction_id = "
+                f"(select min(transaction_id) from curated.fct_transactions where {where})"
+            )
+
+    # an old row (ingested before the re-read days, no fraud report): out of the daily scope
+    break_row(f"ingestion_date < date '{last_day - timedelta(days=3)}' and not is_fraud_reported")
+    assert run_tests(*daily).success
+    full = run_tests()
+    assert not full.success
+    assert any("accepted_range_fct_transactions_event_hour" in f for f in full.failures)
+    # a row of the re-read days: the daily run's tests catch it
+    break_row(f"ingestion_date = date '{last_day}'")
+    failed = run_tests(*daily)
+    assert any("accepted_range_fct_transactions_event_hour" in f for f in failed.failures)
 
 
 def test_feeds_nothing_has_delivered_yet_build_empty(small_raw_lake: Lake) -> None:

@@ -352,6 +352,8 @@ def test_incremental_run_after_new_days_equals_a_full_rebuild(
     workspace.dbt("run", "--select", "+ml_features")
     compiled = workspace.target / "compiled/banklake/models/curated/ml_features.sql"
     assert " as stored" in compiled.read_text(), "ml_features did not run incrementally"
+    compiled = workspace.target / "compiled/banklake/models/curated/fct_transactions.sql"
+    assert " as stored" in compiled.read_text(), "fct_transactions did not run incrementally"
 
     first_new_day = CONFIG.start_date + timedelta(days=CONFIG.days)
     late, relabelled = query(
@@ -366,10 +368,16 @@ def test_incremental_run_after_new_days_equals_a_full_rebuild(
     assert relabelled > 0, "the new days should report frauds on already featured rows"
     incremental = workspace.save(tmp_path / "incremental")
 
-    # the same data, the feature models rebuilt from scratch
-    rebuilt = workspace.dbt("run", "--full-refresh", "--select", *HELPERS, "ml_features")
-    assert rebuilt.count("model", "success") == 3
-    for table in ("curated.ml_features", *(f"processed.{name}" for name in HELPERS)):
+    # the same data, the incremental marts and the feature models rebuilt from scratch
+    rebuilt = workspace.dbt(
+        "run", "--full-refresh", "--select", *HELPERS, "fct_transactions", "ml_features"
+    )
+    assert rebuilt.count("model", "success") == 4
+    for table in (
+        "curated.fct_transactions",
+        "curated.ml_features",
+        *(f"processed.{name}" for name in HELPERS),
+    ):
         assert digest(incremental, table) == digest(workspace.lake, table), table
 
 

@@ -5,7 +5,10 @@
 {% test no_pii_in_clear(model) %}
 {%- set text_columns = [] %}
 {%- if execute %}
-    {%- for column in adapter.get_columns_in_relation(model) if column.is_string() %}
+    {#- a relation, or on the daily run a subquery of its recomputed rows (get_where_subquery) -#}
+    {%- set columns = get_column_schema_from_query('select * from ' ~ model) if model is string
+        else adapter.get_columns_in_relation(model) %}
+    {%- for column in columns if column.is_string() %}
         {%- do text_columns.append(column.name) %}
     {%- endfor %}
 {%- endif %}
