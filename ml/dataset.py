@@ -171,8 +171,12 @@ def load_features(
     order = _time_order(others)
     _take_in_place(block, order)
     frame = _to_pandas(_take_columns(others, order))
-    frame = pd.concat([frame, _block_frame(block)], axis=1)
-    return normalize_frame(frame, keys=keys)
+    frame = normalize_frame(pd.concat([frame, _block_frame(block)], axis=1), keys=keys)
+    # Arrow's allocator keeps what the batches and the unsorted columns freed for reuse that
+    # never comes (the rest of training allocates through numpy and XGBoost): about 0.13 GB
+    # at 3M transactions, given back here.
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def _select_expression(column: str) -> str:
