@@ -19,7 +19,7 @@ from ml import artifacts, drift
 from ml.baselines import describe_rules, fit_logistic, predict_logistic, rules_score
 from ml.booster import BoosterParams, FittedBooster, feature_importance, fit_booster, predict
 from ml.champion import ChampionDecision, challenge
-from ml.dataset import date_range, feature_columns, load_features
+from ml.dataset import TRAINING_KEYS, date_range, feature_columns, load_features
 from ml.diagnostics import NOTE, full_list_known_label_ap, load_truth, truth_metrics
 from ml.features import FEATURES
 from ml.layout import MlLayout
@@ -314,7 +314,9 @@ def train(
     windows = request.resolve(first, last)
     all_windows = rolling_folds(windows, config.folds, config.fold_step_days)
     say(f"loading {layout.features.database} ({all_windows[0].train_start}..{windows.test_end})")
-    frame = load_features(layout.features, all_windows[0].train_start, windows.test_end)
+    frame = load_features(
+        layout.features, all_windows[0].train_start, windows.test_end, keys=TRAINING_KEYS
+    )
     folds = []
     for number, fold_windows in enumerate(all_windows, start=1):
         say(f"fold {number}/{len(all_windows)}: {fold_windows.describe()}")

@@ -100,3 +100,28 @@ def test_reported_frauds_at_the_counterparty_never_lower_the_score() -> None:
     assert (steps(replace(FAST, monotone_increasing=())) < -0.01).any()  # the test can fail
     with pytest.raises(ValueError, match="unknown features"):
         fit_booster(x, y, x, y, replace(FAST, monotone_increasing=("cp_fraud_rate_90d",)))
+
+
+def test_scoring_in_blocks_gives_every_row_the_score_of_one_whole_dmatrix(
+    features_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ml.booster
+
+    s = split(
+        features_frame, resolve_windows(date_first(features_frame), date_last(features_frame))
+    )
+    fitted = fit_booster(
+        feature_matrix(s.fit),
+        s.fit["label"].to_numpy(),
+        feature_matrix(s.validation),
+        s.validation["label"].to_numpy(),
+        FAST,
+    )
+    whole = fitted.booster.predict(
+        xgb.DMatrix(feature_matrix(s.test), feature_names=list(FEATURES))
+    ).astype(np.float64)
+    monkeypatch.setattr(ml.booster, "PREDICT_ROWS", 97)  # blocks that end anywhere
+    assert len(s.test) > 3 * 97
+    assert np.array_equal(predict(fitted.booster, feature_matrix(s.test)), whole)
+    frame_columns = s.test.loc[:, list(FEATURES)]
+    assert np.array_equal(predict(fitted.booster, frame_columns), whole)

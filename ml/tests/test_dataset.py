@@ -10,15 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import ml.dataset
 from ml.dataset import (
     CONTRACT_COLUMNS,
+    STRING_KEYS,
+    TRAINING_KEYS,
     FeatureContractError,
     FeatureSource,
     FeaturesUnavailableError,
     check_contract,
+    contract_columns,
     date_range,
     feature_matrix,
     load_features,
+    row_blocks,
 )
 from ml.features import FEATURES
 from ml.tests.conftest import synthetic_features, write_features
@@ -81,3 +86,70 @@ def test_reading_never_writes_to_the_lake_database(tmp_path: Path) -> None:
     write_features(database, synthetic_features(days=2, rows_per_day=5))
     with FeatureSource(database).connect() as con, pytest.raises(duckdb.Error, match="read-only"):
         con.execute("create table curated.scratch (x int)")
+
+
+def _mart_with_ties_and_nulls(database: Path) -> pd.DataFrame:
+    """A mart written in shuffled row order, with equal event times (the transaction id must
+    break the tie) and missing feature values."""
+    frame = synthetic_features(days=4, rows_per_day=250)
+    frame.loc[frame.index[::7], "event_ts"] = frame["event_ts"].iloc[0]  # many ties
+    frame.loc[frame.index[::5], "amount_log"] = np.nan
+    frame.loc[frame.index[::3], "is_night"] = np.nan
+    write_features(database, frame.sample(frac=1.0, random_state=3))
+    return frame
+
+
+def test_batched_read_gives_the_rows_in_time_order_exactly_as_sql_sorts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streamed read (many small batches here) against DuckDB's own `order by` of the
+    same rows: same rows, same order, same values bit for bit, nulls as NaN."""
+    database = tmp_path / "banklake.duckdb"
+    _mart_with_ties_and_nulls(database)
+    monkeypatch.setattr(ml.dataset, "BATCH_ROWS", 64)
+    loaded = load_features(FeatureSource(database), date(2026, 9, 2), date(2026, 9, 4))
+    with duckdb.connect(str(database), read_only=True) as con:
+        expected = con.execute(
+            "select transaction_id, "
+            + ", ".join(f"cast({f} as float) as {f}" for f in FEATURES)
+            + " from curated.ml_features where event_date between '2026-09-02' and '2026-09-04'"
+            " order by event_ts, transaction_id"
+        ).df()
+    assert len(loaded) == len(expected) == 750
+    assert loaded["transaction_id"].tolist() == expected["transaction_id"].tolist()
+    for feature in FEATURES:
+        assert np.array_equal(
+            loaded[feature].to_numpy(), expected[feature].to_numpy(np.float32), equal_nan=True
+        ), feature
+    assert loaded["amount_log"].isna().sum() == expected["amount_log"].isna().sum() > 0
+
+
+def test_training_keys_leave_out_only_the_text_keys_not_asked_for(tmp_path: Path) -> None:
+    database = tmp_path / "banklake.duckdb"
+    _mart_with_ties_and_nulls(database)
+    source = FeatureSource(database)
+    full = load_features(source)
+    lean = load_features(source, keys=TRAINING_KEYS)
+    dropped = set(STRING_KEYS) - set(TRAINING_KEYS)
+    assert list(lean.columns) == [c for c in CONTRACT_COLUMNS if c not in dropped]
+    pd.testing.assert_frame_equal(lean, full.loc[:, list(lean.columns)])
+    with pytest.raises(ValueError, match="label_scenario"):
+        contract_columns(("transaction_id", "label_scenario"))
+
+
+def test_the_features_are_one_block_the_frame_only_views(tmp_path: Path) -> None:
+    """What keeps the read near one copy: every feature column of the frame is a view of one
+    float32 block (a conversion that copied them, as pd.to_numeric did, would fail this)."""
+    database = tmp_path / "banklake.duckdb"
+    _mart_with_ties_and_nulls(database)
+    loaded = load_features(FeatureSource(database), keys=TRAINING_KEYS)
+    columns = [loaded[f].to_numpy() for f in FEATURES]
+    base = columns[0].base
+    assert base is not None and base.dtype == np.float32
+    assert all(np.shares_memory(column, base) for column in columns)
+
+
+def test_row_blocks_cover_every_row_once_in_order() -> None:
+    assert row_blocks(0, 4) == []
+    assert row_blocks(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert row_blocks(8, 4) == [slice(0, 4), slice(4, 8)]
