@@ -117,7 +117,7 @@ def test_the_local_run_takes_the_same_steps_in_the_same_order(
         transactions_per_second=0.0,
         notes=[],
     )
-    dbt = SimpleNamespace(tests_passed=1, tests_total=1, success=True, failures=[])
+    dbt = SimpleNamespace(tests_passed=1, tests_total=1, tests_warned=0, success=True, failures=[])
     monkeypatch.setattr(pipeline, "generate", record("generate", generated))
     monkeypatch.setattr(pipeline, "validate_lake", record("validate_lake", ValidationReport()))
     monkeypatch.setattr(pipeline, "run_dbt", record("run_dbt", dbt))
