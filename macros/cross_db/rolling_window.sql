@@ -49,32 +49,47 @@
 {%- endmacro %}
 
 
-{#- Rows of the partition in the previous `days` days, the current row not counted. count(*)
-    of a frame is its size, cheaper than summing 1 over it. -#}
-{% macro count_over_previous_days(partition_by, days, order_by='event_ts') -%}
-    (count(*) {{ rolling_window(partition_by, order_by, days) }} - 1)
+{#- Rows of the partition in the previous `days` days where `condition` holds, the current row
+    not counted. Without a condition, count(*) of the frame: its size, cheaper than summing 1
+    over it. -#}
+{% macro count_over_previous_days(partition_by, days, condition='true', order_by='event_ts') -%}
+    {%- if condition == 'true' -%}
+        (count(*) {{ rolling_window(partition_by, order_by, days) }} - 1)
+    {%- else -%}
+        {{ sum_over_previous_days('1', partition_by, days, condition, order_by) }}
+    {%- endif -%}
 {%- endmacro %}
 
 
 {#- The partition's previous row's `order_by`, rows ordered by (order_by, tie_breaker): what
-    lag() gives. On DuckDB it is taken from frames over the order of rolling_window, so that
-    it shares the sort of the partition's feature windows instead of sorting again: a row
-    with a same-instant peer of lower tie_breaker gets its own instant, any other the latest
-    earlier one. Exact while `order_by` has no sub-millisecond part (event_ts is parsed to
-    the second). -#}
-{% macro previous_event_ts(partition_by, order_by='event_ts', tie_breaker='transaction_id') -%}
+    lag() gives, among the rows where `condition` holds (the others are skipped; the current
+    row's same-instant peers must satisfy it too). On DuckDB it is taken from frames over the
+    order of rolling_window, so that it shares the sort of the partition's feature windows
+    instead of sorting again: a row with a same-instant peer of lower tie_breaker gets its own
+    instant, any other the latest earlier one. Exact while `order_by` has no sub-millisecond
+    part (event_ts is parsed to the second). -#}
+{% macro previous_event_ts(partition_by, order_by='event_ts', tie_breaker='transaction_id', condition='true') -%}
     {{ return(adapter.dispatch('previous_event_ts', 'banklake')(
-        partition_by, order_by, tie_breaker
+        partition_by, order_by, tie_breaker, condition
     )) }}
 {%- endmacro %}
 
-{% macro default__previous_event_ts(partition_by, order_by, tie_breaker) -%}
-    lag({{ order_by }}) over (
-        partition by {{ partition_by }} order by {{ order_by }}, {{ tie_breaker }}
-    )
+{% macro default__previous_event_ts(partition_by, order_by, tie_breaker, condition) -%}
+    {%- if condition == 'true' -%}
+        lag({{ order_by }}) over (
+            partition by {{ partition_by }} order by {{ order_by }}, {{ tie_breaker }}
+        )
+    {%- else -%}
+        max(case when {{ condition }} then {{ order_by }} end) over (
+            partition by {{ partition_by }} order by {{ order_by }}, {{ tie_breaker }}
+            rows between unbounded preceding and 1 preceding
+        )
+    {%- endif -%}
 {%- endmacro %}
 
-{% macro duckdb__previous_event_ts(partition_by, order_by, tie_breaker) -%}
+{% macro duckdb__previous_event_ts(partition_by, order_by, tie_breaker, condition) -%}
+    {%- set candidate = order_by if condition == 'true'
+        else 'case when ' ~ condition ~ ' then ' ~ order_by ~ ' end' -%}
     case
         when
             min({{ tie_breaker }}) over (
@@ -83,7 +98,7 @@
                 range between current row and current row
             ) < {{ tie_breaker }}
             then {{ order_by }}
-        else max({{ order_by }}) over (
+        else max({{ candidate }}) over (
             partition by {{ partition_by }}
             order by epoch_ms({{ order_by }})
             range between unbounded preceding and 1 preceding

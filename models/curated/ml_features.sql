@@ -5,13 +5,14 @@
 -- Columns and their order are the contract in ml/features.py (keys, labels, features).
 --
 -- Incremental: a run recomputes the days from the earliest of (last featured day - lookback,
--- day of any transaction not featured yet, day of any fraud report not reflected yet), reading
--- var('feature_lookback_days') + 1 days of history before that for the windows (one day more
--- than the longest window: cp_unusual_state_share_1d looks, over the counterparty's previous
--- day, at each of those transactions' own previous 30 days). Older rows keep their features
--- (they depend only on the past), but their label columns are the label as known now: rows
--- whose stored label differs from fct_transactions' are re-written with the stored features
--- and the new label.
+-- day of any transaction not featured yet, day of any fraud report not reflected yet). Its
+-- windows do not re-read 30 days row by row: the history that every recomputed row's 7- or
+-- 30-day window holds whole enters as per-partition totals (*_history), and the frames read
+-- only the recomputed days, the day before them and the history at the windows' far edge.
+-- The 1-day windows of the day before need its rows' unusual-state flags: those are read
+-- from their stored features. Older rows keep their features (they depend only on the past),
+-- but their label columns are the label as known now: rows whose stored label differs from
+-- fct_transactions' are re-written with the stored features and the new label.
 {{ config(
     materialized='incremental',
     incremental_strategy=incremental_strategy(),
@@ -20,7 +21,6 @@
     partitioned_by=athena_partitioned_by(['day(event_date)']),
     on_schema_change='fail'
 ) }}
-
 {%- set key_columns = [
     'transaction_id', 'event_ts', 'event_date', 'customer_id', 'account_id',
     'counterparty_key', 'transaction_type', 'channel', 'direction', 'amount_brl',
@@ -62,6 +62,8 @@
     or stored.label_reported_at is distinct from labels.fraud_reported_at
     or stored.label_scenario is distinct from labels.fraud_scenario
 {%- endset %}
+{#- the windows whose history an incremental run reads as totals (ml/features.py WINDOW_DAYS) -#}
+{%- set long_windows = [7, 30] %}
 {%- if is_incremental() %}
     {%- set bounds_query %}
         with
@@ -89,18 +91,69 @@
         first_day as (
             select coalesce(min(from_date), date '9999-12-31') as recompute_from
             from candidates
+        ),
+        last_day as (
+            select max(event_date) as last_event_date
+            from labels
         )
         select
-            cast(recompute_from as varchar) as recompute_from,
-            cast(
-                cast({{ dbt.dateadd('day', -1 * (var('feature_lookback_days') + 1), 'recompute_from') }} as date)
-                as varchar
-            ) as history_from
+            cast(first_day.recompute_from as varchar) as recompute_from,
+            {%- for days in [1] + long_windows %}
+                -- the earliest day an N-day window of a recomputed row reaches
+                cast(
+                    cast({{ dbt.dateadd('day', -1 * days, 'first_day.recompute_from') }} as date)
+                    as varchar
+                ) as window_{{ days }}d_from,
+            {%- endfor %}
+            {%- for days in long_windows %}
+                -- from this day on, the history is in the N-day window of every recomputed row
+                -- (the last of them is on last_event_date)
+                cast(
+                    least(
+                        cast({{ dbt.dateadd(
+                            'day', 1 - days,
+                            'coalesce(last_day.last_event_date, first_day.recompute_from)'
+                        ) }} as date),
+                        first_day.recompute_from
+                    )
+                    as varchar
+                ) as shared_{{ days }}d_from{% if not loop.last %},{% endif %}
+            {%- endfor %}
         from first_day
+        cross join last_day
     {%- endset %}
     {%- set bounds = run_query(bounds_query) if execute else none %}
-    {%- set recompute_from = bounds.columns[0].values()[0] if bounds is not none else '9999-12-31' %}
-    {%- set history_from = bounds.columns[1].values()[0] if bounds is not none else '9999-12-31' %}
+    {%- set bound = {} %}
+    {%- if bounds is not none %}
+        {%- for name in bounds.column_names %}
+            {%- do bound.update({name: bounds.rows[0][name]}) %}
+        {%- endfor %}
+    {%- endif %}
+    {%- set recompute_from = bound.get('recompute_from', '9999-12-31') %}
+    {%- set window_from, shared_from = {}, {} %}
+    {%- for days in [1] + long_windows %}
+        {%- do window_from.update({days: bound.get('window_' ~ days ~ 'd_from', '9999-12-31')}) %}
+    {%- endfor %}
+    {%- for days in long_windows %}
+        {%- do shared_from.update({days: bound.get('shared_' ~ days ~ 'd_from', '9999-12-31')}) %}
+    {%- endfor %}
+    {#- Conditions on the rows the frames read: recomputed, and inside an N-day window's frames
+        (the recomputed days and the history before its shared part, which enters as totals);
+        on the shared history rows: inside the N-day one. -#}
+    {%- set is_recomputed = "event_date >= date '" ~ recompute_from ~ "'" %}
+    {%- set in_frames, in_shared = {}, {} %}
+    {%- for days in long_windows %}
+        {%- do in_frames.update({days:
+            "(" ~ is_recomputed ~ " or event_date < date '" ~ shared_from[days] ~ "')"}) %}
+        {%- do in_shared.update({days: "event_date >= date '" ~ shared_from[days] ~ "'"}) %}
+    {%- endfor %}
+{%- else %}
+    {%- set is_recomputed = 'true' %}
+    {%- set in_frames, in_shared = {}, {} %}
+    {%- for days in long_windows %}
+        {%- do in_frames.update({days: 'true'}) %}
+        {%- do in_shared.update({days: 'true'}) %}
+    {%- endfor %}
 {%- endif %}
 
 with
@@ -120,13 +173,13 @@ transactions as (
 
     select * from {{ ref('fct_transactions') }}
     {%- if is_incremental() %}
-        where event_date >= date '{{ history_from }}'
+        where event_date >= date '{{ window_from[long_windows[-1]] }}'
     {%- endif %}
 
 ),
 
--- each customer's latest transaction before the history read, for the time since the previous
--- one (none on a full build, which reads the whole history)
+-- each customer's latest transaction before the recomputed days, for the time since the
+-- previous one (none on a full build, which recomputes everything)
 earlier_activity as (
 
     select
@@ -134,12 +187,35 @@ earlier_activity as (
         max(event_ts) as last_event_ts
     {%- if is_incremental() %}
         from {{ this }}
-        where event_date < date '{{ history_from }}'
+        where event_date < date '{{ recompute_from }}'
     {%- else %}
         from transactions
         where false
     {%- endif %}
     group by customer_id
+
+),
+
+-- the day before the recomputed ones: whether each of its transactions was in a state unusual
+-- for its customer, from the stored features (cust_same_state_share_30d is 0 exactly then),
+-- for the counterparties' 1-day windows; none on a full build
+stored_unusual_states as (
+
+    {%- if is_incremental() %}
+        select
+            transaction_id,
+            coalesce(cust_same_state_share_30d = 0, false) as is_unusual_state
+        from {{ this }}
+        where
+            event_date >= date '{{ window_from[1] }}'
+            and event_date < date '{{ recompute_from }}'
+    {%- else %}
+        select
+            transaction_id,
+            cast(null as boolean) as is_unusual_state
+        from transactions
+        where false
+    {%- endif %}
 
 ),
 
@@ -165,7 +241,7 @@ frauds as (
     from {{ ref('fct_transactions') }}
     where is_fraud_reported
     {%- if is_incremental() %}
-        and event_date >= date '{{ history_from }}'
+        and event_date >= date '{{ window_from[long_windows[-1]] }}'
     {%- endif %}
 
 ),
@@ -209,54 +285,211 @@ enriched as (
 
 ),
 
--- sums stay in exact decimals so that any run computes the very same values
+-- the rows the frames read: everything on a full build; on an incremental run the recomputed
+-- days, the day before them (1-day and 1-hour windows) and the history before the shared part
+-- of each long window
+framed as (
+
+    select * from enriched
+    {%- if is_incremental() %}
+        where
+            event_date >= date '{{ window_from[1] }}'
+            {%- for days in long_windows %}
+                or (
+                    event_date >= date '{{ window_from[days] }}'
+                    and event_date < date '{{ shared_from[days] }}'
+                )
+            {%- endfor %}
+    {%- endif %}
+
+),
+
+-- the history every recomputed row's long windows hold whole; none on a full build
+shared_history as (
+
+    select * from enriched
+    {%- if is_incremental() %}
+        where
+            event_date >= date '{{ shared_from[long_windows[-1]] }}'
+            and event_date < date '{{ recompute_from }}'
+    {%- else %}
+        where false
+    {%- endif %}
+
+),
+
+customer_history as (
+
+    select
+        customer_id,
+        {%- for days in long_windows %}
+            sum(case when {{ in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d,
+            sum(case when {{ in_shared[days] }} then amount_brl else 0 end)
+                as amount_sum_{{ days }}d,
+        {%- endfor %}
+        sum(amount_brl * amount_brl) as amount_squares_30d,
+        sum(
+            case
+                when {{ in_shared[7] }} and direction = 'inbound' and is_first_time_counterparty
+                    then 1
+                else 0
+            end
+        ) as inbound_new_sender_count_7d
+    from shared_history
+    group by customer_id
+
+),
+
+customer_state_history as (
+
+    select
+        customer_id,
+        state,
+        count(*) as tx_count_30d
+    from shared_history
+    where state is not null
+    group by customer_id, state
+
+),
+
+device_history as (
+
+    select
+        device_id,
+        sum(case when is_new_device then 1 else 0 end) as new_customers_30d
+    from shared_history
+    where device_id is not null
+    group by device_id
+
+),
+
+amount_kind_history as (
+
+    select
+        customer_id,
+        transaction_type,
+        direction,
+        max(amount_brl) as max_amount_30d
+    from shared_history
+    group by customer_id, transaction_type, direction
+
+),
+
+counterparty_history as (
+
+    select
+        counterparty_key,
+        {%- for days in long_windows %}
+            sum(case when {{ in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d
+            {%- if not loop.last %},{% endif %}
+        {%- endfor %}
+    from shared_history
+    where counterparty_key is not null
+    group by counterparty_key
+
+),
+
+-- sums stay in exact decimals so that any run computes the very same values; long windows
+-- over the rows read are *_read, completed with the shared history below
 windowed as (
 
     select
         *,
-        {%- for days in [1, 7, 30] %}
-            {{ count_over_previous_days('customer_id', days) }} as cust_tx_count_{{ days }}d,
-            {{ sum_over_previous_days('amount_brl', 'customer_id', days) }}
-                as cust_amount_sum_{{ days }}d,
+        {{ count_over_previous_days('customer_id', 1) }} as cust_tx_count_1d,
+        {{ sum_over_previous_days('amount_brl', 'customer_id', 1) }} as cust_amount_sum_1d,
+        {%- for days in long_windows %}
+            {{ count_over_previous_days('customer_id', days, in_frames[days]) }}
+                as cust_tx_count_{{ days }}d_read,
+            {{ sum_over_previous_days('amount_brl', 'customer_id', days, in_frames[days]) }}
+                as cust_amount_sum_{{ days }}d_read,
         {%- endfor %}
-        {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30) }}
-            as cust_amount_squares_30d,
+        {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30, in_frames[30]) }}
+            as cust_amount_squares_30d_read,
         {{ sum_over_previous_days('1', 'customer_id', 1, "direction = 'inbound'") }}
             as cust_inbound_count_1d,
         {{ sum_over_previous_days('amount_brl', 'customer_id', 1, "direction = 'inbound'") }}
             as cust_inbound_amount_1d,
         {{ sum_over_previous_days(
-            '1', 'customer_id', 7, "direction = 'inbound' and is_first_time_counterparty"
-        ) }} as cust_inbound_new_sender_count_7d,
+            '1', 'customer_id', 7,
+            in_frames[7] ~ " and direction = 'inbound' and is_first_time_counterparty"
+        ) }} as cust_inbound_new_sender_count_7d_read,
         {{ sum_over_previous_days(
             '1', 'customer_id', 1, "direction = 'inbound' and is_first_time_counterparty"
         ) }} as cust_inbound_new_sender_count_1d,
         {{ count_over_previous_hours('customer_id', 1) }} as cust_tx_count_1h,
         {{ sum_over_previous_hours('1', 'customer_id', 1, 'is_declined') }}
             as cust_declined_count_1h,
-        {{ max_over_earlier_days('amount_brl', 'customer_id, transaction_type, direction', 30) }}
-            as earlier_max_amount_30d,
+        {{ max_over_earlier_days(
+            'amount_brl', 'customer_id, transaction_type, direction', 30, in_frames[30]
+        ) }} as earlier_max_amount_30d_read,
         -- customers whose first use of the device falls in the window; the customer's own
         -- first use is taken out below
-        {{ sum_over_previous_days('1', device_partition, 30, 'is_new_device') }}
-            as device_new_customers_30d,
-        {{ count_over_previous_days('customer_id, ' ~ state_partition, 30) }}
-            as cust_same_state_count_30d,
-        {{ previous_event_ts('customer_id') }} as previous_event_ts_read
-    from enriched
+        {{ sum_over_previous_days('1', device_partition, 30, in_frames[30] ~ ' and is_new_device') }}
+            as device_new_customers_30d_read,
+        {{ count_over_previous_days('customer_id, ' ~ state_partition, 30, in_frames[30]) }}
+            as cust_same_state_count_30d_read,
+        {{ previous_event_ts('customer_id', condition=is_recomputed) }} as previous_event_ts_read
+    from framed
+
+),
+
+customer_windowed as (
+
+    select
+        windowed.*,
+        {%- for days in long_windows %}
+            windowed.cust_tx_count_{{ days }}d_read
+            + coalesce(customer_history.tx_count_{{ days }}d, 0) as cust_tx_count_{{ days }}d,
+            windowed.cust_amount_sum_{{ days }}d_read
+            + coalesce(customer_history.amount_sum_{{ days }}d, 0) as cust_amount_sum_{{ days }}d,
+        {%- endfor %}
+        windowed.cust_amount_squares_30d_read
+        + coalesce(customer_history.amount_squares_30d, 0) as cust_amount_squares_30d,
+        windowed.cust_inbound_new_sender_count_7d_read
+        + coalesce(customer_history.inbound_new_sender_count_7d, 0)
+            as cust_inbound_new_sender_count_7d,
+        coalesce(
+            greatest(windowed.earlier_max_amount_30d_read, amount_kind_history.max_amount_30d),
+            windowed.earlier_max_amount_30d_read,
+            amount_kind_history.max_amount_30d
+        ) as earlier_max_amount_30d,
+        windowed.device_new_customers_30d_read
+        + coalesce(device_history.new_customers_30d, 0) as device_new_customers_30d,
+        windowed.cust_same_state_count_30d_read
+        + coalesce(customer_state_history.tx_count_30d, 0) as cust_same_state_count_30d
+    from windowed
+    left join customer_history
+        on windowed.customer_id = customer_history.customer_id
+    left join customer_state_history
+        on
+            windowed.customer_id = customer_state_history.customer_id
+            and windowed.state = customer_state_history.state
+    left join device_history
+        on windowed.device_id = device_history.device_id
+    left join amount_kind_history
+        on
+            windowed.customer_id = amount_kind_history.customer_id
+            and windowed.transaction_type = amount_kind_history.transaction_type
+            and windowed.direction = amount_kind_history.direction
 
 ),
 
 -- a transaction in a state where its customer did nothing in the previous 30 days (but did
--- something elsewhere)
+-- something elsewhere); stored for the day before an incremental run's recomputed days
 unusual_state as (
 
     select
-        *,
+        customer_windowed.*,
         coalesce(
-            state is not null and cust_tx_count_30d > 0 and cust_same_state_count_30d = 0, false
+            stored_unusual_states.is_unusual_state,
+            customer_windowed.state is not null
+            and customer_windowed.cust_tx_count_30d > 0
+            and customer_windowed.cust_same_state_count_30d = 0,
+            false
         ) as is_unusual_state
-    from windowed
+    from customer_windowed
+    left join stored_unusual_states
+        on customer_windowed.transaction_id = stored_unusual_states.transaction_id
 
 ),
 
@@ -265,9 +498,10 @@ counterparty_windowed as (
 
     select
         *,
-        {%- for days in [1, 7, 30] %}
-            {{ count_over_previous_days(counterparty_partition, days) }}
-                as cp_tx_count_{{ days }}d,
+        {{ count_over_previous_days(counterparty_partition, 1) }} as cp_tx_count_1d,
+        {%- for days in long_windows %}
+            {{ count_over_previous_days(counterparty_partition, days, in_frames[days]) }}
+                as cp_tx_count_{{ days }}d_read,
         {%- endfor %}
         {{ sum_over_previous_days('1', counterparty_partition, 1, 'is_first_time_counterparty') }}
             as cp_new_customer_count_1d,
@@ -281,14 +515,20 @@ current_rows as (
 
     select
         counterparty_windowed.*,
+        {%- for days in long_windows %}
+            counterparty_windowed.cp_tx_count_{{ days }}d_read
+            + coalesce(counterparty_history.tx_count_{{ days }}d, 0) as cp_tx_count_{{ days }}d,
+        {%- endfor %}
         coalesce(
             counterparty_windowed.previous_event_ts_read, earlier_activity.last_event_ts
         ) as previous_event_ts
     from counterparty_windowed
+    left join counterparty_history
+        on counterparty_windowed.counterparty_key = counterparty_history.counterparty_key
     left join earlier_activity
         on counterparty_windowed.customer_id = earlier_activity.customer_id
     {%- if is_incremental() %}
-        where counterparty_windowed.event_date >= date '{{ recompute_from }}'
+        where counterparty_windowed.{{ is_recomputed }}
     {%- endif %}
 
 ),
