@@ -38,8 +38,9 @@
             ) as recompute_from
         from {{ this }}
     {%- endset %}
-    {%- set bounds = run_query(bounds_query) if execute else none %}
-    {%- set recompute_from = bounds.columns[0].values()[0] if bounds is not none else '9999-12-31' %}
+    {%- set recompute_from = query_first_row(
+        bounds_query, {'recompute_from': '9999-12-31'}
+    )['recompute_from'] %}
 {%- endif %}
 
 with

@@ -92,69 +92,39 @@
             select coalesce(min(from_date), date '9999-12-31') as recompute_from
             from candidates
         ),
-        last_day as (
-            select max(event_date) as last_event_date
+        -- the day after the last one recomputed
+        end_day as (
+            select cast({{ dbt.dateadd('day', 1, 'max(event_date)') }} as date) as end_date
             from labels
+        ),
+        bounds as (
+            select
+                first_day.recompute_from,
+                cast({{ dbt.dateadd('day', -1, 'first_day.recompute_from') }} as date) as window_1d_from,
+                cast({{ dbt.dateadd('day', -7, 'first_day.recompute_from') }} as date) as window_7d_from,
+                cast({{ dbt.dateadd('day', -30, 'first_day.recompute_from') }} as date) as window_30d_from,
+                least(
+                    cast({{ dbt.dateadd('day', -7, 'end_day.end_date') }} as date), first_day.recompute_from
+                ) as shared_7d_from,
+                least(
+                    cast({{ dbt.dateadd('day', -30, 'end_day.end_date') }} as date), first_day.recompute_from
+                ) as shared_30d_from
+            from first_day
+            cross join end_day
         )
         select
-            cast(first_day.recompute_from as varchar) as recompute_from,
-            {%- for days in [1] + long_windows %}
-                -- the earliest day an N-day window of a recomputed row reaches
-                cast(
-                    cast({{ dbt.dateadd('day', -1 * days, 'first_day.recompute_from') }} as date)
-                    as varchar
-                ) as window_{{ days }}d_from,
-            {%- endfor %}
-            {%- for days in long_windows %}
-                -- from this day on, the history is in the N-day window of every recomputed row
-                -- (the last of them is on last_event_date)
-                cast(
-                    least(
-                        cast({{ dbt.dateadd(
-                            'day', 1 - days,
-                            'coalesce(last_day.last_event_date, first_day.recompute_from)'
-                        ) }} as date),
-                        first_day.recompute_from
-                    )
-                    as varchar
-                ) as shared_{{ days }}d_from{% if not loop.last %},{% endif %}
-            {%- endfor %}
-        from first_day
-        cross join last_day
+            cast(recompute_from as varchar) as recompute_from,
+            cast(window_1d_from as varchar) as window_1d_from,
+            cast(window_7d_from as varchar) as window_7d_from,
+            cast(window_30d_from as varchar) as window_30d_from,
+            cast(coalesce(shared_7d_from, recompute_from) as varchar) as shared_7d_from,
+            cast(coalesce(shared_30d_from, recompute_from) as varchar) as shared_30d_from
+        from bounds
     {%- endset %}
-    {%- set bounds = run_query(bounds_query) if execute else none %}
-    {%- set bound = {} %}
-    {%- if bounds is not none %}
-        {%- for name in bounds.column_names %}
-            {%- do bound.update({name: bounds.rows[0][name]}) %}
-        {%- endfor %}
-    {%- endif %}
-    {%- set recompute_from = bound.get('recompute_from', '9999-12-31') %}
-    {%- set window_from, shared_from = {}, {} %}
-    {%- for days in [1] + long_windows %}
-        {%- do window_from.update({days: bound.get('window_' ~ days ~ 'd_from', '9999-12-31')}) %}
-    {%- endfor %}
-    {%- for days in long_windows %}
-        {%- do shared_from.update({days: bound.get('shared_' ~ days ~ 'd_from', '9999-12-31')}) %}
-    {%- endfor %}
-    {#- Conditions on the rows the frames read: recomputed, and inside an N-day window's frames
-        (the recomputed days and the history before its shared part, which enters as totals);
-        on the shared history rows: inside the N-day one. -#}
-    {%- set is_recomputed = "event_date >= date '" ~ recompute_from ~ "'" %}
-    {%- set in_frames, in_shared = {}, {} %}
-    {%- for days in long_windows %}
-        {%- do in_frames.update({days:
-            "(" ~ is_recomputed ~ " or event_date < date '" ~ shared_from[days] ~ "')"}) %}
-        {%- do in_shared.update({days: "event_date >= date '" ~ shared_from[days] ~ "'"}) %}
-    {%- endfor %}
-{%- else %}
-    {%- set is_recomputed = 'true' %}
-    {%- set in_frames, in_shared = {}, {} %}
-    {%- for days in long_windows %}
-        {%- do in_frames.update({days: 'true'}) %}
-        {%- do in_shared.update({days: 'true'}) %}
-    {%- endfor %}
 {%- endif %}
+{%- set windows = incremental_feature_windows(
+    bounds_query if is_incremental() else none, long_windows
+) %}
 
 with
 
@@ -173,7 +143,7 @@ transactions as (
 
     select * from {{ ref('fct_transactions') }}
     {%- if is_incremental() %}
-        where event_date >= date '{{ window_from[long_windows[-1]] }}'
+        where event_date >= date '{{ windows.window_from[30] }}'
     {%- endif %}
 
 ),
@@ -187,7 +157,7 @@ earlier_activity as (
         max(event_ts) as last_event_ts
     {%- if is_incremental() %}
         from {{ this }}
-        where event_date < date '{{ recompute_from }}'
+        where event_date < date '{{ windows.recompute_from }}'
     {%- else %}
         from transactions
         where false
@@ -207,8 +177,8 @@ stored_unusual_states as (
             coalesce(cust_same_state_share_30d = 0, false) as is_unusual_state
         from {{ this }}
         where
-            event_date >= date '{{ window_from[1] }}'
-            and event_date < date '{{ recompute_from }}'
+            event_date >= date '{{ windows.window_from[1] }}'
+            and event_date < date '{{ windows.recompute_from }}'
     {%- else %}
         select
             transaction_id,
@@ -241,7 +211,7 @@ frauds as (
     from {{ ref('fct_transactions') }}
     where is_fraud_reported
     {%- if is_incremental() %}
-        and event_date >= date '{{ window_from[long_windows[-1]] }}'
+        and event_date >= date '{{ windows.window_from[30] }}'
     {%- endif %}
 
 ),
@@ -293,11 +263,11 @@ framed as (
     select * from enriched
     {%- if is_incremental() %}
         where
-            event_date >= date '{{ window_from[1] }}'
+            event_date >= date '{{ windows.window_from[1] }}'
             {%- for days in long_windows %}
                 or (
-                    event_date >= date '{{ window_from[days] }}'
-                    and event_date < date '{{ shared_from[days] }}'
+                    event_date >= date '{{ windows.window_from[days] }}'
+                    and event_date < date '{{ windows.shared_from[days] }}'
                 )
             {%- endfor %}
     {%- endif %}
@@ -310,8 +280,8 @@ shared_history as (
     select * from enriched
     {%- if is_incremental() %}
         where
-            event_date >= date '{{ shared_from[long_windows[-1]] }}'
-            and event_date < date '{{ recompute_from }}'
+            event_date >= date '{{ windows.shared_from[30] }}'
+            and event_date < date '{{ windows.recompute_from }}'
     {%- else %}
         where false
     {%- endif %}
@@ -323,14 +293,14 @@ customer_history as (
     select
         customer_id,
         {%- for days in long_windows %}
-            sum(case when {{ in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d,
-            sum(case when {{ in_shared[days] }} then amount_brl else 0 end)
+            sum(case when {{ windows.in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d,
+            sum(case when {{ windows.in_shared[days] }} then amount_brl else 0 end)
                 as amount_sum_{{ days }}d,
         {%- endfor %}
         sum(amount_brl * amount_brl) as amount_squares_30d,
         sum(
             case
-                when {{ in_shared[7] }} and direction = 'inbound' and is_first_time_counterparty
+                when {{ windows.in_shared[7] }} and direction = 'inbound' and is_first_time_counterparty
                     then 1
                 else 0
             end
@@ -380,7 +350,7 @@ counterparty_history as (
     select
         counterparty_key,
         {%- for days in long_windows %}
-            sum(case when {{ in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d
+            sum(case when {{ windows.in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from shared_history
@@ -398,12 +368,12 @@ windowed as (
         {{ count_over_previous_days('customer_id', 1) }} as cust_tx_count_1d,
         {{ sum_over_previous_days('amount_brl', 'customer_id', 1) }} as cust_amount_sum_1d,
         {%- for days in long_windows %}
-            {{ count_over_previous_days('customer_id', days, in_frames[days]) }}
+            {{ count_over_previous_days('customer_id', days, windows.in_frames[days]) }}
                 as cust_tx_count_{{ days }}d_read,
-            {{ sum_over_previous_days('amount_brl', 'customer_id', days, in_frames[days]) }}
+            {{ sum_over_previous_days('amount_brl', 'customer_id', days, windows.in_frames[days]) }}
                 as cust_amount_sum_{{ days }}d_read,
         {%- endfor %}
-        {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30, in_frames[30]) }}
+        {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30, windows.in_frames[30]) }}
             as cust_amount_squares_30d_read,
         {{ sum_over_previous_days('1', 'customer_id', 1, "direction = 'inbound'") }}
             as cust_inbound_count_1d,
@@ -411,7 +381,7 @@ windowed as (
             as cust_inbound_amount_1d,
         {{ sum_over_previous_days(
             '1', 'customer_id', 7,
-            in_frames[7] ~ " and direction = 'inbound' and is_first_time_counterparty"
+            windows.in_frames[7] ~ " and direction = 'inbound' and is_first_time_counterparty"
         ) }} as cust_inbound_new_sender_count_7d_read,
         {{ sum_over_previous_days(
             '1', 'customer_id', 1, "direction = 'inbound' and is_first_time_counterparty"
@@ -420,15 +390,15 @@ windowed as (
         {{ sum_over_previous_hours('1', 'customer_id', 1, 'is_declined') }}
             as cust_declined_count_1h,
         {{ max_over_earlier_days(
-            'amount_brl', 'customer_id, transaction_type, direction', 30, in_frames[30]
+            'amount_brl', 'customer_id, transaction_type, direction', 30, windows.in_frames[30]
         ) }} as earlier_max_amount_30d_read,
         -- customers whose first use of the device falls in the window; the customer's own
         -- first use is taken out below
-        {{ sum_over_previous_days('1', device_partition, 30, in_frames[30] ~ ' and is_new_device') }}
+        {{ sum_over_previous_days('1', device_partition, 30, windows.in_frames[30] ~ ' and is_new_device') }}
             as device_new_customers_30d_read,
-        {{ count_over_previous_days('customer_id, ' ~ state_partition, 30, in_frames[30]) }}
+        {{ count_over_previous_days('customer_id, ' ~ state_partition, 30, windows.in_frames[30]) }}
             as cust_same_state_count_30d_read,
-        {{ previous_event_ts('customer_id', condition=is_recomputed) }} as previous_event_ts_read
+        {{ previous_event_ts('customer_id', condition=windows.is_recomputed) }} as previous_event_ts_read
     from framed
 
 ),
@@ -500,7 +470,7 @@ counterparty_windowed as (
         *,
         {{ count_over_previous_days(counterparty_partition, 1) }} as cp_tx_count_1d,
         {%- for days in long_windows %}
-            {{ count_over_previous_days(counterparty_partition, days, in_frames[days]) }}
+            {{ count_over_previous_days(counterparty_partition, days, windows.in_frames[days]) }}
                 as cp_tx_count_{{ days }}d_read,
         {%- endfor %}
         {{ sum_over_previous_days('1', counterparty_partition, 1, 'is_first_time_counterparty') }}
@@ -528,7 +498,7 @@ current_rows as (
     left join earlier_activity
         on counterparty_windowed.customer_id = earlier_activity.customer_id
     {%- if is_incremental() %}
-        where counterparty_windowed.{{ is_recomputed }}
+        where counterparty_windowed.{{ windows.is_recomputed }}
     {%- endif %}
 
 ),
@@ -719,7 +689,7 @@ rows_to_write as (
         inner join labels
             on stored.transaction_id = labels.transaction_id
         where
-            stored.event_date < date '{{ recompute_from }}'
+            stored.event_date < date '{{ windows.recompute_from }}'
             and ({{ label_changed }})
     {%- endif %}
 
