@@ -4,6 +4,7 @@ a full rebuild, and the alert marts work before and after the scoring job writes
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,9 +22,11 @@ from python_jobs.lake.layout import Lake
 
 pytestmark = pytest.mark.dbt
 
-# 33 days, so that an incremental run after 3 more days reads 30 days of history but not all.
+# 33 days, so that an incremental run after 3 more days reads 30 days of history but not all;
+# 500 customers, so that the day before the days it recomputes has unusual-state transactions
+# at counterparties of recomputed ones (at 250 there were none).
 CONFIG = GeneratorConfig(
-    seed=11, start_date=date(2026, 9, 1), days=33, customers=250, fault_rate=0.05
+    seed=11, start_date=date(2026, 9, 1), days=33, customers=500, fault_rate=0.05
 )
 # the marts and what they read (and int_customers_latest, which the no-PII tests read)
 FEATURE_MODELS = [
@@ -351,7 +354,8 @@ def test_incremental_run_after_new_days_equals_a_full_rebuild(
     generate(daily, GeneratorConfig(days=3), append=True)
     workspace.dbt("run", "--select", "+ml_features")
     compiled = workspace.target / "compiled/banklake/models/curated/ml_features.sql"
-    assert " as stored" in compiled.read_text(), "ml_features did not run incrementally"
+    features_sql = compiled.read_text()
+    assert " as stored" in features_sql, "ml_features did not run incrementally"
     compiled = workspace.target / "compiled/banklake/models/curated/fct_transactions.sql"
     assert " as stored" in compiled.read_text(), "fct_transactions did not run incrementally"
 
@@ -366,6 +370,23 @@ def test_incremental_run_after_new_days_equals_a_full_rebuild(
     )[0]
     assert late > 0, "the new days should carry late arrivals for already featured days"
     assert relabelled > 0, "the new days should report frauds on already featured rows"
+    # the day before the recomputed ones enters the counterparties' 1-day windows with its
+    # stored unusual-state flags: the new days must exercise that path too
+    recompute_from = date.fromisoformat(
+        re.search(r"counterparty_windowed\.event_date >= date '([0-9-]+)'", features_sql)[1]
+    )
+    day_before = recompute_from - timedelta(days=1)
+    carried = query(
+        daily,
+        "select count(*) from curated.ml_features as recomputed "
+        "inner join curated.ml_features as earlier "
+        "  on recomputed.counterparty_key = earlier.counterparty_key "
+        f"where recomputed.event_date >= date '{recompute_from}' "
+        f"  and earlier.event_date = date '{day_before}' "
+        "  and earlier.cust_same_state_share_30d = 0 "
+        "  and earlier.event_ts > recomputed.event_ts - interval 1 day",
+    )[0][0]
+    assert carried > 0, "no recomputed row's 1-day window holds an unusual state of the day before"
     incremental = workspace.save(tmp_path / "incremental")
 
     # the same data, the incremental marts and the feature models rebuilt from scratch
