@@ -43,3 +43,25 @@
     {%- endfor -%}
     {{ return(windows) }}
 {%- endmacro %}
+
+
+{#- A long window's value: its part over the rows the frames read (`read`) plus, on an
+    incremental run, its part over the shared history (`shared`, a per-partition total from a
+    left join, null when the partition had none there). A full build's frames read everything. -#}
+{% macro plus_shared_history(read, shared) -%}
+    {%- if is_incremental() -%}
+        {{ read }} + coalesce({{ shared }}, 0)
+    {%- else -%}
+        {{ read }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The same for a maximum (null when neither part has a row; Trino's greatest is null if any
+    argument is). -#}
+{% macro max_with_shared_history(read, shared) -%}
+    {%- if is_incremental() -%}
+        coalesce(greatest({{ read }}, {{ shared }}), {{ read }}, {{ shared }})
+    {%- else -%}
+        {{ read }}
+    {%- endif -%}
+{%- endmacro %}

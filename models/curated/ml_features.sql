@@ -21,6 +21,7 @@
     partitioned_by=athena_partitioned_by(['day(event_date)']),
     on_schema_change='fail'
 ) }}
+
 {%- set key_columns = [
     'transaction_id', 'event_ts', 'event_date', 'customer_id', 'account_id',
     'counterparty_key', 'transaction_type', 'channel', 'direction', 'amount_brl',
@@ -45,6 +46,14 @@
     'cp_new_customer_count_1d',
     'cust_same_state_share_30d', 'cp_unusual_state_share_1d',
     'cust_inbound_new_sender_count_1d',
+] %}
+
+{#- enriched's columns: the transaction and what the windows need of it -#}
+{%- set enriched_columns = [
+    'transaction_id', 'event_ts', 'event_date', 'customer_id', 'account_id', 'counterparty_key',
+    'transaction_type', 'channel', 'direction', 'amount_brl', 'event_hour', 'is_night',
+    'is_weekend', 'state', 'device_id', 'device_first_event_ts', 'is_declined',
+    'is_first_time_counterparty', 'is_new_device',
 ] %}
 
 {#- Window partitions: a missing counterparty, device or state gets a partition of its own (no
@@ -84,9 +93,10 @@
             union all
             -- a fraud reported since the last run changes counterparty features from its report
             select min(cast(labels.fraud_reported_at as date)) as from_date
+            -- (a report date exists only on reported rows: the hash join is built on those)
             from stored
             inner join labels on stored.transaction_id = labels.transaction_id
-            where {{ label_changed }}
+            where labels.is_fraud_reported and ({{ label_changed }})
         ),
         first_day as (
             select coalesce(min(from_date), date '9999-12-31') as recompute_from
@@ -166,28 +176,24 @@ earlier_activity as (
 
 ),
 
+{%- if is_incremental() %}
+
 -- the day before the recomputed ones: whether each of its transactions was in a state unusual
 -- for its customer, from the stored features (cust_same_state_share_30d is 0 exactly then),
--- for the counterparties' 1-day windows; none on a full build
+-- for the counterparties' 1-day windows
 stored_unusual_states as (
 
-    {%- if is_incremental() %}
-        select
-            transaction_id,
-            coalesce(cust_same_state_share_30d = 0, false) as is_unusual_state
-        from {{ this }}
-        where
-            event_date >= date '{{ windows.window_from[1] }}'
-            and event_date < date '{{ windows.recompute_from }}'
-    {%- else %}
-        select
-            transaction_id,
-            cast(null as boolean) as is_unusual_state
-        from transactions
-        where false
-    {%- endif %}
+    select
+        transaction_id,
+        coalesce(cust_same_state_share_30d = 0, false) as is_unusual_state
+    from {{ this }}
+    where
+        event_date >= date '{{ windows.window_from[1] }}'
+        and event_date < date '{{ windows.recompute_from }}'
 
 ),
+
+{%- endif %}
 
 counterparty_first_seen as (
 
@@ -274,17 +280,15 @@ framed as (
 
 ),
 
--- the history every recomputed row's long windows hold whole; none on a full build
+{%- if is_incremental() %}
+
+-- the history every recomputed row's long windows hold whole, and its totals per partition
 shared_history as (
 
     select * from enriched
-    {%- if is_incremental() %}
-        where
-            event_date >= date '{{ windows.shared_from[30] }}'
-            and event_date < date '{{ windows.recompute_from }}'
-    {%- else %}
-        where false
-    {%- endif %}
+    where
+        event_date >= date '{{ windows.shared_from[30] }}'
+        and event_date < date '{{ windows.recompute_from }}'
 
 ),
 
@@ -359,6 +363,8 @@ counterparty_history as (
 
 ),
 
+{%- endif %}
+
 -- sums stay in exact decimals so that any run computes the very same values; long windows
 -- over the rows read are *_read, completed with the shared history below
 windowed as (
@@ -403,44 +409,59 @@ windowed as (
 
 ),
 
+-- the rows with their full windows; the *_read parts are left here, so that the counterparty
+-- windows below do not carry them
 customer_windowed as (
 
     select
-        windowed.*,
-        {%- for days in long_windows %}
-            windowed.cust_tx_count_{{ days }}d_read
-            + coalesce(customer_history.tx_count_{{ days }}d, 0) as cust_tx_count_{{ days }}d,
-            windowed.cust_amount_sum_{{ days }}d_read
-            + coalesce(customer_history.amount_sum_{{ days }}d, 0) as cust_amount_sum_{{ days }}d,
+        {%- for column in enriched_columns + [
+            'cust_tx_count_1d', 'cust_amount_sum_1d', 'cust_inbound_count_1d',
+            'cust_inbound_amount_1d', 'cust_inbound_new_sender_count_1d', 'cust_tx_count_1h',
+            'cust_declined_count_1h', 'previous_event_ts_read',
+        ] %}
+            windowed.{{ column }},
         {%- endfor %}
-        windowed.cust_amount_squares_30d_read
-        + coalesce(customer_history.amount_squares_30d, 0) as cust_amount_squares_30d,
-        windowed.cust_inbound_new_sender_count_7d_read
-        + coalesce(customer_history.inbound_new_sender_count_7d, 0)
-            as cust_inbound_new_sender_count_7d,
-        coalesce(
-            greatest(windowed.earlier_max_amount_30d_read, amount_kind_history.max_amount_30d),
-            windowed.earlier_max_amount_30d_read,
-            amount_kind_history.max_amount_30d
-        ) as earlier_max_amount_30d,
-        windowed.device_new_customers_30d_read
-        + coalesce(device_history.new_customers_30d, 0) as device_new_customers_30d,
-        windowed.cust_same_state_count_30d_read
-        + coalesce(customer_state_history.tx_count_30d, 0) as cust_same_state_count_30d
+        {%- for days in long_windows %}
+            {{ plus_shared_history(
+                'windowed.cust_tx_count_' ~ days ~ 'd_read', 'customer_history.tx_count_' ~ days ~ 'd'
+            ) }} as cust_tx_count_{{ days }}d,
+            {{ plus_shared_history(
+                'windowed.cust_amount_sum_' ~ days ~ 'd_read',
+                'customer_history.amount_sum_' ~ days ~ 'd'
+            ) }} as cust_amount_sum_{{ days }}d,
+        {%- endfor %}
+        {{ plus_shared_history(
+            'windowed.cust_amount_squares_30d_read', 'customer_history.amount_squares_30d'
+        ) }} as cust_amount_squares_30d,
+        {{ plus_shared_history(
+            'windowed.cust_inbound_new_sender_count_7d_read',
+            'customer_history.inbound_new_sender_count_7d'
+        ) }} as cust_inbound_new_sender_count_7d,
+        {{ max_with_shared_history(
+            'windowed.earlier_max_amount_30d_read', 'amount_kind_history.max_amount_30d'
+        ) }} as earlier_max_amount_30d,
+        {{ plus_shared_history(
+            'windowed.device_new_customers_30d_read', 'device_history.new_customers_30d'
+        ) }} as device_new_customers_30d,
+        {{ plus_shared_history(
+            'windowed.cust_same_state_count_30d_read', 'customer_state_history.tx_count_30d'
+        ) }} as cust_same_state_count_30d
     from windowed
-    left join customer_history
-        on windowed.customer_id = customer_history.customer_id
-    left join customer_state_history
-        on
-            windowed.customer_id = customer_state_history.customer_id
-            and windowed.state = customer_state_history.state
-    left join device_history
-        on windowed.device_id = device_history.device_id
-    left join amount_kind_history
-        on
-            windowed.customer_id = amount_kind_history.customer_id
-            and windowed.transaction_type = amount_kind_history.transaction_type
-            and windowed.direction = amount_kind_history.direction
+    {%- if is_incremental() %}
+        left join customer_history
+            on windowed.customer_id = customer_history.customer_id
+        left join customer_state_history
+            on
+                windowed.customer_id = customer_state_history.customer_id
+                and windowed.state = customer_state_history.state
+        left join device_history
+            on windowed.device_id = device_history.device_id
+        left join amount_kind_history
+            on
+                windowed.customer_id = amount_kind_history.customer_id
+                and windowed.transaction_type = amount_kind_history.transaction_type
+                and windowed.direction = amount_kind_history.direction
+    {%- endif %}
 
 ),
 
@@ -451,15 +472,19 @@ unusual_state as (
     select
         customer_windowed.*,
         coalesce(
-            stored_unusual_states.is_unusual_state,
+            {%- if is_incremental() %}
+                stored_unusual_states.is_unusual_state,
+            {%- endif %}
             customer_windowed.state is not null
             and customer_windowed.cust_tx_count_30d > 0
             and customer_windowed.cust_same_state_count_30d = 0,
             false
         ) as is_unusual_state
     from customer_windowed
-    left join stored_unusual_states
-        on customer_windowed.transaction_id = stored_unusual_states.transaction_id
+    {%- if is_incremental() %}
+        left join stored_unusual_states
+            on customer_windowed.transaction_id = stored_unusual_states.transaction_id
+    {%- endif %}
 
 ),
 
@@ -486,18 +511,20 @@ current_rows as (
     select
         counterparty_windowed.*,
         {%- for days in long_windows %}
-            counterparty_windowed.cp_tx_count_{{ days }}d_read
-            + coalesce(counterparty_history.tx_count_{{ days }}d, 0) as cp_tx_count_{{ days }}d,
+            {{ plus_shared_history(
+                'counterparty_windowed.cp_tx_count_' ~ days ~ 'd_read',
+                'counterparty_history.tx_count_' ~ days ~ 'd'
+            ) }} as cp_tx_count_{{ days }}d,
         {%- endfor %}
         coalesce(
             counterparty_windowed.previous_event_ts_read, earlier_activity.last_event_ts
         ) as previous_event_ts
     from counterparty_windowed
-    left join counterparty_history
-        on counterparty_windowed.counterparty_key = counterparty_history.counterparty_key
     left join earlier_activity
         on counterparty_windowed.customer_id = earlier_activity.customer_id
     {%- if is_incremental() %}
+        left join counterparty_history
+            on counterparty_windowed.counterparty_key = counterparty_history.counterparty_key
         where counterparty_windowed.{{ windows.is_recomputed }}
     {%- endif %}
 
