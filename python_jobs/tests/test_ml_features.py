@@ -372,9 +372,9 @@ def test_incremental_run_after_new_days_equals_a_full_rebuild(
     assert relabelled > 0, "the new days should report frauds on already featured rows"
     # the day before the recomputed ones enters the counterparties' 1-day windows with its
     # stored unusual-state flags: the new days must exercise that path too
-    recompute_from = date.fromisoformat(
-        re.search(r"counterparty_windowed\.event_date >= date '([0-9-]+)'", features_sql)[1]
-    )
+    bound = re.search(r"counterparty_windowed\.event_date >= date '([0-9-]+)'", features_sql)
+    assert bound, "the compiled ml_features no longer shows its first recomputed day"
+    recompute_from = date.fromisoformat(bound[1])
     day_before = recompute_from - timedelta(days=1)
     carried = query(
         daily,
