@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ml.dataset import row_blocks
+from ml.sampling import sample_negatives, take_rows
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -37,16 +38,9 @@ def balanced_sample(fit_y: np.ndarray, max_rows: int, seed: int) -> tuple[np.nda
     class count)), or, above max_rows, every positive and a uniform sample of negatives whose
     weights add up to the same class total, so the fit estimates the same model."""
     n, positives = len(fit_y), int(np.sum(fit_y))
-    negatives = n - positives
-    weight = {True: n / (2 * positives), False: n / (2 * negatives)}
-    if n <= max_rows or negatives <= max_rows - positives:
-        rows = np.arange(n)
-        return rows, np.where(fit_y, weight[True], weight[False])
-    rng = np.random.default_rng(seed)
-    sampled = rng.choice(np.flatnonzero(~fit_y), size=max_rows - positives, replace=False)
-    rows = np.sort(np.concatenate([np.flatnonzero(fit_y), sampled]))
-    scale = negatives / sampled.size
-    return rows, np.where(fit_y[rows], weight[True], weight[False] * scale)
+    sample = sample_negatives(fit_y, max_rows, seed)
+    weights = sample.weights(fit_y, n / (2 * positives), n / (2 * (n - positives)))
+    return sample.rows, weights
 
 
 def fit_logistic(
@@ -62,7 +56,7 @@ def fit_logistic(
     the demo data)."""
     fit_y = np.asarray(fit_y, dtype=bool)
     rows, weights = balanced_sample(fit_y, max_rows, seed)
-    x = _matrix(fit_x if rows.size == len(fit_y) else _take(fit_x, rows))
+    x = _matrix(fit_x if rows.size == len(fit_y) else take_rows(fit_x, rows))
     model = make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         FunctionTransformer(signed_log1p),
@@ -77,12 +71,8 @@ def predict_logistic(model: Pipeline, x: np.ndarray | pd.DataFrame) -> np.ndarra
     most extreme rows to exactly 1.0, and those ties would blur the baseline's ranking."""
     scores = np.empty(len(x), dtype=np.float64)
     for rows in row_blocks(len(x), PREDICT_ROWS):
-        scores[rows] = model.decision_function(_matrix(_take(x, rows)))
+        scores[rows] = model.decision_function(_matrix(take_rows(x, rows)))
     return scores
-
-
-def _take(x: np.ndarray | pd.DataFrame, rows: np.ndarray | slice) -> np.ndarray | pd.DataFrame:
-    return x.iloc[rows] if isinstance(x, pd.DataFrame) else x[rows]
 
 
 def _matrix(x: np.ndarray | pd.DataFrame) -> np.ndarray:

@@ -144,6 +144,17 @@ def _diagnostics(metadata: Mapping[str, Any]) -> str:
     )
 
 
+def _fit_sample_note(booster: dict[str, Any], fit_frauds: int) -> str:
+    """How many fit rows the trees saw, when negatives were sampled (ml/sampling.py)."""
+    weight = float(booster.get("negative_weight", 1.0))
+    if weight == 1.0 or booster.get("fit_rows") is None:
+        return ""
+    return (
+        f"; fitted on {booster['fit_rows']:,} rows: every known fraud ({fit_frauds:,}) and a "
+        f"uniform sample of the rest, each weighted {weight:.2f}"
+    )
+
+
 def model_card(metadata: Mapping[str, Any]) -> str:
     """The model card: what the model is for, what it saw, how it was tested, how it did."""
     w = metadata["windows"]
@@ -164,6 +175,7 @@ def model_card(metadata: Mapping[str, Any]) -> str:
         )
     booster = metadata["booster"]
     monotone = ", ".join(booster["params"]["monotone_increasing"]) or "nothing"
+    sampled = _fit_sample_note(booster, data["frauds"]["fit"])
     plots = "\n".join(f"- `{name}`" for name in PLOT_FILES)
     return f"""# Model card: fraud_xgb {metadata["version"]}
 
@@ -204,9 +216,9 @@ XGBoost (hist, depth {booster["params"]["max_depth"]}, learning rate
 {booster["params"]["learning_rate"]}), {booster["best_iteration"] + 1} trees (early stopping on
 the validation {booster["stopping_metric"]}), scale_pos_weight
 {booster["scale_pos_weight"]:.1f}, monotone increasing in
-{monotone}; baselines: logistic regression (median-imputed, signed-log, standardized, balanced
-class weights) and a points-based rule set, each with its own threshold from the same alert-budget
-rule.
+{monotone}{sampled}; baselines: logistic regression (median-imputed, signed-log,
+standardized, balanced class weights) and a points-based rule set, each with its own
+threshold from the same alert-budget rule.
 
 ## Metrics on the test period
 

@@ -542,6 +542,8 @@ def collect_training_job(
         float(booster_meta["scale_pos_weight"]),
         str(booster_meta["stopping_metric"]),
         float(booster_meta["validation_score"]),
+        fit_rows=booster_meta.get("fit_rows"),
+        negative_weight=float(booster_meta.get("negative_weight", 1.0)),
     )
     evaluation = TrainConfig(
         alert_budget=config.alert_budget,

@@ -102,6 +102,8 @@ def main(env: Mapping[str, str] | None = None) -> Path:
             "scale_pos_weight": fitted.scale_pos_weight,
             "stopping_metric": fitted.stopping_metric,
             "validation_score": fitted.validation_score,
+            "fit_rows": fitted.fit_rows,
+            "negative_weight": fitted.negative_weight,
         },
         "data": {
             "rows": {"fit": len(train), "validation": len(validation)},

@@ -218,6 +218,8 @@ def build_metadata(
             "scale_pos_weight": result.fitted.scale_pos_weight,
             "stopping_metric": result.fitted.stopping_metric,
             "validation_score": result.fitted.validation_score,
+            "fit_rows": result.fitted.fit_rows,
+            "negative_weight": result.fitted.negative_weight,
         },
         "data": data,
         "libraries": artifacts.library_versions(),

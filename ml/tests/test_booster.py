@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -125,3 +126,37 @@ def test_scoring_in_blocks_gives_every_row_the_score_of_one_whole_dmatrix(
     assert np.array_equal(predict(fitted.booster, feature_matrix(s.test)), whole)
     frame_columns = s.test.loc[:, list(FEATURES)]
     assert np.array_equal(predict(fitted.booster, frame_columns), whole)
+
+
+def test_above_max_fit_rows_the_trees_fit_every_fraud_and_weighted_negatives(
+    features_and_truth: tuple[pd.DataFrame, set[str]],
+) -> None:
+    features_frame, truth = features_and_truth
+    s = split(
+        features_frame, resolve_windows(date_first(features_frame), date_last(features_frame))
+    )
+    fit_y = s.fit["label"].to_numpy(dtype=bool)
+    args = (
+        feature_matrix(s.fit),
+        fit_y,
+        feature_matrix(s.validation),
+        s.validation["label"].to_numpy(),
+    )
+    cap = len(fit_y) // 4
+    assert int(fit_y.sum()) < cap
+    full = fit_booster(*args, FAST)
+    sampled = fit_booster(*args, replace(FAST, max_fit_rows=cap))
+    assert (full.fit_rows, full.negative_weight) == (len(fit_y), 1.0)
+    negatives = int((~fit_y).sum())
+    assert sampled.fit_rows == cap
+    assert sampled.negative_weight == pytest.approx(negatives / (cap - int(fit_y.sum())))
+    is_fraud = s.test["transaction_id"].isin(truth)
+    assert average_precision_score(is_fraud, predict(sampled.booster, feature_matrix(s.test))) > 0.8
+    # XGBoost starts from the (weighted) share of frauds in the fit rows: the weights make it
+    # the whole period's, where an unweighted quarter of the negatives would raise it
+    assert _base_score(sampled.booster) == pytest.approx(_base_score(full.booster), rel=1e-4)
+
+
+def _base_score(booster: xgb.Booster) -> float:
+    learner = json.loads(booster.save_config())["learner"]["learner_model_param"]
+    return float(learner["base_score"].strip("[]"))

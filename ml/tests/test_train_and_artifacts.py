@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,6 +60,19 @@ def test_training_writes_a_complete_verifiable_model_folder(ml_lake: MlLayout) -
 
     loaded = artifacts.load_champion(ml_lake)
     assert loaded.version == outcome.version and loaded.threshold == meta["threshold"]["value"]
+
+
+def test_a_sampled_fit_is_recorded_in_the_metadata_and_the_card(ml_lake: MlLayout) -> None:
+    config = replace(WEAK, booster=replace(WEAK.booster, max_fit_rows=600))
+    outcome = train(ml_lake, config=config, now=T0)
+    meta = json.loads((outcome.directory / "metadata.json").read_text())
+    fit = outcome.result.split.fit
+    frauds, negatives = int(fit["label"].sum()), int((~fit["label"].astype(bool)).sum())
+    assert meta["data"]["rows"]["fit"] == len(fit) > 600  # the fit rows, not the sample
+    assert meta["booster"]["fit_rows"] == 600
+    assert meta["booster"]["negative_weight"] == pytest.approx(negatives / (600 - frauds))
+    card = (outcome.directory / "model_card.md").read_text()
+    assert f"fitted on 600 rows: every known fraud ({frauds:,})" in card
 
 
 def test_a_model_changed_after_training_is_refused(ml_lake: MlLayout) -> None:
