@@ -135,7 +135,10 @@ def evaluate(
     )
     days = frame["event_date"].to_numpy(dtype="datetime64[D]")
     n_days = int(np.unique(days).size)
-    by_day = precision_at_k_by_day(days, frame["customer_id"].to_numpy(), s, y, k)
+    # integer codes in the ids' sort order: the same groups and tie order as the ids, and
+    # grouped several times faster than strings (at 10M, 2.3M test rows, seconds per model)
+    customers = pd.factorize(frame["customer_id"], sort=True)[0]
+    by_day = precision_at_k_by_day(days, customers, s, y, k)
     scenario = frame["label_scenario"].astype("string").fillna("unknown").to_numpy(dtype=object)
     recall_by_scenario: dict[str, dict[str, float]] = {}
     for name in sorted(set(scenario[y])):
@@ -160,7 +163,7 @@ def evaluate(
         f1=f1,
         k=k,
         precision_at_k=float(np.mean(list(by_day.values()))) if by_day else None,
-        precision_at_k_ceiling=precision_at_k_ceiling(days, frame["customer_id"].to_numpy(), y, k),
+        precision_at_k_ceiling=precision_at_k_ceiling(days, customers, y, k),
         precision_at_k_by_day=by_day,
         recall_by_scenario=recall_by_scenario,
     )

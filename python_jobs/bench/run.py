@@ -59,9 +59,12 @@ def _workspace(config: BenchConfig) -> tuple[stages.Workspace, list[Path]]:
     return workspace, cleanup
 
 
+PROFILE_MEMORY_LIMIT = "5GB"  # profiles.yml.example's default, when the variable is unset
+
+
 def _settings() -> dict[str, str]:
     return {
-        "duckdb_memory_limit": os.environ.get("BANKLAKE_DUCKDB_MEMORY", "6GB"),
+        "duckdb_memory_limit": os.environ.get("BANKLAKE_DUCKDB_MEMORY", PROFILE_MEMORY_LIMIT),
         "dbt_threads": os.environ.get("BANKLAKE_THREADS", "2"),
     }
 

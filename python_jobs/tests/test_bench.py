@@ -145,6 +145,19 @@ def test_cli_defaults_are_the_issue_s_run_on_a_temporary_lake() -> None:
     assert not args.skip_pandas and not args.keep_lake
 
 
+def test_the_recorded_memory_limit_is_the_profile_s_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from python_jobs.bench.run import PROFILE_MEMORY_LIMIT, _settings
+
+    example = (PROJECT_DIR / "profiles.yml.example").read_text()
+    assert f"env_var('BANKLAKE_DUCKDB_MEMORY', '{PROFILE_MEMORY_LIMIT}')" in example
+    monkeypatch.delenv("BANKLAKE_DUCKDB_MEMORY", raising=False)
+    assert _settings()["duckdb_memory_limit"] == PROFILE_MEMORY_LIMIT
+    monkeypatch.setenv("BANKLAKE_DUCKDB_MEMORY", "3GB")
+    assert _settings()["duckdb_memory_limit"] == "3GB"
+
+
 def test_a_lake_that_holds_data_is_refused(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     (lake / "raw").mkdir(parents=True)
