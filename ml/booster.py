@@ -94,7 +94,8 @@ def fit_booster(
     val_y: np.ndarray,
     params: BoosterParams = BoosterParams(),
 ) -> FittedBooster:
-    """Trains on the fit rows and keeps the trees up to the best validation score (of
+    """Trains on the fit rows (above params.max_fit_rows, every fraud and a weighted sample
+    of the rest: ml/sampling.py) and keeps the trees up to the best validation score (of
     params.stopping_metric), stopping after early_stopping_rounds without improvement."""
     positives = int(np.sum(fit_y))
     if positives == 0:
