@@ -180,7 +180,15 @@ def cmd_athena_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from ml.booster import BoosterParams
     from ml.jobs import train_job
     from ml.train import TrainConfig, WindowRequest
 
@@ -196,7 +204,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         if getattr(args, name) is not None
     }
-    config = TrainConfig(alert_budget=args.alert_budget, folds=args.folds)
+    booster = BoosterParams()
+    if args.max_fit_rows is not None:
+        booster = BoosterParams(max_fit_rows=args.max_fit_rows)
+    config = TrainConfig(alert_budget=args.alert_budget, folds=args.folds, booster=booster)
     train_job(
         _lake(args),
         WindowRequest(**pinned),
@@ -433,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--alert-budget", type=float, default=100.0, help="alerts a day -> threshold (100)"
     )
     train.add_argument("--folds", type=int, default=1, help="prequential folds (default 1)")
+    train.add_argument(
+        "--max-fit-rows",
+        type=_positive_int,
+        default=None,
+        help="rows the XGBoost fit uses at most: above it, every known fraud and a weighted "
+        "sample of the rest (default 1,000,000)",
+    )
     train.add_argument("--backend", choices=("local", "sagemaker"), default="local")
     train.add_argument(
         "--wait",

@@ -19,7 +19,7 @@ from python_jobs.cli import main
 def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) -> None:
     lake = str(ml_lake.lake.root)
     train = ["train", "--lake", lake, "--gap-days", "5", "--alert-budget", "20"]
-    assert main([*train, "--label-horizon-days", "3"]) == 0
+    assert main([*train, "--label-horizon-days", "3", "--max-fit-rows", "500"]) == 0
     out = capsys.readouterr().out
     assert "XGBoost (model)" in out and "logistic regression" in out and "rules" in out
     assert "is the new champion: there was no champion yet" in out
@@ -32,6 +32,8 @@ def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) ->
     meta = json.loads((ml_lake.version_dir(version) / "metadata.json").read_text())
     assert meta["threshold"]["alert_budget_per_day"] == 20.0
     assert meta["data"]["labels_as_of"] == "2026-09-20"
+    assert meta["booster"]["params"]["max_fit_rows"] == 500
+    assert meta["data"]["rows"]["fit"] > meta["booster"]["fit_rows"] == 500
     card = (ml_lake.version_dir(version) / "model_card.md").read_text()
     assert "the 3 newest days (2026-09-18..2026-09-20) are left out of the test" in card
 
@@ -58,6 +60,11 @@ def test_errors_say_what_to_do(ml_lake: MlLayout, tmp_path: Path, capsys) -> Non
     assert "overlaps training or the 7-day gap" in capsys.readouterr().err
     assert main(["train", "--lake", str(tmp_path / "nowhere")]) == 1
     assert "banklake build" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--lake", lake, "--max-fit-rows", "0"])
+    assert "--max-fit-rows: must be a positive number, got 0" in capsys.readouterr().err
+    assert main(["train", "--lake", lake, "--max-fit-rows", "3"]) == 1
+    assert "positives do not leave room for any negative" in capsys.readouterr().err
 
 
 def test_sagemaker_backend_without_settings_refuses_before_reading_data(
