@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score
 from ml.booster import BoosterParams, contributions, fit_booster, predict, top_reasons
 from ml.dataset import feature_matrix
 from ml.features import FEATURES
-from ml.protocol import resolve_windows, split
+from ml.protocol import Split, resolve_windows, split
 
 FAST = BoosterParams(num_boost_round=200, early_stopping_rounds=20, max_depth=4)
 
@@ -37,16 +37,8 @@ def test_booster_learns_the_signal_deterministically(
     features_and_truth: tuple[pd.DataFrame, set[str]],
 ) -> None:
     features_frame, truth = features_and_truth
-    s = split(
-        features_frame, resolve_windows(date_first(features_frame), date_last(features_frame))
-    )
-    args = (
-        feature_matrix(s.fit),
-        s.fit["label"].to_numpy(),
-        feature_matrix(s.validation),
-        s.validation["label"].to_numpy(),
-        FAST,
-    )
+    s = default_split(features_frame)
+    args = (*fit_arguments(s), FAST)
     first, second = fit_booster(*args), fit_booster(*args)
     test_x = feature_matrix(s.test)
     scores = predict(first.booster, test_x)
@@ -76,12 +68,20 @@ def test_no_known_fraud_is_refused_with_a_reason() -> None:
         fit_booster(x, y, x, np.zeros(10, bool), replace(FAST, stopping_metric="aucpr"))
 
 
-def date_first(frame: pd.DataFrame):
-    return frame["event_date"].min().date()
+def default_split(frame: pd.DataFrame) -> Split:
+    """The default windows over the frame's whole date range."""
+    first, last = frame["event_date"].min().date(), frame["event_date"].max().date()
+    return split(frame, resolve_windows(first, last))
 
 
-def date_last(frame: pd.DataFrame):
-    return frame["event_date"].max().date()
+def fit_arguments(s: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """fit_booster's data arguments for a split: fit rows and labels, validation likewise."""
+    return (
+        feature_matrix(s.fit),
+        s.fit["label"].to_numpy(dtype=bool),
+        feature_matrix(s.validation),
+        s.validation["label"].to_numpy(dtype=bool),
+    )
 
 
 def test_reported_frauds_at_the_counterparty_never_lower_the_score() -> None:
@@ -108,16 +108,8 @@ def test_scoring_in_blocks_gives_every_row_the_score_of_one_whole_dmatrix(
 ) -> None:
     import ml.booster
 
-    s = split(
-        features_frame, resolve_windows(date_first(features_frame), date_last(features_frame))
-    )
-    fitted = fit_booster(
-        feature_matrix(s.fit),
-        s.fit["label"].to_numpy(),
-        feature_matrix(s.validation),
-        s.validation["label"].to_numpy(),
-        FAST,
-    )
+    s = default_split(features_frame)
+    fitted = fit_booster(*fit_arguments(s), FAST)
     whole = fitted.booster.predict(
         xgb.DMatrix(feature_matrix(s.test), feature_names=list(FEATURES))
     ).astype(np.float64)
@@ -132,16 +124,9 @@ def test_above_max_fit_rows_the_trees_fit_every_fraud_and_weighted_negatives(
     features_and_truth: tuple[pd.DataFrame, set[str]],
 ) -> None:
     features_frame, truth = features_and_truth
-    s = split(
-        features_frame, resolve_windows(date_first(features_frame), date_last(features_frame))
-    )
-    fit_y = s.fit["label"].to_numpy(dtype=bool)
-    args = (
-        feature_matrix(s.fit),
-        fit_y,
-        feature_matrix(s.validation),
-        s.validation["label"].to_numpy(),
-    )
+    s = default_split(features_frame)
+    args = fit_arguments(s)
+    fit_y = args[1]
     cap = len(fit_y) // 4
     assert int(fit_y.sum()) < cap
     full = fit_booster(*args, FAST)
