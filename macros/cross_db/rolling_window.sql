@@ -42,10 +42,22 @@
     it. A count is the sum of 1. Booleans go in `condition`, never summed directly. -#}
 {% macro sum_over_previous_days(expression, partition_by, days, condition='true', order_by='event_ts') -%}
     (
-        sum(case when {{ condition }} then {{ expression }} else 0 end)
+        sum({{ value_where(condition, expression) }})
             {{ rolling_window(partition_by, order_by, days) }}
-        - case when {{ condition }} then {{ expression }} else 0 end
+        - {{ value_where(condition, expression) }}
     )
+{%- endmacro %}
+
+
+{#- `expression` where `condition` holds, else 0. Without a condition the expression itself:
+    DuckDB does not fold `case when true`, and evaluating it for every row of a window cost
+    15% of a six-window query. -#}
+{% macro value_where(condition, expression) -%}
+    {%- if condition == 'true' -%}
+        {{ expression }}
+    {%- else -%}
+        case when {{ condition }} then {{ expression }} else 0 end
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -6,9 +6,9 @@
     row is subtracted, as in sum_over_previous_days. -#}
 {% macro sum_over_previous_hours(expression, partition_by, hours, condition='true', order_by='event_ts') -%}
     (
-        sum(case when {{ condition }} then {{ expression }} else 0 end)
+        sum({{ value_where(condition, expression) }})
             {{ rolling_window(partition_by, order_by, 0, hours=hours) }}
-        - case when {{ condition }} then {{ expression }} else 0 end
+        - {{ value_where(condition, expression) }}
     )
 {%- endmacro %}
 
@@ -24,6 +24,6 @@
     `condition` holds; null when there is none. Rows at the same instant are left out: a
     maximum cannot subtract the current row. -#}
 {% macro max_over_earlier_days(expression, partition_by, days, condition='true', order_by='event_ts') -%}
-    max(case when {{ condition }} then {{ expression }} end)
+    max({{ expression if condition == 'true' else 'case when ' ~ condition ~ ' then ' ~ expression ~ ' end' }})
         {{ rolling_window(partition_by, order_by, days, strictly_earlier=true) }}
 {%- endmacro %}

@@ -2,8 +2,9 @@
 worthless, so the run fails loudly when they disagree.
 
 Compared: every raw row's disposition and rejection reason (counts per pair), the accepted
-rows' totals (count, cents), window totals over every transaction, and, for a sample of
-customers, every transaction's six window values row by row.
+rows' totals (count, cents), window totals over every transaction (in ml_features, and in
+the windows analysis the bench times as the same work), and, for a sample of customers,
+every transaction's six window values row by row.
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ def _disposition_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in keys.value_counts().sort_index().items()}
 
 
-def _window_totals_sql() -> str:
+def window_totals(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, list[int]]:
+    """`relation`'s rows and the sum of each window column over them (amounts in cents)."""
     parts = []
     for column in WINDOW_COLUMNS:
         value = f"round({column} * 100)" if "amount" in column else column
         parts.append(f"cast(sum({value}) as hugeint) as {column}")
-    return ", ".join(parts)
+    rows, *totals = con.execute(f"select count(*), {', '.join(parts)} from {relation}").fetchone()
+    return int(rows), [int(total or 0) for total in totals]
 
 
 def cross_check(
@@ -68,9 +71,11 @@ def cross_check(
     *,
     sample_customers: int,
     seed: int,
+    same_work: tuple[int, list[int]] | None = None,
 ) -> CrossCheck:
     """Compares pandas' staged rows and windows with processed.stg_transactions_triaged and
-    curated.ml_features (only the columns named in pandas_ref, whatever else the mart has)."""
+    curated.ml_features (only the columns named in pandas_ref, whatever else the mart has),
+    and with `same_work` (rows and window_totals of the windows analysis) when given."""
     accepted = staged.loc[staged["disposition"] == "accepted"]
     with duckdb.connect(str(database), read_only=True) as con:
         dbt_dispositions = con.execute(
@@ -81,9 +86,7 @@ def cross_check(
             "select count(*), cast(sum(round(amount_brl * 100)) as hugeint) "
             "from processed.stg_transactions"
         ).fetchone()
-        dbt_totals = con.execute(
-            f"select count(*), {_window_totals_sql()} from curated.ml_features"
-        ).fetchone()
+        dbt_totals = window_totals(con, "curated.ml_features")
         customers = np.sort(accepted["customer_id"].unique())
         rng = np.random.default_rng(seed)
         chosen = rng.choice(customers, size=min(sample_customers, customers.size), replace=False)
@@ -104,12 +107,9 @@ def cross_check(
         mismatches.append(
             f"accepted (rows, cents) differ: pandas {pandas_accepted}, dbt {tuple(dbt_accepted)}"
         )
-    if len(windows) != dbt_totals[0]:
-        mismatches.append(f"window rows differ: pandas {len(windows)}, ml_features {dbt_totals[0]}")
-    for column, dbt_total in zip(WINDOW_COLUMNS, dbt_totals[1:], strict=True):
-        pandas_total = int(windows[column].sum())
-        if pandas_total != int(dbt_total or 0):
-            mismatches.append(f"total {column}: pandas {pandas_total}, dbt {dbt_total}")
+    mismatches += _compare_totals(windows, "ml_features", *dbt_totals)
+    if same_work is not None:
+        mismatches += _compare_totals(windows, "the windows analysis", *same_work)
     mismatches += _compare_sample(windows.loc[windows["customer_id"].isin(chosen)], dbt_rows)
     return CrossCheck(
         dispositions=pandas_dispositions,
@@ -118,6 +118,17 @@ def cross_check(
         sampled_transactions=len(dbt_rows),
         mismatches=mismatches,
     )
+
+
+def _compare_totals(windows: pd.DataFrame, name: str, rows: int, totals: list[int]) -> list[str]:
+    problems = []
+    if len(windows) != rows:
+        problems.append(f"window rows differ: pandas {len(windows)}, {name} {rows}")
+    for column, total in zip(WINDOW_COLUMNS, totals, strict=True):
+        pandas_total = int(windows[column].sum())
+        if pandas_total != total:
+            problems.append(f"total {column}: pandas {pandas_total}, {name} {total}")
+    return problems
 
 
 def _compare_sample(pandas_rows: pd.DataFrame, dbt_rows: pd.DataFrame) -> list[str]:

@@ -5,6 +5,7 @@ bench never touches the repository's target/ that other dbt runs use)."""
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,6 +15,7 @@ from typing import Any
 import duckdb
 
 from ml.train import TrainConfig
+from python_jobs.bench.crosscheck import window_totals
 from python_jobs.dbt_runner import DbtOutcome, require_success, run_dbt
 from python_jobs.generate import GenerationResult, GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
@@ -27,6 +29,9 @@ FEATURE_SELECTOR = "ml_features+"
 # the pipeline. It held "test_name:no_pii_in_clear" while CPF-shaped PIX keys could equal a
 # customer's CPF at bench sizes (fixed in a6809c0: PIX keys reach curated only hashed).
 NON_BLOCKING_TESTS: tuple[str, ...] = ()
+# The pandas reference's window work and nothing more, in the SQL of ml_features' own macros.
+WINDOWS_ANALYSIS = "bench_customer_windows"
+PROJECT = "banklake"  # dbt_project.yml's name: the folder of compiled SQL
 
 
 @dataclass(frozen=True)
@@ -162,3 +167,31 @@ def scoring(ws: Workspace) -> dict[str, Any]:
 
     scored = score_day(MlLayout(ws.lake))
     return {"rows": scored.rows, "day": scored.day.isoformat(), "alerts": scored.alerts}
+
+
+def compile_analysis(ws: Workspace, name: str) -> str:
+    """An analysis (analyses/) as dbt compiles it for the lake's profile: dbt never runs
+    analyses, it only writes their SQL."""
+    require_success(_dbt(ws, "compile", "--select", name))
+    return (ws.target / "compiled" / PROJECT / "analyses" / f"{name}.sql").read_text()
+
+
+@dataclass(frozen=True)
+class QueryRun:
+    rows: int
+    query_seconds: float  # the query alone, without the process start and the totals
+    window_totals: list[int]  # crosscheck.window_totals of its result
+
+
+def same_work_windows(ws: Workspace, sql: str, memory_limit: str, threads: int) -> QueryRun:
+    """The compiled windows analysis into a temporary table (in memory, spilling like dbt
+    would: pandas' result is an in-memory frame too), with the profile's memory limit and
+    threads; then its totals, outside the query's time, for the cross-check."""
+    with duckdb.connect(str(ws.lake.database), read_only=True) as con:
+        con.execute(f"set memory_limit = '{memory_limit}'")
+        con.execute(f"set threads = {int(threads)}")
+        started = time.perf_counter()
+        con.execute(f"create temp table same_work as {sql}")
+        seconds = time.perf_counter() - started
+        rows, totals = window_totals(con, "same_work")
+    return QueryRun(rows, seconds, totals)

@@ -8,6 +8,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -15,7 +16,12 @@ from ml.booster import BoosterParams
 from ml.train import TrainConfig
 from python_jobs.bench import pandas_ref, report
 from python_jobs.bench.config import BenchConfig
-from python_jobs.bench.crosscheck import CrossCheckFailed, cross_check, require_agreement
+from python_jobs.bench.crosscheck import (
+    CrossCheckFailed,
+    cross_check,
+    require_agreement,
+    window_totals,
+)
 from python_jobs.bench.run import BenchOutcome, run_bench
 from python_jobs.cli import build_parser
 from python_jobs.dbt_runner import PROJECT_DIR
@@ -173,6 +179,7 @@ SMOKE_STAGES = (
     report.FEATURES,
     report.PANDAS_STAGING,
     report.PANDAS_WINDOWS,
+    report.SAME_WORK_WINDOWS,
     report.TRAINING,
     report.SCORING,
     report.DAILY_GENERATION,
@@ -242,10 +249,16 @@ def test_smoke_run_pandas_and_dbt_agree(smoke: BenchOutcome) -> None:
     assert any(k.startswith("rejected:") for k in check["dispositions"])
     assert check["dispositions"].get("duplicate", 0) > 0
     assert check["sampled_transactions"] > 1_000
-    assert [r["work"] for r in smoke.result["pandas_ratios"]] == [
+    staging, windows = smoke.result["pandas_ratios"]
+    assert (staging["work"], windows["work"]) == (
         "staging (dedup, normalization)",
         "customer windows",
-    ]
+    )
+    # the six windows alone: the same rows as pandas' (their totals are in the cross-check)
+    stages = {s["name"]: s for s in smoke.result["stages"]}
+    assert stages[report.SAME_WORK_WINDOWS]["rows"] == check["accepted_rows"]
+    assert 0 < windows["same_work_seconds"] < stages[report.SAME_WORK_WINDOWS]["seconds"]
+    assert "same_work_ratio" not in staging
 
 
 @pytest.mark.dbt
@@ -264,3 +277,30 @@ def test_cross_check_fails_loudly_when_pandas_differs(smoke: BenchOutcome) -> No
     assert not check.agrees
     with pytest.raises(CrossCheckFailed, match="cust_tx_count_7d"):
         require_agreement(check)
+
+
+@pytest.mark.dbt
+def test_cross_check_compares_the_windows_sql_alone_with_pandas(smoke: BenchOutcome) -> None:
+    lake = Path(smoke.result["lake"])
+    staged = pandas_ref.stage_transactions(
+        pandas_ref.read_raw_transactions(lake / "raw" / "transactions"), ALIASES
+    )
+    windows = pandas_ref.customer_windows(pandas_ref.accepted(staged))
+    database = lake / "banklake.duckdb"
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows, totals = window_totals(con, "curated.ml_features")
+    same = cross_check(
+        database, staged, windows, sample_customers=5, seed=1, same_work=(rows, totals)
+    )
+    assert same.agrees, same.mismatches
+    totals[3] += 1  # cust_amount_sum_7d, one cent off
+    check = cross_check(
+        database, staged, windows, sample_customers=5, seed=1, same_work=(rows, totals)
+    )
+    assert check.mismatches == [
+        f"total cust_amount_sum_7d: pandas {totals[3] - 1}, the windows analysis {totals[3]}"
+    ]
+    short = cross_check(
+        database, staged, windows, sample_customers=5, seed=1, same_work=(rows - 1, totals)
+    )
+    assert f"window rows differ: pandas {rows}, the windows analysis {rows - 1}" in short.mismatches
