@@ -171,8 +171,9 @@ def scoring(ws: Workspace) -> dict[str, Any]:
 
 def compile_analysis(ws: Workspace, name: str) -> str:
     """An analysis (analyses/) as dbt compiles it for the lake's profile: dbt never runs
-    analyses, it only writes their SQL."""
-    require_success(_dbt(ws, "compile", "--select", name))
+    analyses, it only writes their SQL. (`--quiet` still prints a selected node's SQL;
+    `--log-level none` does not.)"""
+    require_success(_dbt(ws, "compile", "--select", name, "--log-level", "none"))
     return (ws.target / "compiled" / PROJECT / "analyses" / f"{name}.sql").read_text()
 
 

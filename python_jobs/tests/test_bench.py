@@ -14,7 +14,7 @@ import pytest
 
 from ml.booster import BoosterParams
 from ml.train import TrainConfig
-from python_jobs.bench import pandas_ref, report
+from python_jobs.bench import pandas_ref, report, stages
 from python_jobs.bench.config import BenchConfig
 from python_jobs.bench.crosscheck import (
     CrossCheckFailed,
@@ -25,6 +25,7 @@ from python_jobs.bench.crosscheck import (
 from python_jobs.bench.run import BenchOutcome, run_bench
 from python_jobs.cli import build_parser
 from python_jobs.dbt_runner import PROJECT_DIR
+from python_jobs.lake.layout import Lake
 
 ALIASES = pandas_ref.load_aliases(PROJECT_DIR / "seeds" / "value_aliases.csv")
 
@@ -162,6 +163,19 @@ def test_the_recorded_memory_limit_is_the_profile_s_default(
     assert _settings()["duckdb_memory_limit"] == PROFILE_MEMORY_LIMIT
     monkeypatch.setenv("BANKLAKE_DUCKDB_MEMORY", "3GB")
     assert _settings()["duckdb_memory_limit"] == "3GB"
+
+
+@pytest.mark.dbt
+def test_the_windows_analysis_compiles_quietly_to_the_six_windows(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "lake").mkdir()
+    ws = stages.Workspace(Lake(tmp_path / "lake"), tmp_path / "target", tmp_path / "logs")
+    sql = stages.compile_analysis(ws, stages.WINDOWS_ANALYSIS)
+    assert '"processed"."stg_transactions"' in sql and "{{" not in sql
+    for column in pandas_ref.WINDOW_COLUMNS:
+        assert f"as {column}" in sql
+    assert "stg_transactions" not in capfd.readouterr().out  # the bench's log stays readable
 
 
 def test_a_lake_that_holds_data_is_refused(tmp_path: Path) -> None:
