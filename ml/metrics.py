@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ml.ranking import Ranking
 
 DEFAULT_ALERT_BUDGET = 100.0  # alerts a day
 DEFAULT_K = 100  # customers a day for precision@k
@@ -46,12 +47,6 @@ def threshold_for_budget(scores: np.ndarray, n_days: int, alerts_per_day: float)
     # the (budget+1)-th score ties the budget-th: move up to the next distinct value
     higher = ordered[ordered > candidate]
     return float(higher[-1]) if higher.size else above
-
-
-def _safe(metric, y: np.ndarray, s: np.ndarray) -> float | None:
-    if y.size == 0 or y.all() or not y.any():
-        return None  # undefined with a single class
-    return float(metric(y, s))
 
 
 def precision_at_k_by_day(
@@ -133,6 +128,7 @@ def evaluate(
         if precision is not None and recall is not None and precision + recall > 0
         else (0.0 if precision is not None and recall is not None else None)
     )
+    ranking = Ranking.of(y, s)  # one sort for the ROC AUC and the average precision
     days = frame["event_date"].to_numpy(dtype="datetime64[D]")
     n_days = int(np.unique(days).size)
     # integer codes in the ids' sort order: the same groups and tie order as the ids, and
@@ -153,8 +149,8 @@ def evaluate(
         rows=int(y.size),
         frauds=n_fraud,
         days=n_days,
-        roc_auc=_safe(roc_auc_score, y, s),
-        average_precision=_safe(average_precision_score, y, s),
+        roc_auc=ranking.roc_auc(),  # both None (undefined) with a single class
+        average_precision=ranking.average_precision(),
         threshold=float(threshold),
         alerts=n_alerts,
         alerts_per_day=n_alerts / n_days if n_days else 0.0,

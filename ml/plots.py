@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from sklearn.metrics import precision_recall_curve, roc_curve
+
+from ml.ranking import Ranking, plot_points
 
 PLOT_FILES = ("pr_curve.png", "roc_curve.png", "feature_importance.png", "score_distribution.png")
 
@@ -37,10 +38,13 @@ def write_plots(
     ax_pr, ax_roc = pr.subplots(), roc.subplots()
     for name, s in scores.items():
         if both_classes:
-            precision, recall, _ = precision_recall_curve(y, s)
-            ax_pr.plot(recall, precision, label=name)
-            fpr, tpr, _ = roc_curve(y, s)
-            ax_roc.plot(fpr, tpr, label=name)
+            ranking = Ranking.of(y, s)
+            recall, precision = ranking.pr_curve()
+            shown = plot_points(recall.size)
+            ax_pr.plot(recall[shown], precision[shown], label=name)
+            fpr, tpr = ranking.roc_curve()
+            shown = plot_points(fpr.size)
+            ax_roc.plot(fpr[shown], tpr[shown], label=name)
     ax_pr.set(xlabel="recall", ylabel="precision", title="Precision-recall, test period")
     ax_roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test period")
