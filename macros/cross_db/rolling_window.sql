@@ -49,14 +49,14 @@
 {%- endmacro %}
 
 
-{#- `expression` where `condition` holds, else 0. Without a condition the expression itself:
-    DuckDB does not fold `case when true`, and evaluating it for every row of a window cost
-    15% of a six-window query. -#}
-{% macro value_where(condition, expression) -%}
+{#- `expression` where `condition` holds, else `otherwise`. Without a condition the expression
+    itself: DuckDB does not fold `case when true`, and evaluating it for every row of a
+    window cost 15% of a six-window query. -#}
+{% macro value_where(condition, expression, otherwise='0') -%}
     {%- if condition == 'true' -%}
         {{ expression }}
     {%- else -%}
-        case when {{ condition }} then {{ expression }} else 0 end
+        case when {{ condition }} then {{ expression }} else {{ otherwise }} end
     {%- endif -%}
 {%- endmacro %}
 

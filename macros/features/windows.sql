@@ -24,6 +24,6 @@
     `condition` holds; null when there is none. Rows at the same instant are left out: a
     maximum cannot subtract the current row. -#}
 {% macro max_over_earlier_days(expression, partition_by, days, condition='true', order_by='event_ts') -%}
-    max({{ expression if condition == 'true' else 'case when ' ~ condition ~ ' then ' ~ expression ~ ' end' }})
+    max({{ value_where(condition, expression, otherwise='null') }})
         {{ rolling_window(partition_by, order_by, days, strictly_earlier=true) }}
 {%- endmacro %}
