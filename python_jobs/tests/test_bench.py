@@ -275,15 +275,27 @@ def test_smoke_run_pandas_and_dbt_agree(smoke: BenchOutcome) -> None:
     assert "same_work_ratio" not in staging
 
 
-@pytest.mark.dbt
-def test_cross_check_fails_loudly_when_pandas_differs(smoke: BenchOutcome) -> None:
+@pytest.fixture(scope="module")
+def final_lake(smoke: BenchOutcome) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """The smoke lake after the bench (it holds the appended day too, built incrementally by
+    dbt): its database, and pandas' staged rows and windows of it."""
     lake = Path(smoke.result["lake"])
-    # the lake now holds the appended day too, built incrementally by dbt: they still agree
     staged = pandas_ref.stage_transactions(
         pandas_ref.read_raw_transactions(lake / "raw" / "transactions"), ALIASES
     )
-    windows = pandas_ref.customer_windows(pandas_ref.accepted(staged))
-    database = lake / "banklake.duckdb"
+    return (
+        lake / "banklake.duckdb",
+        staged,
+        pandas_ref.customer_windows(pandas_ref.accepted(staged)),
+    )
+
+
+@pytest.mark.dbt
+def test_cross_check_fails_loudly_when_pandas_differs(
+    final_lake: tuple[Path, pd.DataFrame, pd.DataFrame],
+) -> None:
+    database, staged, windows = final_lake
+    windows = windows.copy()  # the fixture's frame is shared with the next test
     check = cross_check(database, staged, windows, sample_customers=50, seed=1)
     assert check.agrees, check.mismatches
     windows.loc[windows.index[0], "cust_tx_count_7d"] += 1
@@ -294,13 +306,10 @@ def test_cross_check_fails_loudly_when_pandas_differs(smoke: BenchOutcome) -> No
 
 
 @pytest.mark.dbt
-def test_cross_check_compares_the_windows_sql_alone_with_pandas(smoke: BenchOutcome) -> None:
-    lake = Path(smoke.result["lake"])
-    staged = pandas_ref.stage_transactions(
-        pandas_ref.read_raw_transactions(lake / "raw" / "transactions"), ALIASES
-    )
-    windows = pandas_ref.customer_windows(pandas_ref.accepted(staged))
-    database = lake / "banklake.duckdb"
+def test_cross_check_compares_the_windows_sql_alone_with_pandas(
+    final_lake: tuple[Path, pd.DataFrame, pd.DataFrame],
+) -> None:
+    database, staged, windows = final_lake
     with duckdb.connect(str(database), read_only=True) as con:
         rows, totals = window_totals(con, "curated.ml_features")
     same = cross_check(
