@@ -25,6 +25,7 @@ Nothing here reads credentials: boto3 finds them as usual (role, profile, env).
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -164,13 +165,20 @@ def export_split(s3: Any, config: SageMakerConfig, name: str, data: Split) -> di
 
 def source_archive() -> bytes:
     """ml/*.py (no tests) and requirements.txt as sourcedir.tar.gz, byte-for-byte the same
-    for the same sources (fixed mtimes and owners, sorted names)."""
+    for the same sources, whenever and by whom it is built: sorted names, fixed mtime, mode and
+    owner in every tar header, and a gzip header with mtime 0 and no file name (tarfile's own
+    "w:gz" stamps the current time there)."""
     sink = io.BytesIO()
-    with tarfile.open(fileobj=sink, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        gzip.GzipFile(filename="", fileobj=sink, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
 
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(data))
 
         for path in sorted(ML_DIR.glob("*.py")):

@@ -173,6 +173,15 @@ def test_start_training_job_uploads_the_split_and_sends_the_exact_request(
 def test_source_archive_holds_the_package_and_is_reproducible() -> None:
     archive = source_archive()
     assert archive == source_archive()
+    # nothing in it depends on when it was built: the gzip header's MTIME (bytes 4-7) is zero
+    # and every tar header has a fixed mtime and owner
+    assert archive[:2] == b"\x1f\x8b" and archive[4:8] == b"\x00\x00\x00\x00"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == sorted(m.name for m in members[:-1]) + ["requirements.txt"]
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {
+        (0, 0, 0, "root", "root", 0o644)
+    }
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = tar.getnames()
     assert "ml/sagemaker_entry.py" in names and "ml/booster.py" in names
