@@ -178,7 +178,7 @@ def test_source_archive_holds_the_package_and_is_reproducible() -> None:
     assert archive[:2] == b"\x1f\x8b" and archive[4:8] == b"\x00\x00\x00\x00"
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         members = tar.getmembers()
-    assert [m.name for m in members] == sorted(m.name for m in members[:-1]) + ["requirements.txt"]
+    assert [m.name for m in members] == [*sorted(m.name for m in members[:-1]), "requirements.txt"]
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {
         (0, 0, 0, "root", "root", 0o644)
     }
