@@ -53,7 +53,9 @@ def relative_links(markdown: str) -> list[str]:
 def strip_code(markdown: str) -> str:
     """Fenced code blocks and inline code blanked (same length), so that links are not read in
     them."""
-    markdown = re.sub(r"(?ms)^[ \t]*(```|~~~).*?^[ \t]*\1[^\n]*$", lambda m: " " * len(m.group(0)), markdown)
+    markdown = re.sub(
+        r"(?ms)^[ \t]*(```|~~~).*?^[ \t]*\1[^\n]*$", lambda m: " " * len(m.group(0)), markdown
+    )
     return re.sub(r"`[^`\n]*`", lambda m: " " * len(m.group(0)), markdown)
 
 
