@@ -17,7 +17,7 @@ from ml.features import FEATURES
 from ml.sampling import sample_negatives, take_rows
 
 # Rows scored at a time: bounds the float copy a block of a DataFrame may need (a DMatrix of
-# a whole 2.3M-row test period at 10M, which predict used to build, was about 1 GB).
+# a whole test period, which predict used to build, grows with the lake).
 PREDICT_ROWS = 262_144
 MAX_FIT_ROWS = 1_000_000
 
@@ -137,9 +137,8 @@ def fit_booster(
         weight = sample.weights(fit_y)
         fit_x, fit_y = take_rows(fit_x, sample.rows), fit_y[sample.rows]
     # QuantileDMatrix: the bins straight from the rows, without XGBoost's own float copy of
-    # the matrix (at 10M rows, 1.4 GB). The validation rows are a plain DMatrix: evaluating
-    # one on a QuantileDMatrix each round cost 5x as much (the same log loss), at 10M about
-    # as much as the round's tree.
+    # the matrix. The validation rows are a plain DMatrix: evaluating one on a
+    # QuantileDMatrix each round costs several times as much for the same log loss.
     dfit = xgb.QuantileDMatrix(
         fit_x,
         label=fit_y,
@@ -176,8 +175,7 @@ def fit_booster(
 def predict(booster: xgb.Booster, x: np.ndarray | pd.DataFrame) -> np.ndarray:
     """Scores in [0, 1] (float64); every tree of the (trimmed) booster is used. Scored
     PREDICT_ROWS rows at a time, in place: the scores of one DMatrix of every row, without
-    its copy of the rows, and faster (a DMatrix is sparse; 3.1 -> 2.4 s for 451,600 rows
-    and 221 trees)."""
+    its copy of the rows, and faster (a DMatrix is sparse)."""
     scores = np.empty(len(x), dtype=np.float64)
     for rows in row_blocks(len(x), PREDICT_ROWS):
         scores[rows] = booster.inplace_predict(take_rows(x, rows), missing=np.nan)

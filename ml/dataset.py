@@ -9,8 +9,8 @@ Memory is the constraint at scale (10M rows of 60 columns): DuckDB sorts the row
 its own memory limit, spilling to its temporary folder beyond it) and streams them in Arrow
 batches, never held whole; the features go straight into one float32 block, the other
 columns stay in Arrow, and the frame shares the block's memory. Training also leaves out the
-text keys it never reads (TRAINING_KEYS). At 3M transactions training's read peaked at
-1.43 GiB instead of 3.05 GiB (README, "Performance").
+text keys it never reads (TRAINING_KEYS). The measurements behind this are in
+bench/NOTES.md.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ STRING_KEYS = (
 )
 # The text keys a training run reads: ids for the fingerprint, the diagnostics and
 # precision@k. Accounts, counterparties, types, channels and directions only describe a row
-# to a person (their signal is in the features); at 10M rows they were about 1 GB of text.
+# to a person (their signal is in the features), and as text they cost more memory than any
+# feature.
 TRAINING_KEYS = ("transaction_id", "customer_id")
 # Rows per Arrow batch from DuckDB: a batch is the only part of its result alive at a time.
 BATCH_ROWS = 65_536
@@ -50,9 +51,9 @@ BATCH_ROWS = 65_536
 # read keep scanned blocks cached, and a sort beyond the limit spills instead of growing.
 READ_MEMORY_LIMIT = "1GB"
 # One order for every run, whatever the table's physical order (transaction ids are unique,
-# so there are no ties). DuckDB sorts it: at 10M rows the read took 23.9 s, against 37.1 s
+# so there are no ties). DuckDB sorts it as it streams, faster and with a lower peak than
 # streaming unsorted and sorting in Arrow (sort_indices on the string key, then taking every
-# column in that order), and peaked lower (3.97 against 4.10 GiB).
+# column in that order); beyond READ_MEMORY_LIMIT the sort spills to disk.
 TIME_ORDER = "order by event_ts, transaction_id"
 
 
@@ -220,8 +221,8 @@ def _read_batches(reader: pa.RecordBatchReader, rows: int) -> tuple[np.ndarray, 
 def _own_copy(batch: pa.RecordBatch) -> pa.RecordBatch:
     """`batch` in buffers of its own. A batch imported from DuckDB keeps every column of the
     original batch alive while any one of them is referenced (one release for the whole C
-    struct), so keeping the non-feature columns as they came kept the features too: at 1M
-    rows, 0.3 GB more until the frame was built."""
+    struct), so keeping the non-feature columns as they came kept the features too, until
+    the frame was built."""
     return pa.RecordBatch.from_arrays(
         [pa.concat_arrays([column]) for column in batch.columns], schema=batch.schema
     )
@@ -279,7 +280,7 @@ def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
 def feature_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """The same input without building the matrix: FEATURES in contract order as float32
     columns that share the frame's memory (copy-on-write). XGBoost reads such columns one by
-    one; at 10M training rows the matrix would be another 1.4 GB."""
+    one; the matrix would be another copy of every feature."""
     columns = frame.loc[:, list(FEATURES)]
     if not all(columns.dtypes == np.float32):
         columns = columns.astype(np.float32)

@@ -1,13 +1,11 @@
 """Exact per-feature contributions (TreeSHAP) of the booster, vectorized over rows.
 
-Why not just `booster.predict(pred_contribs=True)`? Because it was the whole cost of daily
-scoring: on a real day (28,574 transactions, 245 trees of depth 6, 38 features, 2 shared
-cores) XGBoost's CPU TreeSHAP took 60-80 s of CPU, 2.1-2.8 ms a row, while everything else
-in `score_day` took under 2 s. This module computes the same numbers (path-dependent
-TreeSHAP; max |difference| 3.4e-6 log-odds on that day, XGBoost works in float32; the same
-three reasons on every row) in about 7 s on one core, so `score_day` went from 76-119 s to
-10-14 s. Scoring checks itself against XGBoost on CHECK_ROWS rows every run and falls back
-to XGBoost's own computation, slow but right, if they ever disagree.
+Why not just `booster.predict(pred_contribs=True)`? Because on CPU it is almost the whole
+cost of daily scoring. This module computes the same numbers (path-dependent TreeSHAP; the
+differences are float32 rounding, XGBoost works in float32; the same three reasons on every
+row) at a fraction of that cost (docs/decisions/0005-own-treeshap.md). Scoring checks
+itself against XGBoost on CHECK_ROWS rows every run and falls back to XGBoost's own
+computation, slow but right, if they ever disagree.
 
 How (the "Fast TreeSHAP v2" idea, Yang 2021): for one leaf of value v, path-dependent
 TreeSHAP is the Shapley value of the game S -> v * prod over the features i on the leaf's
@@ -42,9 +40,8 @@ CHUNK_ROWS = 2048  # rows per block: a tree's arrays for a block stay in the CPU
 CHECK_ROWS = 64  # rows checked against XGBoost's own TreeSHAP on every call
 CHECK_TOLERANCE = 1e-4  # log-odds; float32 rounding is ~1e-6
 # Row x tree visits from which the rows are shared among processes, one per core. Below it one
-# process is faster: another starts, imports and compiles the tables in about 2-5 s. At 10M
-# transactions a day of 451,600 rows against a 1,000-tree model took 466 s in one process
-# while the second core idled.
+# process is faster: another has to start, import and compile the tables first. Above it, a
+# large day against a large model in one process leaves the other cores idle.
 PARALLEL_MIN_VISITS = 50_000_000
 
 
@@ -210,7 +207,7 @@ def _compile_tree(tree: dict) -> _Tree:
 
 @dataclass(frozen=True)
 class TreeShap:
-    """A booster compiled to lookup tables (about 1 s for 250 trees of depth 6)."""
+    """A booster compiled to lookup tables, once per model."""
 
     trees: tuple[_Tree, ...]
     n_features: int

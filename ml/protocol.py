@@ -17,8 +17,8 @@ had in production. The protocol therefore replays production:
 - Test rows carry the labels known now (the mart's), the best truth available. By default
   the test period ends `label_horizon_days` before the data's last day: the newest days'
   frauds are mostly not reported yet (reports take days to weeks), and a metric on those
-  labels ranks the quickly reported kinds of fraud first instead of fraud (see the README's
-  "Fraud model" section for the numbers). The gap makes the same judgement for training.
+  labels ranks the quickly reported kinds of fraud first instead of fraud (docs/fraud-model.md
+  has the numbers). The gap makes the same judgement for training.
 - The validation slice (early stopping and the alert threshold) is the last
   `validation_days` of the training period: the model is always checked on days after the
   ones it was fitted on.

@@ -1,8 +1,8 @@
 """ROC AUC, average precision and their curves from one sort of the scores.
 
 sklearn's roc_auc_score and average_precision_score each sort the scores again (and
-precision_recall_curve and roc_curve for the plots twice more), with long input checks: at
-10M transactions a training run ranked its 2.3M test scores some twenty times, about 15 s.
+precision_recall_curve and roc_curve for the plots twice more), with long input checks: a
+training run ranked the same test scores some twenty times.
 All four are functions of one thing: the true and false positives above each distinct
 score, from the highest down. `Ranking` computes that once, the way sklearn does (ties
 share a threshold), so its numbers are sklearn's; ml/tests/test_ranking.py compares them.

@@ -51,7 +51,7 @@
 
 {#- `expression` where `condition` holds, else `otherwise`. Without a condition the expression
     itself: DuckDB does not fold `case when true`, and evaluating it for every row of a
-    window cost 15% of a six-window query. -#}
+    window is a measurable share of a window query. -#}
 {% macro value_where(condition, expression, otherwise='0') -%}
     {%- if condition == 'true' -%}
         {{ expression }}

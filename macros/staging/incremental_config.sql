@@ -10,8 +10,8 @@
     same as with delete+insert of every recomputed row. An incremental run recomputes more
     than changes (the re-read ingestion days, the unchanged rows of a recomputed day), and in
     DuckDB a commit that deletes rows spread over a table and inserts others rewrites every
-    row group touched: re-writing 3 of 30 ingestion days of stg_transactions_triaged (100,000
-    of 1.06M rows) took a 19 s commit, inserting only the new day's rows 1.5 s. -#}
+    row group touched: rewriting unchanged rows costs far more than the comparison that skips
+    them (docs/decisions/0008-changed-rows-incremental-writes.md). -#}
 {% macro get_incremental_changed_rows_sql(arg_dict) -%}
     {%- set unique_key = arg_dict['unique_key'] -%}
     {%- set keys = [unique_key] if unique_key is string else unique_key -%}

@@ -40,8 +40,8 @@ _REQUIRED = {
 
 @dataclass(frozen=True)
 class BedrockConfig:
-    """Which model, where, and behind which guardrail. From the environment (README,
-    "Generative assistant"); credentials come from boto3's usual chain, never from here."""
+    """Which model, where, and behind which guardrail. From the environment
+    (docs/assistant.md); credentials come from boto3's usual chain, never from here."""
 
     model_id: str
     region: str

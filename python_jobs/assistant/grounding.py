@@ -5,7 +5,7 @@ A language model asked to describe the day may invent, misread or be talked into
 prose only when every number, date and time in it can be traced to the facts JSON the
 report was computed from; otherwise the report falls back to its template.
 
-The rule, in order (README "Daily report" repeats it):
+The rule, in order (docs/assistant.md, "Daily report", repeats it):
 
 1. Dates and times are read first and must be dates/times of the facts: ISO 2026-09-24,
    24/09/2026 and 24/09 (pt: day/month; en: month/day), "24 de setembro [de 2026]",

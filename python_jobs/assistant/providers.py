@@ -93,7 +93,7 @@ def provider_name(requested: str | None = None) -> str:
 def make_provider(requested: str | None = None) -> Provider:
     """The provider named by the argument, else $BANKLAKE_ASSISTANT_PROVIDER, else offline.
 
-    Configuration comes from the environment (README, "Generative assistant"); a missing
+    Configuration comes from the environment (docs/assistant.md); a missing
     variable is a ProviderError naming every one that is missing."""
     name = provider_name(requested)
     if name == "offline":

@@ -761,7 +761,7 @@ class LocalMonitoring:
 class S3Monitoring:
     """s3://<bucket>/<lake root>/monitoring/, beside raw/ (the lake's keys on S3, as
     ml/layout.py lays them out): where the Athena target looks. Monitoring runs where the
-    lake is, so its reports are there only once uploaded (README, Daily report); an empty
+    lake is, so its reports are there only once uploaded (docs/assistant.md, Daily report); an empty
     prefix is "no monitoring", any other S3 error is raised (a permission problem must
     show, not read as a quiet model)."""
 

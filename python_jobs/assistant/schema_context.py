@@ -5,7 +5,7 @@ what each model and column means and which tests hold on them; the catalog (`dbt
 generate`), when present, adds the types the engine really has. Nothing else is offered: no
 processed, snapshot or reference table, and no PII column.
 
-PII rule (README "Generative assistant" repeats it): a column is withheld when it holds a
+PII rule (docs/assistant.md repeats it): a column is withheld when it holds a
 person's name, CPF or contact/key data — e-mail, phone, address, PIX key — in *any* form,
 clear, masked or hashed, or when its dbt `meta` says `pii: true`. Hashed and masked forms
 are withheld too because they still single a person out: `cpf_hash` joins to any other

@@ -10,7 +10,7 @@ from ml.train import TrainConfig
 
 # The generator draws about 3.11 transactions per customer-day at its default mean of 3
 # (seasonality and pay-day peaks add ~4%): 111,000 customers x 30 days gave 10,368,529
-# (README, "Generation speed"). The bench sizes the customer base from it, then reports the
+# (bench/NOTES.md, "Generation speed"). The bench sizes the customer base from it, then reports the
 # transactions actually written.
 TRANSACTIONS_PER_CUSTOMER_DAY = 3.11
 

@@ -3,8 +3,8 @@ swap, DuckDB spill and bytes written.
 
 A pipeline stage runs in a fresh process of its own (`isolated=True`): memory that an earlier
 stage freed but the allocator kept (glibc, Arrow's pool, DuckDB's buffers) would otherwise
-count in the next stage's peak. At 10M transactions it did: scoring one day "peaked" at
-15.9 GiB in the same process as training, and reached a fraction of that alone. Peak memory is
+count in the next stage's peak. At scale it did: scoring one day in the same process as
+training "peaked" at several times what it takes alone. Peak memory is
 the larger of two readings: a sampling thread (every 50 ms, the stage's process and its
 descendants) and the kernel's own high-water mark (VmHWM) of that process — read by the
 child just before it reports, or reset through /proc/self/clear_refs for a stage run here —

@@ -199,7 +199,7 @@ def _release_memory() -> None:
     """Gives the pandas reference's memory back to the system before the pipeline goes on:
     pandas' text columns live in Arrow's memory pool, which keeps freed memory for reuse.
     The later stages run in processes of their own (their peaks do not include this one),
-    but they share the machine's RAM with it: training peaked at 9.6 GiB at 10M."""
+    but they share the machine's RAM with it."""
     import gc
 
     import pyarrow as pa

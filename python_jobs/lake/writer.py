@@ -5,10 +5,9 @@ when the bytes would be identical (a deterministic re-run); anything else is ref
 so a re-delivery can never silently replace what dbt has already processed.
 
 How the bytes are made is chosen for write speed without changing what readers see
-(measured on a 330,000-row day of transactions; README, "Generation speed"):
+(the measurements: bench/NOTES.md, "Generation speed"):
 
-- Parquet: zstd level 1 (half snappy's size, 9 MB against 18 MB a day, for about the same
-  CPU; Athena bills the compressed bytes it scans), one row group per file up to
+- Parquet: zstd level 1 (half snappy's size for about the same CPU; Athena bills the compressed bytes it scans), one row group per file up to
   `PARQUET_ROW_GROUP_ROWS`, no stored Arrow schema. Text columns the producer hands over
   as Arrow dictionary arrays (the generator's types, channels, cities, states...) are
   written as Parquet dictionary pages straight from their indices; every other text

@@ -2,7 +2,7 @@
 parser and planner, partition projection finding real files, Iceberg writes, merge, costs), and
 that Athena and DuckDB build the same lake into the same rows.
 
-Skipped unless BANKLAKE_ATHENA_LIVE=1, the variables of the README's "Run on AWS" section are
+Skipped unless BANKLAKE_ATHENA_LIVE=1, the variables of docs/aws.md ("Run on AWS") are
 set (BANKLAKE_S3_RAW_DIR names the lake bucket) and boto3 finds credentials. Self-contained and
 isolated from whatever the account already runs:
 
