@@ -56,6 +56,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -535,24 +536,39 @@ def _value_problem(value: object, spec: object, path: str) -> str | None:
         if not isinstance(value, dict):
             return f"field '{path}': expected an object, got {_json_kind(value)}"
         return _object_problem(value, spec, path + ".")
+    if _VALID[str(spec)](value):
+        return None
     got = _json_kind(value)
-    if spec == "text":
-        ok = isinstance(value, str)
-    elif spec == "number":
-        ok = got == "a number" and math.isfinite(value)  # type: ignore[arg-type]
-        got = got if ok or got != "a number" else "an infinite number"
-    elif spec == "integer":
-        ok = got == "a number" and isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
-        if not ok and got == "a number":
-            got = "a fraction" if isinstance(value, float) else "a number beyond 64 bits"
-    else:
-        match = _TIMESTAMP_RE.fullmatch(value) if isinstance(value, str) else None
-        ok = match is not None and _real_timestamp(match)
-        got = "a string in another format or an impossible time" if got == "a string" else got
-    return None if ok else f"field '{path}': expected {_EXPECTED[str(spec)]}, got {got}"
+    if got == "a number" and spec in ("number", "integer"):
+        if isinstance(value, float) and not math.isfinite(value):
+            got = "an infinite number"
+        elif isinstance(value, float):
+            got = "a fraction"
+        else:
+            got = "a number beyond 64 bits"
+    elif spec == "timestamp" and got == "a string":
+        got = "a string in another format or an impossible time"
+    return f"field '{path}': expected {_EXPECTED[str(spec)]}, got {got}"
 
 
-def _real_timestamp(match: re.Match[str]) -> bool:
+def _is_int64(value: object) -> bool:
+    return type(value) is int and _INT64[0] <= value <= _INT64[1]
+
+
+# bool is an int to Python, not a number to the contract: types are compared exactly
+_VALID = {
+    "text": lambda value: type(value) is str,
+    "number": lambda value: _is_int64(value) or (type(value) is float and math.isfinite(value)),
+    "integer": _is_int64,
+    "timestamp": lambda value: type(value) is str and _is_timestamp(value),
+}
+
+
+@lru_cache(maxsize=1024)  # a file's rows share a few _ingested_at values
+def _is_timestamp(text: str) -> bool:
+    match = _TIMESTAMP_RE.fullmatch(text)
+    if match is None:
+        return False
     year, month, day, hour, minute, second, _ = match.groups()
     try:
         datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
@@ -562,12 +578,15 @@ def _real_timestamp(match: re.Match[str]) -> bool:
 
 
 def _object_problem(record: dict[str, object], spec: dict[str, object], prefix: str) -> str | None:
-    missing = [name for name in spec if name not in record]
-    if missing:
+    if not spec.keys() <= record.keys():
+        missing = [name for name in spec if name not in record]
         inside = f" of '{prefix[:-1]}'" if prefix else ""
         return f"missing fields {missing}{inside} (a field with no value is written as null)"
     for name, field_spec in spec.items():
-        problem = _value_problem(record[name], field_spec, prefix + name)
+        value = record[name]
+        if value is None or (type(value) is str and field_spec == "text"):
+            continue  # most values: judged without a call
+        problem = _value_problem(value, field_spec, prefix + name)
         if problem:
             return problem
     return None
