@@ -481,6 +481,10 @@ def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
         names = [name for name, _ in pairs]
         twice = next(name for i, name in enumerate(names) if name in names[:i])
         raise _DuplicateKey(f"key '{twice}' appears twice in one object (DuckDB refuses it)")
+    if len({name.lower() for name in record}) != len(record):
+        folded = Counter(name.lower() for name in record)
+        clash = sorted(name for name in record if folded[name.lower()] > 1)
+        raise _DuplicateKey(f"keys {clash} differ only in case (Athena folds case)")
     return record
 
 
@@ -663,6 +667,13 @@ class _JsonRecords:
 
 
 def _schema_problem(actual: pa.Schema, feed: Feed) -> str | None:
+    folded = Counter(name.lower() for name in actual.names)
+    clashes = sorted(name for name in actual.names if folded[name.lower()] > 1)
+    if clashes:
+        return (
+            f"schema mismatch: columns {clashes} appear twice, or differ only in case "
+            "(Athena folds case)"
+        )
     names = set(actual.names)
     missing = [f.name for f in feed.schema if f.name not in names]
     if missing:
@@ -674,10 +685,6 @@ def _schema_problem(actual: pa.Schema, feed: Feed) -> str | None:
     ]
     if wrong:
         return "schema mismatch: " + "; ".join(wrong)
-    folded = Counter(name.lower() for name in actual.names)
-    clashes = sorted(name for name in actual.names if folded[name.lower()] > 1)
-    if clashes:
-        return f"schema mismatch: columns {clashes} differ only in case (Athena folds case)"
     partitions = sorted(name for name in actual.names if name.lower() in _PARTITION_COLUMNS)
     if partitions:
         return (
