@@ -146,7 +146,10 @@ def key_for(feed: Feed, kind: str, day: date = DAY, folder: str = "", name: str 
     return f"raw/{feed.name}/{partition_path(day)}/{folder}{name}"
 
 
-NO_LINES = "Parquet has no lines or text encoding: a JSON-lines kind"
+NO_LINES = (
+    "n/a to Parquet: a JSON-lines kind (Parquet has no lines or byte-order mark; a broken "
+    "Parquet file is the truncated, wrong_magic and trailing_bytes kinds)"
+)
 Made = tuple[bytes, str | None] | tuple[bytes, str | None, int] | str
 Maker = Callable[[Feed, str], Made]
 
@@ -179,7 +182,9 @@ def _wrong_schema(feed: Feed, key: str) -> Made:
 def _missing_column(feed: Feed, key: str) -> Made:
     name = feed.payload_columns[1]
     data = encode(feed, stamped(feed, key).drop([name]))
-    return data, f"missing columns ['{name}']" if feed is TRANSACTIONS else f"['{name}']"
+    if feed is TRANSACTIONS:
+        return data, f"schema mismatch: missing columns ['{name}']"
+    return data, f"line 1: missing fields ['{name}']"
 
 
 # JSON: a value DuckDB would fail on (credit_limit "abc") or read as something else than sent
