@@ -423,7 +423,12 @@ def _gunzip(source: Path | bytes) -> Iterator[bytes]:
         while chunk:
             fed += len(chunk)
             try:
-                yield member.decompress(chunk)
+                while not member.eof:  # bounded output: a gzip of zeros cannot fill memory
+                    out = member.decompress(chunk, _READ_CHUNK)
+                    chunk = member.unconsumed_tail
+                    if not out and not chunk:
+                        break
+                    yield out
             except zlib.error as error:
                 raise _Unreadable(_gzip_error(done, fed, str(error))) from None
             if member.eof:
