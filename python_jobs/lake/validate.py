@@ -645,7 +645,7 @@ class _JsonRecords:
         except _DuplicateKey as error:
             return str(error)
         except json.JSONDecodeError as error:
-            return f"not valid JSON ({error.msg} at character {error.colno})"
+            return f"not valid JSON ({error.msg}; character {error.colno})"
         except ValueError as error:  # NaN, Infinity
             return f"not valid JSON ({error})"
         if not isinstance(record, dict):
