@@ -30,6 +30,7 @@ class DbtOutcome:
     success: bool
     statuses: Counter[str] = field(default_factory=Counter)  # "model:success", "test:pass", ...
     failures: list[str] = field(default_factory=list)
+    nodes: dict[str, str] = field(default_factory=dict)  # node name -> "pass", "error", ...
 
     def count(self, resource_type: str, *statuses: str) -> int:
         return sum(self.statuses[f"{resource_type}:{status}"] for status in statuses)
@@ -104,6 +105,7 @@ def run_dbt(
         node = node_result.node
         status = str(node_result.status).split(".")[-1].lower()
         outcome.statuses[f"{node.resource_type}:{status}"] += 1
+        outcome.nodes[node.name] = status
         if status in {"error", "fail", "runtimeerr"}:
             message = (node_result.message or "").strip().splitlines()
             outcome.failures.append(f"{node.name}: {message[0] if message else status}")

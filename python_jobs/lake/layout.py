@@ -17,6 +17,10 @@ from pathlib import Path
 from python_jobs.lake.schemas import Feed
 
 LAKE_DIR_ENV = "BANKLAKE_LAKE_DIR"
+# A raw file being written is `.tmp-<random><suffix>.tmp` beside its final name: no reader's
+# glob (`*.parquet`, `*.jsonl.gz`) matches it, even when a crash leaves it behind.
+WRITING_PREFIX = ".tmp-"
+WRITING_SUFFIX = ".tmp"
 _PARTITION_RE = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/")
 
 
@@ -62,6 +66,11 @@ class Lake:
 
     def raw_files(self, feed: Feed) -> list[Path]:
         return sorted((self.raw / feed.name).glob(f"year=*/month=*/day=*/*{feed.file_suffix}"))
+
+
+def is_being_written(name: str) -> bool:
+    """Whether a file name is a writer's unfinished file (not a delivery, read by no one)."""
+    return name.startswith(WRITING_PREFIX) and name.endswith(WRITING_SUFFIX)
 
 
 def partition_path(day: date) -> str:

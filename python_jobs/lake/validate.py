@@ -8,26 +8,63 @@ trigger (python_jobs/aws/s3_trigger.py), which runs them in AWS Lambda on a /tmp
 new object. That is why `check_raw_file` takes the file's bytes or a local copy plus the key
 it arrived at, returns a verdict instead of printing, and needs nothing beyond pyarrow and
 the standard library (no DuckDB: the Lambda has only boto3 and the pyarrow of a layer).
+
+The rule: a file is accepted only if the build reads it, and reads the values the producer
+meant. Every verdict below was checked against what DuckDB does with the same file through
+the dbt sources (python_jobs/tests/test_quarantine.py drops every kind into one lake, builds
+it and reconciles the rows):
+
+- Place: exactly `raw/<feed>/year=YYYY/month=MM/day=DD/<name><suffix>`, a real date. dbt's
+  glob reads that depth only (a file above or below it would be silently skipped); month=13
+  breaks the build's partition date. A name starting with '.' or '_' is refused: DuckDB's glob
+  reads it, Athena skips it (the writer's own unfinished files end in `.tmp`, which no
+  reader matches, and are left alone). Any other name (a README, `_SUCCESS`) is a stray file.
+- Empty: a 0-byte file is neither Parquet nor gzip; DuckDB fails the whole feed on it
+  ("Input is not a GZIP stream"). A delivery with no rows is a complete file instead, and
+  valid: Parquet with the schema and no rows, or a gzip stream of no lines (or blank ones).
+- Parquet: every contract column, of its type (text stored as dictionary or large strings is
+  the same text to every reader), every page decoded, all text valid UTF-8 (DuckDB refuses
+  the file otherwise). Extra columns are valid and ignored: union_by_name carries them, no
+  model selects them, the Athena table does not declare them. But not a column named like a
+  partition (year, month, day) or two names equal but for case (Athena folds case).
+- JSON lines: gzip (several members are fine, trailing bytes are not), strict UTF-8 without
+  a BOM, one JSON object per line (blank lines are skipped, as DuckDB does), no key twice,
+  every contract key present (the writer writes null for no value; a missing key means
+  another schema), each value of its contract type, nested objects alike. Extra keys are
+  valid and ignored (by DuckDB's explicit columns and Athena's SerDe). Deliberately stricter
+  than DuckDB, which would read each of these as a different value without a word: a number
+  for text (a CPF loses its leading zeros), text or true for a number, 0.5 for a row
+  number, NaN, a timestamp with an offset (dropped) or more than microseconds, a trailing
+  comma. Read with the standard library: pyarrow's JSON reader crashes the process on a
+  `null` line and accepts invalid UTF-8.
+- Rows: ingestion metadata on every row, `_source_row` 0..n-1, `_source_file` = the key.
+
+Reasons name what is wrong and where: Parquet rows are 0-based (as `_source_row`), JSON
+lines 1-based (as an editor and DuckDB's errors count); values are never quoted (PII).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
+import math
+import re
 import shutil
+import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from python_jobs.lake.layout import Lake, partition_date
+from python_jobs.lake.layout import Lake, is_being_written
 from python_jobs.lake.schemas import FEEDS, INGESTION_COLUMNS, Feed
 
 RAW_PREFIX = "raw/"
@@ -39,8 +76,21 @@ WHAT_NEXT = (
 )
 _METADATA = [name for name, _ in INGESTION_COLUMNS]
 _BATCH_ROWS = 262_144
-# One JSON record must fit in a block; raw records are a few hundred bytes.
-_JSON_BLOCK_BYTES = 16 << 20
+# DuckDB's read_json refuses a record longer than this (maximum_object_size); raw records
+# are a few hundred bytes.
+_JSON_MAX_LINE_BYTES = 16 << 20
+_READ_CHUNK = 1 << 20
+_PARTITION_DIRS = (
+    re.compile(r"year=(\d{4})"),
+    re.compile(r"month=(\d{2})"),
+    re.compile(r"day=(\d{2})"),
+)
+_PARTITION_COLUMNS = {"year", "month", "day"}
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+# What DuckDB's TIMESTAMP reads exactly (no offset, at most microseconds).
+_TIMESTAMP_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?")
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class ValidatorUnavailable(RuntimeError):
@@ -135,22 +185,28 @@ def codec_available(name: str) -> bool:
 
 
 def check_raw_file(source: Path | bytes, feed: Feed, *, key: str | None = None) -> FileCheck:
-    """Every check a raw file of `feed` must pass: name, partition, schema and types, a
-    complete read of every row, ingestion metadata on every row, row numbering 0..n-1 (no
-    row lost, added or repeated since the writer stamped them) and `_source_file` equal to
-    where the file sits (a copied file would count twice).
+    """Every check a raw file of `feed` must pass (the module docstring says which and why):
+    place and name, not empty, schema and types, a complete read of every row, ingestion
+    metadata on every row, row numbering 0..n-1 (no row lost, added or repeated since the
+    writer stamped them) and `_source_file` equal to where the file sits (a copied file
+    would count twice).
 
     `source` is the file itself (a local path, e.g. a /tmp copy of an S3 object) or its
-    bytes. `key` is the lake-relative path it arrived at (`raw/<feed>/year=.../<name>`);
-    without it the local path stands in for the name and partition, and `_source_file` is
-    not checked (nothing says where the file should be).
+    bytes; both give the same verdict. `key` is the lake-relative path it arrived at
+    (`raw/<feed>/year=.../<name>`); without it the local path stands in for the name and
+    partition (only the folders above the file are checked), and `_source_file` is not
+    checked (nothing says where the file should be).
     """
     where = key if key is not None else (source.as_posix() if isinstance(source, Path) else "")
-    name = where.rsplit("/", 1)[-1]
-    if not name.endswith(feed.file_suffix):
-        return FileCheck(f"expected a {feed.file_suffix} file for feed '{feed.name}', got '{name}'")
-    if partition_date(where) is None:
-        return FileCheck("not inside a year=YYYY/month=MM/day=DD partition with a valid date")
+    problem = _place_problem(where, feed, exact=key is not None)
+    if problem:
+        return FileCheck(problem)
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if size == 0:
+        return FileCheck(
+            f"empty file (0 bytes): not a {_FORMAT_NAMES[feed.file_format]}; a delivery "
+            f"with no rows is still a complete file ({_EMPTY_DELIVERY[feed.file_format]})"
+        )
     audit = _RowAudit()
     try:
         if feed.file_format == "parquet":
@@ -164,6 +220,42 @@ def check_raw_file(source: Path | bytes, feed: Feed, *, key: str | None = None) 
         return FileCheck(f"unreadable: {type(error).__name__}: {first_line}"[:500])
     problem = problem or audit.problem(key)
     return FileCheck(problem, rows=None if problem else audit.rows)
+
+
+_FORMAT_NAMES = {"parquet": "Parquet file", "jsonl.gz": "gzip stream"}
+_EMPTY_DELIVERY = {
+    "parquet": "Parquet with the feed's columns and no rows",
+    "jsonl.gz": "a gzip stream of no lines",
+}
+
+
+def _place_problem(where: str, feed: Feed, *, exact: bool) -> str | None:
+    """Why `where` is not a place dbt reads a raw file of `feed` from, or None. `exact`: the
+    whole lake-relative key is known (else only the folders above the file are judged)."""
+    parts = where.split("/")
+    name = parts[-1]
+    if not name.endswith(feed.file_suffix):
+        return f"expected a {feed.file_suffix} file for feed '{feed.name}', got '{name}'"
+    if name.startswith((".", "_")):
+        return (
+            f"hidden name '{name}': DuckDB reads a file whose name starts with '.' or '_', "
+            "Athena skips it; deliver it under a name that starts otherwise"
+        )
+    folders = parts[-4:-1]
+    matches = [p.fullmatch(part) for p, part in zip(_PARTITION_DIRS, folders, strict=False)]
+    placed = len(folders) == 3 and all(matches)
+    if exact:
+        placed = placed and len(parts) == 6 and parts[:2] == [RAW_PREFIX.rstrip("/"), feed.name]
+    if not placed:
+        return (
+            "not directly inside a year=YYYY/month=MM/day=DD partition: dbt reads only "
+            f"{RAW_PREFIX}{feed.name}/year=YYYY/month=MM/day=DD/<file>"
+        )
+    try:
+        date(*(int(m.group(1)) for m in matches if m))
+    except ValueError:
+        return f"partition {'/'.join(folders)} is not a valid date"
+    return None
 
 
 def problem_with(path: Path, feed: Feed, lake: Lake | None = None) -> str | None:
@@ -216,6 +308,9 @@ class _RowAudit:
 
 
 def _read_parquet(source: Path | bytes, feed: Feed, audit: _RowAudit) -> str | None:
+    problem = _parquet_envelope_problem(source)
+    if problem:
+        return problem
     parquet = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source)
     problem = _schema_problem(parquet.schema_arrow, feed)
     if problem:
@@ -223,7 +318,60 @@ def _read_parquet(source: Path | bytes, feed: Feed, audit: _RowAudit) -> str | N
     _require_codecs(parquet)
     # Decoding every page of every column proves the file is complete.
     for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
+        problem = _utf8_problem(batch, audit.rows)
+        if problem:
+            return problem
         audit.add(batch)
+    return None
+
+
+def _parquet_envelope_problem(source: Path | bytes) -> str | None:
+    """A Parquet file starts and ends with PAR1 (the footer, with the schema, is at the end)."""
+    if isinstance(source, bytes):
+        head, tail, size = source[:4], source[-4:], len(source)
+    else:
+        with source.open("rb") as handle:
+            head = handle.read(4)
+            size = handle.seek(0, io.SEEK_END)
+            handle.seek(max(size - 4, 0))
+            tail = handle.read(4)
+    if head != _PARQUET_MAGIC:
+        return "unreadable: not a Parquet file (it does not start with the magic bytes PAR1)"
+    if tail != _PARQUET_MAGIC or size < 12:
+        return (
+            "unreadable: incomplete Parquet file: it starts with PAR1 but does not end with "
+            f"the footer's PAR1 ({size} bytes; truncated?)"
+        )
+    return None
+
+
+def _utf8_problem(batch: pa.RecordBatch, first_row: int) -> str | None:
+    """DuckDB refuses a Parquet file with one invalid UTF-8 value; pyarrow reads it as is."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            column.validate(full=True)  # checks the UTF-8 of every text value, nested too
+        except pa.ArrowInvalid:
+            where = _first_invalid_utf8(column)
+            at = f", row {first_row + where[0]} (byte {where[1]} of the value)" if where else ""
+            return f"column '{name}'{at}: text is not valid UTF-8"
+    return None
+
+
+def _first_invalid_utf8(column: pa.Array) -> tuple[int, int] | None:
+    """(row, byte offset) of the first invalid text value of a flat text column."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_string(column.type):
+        raw = column.view(pa.binary())
+    elif pa.types.is_large_string(column.type):
+        raw = column.view(pa.large_binary())
+    else:
+        return None
+    for row, value in enumerate(raw.to_pylist()):
+        try:
+            (value or b"").decode("utf-8")
+        except UnicodeDecodeError as error:
+            return row, error.start
     return None
 
 
@@ -244,26 +392,293 @@ def _require_codecs(parquet: pq.ParquetFile) -> None:
 
 
 def _read_jsonl(source: Path | bytes, feed: Feed, audit: _RowAudit) -> str | None:
-    # gzip checks the stream's length and CRC: a truncated delivery fails here.
-    data = gzip.decompress(source if isinstance(source, bytes) else source.read_bytes())
-    if data.strip():
-        table = pajson.read_json(
-            io.BytesIO(data),
-            read_options=pajson.ReadOptions(block_size=_JSON_BLOCK_BYTES),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=feed.schema, unexpected_field_behavior="ignore"
-            ),
-        )
-        for batch in _batches(table):
-            audit.add(batch)
+    """Every line of the gzip stream judged as DuckDB's read_json would read it, and more
+    strictly (module docstring)."""
+    records = _JsonRecords(feed, audit)
+    try:
+        for number, line in _lines(_gunzip(source)):
+            problem = records.add(line)
+            if problem:
+                return f"line {number}: {problem}"
+    except _Unreadable as error:
+        return f"unreadable: {error}"
+    records.flush()
     return None
 
 
-def _batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
-    yield from table.select(_METADATA).to_batches(max_chunksize=_BATCH_ROWS)
+class _Unreadable(Exception):
+    """The stream itself is broken (not gzip, truncated, trailing bytes, a giant line)."""
+
+
+def _gunzip(source: Path | bytes) -> Iterator[bytes]:
+    """The decompressed bytes of every gzip member, in order. Python's gzip module forgives
+    zero padding after the last member; DuckDB does not, so neither does this."""
+    stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+    with stream:
+        head = stream.read(2)
+        if head != _GZIP_MAGIC:
+            raise _Unreadable("not a gzip file (it does not start with the magic bytes 1f 8b)")
+        member, done, fed = zlib.decompressobj(wbits=31), 0, 0
+        chunk = head + stream.read(_READ_CHUNK)
+        while chunk:
+            fed += len(chunk)
+            try:
+                while not member.eof:  # bounded output: a gzip of zeros cannot fill memory
+                    out = member.decompress(chunk, _READ_CHUNK)
+                    chunk = member.unconsumed_tail
+                    if not out and not chunk:
+                        break
+                    yield out
+            except zlib.error as error:
+                raise _Unreadable(_gzip_error(done, fed, str(error))) from None
+            if member.eof:
+                done, chunk = done + 1, member.unused_data
+                fed, member = 0, zlib.decompressobj(wbits=31)
+                if chunk:
+                    continue
+            chunk = stream.read(_READ_CHUNK)
+        if fed:  # the last member never reached its end
+            raise _Unreadable(_gzip_error(done, fed, None))
+
+
+def _gzip_error(done: int, fed: int, detail: str | None) -> str:
+    """`detail`: zlib's complaint, or None when the file ended inside a member."""
+    if done == 0:
+        if detail is None:
+            return "truncated gzip stream: the file ends inside the compressed data"
+        return f"corrupt gzip stream ({detail})"
+    return (
+        f"{fed} byte{'s' if fed > 1 else ''} after the end of the gzip stream, not another "
+        f"gzip member (DuckDB refuses trailing bytes; {detail or 'it ends too soon'})"
+    )
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, bytes) of every line, split at \\n only (as DuckDB does)."""
+    pending, number = b"", 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        pieces = (pending + chunk).split(b"\n")
+        pending = pieces.pop()
+        for piece in pieces:
+            number += 1
+            if len(piece) > _JSON_MAX_LINE_BYTES:
+                raise _Unreadable(_too_long(number))
+            yield number, piece
+        if len(pending) > _JSON_MAX_LINE_BYTES:
+            raise _Unreadable(_too_long(number + 1))
+    if pending:
+        yield number + 1, pending
+
+
+def _too_long(number: int) -> str:
+    return f"line {number} is longer than {_JSON_MAX_LINE_BYTES >> 20} MiB (DuckDB's limit)"
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for i, name in enumerate(names) if name in names[:i])
+        raise _DuplicateKey(f"key '{twice}' appears twice in one object (DuckDB refuses it)")
+    if len({name.lower() for name in record}) != len(record):
+        folded = Counter(name.lower() for name in record)
+        clash = sorted(name for name in record if folded[name.lower()] > 1)
+        raise _DuplicateKey(f"keys {clash} differ only in case (Athena folds case)")
+    return record
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no_constant)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_EXPECTED = {
+    "text": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "timestamp": "a 'YYYY-MM-DD HH:MM:SS[.ffffff]' string",
+}
+
+
+def _json_spec(data_type: pa.DataType) -> object:
+    """What a contract type must be in JSON: a kind of _EXPECTED, or {field: spec}."""
+    if pa.types.is_struct(data_type):
+        return {f.name: _json_spec(f.type) for f in data_type}
+    if pa.types.is_string(data_type):
+        return "text"
+    if pa.types.is_float64(data_type):
+        return "number"
+    if pa.types.is_int64(data_type):
+        return "integer"
+    if pa.types.is_timestamp(data_type):
+        return "timestamp"
+    raise TypeError(f"no JSON rule for {data_type}")
+
+
+def _json_kind(value: object) -> str:
+    """The JSON type of a parsed value, for messages (the value itself may be PII)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "null"
+
+
+def _value_problem(value: object, spec: object, path: str) -> str | None:
+    """Why `value` is not of the contract type `spec` (null always is), or None."""
+    if value is None:
+        return None
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"field '{path}': expected an object, got {_json_kind(value)}"
+        return _object_problem(value, spec, path + ".")
+    if _VALID[str(spec)](value):
+        return None
+    got = _json_kind(value)
+    if got == "a number" and spec in ("number", "integer"):
+        if isinstance(value, float) and not math.isfinite(value):
+            got = "an infinite number"
+        elif isinstance(value, float):
+            got = "a fraction"
+        else:
+            got = "a number beyond 64 bits"
+    elif spec == "timestamp" and got == "a string":
+        got = "a string in another format or an impossible time"
+    return f"field '{path}': expected {_EXPECTED[str(spec)]}, got {got}"
+
+
+def _is_int64(value: object) -> bool:
+    return type(value) is int and _INT64[0] <= value <= _INT64[1]
+
+
+# bool is an int to Python, not a number to the contract: types are compared exactly
+_VALID = {
+    "text": lambda value: type(value) is str,
+    "number": lambda value: _is_int64(value) or (type(value) is float and math.isfinite(value)),
+    "integer": _is_int64,
+    "timestamp": lambda value: type(value) is str and _is_timestamp(value),
+}
+
+
+@lru_cache(maxsize=1024)  # a file's rows share a few _ingested_at values
+def _is_timestamp(text: str) -> bool:
+    match = _TIMESTAMP_RE.fullmatch(text)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second, _ = match.groups()
+    try:
+        datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    except ValueError:
+        return False
+    return True
+
+
+def _object_problem(record: dict[str, object], spec: dict[str, object], prefix: str) -> str | None:
+    if not spec.keys() <= record.keys():
+        missing = [name for name in spec if name not in record]
+        inside = f" of '{prefix[:-1]}'" if prefix else ""
+        return f"missing fields {missing}{inside} (a field with no value is written as null)"
+    for name, field_spec in spec.items():
+        value = record[name]
+        if value is None or (type(value) is str and field_spec == "text"):
+            continue  # most values: judged without a call
+        problem = _value_problem(value, field_spec, prefix + name)
+        if problem:
+            return problem
+    return None
+
+
+def _has_surrogate(value: object) -> bool:
+    """Text holding half a surrogate pair (`\\ud800`): valid to Python's json, not to DuckDB."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
+
+
+@dataclass
+class _JsonRecords:
+    """Judges JSON lines one by one and hands their ingestion metadata to the row audit in
+    batches (the audit of Parquet rows, so the same reasons)."""
+
+    feed: Feed
+    audit: _RowAudit
+    spec: dict[str, object] = field(init=False)
+    metadata: list[list[object]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spec = {f.name: _json_spec(f.type) for f in self.feed.schema}
+        self.metadata = [[] for _ in _METADATA]
+
+    def add(self, line: bytes) -> str | None:
+        """Why the line is bad, or None (a blank line is no record: DuckDB skips it)."""
+        if not line.strip(b" \t\r"):
+            return None
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return f"not valid UTF-8 (byte {error.start + 1} of the line)"
+        if text.startswith("\ufeff"):
+            return "starts with a byte order mark (BOM), which DuckDB refuses"
+        try:
+            record = _DECODER.decode(text)
+        except _DuplicateKey as error:
+            return str(error)
+        except json.JSONDecodeError as error:
+            return f"not valid JSON ({error.msg}; character {error.colno})"
+        except ValueError as error:  # NaN, Infinity
+            return f"not valid JSON ({error})"
+        if not isinstance(record, dict):
+            return f"expected a JSON object, got {_json_kind(record)}"
+        if _SURROGATE_ESCAPE.search(line) and _has_surrogate(record):
+            return "a \\u escape is half a surrogate pair, not a character (DuckDB refuses it)"
+        problem = _object_problem(record, self.spec, "")
+        if problem:
+            return problem
+        for values, name in zip(self.metadata, _METADATA, strict=True):
+            values.append(record[name])
+        if len(self.metadata[0]) >= _BATCH_ROWS:
+            self.flush()
+        return None
+
+    def flush(self) -> None:
+        if not self.metadata[0]:
+            return
+        # _ingested_at goes to the audit as the text it is: only its presence is audited
+        types = (pa.string(), pa.int64(), pa.string())
+        columns = [pa.array(v, t) for v, t in zip(self.metadata, types, strict=True)]
+        self.audit.add(pa.table(dict(zip(_METADATA, columns, strict=True))))
+        self.metadata = [[] for _ in _METADATA]
 
 
 def _schema_problem(actual: pa.Schema, feed: Feed) -> str | None:
+    folded = Counter(name.lower() for name in actual.names)
+    clashes = sorted(name for name in actual.names if folded[name.lower()] > 1)
+    if clashes:
+        return (
+            f"schema mismatch: columns {clashes} appear twice, or differ only in case "
+            "(Athena folds case)"
+        )
     names = set(actual.names)
     missing = [f.name for f in feed.schema if f.name not in names]
     if missing:
@@ -271,11 +686,27 @@ def _schema_problem(actual: pa.Schema, feed: Feed) -> str | None:
     wrong = [
         f"{f.name} is {actual.field(f.name).type}, expected {f.type}"
         for f in feed.schema
-        if not actual.field(f.name).type.equals(f.type)
+        if not _as_read(actual.field(f.name).type).equals(f.type)
     ]
     if wrong:
         return "schema mismatch: " + "; ".join(wrong)
+    partitions = sorted(name for name in actual.names if name.lower() in _PARTITION_COLUMNS)
+    if partitions:
+        return (
+            f"schema mismatch: columns {partitions} are named like the partition columns "
+            "(the folders say the partition)"
+        )
     return None
+
+
+def _as_read(data_type: pa.DataType) -> pa.DataType:
+    """The type every reader sees: Parquet stores dictionary and large text as plain text
+    (the Arrow flavour is only a hint pyarrow may have stored in the file)."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    if pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
+        return pa.string()
+    return data_type
 
 
 def quarantine(lake: Lake, path: Path, feed: Feed, reason: str) -> Quarantined:
@@ -304,8 +735,8 @@ def validate_lake(lake: Lake, feeds: Iterable[Feed] | None = None) -> Validation
         if not feed_dir.exists():
             continue
         for path in sorted(p for p in feed_dir.rglob("*") if p.is_file()):
-            if path.name.startswith(".tmp-"):
-                continue  # a writer's temporary file, not a delivery
+            if is_being_written(path.name):
+                continue  # a writer's unfinished file: no reader's glob matches it
             report.checked += 1
             reason = problem_with(path, feed, lake)
             if reason is None:

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from python_jobs.lake.layout import Lake
+from python_jobs.lake.layout import WRITING_PREFIX, WRITING_SUFFIX, Lake
 from python_jobs.lake.schemas import Feed
 
 PARQUET_COMPRESSION = "zstd"
@@ -99,13 +99,16 @@ def write_raw(
     target = lake.raw_file(feed, day, batch)
     target.parent.mkdir(parents=True, exist_ok=True)
     stamped = stamp(table, feed, lake.relative(target.parent) + "/" + target.name, ingested_at)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=feed.file_suffix)
+    # the unfinished file matches no reader's glob (layout.WRITING_SUFFIX)
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=WRITING_PREFIX, suffix=feed.file_suffix + WRITING_SUFFIX
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         _write(stamped, feed, tmp)
         if target.exists():
-            if _digest(target) != _digest(tmp):
+            if _digest(target, feed) != _digest(tmp, feed):
                 raise RawFileConflict(
                     f"{target} already exists with different content; raw files are immutable. "
                     "Write the new delivery under another batch name."
@@ -282,8 +285,8 @@ def _string_data(lines: pa.Array) -> memoryview:
     return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]]
 
 
-def _digest(path: Path) -> str:
-    if path.suffix == ".gz":
+def _digest(path: Path, feed: Feed) -> str:
+    if feed.file_format == "jsonl.gz":
         # Compare the payload: the same records are the same delivery, whatever the gzip.
         with gzip.open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()

@@ -14,8 +14,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from python_jobs.lake.layout import Lake, partition_date
-from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
+from python_jobs.lake import writer
+from python_jobs.lake.layout import Lake, is_being_written, partition_date
+from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS, Feed
 from python_jobs.lake.validate import problem_with, validate_lake
 from python_jobs.lake.writer import STATISTICS_COLUMNS, RawFileConflict, write_raw
 from python_jobs.tests.conftest import customer_rows, transaction_rows
@@ -57,6 +58,36 @@ def test_raw_files_are_immutable(lake: Lake) -> None:
         )
     assert first.read_bytes() == before
     assert not list(first.parent.glob(".tmp-*"))
+
+
+def test_an_unfinished_raw_file_is_seen_by_no_reader(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash mid-write leaves the writer's temporary file beside the final name: its name
+    matches neither dbt's glob (`*.parquet`) nor the validator's walk, so it is neither read
+    unchecked nor quarantined while a writer may still be busy with it."""
+    names: list[str] = []
+    real_write = writer._write
+
+    def spy(table: pa.Table, feed: Feed, path: Path) -> None:
+        names.append(path.name)
+        real_write(table, feed, path)
+
+    monkeypatch.setattr(writer, "_write", spy)
+    path = write_raw(
+        lake, TRANSACTIONS, DAY, transaction_rows(DAY, 2), batch="0001", ingested_at=datetime.now()
+    )
+    assert len(names) == 1 and is_being_written(names[0])
+    assert not names[0].endswith(TRANSACTIONS.file_suffix)
+    (path.parent / names[0]).write_bytes(b"PAR1 half-written")  # what a crash leaves
+    assert lake.raw_files(TRANSACTIONS) == [path]
+    report = validate_lake(lake)
+    assert (report.checked, report.valid) == (1, 1)
+    assert (path.parent / names[0]).exists()
+    # a leftover of the old naming (`.tmp-<random>.parquet`) is a hidden name dbt would read
+    old = path.parent / ".tmp-abc123.parquet"
+    old.write_bytes(path.read_bytes())
+    assert validate_lake(lake).quarantined[0].reason.startswith("hidden name")
 
 
 def test_writer_refuses_a_table_missing_columns(lake: Lake) -> None:
