@@ -127,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from python_jobs.ingest import import_file, load_mapping
+    from python_jobs.importer import import_file, load_mapping
 
     mapping = load_mapping(Path(args.mapping))
     result = import_file(
