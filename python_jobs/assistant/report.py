@@ -30,7 +30,9 @@ from typing import Any
 from python_jobs.assistant import charts
 from python_jobs.assistant.formatting import Formatter, load_template
 from python_jobs.assistant.grounding import check_grounding
-from python_jobs.assistant.providers import Provider, ProviderError, load_prompt, make_provider
+from python_jobs.assistant.llm import Provider, ProviderError
+from python_jobs.assistant.prompting import load_prompt
+from python_jobs.assistant.providers import make_provider
 from python_jobs.assistant.report_facts import (
     FactsConfig,
     MonitoringReports,

@@ -36,7 +36,7 @@ from python_jobs.assistant.ask import (
     sql_command,
 )
 from python_jobs.assistant.guard import Refusal, guard_sql
-from python_jobs.assistant.providers import Completion, OfflineProvider
+from python_jobs.assistant.llm import Completion, OfflineProvider
 from python_jobs.assistant.schema_context import load_schema_context, schema_context_from
 from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryTimeout
 from python_jobs.cli import main

@@ -22,7 +22,7 @@ import pytest
 
 from ml.layout import MlLayout
 from python_jobs.assistant.grounding import check_grounding
-from python_jobs.assistant.providers import Completion, ProviderError
+from python_jobs.assistant.llm import Completion, ProviderError
 from python_jobs.assistant.report import (
     facts_for_prompt,
     narrate,
