@@ -17,7 +17,7 @@ DuckDB file.
    manifest to the work group's results location, not here: every object under the prefix
    is a data file.
 5. The files are downloaded and read with pyarrow into load_features' frame (contract order,
-   string keys, float64 features, timestamps as naive datetime64[us]: Athena may write
+   string keys, float32 features, timestamps as naive datetime64[us]: Athena may write
    timestamps as INT96 or INT64 and may mark them UTC-adjusted, all normalized here).
 6. The frame is scored by ml.score.score_features, the write path of `banklake score`
    (same file, same schema), then uploaded by s3_ingest.ingest(scores=True) for that day
@@ -46,11 +46,11 @@ import pandas as pd
 from ml.artifacts import load_champion
 from ml.dataset import (
     CONTRACT_COLUMNS,
-    STRING_KEYS,
     FeatureContractError,
     FeaturesUnavailableError,
     check_contract,
     normalize_frame,
+    select_expression,
 )
 from ml.layout import MlLayout
 from ml.score import ScoreResult, score_features
@@ -118,21 +118,12 @@ def unload_location(destination: S3Location, day: date, run_id: str) -> UnloadLo
     )
 
 
-def _select_expression(column: str) -> str:
-    """The column as ml/dataset.load_features reads it from DuckDB, in Athena SQL."""
-    if column in STRING_KEYS or column == "label_scenario":
-        return f"cast({column} as varchar) as {column}"
-    if column in ("event_ts", "label_reported_at"):
-        return f"cast({column} as timestamp(3)) as {column}"
-    if column == "event_date":
-        return "cast(event_date as date) as event_date"
-    if column == "label_is_fraud":
-        return "coalesce(cast(label_is_fraud as boolean), false) as label_is_fraud"
-    return f"cast({column} as double) as {column}"  # amount_brl and every feature
-
-
 def select_sql(database: str, day: date) -> str:
-    columns = ",\n    ".join(_select_expression(c) for c in CONTRACT_COLUMNS)
+    """The day's rows as ml/dataset.load_features reads them from DuckDB: its very
+    select_expression, timestamps as timestamp(3)."""
+    columns = ",\n    ".join(
+        select_expression(c, timestamp="timestamp(3)") for c in CONTRACT_COLUMNS
+    )
     return (
         f'select\n    {columns}\nfrom "{database}"."{FEATURES_TABLE}"\n'
         f"where event_date = date '{day.isoformat()}'"
