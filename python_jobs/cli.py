@@ -138,23 +138,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from python_jobs.aws.s3_ingest import S3Location, ingest
+    from python_jobs.aws.s3_location import S3Location
+    from python_jobs.ingest import ingest
 
     destination = S3Location.parse(args.to)
     if args.force_champion and not args.model:
         raise ValueError("--force-champion goes with --model")
-    if not (args.scores or args.monitoring or args.model):
-        ingest(_lake(args), destination, dry_run=args.dry_run, say=print)
-    if args.scores:
-        ingest(_lake(args), destination, scores=True, dry_run=args.dry_run, say=print)
-    if args.monitoring:
-        ingest(_lake(args), destination, monitoring=True, dry_run=args.dry_run, say=print)
-    if args.model:
+    kinds = [kind for kind in ("scores", "monitoring", "model") if getattr(args, kind)]
+    for kind in kinds or ["raw"]:
         ingest(
             _lake(args),
             destination,
-            model=True,
-            force_champion=args.force_champion,
+            kind=kind,
+            force_champion=args.force_champion and kind == "model",
             dry_run=args.dry_run,
             say=print,
         )

@@ -774,16 +774,11 @@ class S3Monitoring:
         return f"s3://{self.bucket}/{self.prefix}"
 
     def days(self) -> list[str]:
-        found = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                name = item["Key"][len(self.prefix) :]
-                if _REPORT_NAME.fullmatch(name):
-                    found.append(name.removesuffix(".json"))
-        return found
+        from python_jobs.aws.s3 import list_objects
+
+        listed = list_objects(self.client, self.bucket, self.prefix)
+        names = (obj["Key"][len(self.prefix) :] for obj in listed)
+        return [name.removesuffix(".json") for name in names if _REPORT_NAME.fullmatch(name)]
 
     def read(self, day: str) -> dict[str, Any]:
         answer = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}{day}.json")
@@ -816,14 +811,15 @@ def monitoring_for(
     raw_dir = env.get("BANKLAKE_S3_RAW_DIR")
     if not raw_dir:
         return NoMonitoring()
-    from python_jobs.aws.s3_ingest import S3Location, make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
+    from python_jobs.aws.s3_location import S3Location
 
     try:
         home = S3Location.parse(raw_dir)
     except ValueError as error:
         raise ValueError(f"BANKLAKE_S3_RAW_DIR={raw_dir!r}: {error}") from None
     client = make_s3_client(env) if s3 is None else s3
-    return S3Monitoring(home.bucket, home.key("monitoring/"), client)
+    return S3Monitoring(home.bucket, home.monitoring_prefix, client)
 
 
 def model_health_facts(

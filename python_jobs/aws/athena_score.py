@@ -5,7 +5,7 @@ DuckDB file.
 1. The champion is loaded first (ml/artifacts.py refuses a model whose feature list is not
    ml/features.py's FEATURES), so nothing is queried for a model that could not score.
 2. If the day's scores are already on S3 (`processed/fraud_scores/score_date=D/`), nothing
-   is done: scores on S3 are never replaced by a re-run (python_jobs/aws/s3_ingest.py), which
+   is done: scores on S3 are never replaced by a re-run (python_jobs/ingest/policy.py), which
    also makes a retried Score state of the daily pipeline harmless.
 3. The table's columns are checked against the feature contract (Athena GetTableMetadata):
    a missing column is named before any byte is scanned.
@@ -20,8 +20,8 @@ DuckDB file.
    string keys, float32 features, timestamps as naive datetime64[us]: Athena may write
    timestamps as INT96 or INT64 and may mark them UTC-adjusted, all normalized here).
 6. The frame is scored by ml.score.score_features, the write path of `banklake score`
-   (same file, same schema), then uploaded by s3_ingest.ingest(scores=True) for that day
-   only: SHA-256, skip identical, conditional writes, never replace.
+   (same file, same schema), then uploaded by python_jobs.ingest's ingest(kind="scores") for
+   that day only: SHA-256, skip identical, conditional writes, never replace.
 7. After success the unload prefix is deleted; after a failure it is left for inspection
    (the stack's lifecycle rule on unload/ expires it).
 
@@ -55,7 +55,9 @@ from ml.dataset import (
 from ml.layout import MlLayout
 from ml.score import ScoreResult, score_features
 from python_jobs.aws.athena import DATA_CATALOG, AthenaConfig, AthenaRunner, QueryResult
-from python_jobs.aws.s3_ingest import S3Location, ingest
+from python_jobs.aws.s3 import list_objects
+from python_jobs.aws.s3_location import S3Location
+from python_jobs.ingest import ingest
 from python_jobs.lake.layout import Lake
 
 Say = Callable[[str], None]
@@ -163,10 +165,7 @@ def check_table_columns(athena: Any, database: str) -> None:
 
 
 def _list_keys(s3: Any, location: UnloadLocation) -> list[tuple[str, int]]:
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=location.bucket, Prefix=location.prefix
-    )
-    return sorted((o["Key"], o["Size"]) for page in pages for o in page.get("Contents", []))
+    return sorted((o["Key"], o["Size"]) for o in list_objects(s3, location.bucket, location.prefix))
 
 
 def unload_features(
@@ -236,8 +235,7 @@ def delete_unloaded(s3: Any, location: UnloadLocation) -> int:
 
 def scores_on_s3(s3: Any, destination: S3Location, day: date) -> list[str]:
     prefix = f"{destination.scores_prefix}score_date={day.isoformat()}/"
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=destination.bucket, Prefix=prefix)
-    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    keys = [o["Key"] for o in list_objects(s3, destination.bucket, prefix)]
     return [key for key in keys if key.endswith(".parquet")]
 
 
@@ -292,7 +290,7 @@ def score_on_athena(
         result = score_features(layout, model, day, frame, now=now)
         uploaded = 0
         if upload:
-            report = ingest(lake, destination, scores=True, days=[day], s3=s3, say=say)
+            report = ingest(lake, destination, kind="scores", days=[day], s3=s3, say=say)
             uploaded = len(report.uploaded)
     except Exception:
         say(f"  the unloaded files stay in {location.url} for inspection")
@@ -305,7 +303,7 @@ def score_on_athena(
 def score_on_athena_job(lake: Lake, day: date, *, say: Say = print) -> AthenaScoreResult:
     """The CLI's entry: configuration from the environment (README, 'Run on AWS')."""
     from python_jobs.aws.athena import make_client
-    from python_jobs.aws.s3_ingest import make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
 
     config = AthenaConfig.from_env(need_raw_location=True)
     runner = AthenaRunner(make_client(config), config)

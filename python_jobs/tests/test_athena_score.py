@@ -44,8 +44,9 @@ from python_jobs.aws.athena_score import (
     unload_location,
     unload_sql,
 )
-from python_jobs.aws.s3_ingest import SHA256_METADATA, S3Location
+from python_jobs.aws.s3_location import S3Location
 from python_jobs.cli import main
+from python_jobs.ingest import SHA256_METADATA
 from python_jobs.lake.layout import Lake
 from python_jobs.retry import Polling
 from python_jobs.tests.moto_s3 import keys
