@@ -52,6 +52,36 @@ class Warehouse(Protocol):
     def query(self, sql: str) -> QueryResult: ...
 
 
+@dataclass
+class MeteredWarehouse:
+    """A warehouse that counts what the facts cost: Athena bills each query for the bytes
+    it scans (at least 10 MB), and the daily report in production should say what it
+    spent, as `banklake summary --target athena` does."""
+
+    warehouse: Warehouse
+    queries: int = 0
+    bytes_scanned: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def dialect(self) -> str:
+        return self.warehouse.dialect
+
+    @property
+    def curated_schema(self) -> str:
+        return getattr(self.warehouse, "curated_schema", "curated")
+
+    def query(self, sql: str) -> QueryResult:
+        result = self.warehouse.query(sql)
+        self.queries += 1
+        if result.bytes_scanned is not None:
+            from python_jobs.aws.athena import query_cost_usd
+
+            self.bytes_scanned += result.bytes_scanned
+            self.cost_usd += query_cost_usd(result.bytes_scanned)
+        return result
+
+
 def open_readonly(
     lake: Lake, *, memory_limit: str = DEFAULT_MEMORY_LIMIT
 ) -> duckdb.DuckDBPyConnection:
