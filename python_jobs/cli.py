@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from python_jobs.assistant.providers import PROVIDERS
 from python_jobs.lake.layout import Lake, default_lake_dir
+
+if TYPE_CHECKING:  # what add_subparsers returns (argparse names the type privately)
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _lake(args: argparse.Namespace) -> Lake:
     return Lake(Path(args.lake))
+
+
+# --- options several commands take, declared once ----------------------------------------
+
+Handler = Callable[[argparse.Namespace], int]
+TARGETS = ("duckdb", "athena")
+ASSISTANT_TARGET_HELP = (
+    "duckdb: the lake's database, read-only (default); athena: the assistant's "
+    "work group ($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP)"
+)
 
 
 def _add_lake(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +36,29 @@ def _add_lake(parser: argparse.ArgumentParser) -> None:
         default=str(default_lake_dir()),
         help="lake folder (default: $BANKLAKE_LAKE_DIR or ./lake)",
     )
+
+
+def _add_target(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--target: where the command reads (duckdb, the default, or athena)."""
+    parser.add_argument("--target", choices=TARGETS, default="duckdb", help=help_text)
+
+
+def _add_date(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--date YYYY-MM-DD, None when not given (the command picks its default day)."""
+    parser.add_argument("--date", type=date.fromisoformat, default=None, help=help_text)
+
+
+def _add_lang(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
+
+
+def _add_provider(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--provider: the assistant's language model, None: $BANKLAKE_ASSISTANT_PROVIDER."""
+    parser.add_argument("--provider", choices=PROVIDERS, default=None, help=help_text)
+
+
+def _add_max_rows(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--max-rows", type=int, default=100, help=help_text)
 
 
 # Two months: the slowest-reported fraud (compromised terminals, about 18 days) needs that long
@@ -158,21 +197,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_athena_register(args: argparse.Namespace) -> int:
-    from python_jobs.aws.athena import AthenaConfig, AthenaRunner, make_client
+    from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import register
 
-    config = AthenaConfig.from_env(need_raw_location=True)
-    register(config, AthenaRunner(make_client(config), config), say=print)
+    runner = runner_from_env(need_raw_location=True)
+    register(runner.config, runner, say=print)
     return 0
 
 
 def cmd_athena_query(args: argparse.Namespace) -> int:
-    from python_jobs.aws.athena import AthenaConfig, AthenaRunner, make_client
+    from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import query
 
-    config = AthenaConfig.from_env()
-    runner = AthenaRunner(make_client(config), config)
-    query(config, runner, Path(args.analysis), args.max_rows, say=print)
+    runner = runner_from_env()
+    query(runner.config, runner, Path(args.analysis), args.max_rows, say=print)
     return 0
 
 
@@ -299,100 +337,92 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="banklake",
-        description="Synthetic bank data, a local lake and the dbt medallion around it.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+# --- the parser: options several commands share are declared once, above; each command's
+# parser is built by its own function, below, in the order `banklake --help` lists them.
 
-    generate = commands.add_parser("generate", help="write synthetic raw data into the lake")
-    _add_lake(generate)
+
+def _command(
+    commands: Commands, name: str, help_text: str, handler: Handler, *, lake: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand running `handler`, with --lake unless `lake` is False."""
+    parser = commands.add_parser(name, help=help_text)
+    parser.set_defaults(handler=handler)
+    if lake:
+        _add_lake(parser)
+    return parser
+
+
+def _lake_commands(commands: Commands) -> None:
+    generate = _command(
+        commands, "generate", "write synthetic raw data into the lake", cmd_generate
+    )
     _add_generator_options(generate, days_default=30)
     generate.add_argument(
         "--append",
         action="store_true",
         help="continue an existing lake with the next --days days (same customers and cases)",
     )
-    generate.set_defaults(handler=cmd_generate)
-
-    validate = commands.add_parser("validate", help="check raw files, quarantine bad ones")
-    _add_lake(validate)
-    validate.set_defaults(handler=cmd_validate)
-
-    build = commands.add_parser("build", help="validate raw files, then dbt build")
-    _add_lake(build)
+    _command(commands, "validate", "check raw files, quarantine bad ones", cmd_validate)
+    build = _command(commands, "build", "validate raw files, then dbt build", cmd_build)
     build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
-    build.set_defaults(handler=cmd_build)
-
-    export = commands.add_parser("export", help="export curated marts to lake/curated/")
-    _add_lake(export)
-    export.set_defaults(handler=cmd_export)
-
-    docs = commands.add_parser("docs", help="build the static dbt docs site")
-    _add_lake(docs)
-    docs.set_defaults(handler=cmd_docs)
-
-    summary = commands.add_parser("summary", help="rows per layer, rejections, marts")
-    _add_lake(summary)
-    summary.add_argument(
-        "--target",
-        choices=("duckdb", "athena"),
-        default="duckdb",
-        help="duckdb: the local lake (default); athena: the Glue tables, with the README's "
+    _command(commands, "export", "export curated marts to lake/curated/", cmd_export)
+    _command(commands, "docs", "build the static dbt docs site", cmd_docs)
+    summary = _command(commands, "summary", "rows per layer, rejections, marts", cmd_summary)
+    _add_target(
+        summary,
+        "duckdb: the local lake (default); athena: the Glue tables, with the README's "
         "'Run on AWS' variables (--lake is then not used)",
     )
-    summary.set_defaults(handler=cmd_summary)
-
-    demo = commands.add_parser("demo", help="the main job: generate, build, export, docs")
-    _add_lake(demo)
+    demo = _command(commands, "demo", "the main job: generate, build, export, docs", cmd_demo)
     _add_generator_options(demo, days_default=DEMO_DAYS)
-    demo.set_defaults(handler=cmd_demo)
-
-    run = commands.add_parser("run", help="daily pipeline: next day(s), build, export")
-    _add_lake(run)
+    run = _command(commands, "run", "daily pipeline: next day(s), build, export", cmd_run)
     run.add_argument("--days", type=int, default=1, help="days to deliver (default 1)")
-    run.set_defaults(handler=cmd_run)
 
-    s3_ingest = commands.add_parser(
+
+def _ingest_command(commands: Commands) -> None:
+    ingest = _command(
+        commands,
         "ingest",
-        help="upload the raw partitions (or --scores, --monitoring, --model) to s3://.../raw/",
+        "upload the raw partitions (or --scores, --monitoring, --model) to s3://.../raw/",
+        cmd_ingest,
     )
-    _add_lake(s3_ingest)
-    s3_ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
-    s3_ingest.add_argument("--dry-run", action="store_true", help="show what would be uploaded")
-    s3_ingest.add_argument(
+    ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
+    ingest.add_argument("--dry-run", action="store_true", help="show what would be uploaded")
+    ingest.add_argument(
         "--scores",
         action="store_true",
         help="upload the fraud scores (lake/processed/fraud_scores/) instead, to "
         "processed/fraud_scores/ beside the --to raw/ prefix, where `athena register` reads them",
     )
-    s3_ingest.add_argument(
+    ingest.add_argument(
         "--monitoring",
         action="store_true",
         help="upload the monitoring reports (lake/monitoring/<day>.json) instead (with --scores: "
         "as well), to monitoring/ beside the --to raw/ prefix, where `report --target athena` "
         "reads model health; a day re-monitored since its upload is replaced",
     )
-    s3_ingest.add_argument(
+    ingest.add_argument(
         "--model",
         action="store_true",
         help="publish the local champion (with --scores/--monitoring: as well): its version "
         "folder to models/fraud_xgb/<version>/ beside the --to raw/ prefix, verified, then the "
         "pointer models/fraud_xgb/champion.json, where the daily pipeline's Score step reads it",
     )
-    s3_ingest.add_argument(
+    ingest.add_argument(
         "--force-champion",
         action="store_true",
         help="with --model: move the pointer even to a model older than the one it names "
         "(a deliberate rollback)",
     )
-    s3_ingest.set_defaults(handler=cmd_ingest)
 
-    imports = commands.add_parser(
-        "import", help="import your own transactions file (CSV or Parquet) with a YAML mapping"
+
+def _import_command(commands: Commands) -> None:
+    imports = _command(
+        commands,
+        "import",
+        "import your own transactions file (CSV or Parquet) with a YAML mapping",
+        cmd_import,
     )
-    _add_lake(imports)
     imports.add_argument("--source", required=True, help="FILE.csv or FILE.parquet")
     imports.add_argument("--mapping", required=True, help="MAPPING.yml (see examples/)")
     imports.add_argument(
@@ -401,26 +431,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="land everything in this day's partition (default: each row's event date)",
     )
-    imports.set_defaults(handler=cmd_import)
 
+
+def _athena_command(commands: Commands) -> None:
     athena = commands.add_parser("athena", help="run on AWS Athena (README: Run on AWS)")
-    athena_commands = athena.add_subparsers(dest="athena_command", required=True, metavar="step")
-    athena_register = athena_commands.add_parser(
+    steps = athena.add_subparsers(dest="athena_command", required=True, metavar="step")
+    _command(
+        steps,
         "register",
-        help="create the Glue databases, the raw and scores tables (partition projection)",
+        "create the Glue databases, the raw and scores tables (partition projection)",
+        cmd_athena_register,
+        lake=False,
     )
-    athena_register.set_defaults(handler=cmd_athena_register)
-    athena_query = athena_commands.add_parser(
-        "query", help="run an analysis on Athena: rows, bytes scanned, cost"
+    query = _command(
+        steps,
+        "query",
+        "run an analysis on Athena: rows, bytes scanned, cost",
+        cmd_athena_query,
+        lake=False,
     )
-    athena_query.add_argument("analysis", help="analyses/<name>.sql")
-    athena_query.add_argument("--max-rows", type=int, default=100, help="rows to print")
-    athena_query.set_defaults(handler=cmd_athena_query)
+    query.add_argument("analysis", help="analyses/<name>.sql")
+    _add_max_rows(query, "rows to print")
 
-    train = commands.add_parser(
-        "train", help="train the fraud model, compare it with the baselines, promote if better"
+
+def _train_command(commands: Commands) -> None:
+    train = _command(
+        commands,
+        "train",
+        "train the fraud model, compare it with the baselines, promote if better",
+        cmd_train,
     )
-    _add_lake(train)
     for flag, meaning in (
         ("--train-start", "first training day (default: the first day of the features)"),
         ("--train-end", "last training day (default: test start - gap - 1)"),
@@ -462,97 +502,87 @@ def build_parser() -> argparse.ArgumentParser:
         help="register a SageMaker training job's model as a challenger (waits for it "
         "unless --no-wait)",
     )
-    train.set_defaults(handler=cmd_train)
 
-    score = commands.add_parser("score", help="score a day's transactions with the champion")
-    _add_lake(score)
-    score.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="day to score (default: the last)"
-    )
-    score.add_argument(
-        "--target",
-        choices=("duckdb", "athena"),
-        default="duckdb",
-        help="duckdb: features from the lake's DuckDB file (default); athena: from "
+
+def _score_and_monitor_commands(commands: Commands) -> None:
+    score = _command(commands, "score", "score a day's transactions with the champion", cmd_score)
+    _add_date(score, "day to score (default: the last)")
+    _add_target(
+        score,
+        "duckdb: features from the lake's DuckDB file (default); athena: from "
         "<schema>_curated.ml_features through an Athena UNLOAD (needs --date and the README's "
         "'Run on AWS' variables), scores written to --lake and uploaded beside "
         "$BANKLAKE_S3_RAW_DIR",
     )
-    score.set_defaults(handler=cmd_score)
+    monitor = _command(commands, "monitor", "drift, alert rate, realized precision", cmd_monitor)
+    _add_date(monitor, "scored day (default: the last)")
 
-    monitor = commands.add_parser("monitor", help="drift, alert rate, realized precision")
-    _add_lake(monitor)
-    monitor.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="scored day (default: the last)"
-    )
-    monitor.set_defaults(handler=cmd_monitor)
 
-    assistant_targets = {
-        "choices": ("duckdb", "athena"),
-        "default": "duckdb",
-        "help": "duckdb: the lake's database, read-only (default); athena: the assistant's "
-        "work group ($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP)",
-    }
-    sql = commands.add_parser(
-        "sql", help="run one SELECT through the assistant's SQL guard, read-only (exit 2: refused)"
+def _assistant_commands(commands: Commands) -> None:
+    sql = _command(
+        commands,
+        "sql",
+        "run one SELECT through the assistant's SQL guard, read-only (exit 2: refused)",
+        cmd_sql,
     )
-    _add_lake(sql)
     sql.add_argument("statement", help="one SELECT over the curated marts ('-': read stdin)")
-    sql.add_argument("--max-rows", type=int, default=100, help="LIMIT injected or capped (100)")
-    sql.add_argument("--target", **assistant_targets)
-    sql.set_defaults(handler=cmd_sql)
+    _add_max_rows(sql, "LIMIT injected or capped (100)")
+    _add_target(sql, ASSISTANT_TARGET_HELP)
 
-    ask = commands.add_parser(
-        "ask", help="ask the curated marts a question: SQL, rows and a reading (exit 2: refused)"
+    ask = _command(
+        commands,
+        "ask",
+        "ask the curated marts a question: SQL, rows and a reading (exit 2: refused)",
+        cmd_ask,
     )
-    _add_lake(ask)
     ask.add_argument("question", help='e.g. "taxa de fraude por canal nos últimos 7 dias"')
-    ask.add_argument(
-        "--provider",
-        choices=("offline", "bedrock", "openai"),
-        default=None,
-        help="offline (default; supported questions only), bedrock or openai "
+    _add_provider(
+        ask,
+        "offline (default; supported questions only), bedrock or openai "
         "(default: $BANKLAKE_ASSISTANT_PROVIDER)",
     )
-    ask.add_argument("--target", **assistant_targets)
-    ask.add_argument("--max-rows", type=int, default=100, help="rows at most (100)")
+    _add_target(ask, ASSISTANT_TARGET_HELP)
+    _add_max_rows(ask, "rows at most (100)")
     ask.add_argument(
         "--as-of",
         type=date.fromisoformat,
         default=None,
         help='"today" for relative periods (default: the day after the last data day)',
     )
-    ask.set_defaults(handler=cmd_ask)
 
-    report = commands.add_parser(
-        "report", help="the daily report: KPIs, anomalies, alerts, model health (Markdown+HTML)"
+    report = _command(
+        commands,
+        "report",
+        "the daily report: KPIs, anomalies, alerts, model health (Markdown+HTML)",
+        cmd_report,
     )
-    _add_lake(report)
-    report.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="day (default: the last with data)"
-    )
-    report.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
-    report.add_argument(
-        "--provider",
-        choices=("offline", "bedrock", "openai"),
-        default=None,
-        help="who writes the summary: offline (template, default) or a model whose numbers "
+    _add_date(report, "day (default: the last with data)")
+    _add_lang(report)
+    _add_provider(
+        report,
+        "who writes the summary: offline (template, default) or a model whose numbers "
         "are checked against the facts (default: $BANKLAKE_ASSISTANT_PROVIDER)",
     )
     report.add_argument("--out", default="reports", help="output folder (default: ./reports)")
-    report.add_argument("--target", **assistant_targets)
-    report.set_defaults(handler=cmd_report)
+    _add_target(report, ASSISTANT_TARGET_HELP)
 
-    explain = commands.add_parser(
-        "explain", help="why the fraud model scored a transaction: reasons and customer baseline"
+    explain = _command(
+        commands,
+        "explain",
+        "why the fraud model scored a transaction: reasons and customer baseline",
+        cmd_explain,
     )
-    _add_lake(explain)
     explain.add_argument("transaction_id", help="a scored transaction, e.g. T20260924000000189")
-    explain.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
-    explain.set_defaults(handler=cmd_explain)
+    _add_lang(explain)
 
-    bench = commands.add_parser(
-        "bench", help="scale benchmark: the whole pipeline timed per stage, pandas alongside"
+
+def _bench_command(commands: Commands) -> None:
+    bench = _command(
+        commands,
+        "bench",
+        "scale benchmark: the whole pipeline timed per stage, pandas alongside",
+        cmd_bench,
+        lake=False,
     )
     bench.add_argument(
         "--transactions", type=int, default=10_000_000, help="raw transactions (10,000,000)"
@@ -569,7 +599,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--skip-pandas", action="store_true", help="skip the pandas reference and its check"
     )
-    bench.set_defaults(handler=cmd_bench)
+
+
+_COMMANDS = (
+    _lake_commands,
+    _ingest_command,
+    _import_command,
+    _athena_command,
+    _train_command,
+    _score_and_monitor_commands,
+    _assistant_commands,
+    _bench_command,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="banklake",
+        description="Synthetic bank data, a local lake and the dbt medallion around it.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add_commands in _COMMANDS:
+        add_commands(commands)
     return parser
 
 

@@ -121,6 +121,15 @@ def make_client(config: AthenaConfig) -> Any:
     return aws_client("athena", region=config.region, profile=config.profile)
 
 
+def runner_from_env(
+    env: Mapping[str, str] | None = None, *, need_raw_location: bool = False
+) -> AthenaRunner:
+    """What the CLI's Athena commands run with: the configuration from the environment
+    (AthenaConfig.from_env) and a client for it; the config is `runner.config`."""
+    config = AthenaConfig.from_env(env, need_raw_location=need_raw_location)
+    return AthenaRunner(make_client(config), config)
+
+
 def billed_bytes(bytes_scanned: int) -> int:
     """Rounded up to the next MB, at least 10 MB."""
     return max(math.ceil(bytes_scanned / _MB) * _MB, MINIMUM_BILLED_BYTES)

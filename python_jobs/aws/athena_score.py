@@ -302,9 +302,8 @@ def score_on_athena(
 
 def score_on_athena_job(lake: Lake, day: date, *, say: Say = print) -> AthenaScoreResult:
     """The CLI's entry: configuration from the environment (README, 'Run on AWS')."""
-    from python_jobs.aws.athena import make_client
+    from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.s3 import make_s3_client
 
-    config = AthenaConfig.from_env(need_raw_location=True)
-    runner = AthenaRunner(make_client(config), config)
-    return score_on_athena(lake, day, config, runner=runner, s3=make_s3_client(), say=say)
+    runner = runner_from_env(need_raw_location=True)
+    return score_on_athena(lake, day, runner.config, runner=runner, s3=make_s3_client(), say=say)

@@ -194,11 +194,11 @@ def count_quarantined(raw_location: str, s3: Any = None) -> tuple[str, int]:
 def summary_on_athena(say: Say = print) -> AthenaSummary:
     """What the CLI runs: configuration from the environment (README, 'Run on AWS'),
     botocore's errors as one-line RuntimeErrors."""
-    from python_jobs.aws.athena import make_client
+    from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import aws_errors
 
-    config = AthenaConfig.from_env()
     with aws_errors("banklake summary on Athena"):
-        result = summarize_athena(config, AthenaRunner(make_client(config), config))
+        runner = runner_from_env()
+        result = summarize_athena(runner.config, runner)
     say(result.render())
     return result
