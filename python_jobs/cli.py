@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,10 @@ from typing import TYPE_CHECKING
 from python_jobs.assistant.providers import PROVIDERS
 from python_jobs.lake.layout import Lake, default_lake_dir
 
-if TYPE_CHECKING:  # what add_subparsers returns (argparse names the type privately)
+if TYPE_CHECKING:
+    from python_jobs.generate import GeneratorConfig
+
+    # what add_subparsers returns (argparse names the type privately)
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
@@ -84,21 +88,17 @@ def _add_generator_options(parser: argparse.ArgumentParser, *, days_default: int
     parser.add_argument("--fault-rate", type=float, default=0.01, help="share of dirty rows")
 
 
-def _generator_config(args: argparse.Namespace):
+def _generator_config(args: argparse.Namespace) -> GeneratorConfig:
+    """The generator options (_add_generator_options: one per GeneratorConfig field, by name)."""
     from python_jobs.generate import GeneratorConfig
 
     return GeneratorConfig(
-        seed=args.seed,
-        start_date=args.start_date,
-        days=args.days,
-        customers=args.customers,
-        tx_per_customer_day=args.tx_per_customer_day,
-        fraud_rate=args.fraud_rate,
-        fault_rate=args.fault_rate,
+        **{field.name: getattr(args, field.name) for field in fields(GeneratorConfig)}
     )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """write synthetic raw data into the lake"""
     from python_jobs.generate import generate
     from python_jobs.pipeline import describe_generation
 
@@ -108,6 +108,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """check raw files, quarantine bad ones"""
     from python_jobs.lake.validate import validate_lake
 
     report = validate_lake(_lake(args))
@@ -118,6 +119,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """validate raw files, then dbt build"""
     from python_jobs.pipeline import build
 
     build(_lake(args), say=print, select=args.select)
@@ -125,6 +127,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """export curated marts to lake/curated/"""
     from python_jobs.pipeline import export
 
     export(_lake(args), say=print)
@@ -132,6 +135,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
+    """build the static dbt docs site"""
     from python_jobs.pipeline import build_docs
 
     print(f"docs: {build_docs(_lake(args), say=print)}")
@@ -139,6 +143,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    """rows per layer, rejections, marts"""
     if args.target == "athena":
         from python_jobs.aws.athena_summary import summary_on_athena
 
@@ -152,6 +157,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """the main job: generate, build, export, docs"""
     from python_jobs.pipeline import demo
 
     demo(_lake(args), _generator_config(args), say=print)
@@ -159,6 +165,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """daily pipeline: next day(s), build, export"""
     from python_jobs.pipeline import daily_run
 
     daily_run(_lake(args), args.days, say=print)
@@ -166,6 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """import your own transactions file (CSV or Parquet) with a YAML mapping"""
     from python_jobs.importer import import_file, load_mapping
 
     mapping = load_mapping(Path(args.mapping))
@@ -177,6 +185,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    """upload the raw partitions (or --scores, --monitoring, --model) to s3://.../raw/"""
     from python_jobs.aws.s3_location import S3Location
     from python_jobs.ingest import ingest
 
@@ -197,6 +206,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_athena_register(args: argparse.Namespace) -> int:
+    """create the Glue databases, the raw and scores tables (partition projection)"""
     from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import register
 
@@ -206,6 +216,7 @@ def cmd_athena_register(args: argparse.Namespace) -> int:
 
 
 def cmd_athena_query(args: argparse.Namespace) -> int:
+    """run an analysis on Athena: rows, bytes scanned, cost"""
     from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import query
 
@@ -222,6 +233,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """train the fraud model, compare it with the baselines, promote if better"""
     from ml.booster import BoosterParams
     from ml.jobs import train_job
     from ml.train import TrainConfig, WindowRequest
@@ -255,6 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """score a day's transactions with the champion"""
     if args.target == "athena":
         from python_jobs.aws.athena_score import score_on_athena_job
 
@@ -269,6 +282,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
+    """drift, alert rate, realized precision"""
     from ml.jobs import monitor_job
 
     monitor_job(_lake(args), args.date, say=print)
@@ -276,6 +290,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    """run one SELECT through the assistant's SQL guard, read-only (exit 2: refused)"""
     from python_jobs.assistant.ask import sql_command
 
     statement = sys.stdin.read() if args.statement == "-" else args.statement
@@ -283,6 +298,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    """ask the curated marts a question: SQL, rows and a reading (exit 2: refused)"""
     from python_jobs.assistant.ask import ask_command
     from python_jobs.assistant.providers import make_provider
 
@@ -297,6 +313,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """the daily report: KPIs, anomalies, alerts, model health (Markdown+HTML)"""
     from python_jobs.assistant.report import write_daily_report
 
     result = write_daily_report(
@@ -314,6 +331,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    """why the fraud model scored a transaction: reasons and customer baseline"""
     from python_jobs.assistant.explain import explain
 
     print(explain(_lake(args), args.transaction_id, args.lang).text())
@@ -321,6 +339,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """scale benchmark: the whole pipeline timed per stage, pandas alongside"""
     from python_jobs.bench.config import BenchConfig
     from python_jobs.bench.run import run_bench
 
@@ -342,50 +361,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _command(
-    commands: Commands, name: str, help_text: str, handler: Handler, *, lake: bool = True
+    commands: Commands, handler: Handler, *, name: str | None = None, lake: bool = True
 ) -> argparse.ArgumentParser:
-    """A subcommand running `handler`, with --lake unless `lake` is False."""
-    parser = commands.add_parser(name, help=help_text)
+    """A subcommand running `handler`: named after it (cmd_<name>) unless `name` is given,
+    its help the first line of the handler's docstring, with --lake unless `lake` is False."""
+    parser = commands.add_parser(name or handler.__name__.removeprefix("cmd_"), help=_help(handler))
     parser.set_defaults(handler=handler)
     if lake:
         _add_lake(parser)
     return parser
 
 
+def _help(handler: Handler) -> str:
+    """The handler's docstring up to its first blank line, as one line."""
+    return " ".join((handler.__doc__ or "").split("\n\n")[0].split())
+
+
 def _lake_commands(commands: Commands) -> None:
-    generate = _command(
-        commands, "generate", "write synthetic raw data into the lake", cmd_generate
-    )
+    generate = _command(commands, cmd_generate)
     _add_generator_options(generate, days_default=30)
     generate.add_argument(
         "--append",
         action="store_true",
         help="continue an existing lake with the next --days days (same customers and cases)",
     )
-    _command(commands, "validate", "check raw files, quarantine bad ones", cmd_validate)
-    build = _command(commands, "build", "validate raw files, then dbt build", cmd_build)
+    _command(commands, cmd_validate)
+    build = _command(commands, cmd_build)
     build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
-    _command(commands, "export", "export curated marts to lake/curated/", cmd_export)
-    _command(commands, "docs", "build the static dbt docs site", cmd_docs)
-    summary = _command(commands, "summary", "rows per layer, rejections, marts", cmd_summary)
+    _command(commands, cmd_export)
+    _command(commands, cmd_docs)
+    summary = _command(commands, cmd_summary)
     _add_target(
         summary,
         "duckdb: the local lake (default); athena: the Glue tables, with the README's "
         "'Run on AWS' variables (--lake is then not used)",
     )
-    demo = _command(commands, "demo", "the main job: generate, build, export, docs", cmd_demo)
+    demo = _command(commands, cmd_demo)
     _add_generator_options(demo, days_default=DEMO_DAYS)
-    run = _command(commands, "run", "daily pipeline: next day(s), build, export", cmd_run)
+    run = _command(commands, cmd_run)
     run.add_argument("--days", type=int, default=1, help="days to deliver (default 1)")
 
 
 def _ingest_command(commands: Commands) -> None:
-    ingest = _command(
-        commands,
-        "ingest",
-        "upload the raw partitions (or --scores, --monitoring, --model) to s3://.../raw/",
-        cmd_ingest,
-    )
+    ingest = _command(commands, cmd_ingest)
     ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
     ingest.add_argument("--dry-run", action="store_true", help="show what would be uploaded")
     ingest.add_argument(
@@ -417,12 +435,7 @@ def _ingest_command(commands: Commands) -> None:
 
 
 def _import_command(commands: Commands) -> None:
-    imports = _command(
-        commands,
-        "import",
-        "import your own transactions file (CSV or Parquet) with a YAML mapping",
-        cmd_import,
-    )
+    imports = _command(commands, cmd_import)
     imports.add_argument("--source", required=True, help="FILE.csv or FILE.parquet")
     imports.add_argument("--mapping", required=True, help="MAPPING.yml (see examples/)")
     imports.add_argument(
@@ -436,31 +449,14 @@ def _import_command(commands: Commands) -> None:
 def _athena_command(commands: Commands) -> None:
     athena = commands.add_parser("athena", help="run on AWS Athena (README: Run on AWS)")
     steps = athena.add_subparsers(dest="athena_command", required=True, metavar="step")
-    _command(
-        steps,
-        "register",
-        "create the Glue databases, the raw and scores tables (partition projection)",
-        cmd_athena_register,
-        lake=False,
-    )
-    query = _command(
-        steps,
-        "query",
-        "run an analysis on Athena: rows, bytes scanned, cost",
-        cmd_athena_query,
-        lake=False,
-    )
+    _command(steps, cmd_athena_register, name="register", lake=False)
+    query = _command(steps, cmd_athena_query, name="query", lake=False)
     query.add_argument("analysis", help="analyses/<name>.sql")
     _add_max_rows(query, "rows to print")
 
 
 def _train_command(commands: Commands) -> None:
-    train = _command(
-        commands,
-        "train",
-        "train the fraud model, compare it with the baselines, promote if better",
-        cmd_train,
-    )
+    train = _command(commands, cmd_train)
     for flag, meaning in (
         ("--train-start", "first training day (default: the first day of the features)"),
         ("--train-end", "last training day (default: test start - gap - 1)"),
@@ -505,7 +501,7 @@ def _train_command(commands: Commands) -> None:
 
 
 def _score_and_monitor_commands(commands: Commands) -> None:
-    score = _command(commands, "score", "score a day's transactions with the champion", cmd_score)
+    score = _command(commands, cmd_score)
     _add_date(score, "day to score (default: the last)")
     _add_target(
         score,
@@ -514,27 +510,17 @@ def _score_and_monitor_commands(commands: Commands) -> None:
         "'Run on AWS' variables), scores written to --lake and uploaded beside "
         "$BANKLAKE_S3_RAW_DIR",
     )
-    monitor = _command(commands, "monitor", "drift, alert rate, realized precision", cmd_monitor)
+    monitor = _command(commands, cmd_monitor)
     _add_date(monitor, "scored day (default: the last)")
 
 
 def _assistant_commands(commands: Commands) -> None:
-    sql = _command(
-        commands,
-        "sql",
-        "run one SELECT through the assistant's SQL guard, read-only (exit 2: refused)",
-        cmd_sql,
-    )
+    sql = _command(commands, cmd_sql)
     sql.add_argument("statement", help="one SELECT over the curated marts ('-': read stdin)")
     _add_max_rows(sql, "LIMIT injected or capped (100)")
     _add_target(sql, ASSISTANT_TARGET_HELP)
 
-    ask = _command(
-        commands,
-        "ask",
-        "ask the curated marts a question: SQL, rows and a reading (exit 2: refused)",
-        cmd_ask,
-    )
+    ask = _command(commands, cmd_ask)
     ask.add_argument("question", help='e.g. "taxa de fraude por canal nos últimos 7 dias"')
     _add_provider(
         ask,
@@ -550,12 +536,7 @@ def _assistant_commands(commands: Commands) -> None:
         help='"today" for relative periods (default: the day after the last data day)',
     )
 
-    report = _command(
-        commands,
-        "report",
-        "the daily report: KPIs, anomalies, alerts, model health (Markdown+HTML)",
-        cmd_report,
-    )
+    report = _command(commands, cmd_report)
     _add_date(report, "day (default: the last with data)")
     _add_lang(report)
     _add_provider(
@@ -566,24 +547,13 @@ def _assistant_commands(commands: Commands) -> None:
     report.add_argument("--out", default="reports", help="output folder (default: ./reports)")
     _add_target(report, ASSISTANT_TARGET_HELP)
 
-    explain = _command(
-        commands,
-        "explain",
-        "why the fraud model scored a transaction: reasons and customer baseline",
-        cmd_explain,
-    )
+    explain = _command(commands, cmd_explain)
     explain.add_argument("transaction_id", help="a scored transaction, e.g. T20260924000000189")
     _add_lang(explain)
 
 
 def _bench_command(commands: Commands) -> None:
-    bench = _command(
-        commands,
-        "bench",
-        "scale benchmark: the whole pipeline timed per stage, pandas alongside",
-        cmd_bench,
-        lake=False,
-    )
+    bench = _command(commands, cmd_bench, lake=False)
     bench.add_argument(
         "--transactions", type=int, default=10_000_000, help="raw transactions (10,000,000)"
     )

@@ -8,6 +8,7 @@ from itertools import islice
 import pytest
 
 from python_jobs.retry import Backoff, Polling, PollTimeout, RetryPolicy, poll, retry_call
+from python_jobs.tests.test_athena import FakeClock  # sleep() advances it: no waiting
 
 
 class Flaky:
@@ -91,29 +92,16 @@ def test_the_servers_hint_replaces_the_backoff_for_that_wait() -> None:
     assert sleeps == [7.0, 2.0]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_poll_returns_the_first_answer_with_the_backoffs_waits_in_between() -> None:
     answers = iter([None, None, None, "done"])
-    clock = Clock()
+    clock = FakeClock()
     polling = Polling(initial=0.5, maximum=1.0, timeout=60)
     assert poll(lambda: next(answers), polling, sleep=clock.sleep, clock=clock) == "done"
     assert clock.sleeps == [0.5, 1.0, 1.0]
 
 
 def test_poll_times_out_without_a_wait_that_would_end_past_the_timeout() -> None:
-    clock = Clock()
+    clock = FakeClock()
     checks: list[float] = []
 
     def never() -> None:
@@ -129,7 +117,7 @@ def test_poll_stops_when_the_check_raises() -> None:
     def failed() -> None:
         raise RuntimeError("job failed")
 
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(RuntimeError, match="job failed"):
         poll(failed, Polling(), sleep=clock.sleep, clock=clock)
     assert clock.sleeps == []
