@@ -22,7 +22,8 @@ the facts are computed once, rounded once (ROUNDING) and written next to the rep
   else the latest one before D, else "no monitoring yet".
 
 Text values that come from the data (merchant and terminal ids) are cut to a short length
-and stripped of control characters: they may end up in a prompt (report.py delimits them).
+and stripped of control characters: they may end up in a prompt (report_narrative.py
+delimits them).
 Counterparties that identify a person (PIX keys, bank accounts) are left out altogether:
 only a card payment's merchant or terminal is shown.
 
