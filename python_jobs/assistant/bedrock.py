@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from python_jobs.assistant.llm import Completion, ProviderError
-from python_jobs.aws.clients import aws_client
+from python_jobs.aws.clients import aws_client, error_code
 from python_jobs.environment import aws_profile, aws_region, environment, parsed, require
 from python_jobs.retry import RetryPolicy, retry_call
 
@@ -76,7 +76,7 @@ class BedrockConfig:
         attempts = parsed(env, "BANKLAKE_BEDROCK_MAX_ATTEMPTS", "5", int, error=ProviderError)
         return cls(
             model_id=env["BANKLAKE_BEDROCK_MODEL_ID"],
-            region=str(aws_region(env)),
+            region=aws_region(env) or "",  # require() refused an environment without one
             guardrail_id=env.get("BANKLAKE_BEDROCK_GUARDRAIL_ID") or None,
             guardrail_version=env.get("BANKLAKE_BEDROCK_GUARDRAIL_VERSION") or None,
             profile=aws_profile(env),
@@ -145,13 +145,13 @@ class BedrockProvider:
         retry = self.config.retry
 
         def wait_for(error: Exception, delay: float) -> float | None:
-            retryable = isinstance(error, ClientError) and _error_code(error) in RETRYABLE
+            retryable = isinstance(error, ClientError) and error_code(error) in RETRYABLE
             return delay if retryable else None
 
         def on_retry(error: Exception, attempt: int, delay: float) -> None:
             log.warning(
                 "bedrock converse %s (attempt %d of %d); retrying in %.1f s",
-                _error_code(error),
+                error_code(error),
                 attempt,
                 retry.max_attempts,
                 delay,
@@ -166,7 +166,7 @@ class BedrockProvider:
                 sleep=self._sleep,
             )
         except ClientError as error:
-            code = _error_code(error)
+            code = error_code(error)
             message = error.response.get("Error", {}).get("Message", "")
             tries = f" after {retry.max_attempts} attempts" if code in RETRYABLE else ""
             detail = f"{code}: {message}" if message else code or str(error)
@@ -194,7 +194,3 @@ class BedrockProvider:
             response.get("metrics", {}).get("latencyMs", "?"),
         )
         return completion
-
-
-def _error_code(error: Any) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

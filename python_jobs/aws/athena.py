@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from python_jobs.aws.clients import aws_client
+from python_jobs.aws.clients import aws_client, error_code
 from python_jobs.environment import aws_profile, aws_region, environment, parsed, require
 from python_jobs.retry import Polling, PollTimeout, poll
 
@@ -104,7 +104,7 @@ class AthenaConfig:
         )
         first_year = parsed(env, "BANKLAKE_RAW_FIRST_YEAR", "2020", int, error=AthenaConfigError)
         return cls(
-            region=str(aws_region(env)),
+            region=aws_region(env) or "",  # require() refused an environment without one
             work_group=env["BANKLAKE_ATHENA_WORKGROUP"],
             staging_dir=env["BANKLAKE_ATHENA_STAGING_DIR"],
             schema=env.get("BANKLAKE_ATHENA_SCHEMA") or "banklake",
@@ -223,7 +223,7 @@ class AthenaRunner:
         try:
             execution = self.client.get_query_execution(QueryExecutionId=query_id)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _THROTTLED:
+            if error_code(error) not in _THROTTLED:
                 raise
             return None
         query = execution["QueryExecution"]

@@ -55,6 +55,7 @@ from ml.dataset import (
 from ml.layout import MlLayout
 from ml.score import ScoreResult, score_features
 from python_jobs.aws.athena import DATA_CATALOG, AthenaConfig, AthenaRunner, QueryResult
+from python_jobs.aws.clients import error_code
 from python_jobs.aws.s3 import list_objects
 from python_jobs.aws.s3_location import S3Location
 from python_jobs.ingest import ingest
@@ -149,8 +150,7 @@ def check_table_columns(athena: Any, database: str) -> None:
             CatalogName=DATA_CATALOG, DatabaseName=database, TableName=FEATURES_TABLE
         )["TableMetadata"]
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "MetadataException":
+        if error_code(error) == "MetadataException":
             raise FeaturesUnavailableError(
                 f"{database}.{FEATURES_TABLE} is not in the Glue catalog ({error}): build it "
                 "with `dbt build --target athena` first"

@@ -2,7 +2,8 @@
 (python_jobs/environment.py) and botocore's standard retry mode, which retries throttling,
 transient server errors and dropped connections with a backoff of its own. A client that
 retries in its own code (Bedrock's) passes its own `config`. AWS_ENDPOINT_URL, when set, is
-honoured by boto3 itself (moto in tests)."""
+honoured by boto3 itself (moto in tests). And the code of their errors, what retries and
+conditional writes decide by."""
 
 from __future__ import annotations
 
@@ -26,3 +27,9 @@ def aws_client(
 
     session = boto3.Session(profile_name=profile, region_name=region)
     return session.client(service, config=config or Config(retries={"mode": "standard"}))
+
+
+def error_code(error: Any) -> str:
+    """The error code of a botocore ClientError ('' if none): what retries and conditional
+    writes decide by."""
+    return str(error.response.get("Error", {}).get("Code", ""))

@@ -1,5 +1,5 @@
-"""S3 plumbing every job shares: the client (the profile and region every AWS command reads),
-the objects under a prefix, and a ClientError's code."""
+"""S3 plumbing every job shares: the client (the profile and region every AWS command reads)
+and the objects under a prefix."""
 
 from __future__ import annotations
 
@@ -23,8 +23,3 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
     (Key, Size, ETag, ...), page after page."""
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         yield from page.get("Contents", [])
-
-
-def error_code(error: Any) -> str:
-    """The error code of a botocore ClientError ('' if none)."""
-    return str(error.response.get("Error", {}).get("Code", ""))

@@ -36,7 +36,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from python_jobs.aws.s3 import error_code
+from python_jobs.aws.clients import error_code
 from python_jobs.aws.s3_location import S3Location
 from python_jobs.ingest.local_files import LocalFile, local_file, local_model_files
 from python_jobs.ingest.objects import CONDITION_FAILED, GONE, put_conditional, read_json

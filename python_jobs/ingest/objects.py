@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from python_jobs.aws.s3 import error_code
+from python_jobs.aws.clients import error_code
 from python_jobs.ingest.local_files import LocalFile, MiB
 from python_jobs.ingest.policy import Policy
 

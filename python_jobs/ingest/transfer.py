@@ -28,7 +28,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferManager
 
-from python_jobs.aws.s3 import error_code, list_objects
+from python_jobs.aws.clients import error_code
+from python_jobs.aws.s3 import list_objects
 from python_jobs.aws.s3_location import S3Location
 from python_jobs.ingest.local_files import LocalFile, MiB
 from python_jobs.ingest.objects import (
