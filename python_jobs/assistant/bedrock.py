@@ -38,6 +38,8 @@ RETRYABLE = frozenset(
     }
 )
 
+_MISSING = "the bedrock provider needs these environment variables:"
+_REGION_EXAMPLE = "a region with model access"
 _REQUIRED = {
     "BANKLAKE_BEDROCK_MODEL_ID": "model id or inference profile (id or ARN), e.g. "
     "us.anthropic.claude-3-5-haiku-20241022-v1:0",
@@ -66,13 +68,7 @@ class BedrockConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BedrockConfig:
         env = environment(env)
-        require(
-            env,
-            _REQUIRED,
-            error=ProviderError,
-            heading="the bedrock provider needs these environment variables:",
-            region="a region with model access",
-        )
+        require(env, _REQUIRED, error=ProviderError, heading=_MISSING, region=_REGION_EXAMPLE)
         attempts = parsed(env, "BANKLAKE_BEDROCK_MAX_ATTEMPTS", "5", int, error=ProviderError)
         return cls(
             model_id=env["BANKLAKE_BEDROCK_MODEL_ID"],

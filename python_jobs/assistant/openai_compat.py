@@ -35,6 +35,7 @@ _STOP_REASONS = {
     "tool_calls": "tool_use",
 }
 
+_MISSING = "the openai provider needs these environment variables:"
 _REQUIRED = {
     "BANKLAKE_OPENAI_BASE_URL": "the endpoint's base URL, e.g. http://127.0.0.1:11434/v1 (Ollama)",
     "BANKLAKE_OPENAI_MODEL": "the model name the endpoint serves, e.g. qwen2.5-coder:7b",
@@ -63,12 +64,7 @@ class OpenAICompatConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OpenAICompatConfig:
         env = environment(env)
-        require(
-            env,
-            _REQUIRED,
-            error=ProviderError,
-            heading="the openai provider needs these environment variables:",
-        )
+        require(env, _REQUIRED, error=ProviderError, heading=_MISSING)
         timeout = parsed(env, "BANKLAKE_OPENAI_TIMEOUT", "120", float, error=ProviderError)
         return cls(
             base_url=env["BANKLAKE_OPENAI_BASE_URL"],
