@@ -2,12 +2,7 @@
 
 with
 
-source as (
-
-    select * from {{ source_or_empty(source('raw', 'accounts')) }}
-    {{ incremental_ingestion_filter() }}
-
-),
+{{ triaged_source('accounts') }},
 
 renamed as (
 

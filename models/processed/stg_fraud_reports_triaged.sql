@@ -2,12 +2,7 @@
 
 with
 
-source as (
-
-    select * from {{ source_or_empty(source('raw', 'fraud_reports')) }}
-    {{ incremental_ingestion_filter() }}
-
-),
+{{ triaged_source('fraud_reports') }},
 
 scenarios as (
 

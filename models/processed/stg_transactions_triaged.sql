@@ -2,12 +2,7 @@
 
 with
 
-source as (
-
-    select * from {{ source('raw', 'transactions') }}
-    {{ incremental_ingestion_filter() }}
-
-),
+{{ triaged_source('transactions') }},
 
 type_aliases as (
 
