@@ -1,9 +1,10 @@
 """Reads the `curated.ml_features` mart for a date range, exactly as the contract says.
 
 The mart is written by dbt; the model trusts nothing about it except ml/features.py. So the
-columns are checked against the contract before any row is read, every feature is cast to
-FLOAT (float32: what XGBoost computes in; booleans become 0/1, nulls stay NaN) in SQL, and
-the connection is read-only so that a training run can never alter the lake.
+columns are checked against the contract before any row is read, every column is cast to its
+contract type in SQL (`select_expression`, the one definition the Athena scorer's UNLOAD uses
+too; features as REAL, float32: what XGBoost computes in; booleans become 0/1, nulls stay
+NaN), and the connection is read-only so that a training run can never alter the lake.
 
 Memory is the constraint at scale (10M rows of 60 columns): DuckDB sorts the rows (within
 its own memory limit, spilling to its temporary folder beyond it) and streams them in Arrow
@@ -156,7 +157,7 @@ def load_features(
     row order. Features come back as float32. `keys`: the text keys to keep (training asks
     for TRAINING_KEYS only); every other contract column is always there."""
     columns = contract_columns(keys)
-    select = ", ".join(_select_expression(c) for c in columns)
+    select = ", ".join(select_expression(c) for c in columns)
     where, params = [], []
     if start is not None:
         where.append("event_date >= ?")
@@ -181,19 +182,33 @@ def load_features(
     return frame
 
 
-def _select_expression(column: str) -> str:
-    """The cast that gives `column` its contract type whatever the mart's storage type."""
-    if column in FEATURES:
-        return f"cast({column} as float) as {column}"
-    if column in ("event_ts", "label_reported_at"):
-        return f"cast({column} as timestamp) as {column}"
-    if column == "event_date":
-        return "cast(event_date as date) as event_date"
-    if column == "amount_brl":
-        return "cast(amount_brl as double) as amount_brl"
+# The type each contract column is read as, whatever the mart stores (features are bigint,
+# integer, boolean or double there): spelled so that DuckDB and Athena (Trino) both accept it,
+# so the local loader and `banklake score --target athena` read the same types. Features are
+# REAL (float32) in both, what the model computes in: half the bytes of DOUBLE through
+# DuckDB's sort of the mart and in Athena's UNLOAD, and no value the model would see differs
+# (a double narrowed in SQL or in numpy rounds the same way).
+FEATURE_TYPE = "real"
+TIMESTAMP_COLUMNS = ("event_ts", "label_reported_at")
+COLUMN_TYPES: dict[str, str] = {
+    **{column: "varchar" for column in (*STRING_KEYS, "label_scenario")},
+    **{column: "timestamp" for column in TIMESTAMP_COLUMNS},
+    "event_date": "date",
+    "amount_brl": "double",
+    "label_is_fraud": "boolean",
+    **{feature: FEATURE_TYPE for feature in FEATURES},
+}
+
+
+def select_expression(column: str, *, timestamp: str = "timestamp") -> str:
+    """The cast that gives `column` its contract type (COLUMN_TYPES) whatever the mart's
+    storage type, in SQL both engines run; `timestamp` is the timestamp type to cast to
+    (Athena's UNLOAD writes timestamp(3), its Hive writer's milliseconds). A missing label
+    is false."""
+    kind = timestamp if column in TIMESTAMP_COLUMNS else COLUMN_TYPES[column]
     if column == "label_is_fraud":
-        return "coalesce(cast(label_is_fraud as boolean), false) as label_is_fraud"
-    return f"cast({column} as varchar) as {column}"  # the text keys and label_scenario
+        return f"coalesce(cast({column} as {kind}), false) as {column}"
+    return f"cast({column} as {kind}) as {column}"
 
 
 def _read_batches(reader: pa.RecordBatchReader, rows: int) -> tuple[np.ndarray, pa.Table]:

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from python_jobs.assistant.providers import PROVIDERS
 from python_jobs.lake.layout import Lake, default_lake_dir
+
+if TYPE_CHECKING:
+    from python_jobs.generate import GeneratorConfig
+
+    # what add_subparsers returns (argparse names the type privately)
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _lake(args: argparse.Namespace) -> Lake:
     return Lake(Path(args.lake))
+
+
+# --- options several commands take, declared once ----------------------------------------
+
+Handler = Callable[[argparse.Namespace], int]
+TARGETS = ("duckdb", "athena")
+ASSISTANT_TARGET_HELP = (
+    "duckdb: the lake's database, read-only (default); athena: the assistant's "
+    "work group ($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP)"
+)
 
 
 def _add_lake(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +40,29 @@ def _add_lake(parser: argparse.ArgumentParser) -> None:
         default=str(default_lake_dir()),
         help="lake folder (default: $BANKLAKE_LAKE_DIR or ./lake)",
     )
+
+
+def _add_target(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--target: where the command reads (duckdb, the default, or athena)."""
+    parser.add_argument("--target", choices=TARGETS, default="duckdb", help=help_text)
+
+
+def _add_date(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--date YYYY-MM-DD, None when not given (the command picks its default day)."""
+    parser.add_argument("--date", type=date.fromisoformat, default=None, help=help_text)
+
+
+def _add_lang(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
+
+
+def _add_provider(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--provider: the assistant's language model, None: $BANKLAKE_ASSISTANT_PROVIDER."""
+    parser.add_argument("--provider", choices=PROVIDERS, default=None, help=help_text)
+
+
+def _add_max_rows(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--max-rows", type=int, default=100, help=help_text)
 
 
 # Two months: the slowest-reported fraud (compromised terminals, about 18 days) needs that long
@@ -45,21 +88,17 @@ def _add_generator_options(parser: argparse.ArgumentParser, *, days_default: int
     parser.add_argument("--fault-rate", type=float, default=0.01, help="share of dirty rows")
 
 
-def _generator_config(args: argparse.Namespace):
+def _generator_config(args: argparse.Namespace) -> GeneratorConfig:
+    """The generator options (_add_generator_options: one per GeneratorConfig field, by name)."""
     from python_jobs.generate import GeneratorConfig
 
     return GeneratorConfig(
-        seed=args.seed,
-        start_date=args.start_date,
-        days=args.days,
-        customers=args.customers,
-        tx_per_customer_day=args.tx_per_customer_day,
-        fraud_rate=args.fraud_rate,
-        fault_rate=args.fault_rate,
+        **{field.name: getattr(args, field.name) for field in fields(GeneratorConfig)}
     )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """write synthetic raw data into the lake"""
     from python_jobs.generate import generate
     from python_jobs.pipeline import describe_generation
 
@@ -69,6 +108,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """check raw files, quarantine bad ones"""
     from python_jobs.lake.validate import validate_lake
 
     report = validate_lake(_lake(args))
@@ -79,6 +119,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """validate raw files, then dbt build"""
     from python_jobs.pipeline import build
 
     build(_lake(args), say=print, select=args.select)
@@ -86,6 +127,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """export curated marts to lake/curated/"""
     from python_jobs.pipeline import export
 
     export(_lake(args), say=print)
@@ -93,6 +135,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
+    """build the static dbt docs site"""
     from python_jobs.pipeline import build_docs
 
     print(f"docs: {build_docs(_lake(args), say=print)}")
@@ -100,6 +143,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    """rows per layer, rejections, marts"""
     if args.target == "athena":
         from python_jobs.aws.athena_summary import summary_on_athena
 
@@ -113,6 +157,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """the main job: generate, build, export, docs"""
     from python_jobs.pipeline import demo
 
     demo(_lake(args), _generator_config(args), say=print)
@@ -120,6 +165,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """daily pipeline: next day(s), build, export"""
     from python_jobs.pipeline import daily_run
 
     daily_run(_lake(args), args.days, say=print)
@@ -127,7 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from python_jobs.ingest import import_file, load_mapping
+    """import your own transactions file (CSV or Parquet) with a YAML mapping"""
+    from python_jobs.importer import import_file, load_mapping
 
     mapping = load_mapping(Path(args.mapping))
     result = import_file(
@@ -138,23 +185,20 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from python_jobs.aws.s3_ingest import S3Location, ingest
+    """upload the raw partitions (or --scores, --monitoring, --model) to s3://.../raw/"""
+    from python_jobs.aws.s3_location import S3Location
+    from python_jobs.ingest import ingest
 
     destination = S3Location.parse(args.to)
     if args.force_champion and not args.model:
         raise ValueError("--force-champion goes with --model")
-    if not (args.scores or args.monitoring or args.model):
-        ingest(_lake(args), destination, dry_run=args.dry_run, say=print)
-    if args.scores:
-        ingest(_lake(args), destination, scores=True, dry_run=args.dry_run, say=print)
-    if args.monitoring:
-        ingest(_lake(args), destination, monitoring=True, dry_run=args.dry_run, say=print)
-    if args.model:
+    kinds = [kind for kind in ("scores", "monitoring", "model") if getattr(args, kind)]
+    for kind in kinds or ["raw"]:
         ingest(
             _lake(args),
             destination,
-            model=True,
-            force_champion=args.force_champion,
+            kind=kind,
+            force_champion=args.force_champion and kind == "model",
             dry_run=args.dry_run,
             say=print,
         )
@@ -162,21 +206,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_athena_register(args: argparse.Namespace) -> int:
-    from python_jobs.aws.athena import AthenaConfig, AthenaRunner, make_client
+    """create the Glue databases, the raw and scores tables (partition projection)"""
+    from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import register
 
-    config = AthenaConfig.from_env(need_raw_location=True)
-    register(config, AthenaRunner(make_client(config), config), say=print)
+    runner = runner_from_env(need_raw_location=True)
+    register(runner.config, runner, say=print)
     return 0
 
 
 def cmd_athena_query(args: argparse.Namespace) -> int:
-    from python_jobs.aws.athena import AthenaConfig, AthenaRunner, make_client
+    """run an analysis on Athena: rows, bytes scanned, cost"""
+    from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import query
 
-    config = AthenaConfig.from_env()
-    runner = AthenaRunner(make_client(config), config)
-    query(config, runner, Path(args.analysis), args.max_rows, say=print)
+    runner = runner_from_env()
+    query(runner.config, runner, Path(args.analysis), args.max_rows, say=print)
     return 0
 
 
@@ -188,6 +233,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """train the fraud model, compare it with the baselines, promote if better"""
     from ml.booster import BoosterParams
     from ml.jobs import train_job
     from ml.train import TrainConfig, WindowRequest
@@ -221,6 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """score a day's transactions with the champion"""
     if args.target == "athena":
         from python_jobs.aws.athena_score import score_on_athena_job
 
@@ -235,6 +282,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
+    """drift, alert rate, realized precision"""
     from ml.jobs import monitor_job
 
     monitor_job(_lake(args), args.date, say=print)
@@ -242,6 +290,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    """run one SELECT through the assistant's SQL guard, read-only (exit 2: refused)"""
     from python_jobs.assistant.ask import sql_command
 
     statement = sys.stdin.read() if args.statement == "-" else args.statement
@@ -249,6 +298,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    """ask the curated marts a question: SQL, rows and a reading (exit 2: refused)"""
     from python_jobs.assistant.ask import ask_command
     from python_jobs.assistant.providers import make_provider
 
@@ -263,6 +313,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """the daily report: KPIs, anomalies, alerts, model health (Markdown+HTML)"""
     from python_jobs.assistant.report import write_daily_report
 
     result = write_daily_report(
@@ -280,6 +331,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    """why the fraud model scored a transaction: reasons and customer baseline"""
     from python_jobs.assistant.explain import explain
 
     print(explain(_lake(args), args.transaction_id, args.lang).text())
@@ -287,6 +339,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """scale benchmark: the whole pipeline timed per stage, pandas alongside"""
     from python_jobs.bench.config import BenchConfig
     from python_jobs.bench.run import run_bench
 
@@ -303,100 +356,86 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="banklake",
-        description="Synthetic bank data, a local lake and the dbt medallion around it.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+# --- the parser: options several commands share are declared once, above; each command's
+# parser is built by its own function, below, in the order `banklake --help` lists them.
 
-    generate = commands.add_parser("generate", help="write synthetic raw data into the lake")
-    _add_lake(generate)
+
+def _command(
+    commands: Commands, handler: Handler, *, name: str | None = None, lake: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand running `handler`: named after it (cmd_<name>) unless `name` is given,
+    its help the first line of the handler's docstring, with --lake unless `lake` is False."""
+    parser = commands.add_parser(name or handler.__name__.removeprefix("cmd_"), help=_help(handler))
+    parser.set_defaults(handler=handler)
+    if lake:
+        _add_lake(parser)
+    return parser
+
+
+def _help(handler: Handler) -> str:
+    """The handler's docstring up to its first blank line, as one line."""
+    return " ".join((handler.__doc__ or "").split("\n\n")[0].split())
+
+
+def _lake_commands(commands: Commands) -> None:
+    generate = _command(commands, cmd_generate)
     _add_generator_options(generate, days_default=30)
     generate.add_argument(
         "--append",
         action="store_true",
         help="continue an existing lake with the next --days days (same customers and cases)",
     )
-    generate.set_defaults(handler=cmd_generate)
-
-    validate = commands.add_parser("validate", help="check raw files, quarantine bad ones")
-    _add_lake(validate)
-    validate.set_defaults(handler=cmd_validate)
-
-    build = commands.add_parser("build", help="validate raw files, then dbt build")
-    _add_lake(build)
+    _command(commands, cmd_validate)
+    build = _command(commands, cmd_build)
     build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
-    build.set_defaults(handler=cmd_build)
-
-    export = commands.add_parser("export", help="export curated marts to lake/curated/")
-    _add_lake(export)
-    export.set_defaults(handler=cmd_export)
-
-    docs = commands.add_parser("docs", help="build the static dbt docs site")
-    _add_lake(docs)
-    docs.set_defaults(handler=cmd_docs)
-
-    summary = commands.add_parser("summary", help="rows per layer, rejections, marts")
-    _add_lake(summary)
-    summary.add_argument(
-        "--target",
-        choices=("duckdb", "athena"),
-        default="duckdb",
-        help="duckdb: the local lake (default); athena: the Glue tables, with the README's "
+    _command(commands, cmd_export)
+    _command(commands, cmd_docs)
+    summary = _command(commands, cmd_summary)
+    _add_target(
+        summary,
+        "duckdb: the local lake (default); athena: the Glue tables, with the README's "
         "'Run on AWS' variables (--lake is then not used)",
     )
-    summary.set_defaults(handler=cmd_summary)
-
-    demo = commands.add_parser("demo", help="the main job: generate, build, export, docs")
-    _add_lake(demo)
+    demo = _command(commands, cmd_demo)
     _add_generator_options(demo, days_default=DEMO_DAYS)
-    demo.set_defaults(handler=cmd_demo)
-
-    run = commands.add_parser("run", help="daily pipeline: next day(s), build, export")
-    _add_lake(run)
+    run = _command(commands, cmd_run)
     run.add_argument("--days", type=int, default=1, help="days to deliver (default 1)")
-    run.set_defaults(handler=cmd_run)
 
-    s3_ingest = commands.add_parser(
-        "ingest",
-        help="upload the raw partitions (or --scores, --monitoring, --model) to s3://.../raw/",
-    )
-    _add_lake(s3_ingest)
-    s3_ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
-    s3_ingest.add_argument("--dry-run", action="store_true", help="show what would be uploaded")
-    s3_ingest.add_argument(
+
+def _ingest_command(commands: Commands) -> None:
+    ingest = _command(commands, cmd_ingest)
+    ingest.add_argument("--to", required=True, help="s3://BUCKET/[PREFIX/]raw/")
+    ingest.add_argument("--dry-run", action="store_true", help="show what would be uploaded")
+    ingest.add_argument(
         "--scores",
         action="store_true",
         help="upload the fraud scores (lake/processed/fraud_scores/) instead, to "
         "processed/fraud_scores/ beside the --to raw/ prefix, where `athena register` reads them",
     )
-    s3_ingest.add_argument(
+    ingest.add_argument(
         "--monitoring",
         action="store_true",
         help="upload the monitoring reports (lake/monitoring/<day>.json) instead (with --scores: "
         "as well), to monitoring/ beside the --to raw/ prefix, where `report --target athena` "
         "reads model health; a day re-monitored since its upload is replaced",
     )
-    s3_ingest.add_argument(
+    ingest.add_argument(
         "--model",
         action="store_true",
         help="publish the local champion (with --scores/--monitoring: as well): its version "
         "folder to models/fraud_xgb/<version>/ beside the --to raw/ prefix, verified, then the "
         "pointer models/fraud_xgb/champion.json, where the daily pipeline's Score step reads it",
     )
-    s3_ingest.add_argument(
+    ingest.add_argument(
         "--force-champion",
         action="store_true",
         help="with --model: move the pointer even to a model older than the one it names "
         "(a deliberate rollback)",
     )
-    s3_ingest.set_defaults(handler=cmd_ingest)
 
-    imports = commands.add_parser(
-        "import", help="import your own transactions file (CSV or Parquet) with a YAML mapping"
-    )
-    _add_lake(imports)
+
+def _import_command(commands: Commands) -> None:
+    imports = _command(commands, cmd_import)
     imports.add_argument("--source", required=True, help="FILE.csv or FILE.parquet")
     imports.add_argument("--mapping", required=True, help="MAPPING.yml (see examples/)")
     imports.add_argument(
@@ -405,26 +444,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="land everything in this day's partition (default: each row's event date)",
     )
-    imports.set_defaults(handler=cmd_import)
 
+
+def _athena_command(commands: Commands) -> None:
     athena = commands.add_parser("athena", help="run on AWS Athena (README: Run on AWS)")
-    athena_commands = athena.add_subparsers(dest="athena_command", required=True, metavar="step")
-    athena_register = athena_commands.add_parser(
-        "register",
-        help="create the Glue databases, the raw and scores tables (partition projection)",
-    )
-    athena_register.set_defaults(handler=cmd_athena_register)
-    athena_query = athena_commands.add_parser(
-        "query", help="run an analysis on Athena: rows, bytes scanned, cost"
-    )
-    athena_query.add_argument("analysis", help="analyses/<name>.sql")
-    athena_query.add_argument("--max-rows", type=int, default=100, help="rows to print")
-    athena_query.set_defaults(handler=cmd_athena_query)
+    steps = athena.add_subparsers(dest="athena_command", required=True, metavar="step")
+    _command(steps, cmd_athena_register, name="register", lake=False)
+    query = _command(steps, cmd_athena_query, name="query", lake=False)
+    query.add_argument("analysis", help="analyses/<name>.sql")
+    _add_max_rows(query, "rows to print")
 
-    train = commands.add_parser(
-        "train", help="train the fraud model, compare it with the baselines, promote if better"
-    )
-    _add_lake(train)
+
+def _train_command(commands: Commands) -> None:
+    train = _command(commands, cmd_train)
     for flag, meaning in (
         ("--train-start", "first training day (default: the first day of the features)"),
         ("--train-end", "last training day (default: test start - gap - 1)"),
@@ -466,98 +498,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="register a SageMaker training job's model as a challenger (waits for it "
         "unless --no-wait)",
     )
-    train.set_defaults(handler=cmd_train)
 
-    score = commands.add_parser("score", help="score a day's transactions with the champion")
-    _add_lake(score)
-    score.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="day to score (default: the last)"
-    )
-    score.add_argument(
-        "--target",
-        choices=("duckdb", "athena"),
-        default="duckdb",
-        help="duckdb: features from the lake's DuckDB file (default); athena: from "
+
+def _score_and_monitor_commands(commands: Commands) -> None:
+    score = _command(commands, cmd_score)
+    _add_date(score, "day to score (default: the last)")
+    _add_target(
+        score,
+        "duckdb: features from the lake's DuckDB file (default); athena: from "
         "<schema>_curated.ml_features through an Athena UNLOAD (needs --date and the README's "
         "'Run on AWS' variables), scores written to --lake and uploaded beside "
         "$BANKLAKE_S3_RAW_DIR",
     )
-    score.set_defaults(handler=cmd_score)
+    monitor = _command(commands, cmd_monitor)
+    _add_date(monitor, "scored day (default: the last)")
 
-    monitor = commands.add_parser("monitor", help="drift, alert rate, realized precision")
-    _add_lake(monitor)
-    monitor.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="scored day (default: the last)"
-    )
-    monitor.set_defaults(handler=cmd_monitor)
 
-    assistant_targets = {
-        "choices": ("duckdb", "athena"),
-        "default": "duckdb",
-        "help": "duckdb: the lake's database, read-only (default); athena: the assistant's "
-        "work group ($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP)",
-    }
-    sql = commands.add_parser(
-        "sql", help="run one SELECT through the assistant's SQL guard, read-only (exit 2: refused)"
-    )
-    _add_lake(sql)
+def _assistant_commands(commands: Commands) -> None:
+    sql = _command(commands, cmd_sql)
     sql.add_argument("statement", help="one SELECT over the curated marts ('-': read stdin)")
-    sql.add_argument("--max-rows", type=int, default=100, help="LIMIT injected or capped (100)")
-    sql.add_argument("--target", **assistant_targets)
-    sql.set_defaults(handler=cmd_sql)
+    _add_max_rows(sql, "LIMIT injected or capped (100)")
+    _add_target(sql, ASSISTANT_TARGET_HELP)
 
-    ask = commands.add_parser(
-        "ask", help="ask the curated marts a question: SQL, rows and a reading (exit 2: refused)"
-    )
-    _add_lake(ask)
+    ask = _command(commands, cmd_ask)
     ask.add_argument("question", help='e.g. "taxa de fraude por canal nos últimos 7 dias"')
-    ask.add_argument(
-        "--provider",
-        choices=("offline", "bedrock", "openai"),
-        default=None,
-        help="offline (default; supported questions only), bedrock or openai "
+    _add_provider(
+        ask,
+        "offline (default; supported questions only), bedrock or openai "
         "(default: $BANKLAKE_ASSISTANT_PROVIDER)",
     )
-    ask.add_argument("--target", **assistant_targets)
-    ask.add_argument("--max-rows", type=int, default=100, help="rows at most (100)")
+    _add_target(ask, ASSISTANT_TARGET_HELP)
+    _add_max_rows(ask, "rows at most (100)")
     ask.add_argument(
         "--as-of",
         type=date.fromisoformat,
         default=None,
         help='"today" for relative periods (default: the day after the last data day)',
     )
-    ask.set_defaults(handler=cmd_ask)
 
-    report = commands.add_parser(
-        "report", help="the daily report: KPIs, anomalies, alerts, model health (Markdown+HTML)"
-    )
-    _add_lake(report)
-    report.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="day (default: the last with data)"
-    )
-    report.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
-    report.add_argument(
-        "--provider",
-        choices=("offline", "bedrock", "openai"),
-        default=None,
-        help="who writes the summary: offline (template, default) or a model whose numbers "
+    report = _command(commands, cmd_report)
+    _add_date(report, "day (default: the last with data)")
+    _add_lang(report)
+    _add_provider(
+        report,
+        "who writes the summary: offline (template, default) or a model whose numbers "
         "are checked against the facts (default: $BANKLAKE_ASSISTANT_PROVIDER)",
     )
     report.add_argument("--out", default="reports", help="output folder (default: ./reports)")
-    report.add_argument("--target", **assistant_targets)
-    report.set_defaults(handler=cmd_report)
+    _add_target(report, ASSISTANT_TARGET_HELP)
 
-    explain = commands.add_parser(
-        "explain", help="why the fraud model scored a transaction: reasons and customer baseline"
-    )
-    _add_lake(explain)
+    explain = _command(commands, cmd_explain)
     explain.add_argument("transaction_id", help="a scored transaction, e.g. T20260924000000189")
-    explain.add_argument("--lang", choices=("pt", "en"), default="pt", help="language (pt)")
-    explain.set_defaults(handler=cmd_explain)
+    _add_lang(explain)
 
-    bench = commands.add_parser(
-        "bench", help="scale benchmark: the whole pipeline timed per stage, pandas alongside"
-    )
+
+def _bench_command(commands: Commands) -> None:
+    bench = _command(commands, cmd_bench, lake=False)
     bench.add_argument(
         "--transactions", type=int, default=10_000_000, help="raw transactions (10,000,000)"
     )
@@ -573,7 +569,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--skip-pandas", action="store_true", help="skip the pandas reference and its check"
     )
-    bench.set_defaults(handler=cmd_bench)
+
+
+_COMMANDS = (
+    _lake_commands,
+    _ingest_command,
+    _import_command,
+    _athena_command,
+    _train_command,
+    _score_and_monitor_commands,
+    _assistant_commands,
+    _bench_command,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="banklake",
+        description="Synthetic bank data, a local lake and the dbt medallion around it.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add_commands in _COMMANDS:
+        add_commands(commands)
     return parser
 
 

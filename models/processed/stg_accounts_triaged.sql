@@ -2,12 +2,7 @@
 
 with
 
-source as (
-
-    select * from {{ source_or_empty(source('raw', 'accounts')) }}
-    {{ incremental_ingestion_filter() }}
-
-),
+{{ triaged_source('accounts') }},
 
 renamed as (
 
@@ -37,8 +32,7 @@ validated as (
             when account_id is null then 'missing_account_id'
             when customer_id is null then 'missing_customer_id'
             when updated_at is null then 'unparseable_updated_at'
-            when account_type not in ('checking', 'savings', 'credit_card') or account_type is null
-                then 'unknown_account_type'
+            when not {{ in_seed('account_type', 'account_types') }} then 'unknown_account_type'
         end as rejection_reason
     from renamed
 
@@ -46,21 +40,13 @@ validated as (
 
 {{ triage('validated', 'ingested_at, source_file, source_row') }}
 
-select
-    raw_row_key,
-    source_file,
-    source_row,
-    ingested_at,
-    ingestion_date,
-    record_key,
-    disposition,
-    rejection_reason,
-    account_id,
-    customer_id,
-    account_type,
-    opened_date,
-    account_status,
-    credit_limit_brl,
-    updated_at,
-    raw_updated_at
-from triaged
+{{ triaged_select([
+    'account_id',
+    'customer_id',
+    'account_type',
+    'opened_date',
+    'account_status',
+    'credit_limit_brl',
+    'updated_at',
+    'raw_updated_at'
+]) }}

@@ -2,12 +2,7 @@
 
 with
 
-source as (
-
-    select * from {{ source_or_empty(source('raw', 'customers')) }}
-    {{ incremental_ingestion_filter() }}
-
-),
+{{ triaged_source('customers') }},
 
 segments as (
 
@@ -62,27 +57,19 @@ validated as (
 
 {{ triage('validated', 'ingested_at, source_file, source_row') }}
 
-select
-    raw_row_key,
-    source_file,
-    source_row,
-    ingested_at,
-    ingestion_date,
-    record_key,
-    disposition,
-    rejection_reason,
-    customer_id,
-    full_name,
-    cpf_digits,
-    birth_date,
-    segment,
-    monthly_income_brl,
-    risk_rating,
-    onboarding_date,
-    state,
-    city,
-    updated_at,
-    raw_cpf,
-    raw_segment,
-    raw_updated_at
-from triaged
+{{ triaged_select([
+    'customer_id',
+    'full_name',
+    'cpf_digits',
+    'birth_date',
+    'segment',
+    'monthly_income_brl',
+    'risk_rating',
+    'onboarding_date',
+    'state',
+    'city',
+    'updated_at',
+    'raw_cpf',
+    'raw_segment',
+    'raw_updated_at'
+]) }}

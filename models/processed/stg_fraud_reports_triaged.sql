@@ -2,12 +2,7 @@
 
 with
 
-source as (
-
-    select * from {{ source_or_empty(source('raw', 'fraud_reports')) }}
-    {{ incremental_ingestion_filter() }}
-
-),
+{{ triaged_source('fraud_reports') }},
 
 scenarios as (
 
@@ -52,20 +47,12 @@ validated as (
 
 {{ triage('validated', 'ingested_at, source_file, source_row') }}
 
-select
-    raw_row_key,
-    source_file,
-    source_row,
-    ingested_at,
-    ingestion_date,
-    record_key,
-    disposition,
-    rejection_reason,
-    report_id,
-    transaction_id,
-    reported_at,
-    scenario,
-    report_channel,
-    raw_reported_at,
-    raw_scenario
-from triaged
+{{ triaged_select([
+    'report_id',
+    'transaction_id',
+    'reported_at',
+    'scenario',
+    'report_channel',
+    'raw_reported_at',
+    'raw_scenario'
+]) }}

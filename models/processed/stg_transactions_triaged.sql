@@ -2,12 +2,7 @@
 
 with
 
-source as (
-
-    select * from {{ source('raw', 'transactions') }}
-    {{ incremental_ingestion_filter() }}
-
-),
+{{ triaged_source('transactions') }},
 
 type_aliases as (
 
@@ -79,9 +74,8 @@ validated as (
             when amount_brl <= 0 then 'non_positive_amount'
             when transaction_type is null then 'unknown_transaction_type'
             when channel is null then 'unknown_channel'
-            when direction not in ('inbound', 'outbound') or direction is null
-                then 'unknown_direction'
-            when status not in ('approved', 'declined') or status is null then 'unknown_status'
+            when not {{ in_seed('direction', 'transaction_directions') }} then 'unknown_direction'
+            when not {{ in_seed('status', 'transaction_statuses') }} then 'unknown_status'
         end as rejection_reason
     from renamed
 
@@ -89,31 +83,23 @@ validated as (
 
 {{ triage('validated', 'ingested_at, source_file, source_row') }}
 
-select
-    raw_row_key,
-    source_file,
-    source_row,
-    ingested_at,
-    ingestion_date,
-    record_key,
-    disposition,
-    rejection_reason,
-    transaction_id,
-    account_id,
-    customer_id,
-    event_ts,
-    transaction_type,
-    channel,
-    direction,
-    amount_brl,
-    counterparty_key,
-    merchant_category_code,
-    device_id,
-    city,
-    state,
-    status,
-    raw_event_ts,
-    raw_amount,
-    raw_transaction_type,
-    raw_channel
-from triaged
+{{ triaged_select([
+    'transaction_id',
+    'account_id',
+    'customer_id',
+    'event_ts',
+    'transaction_type',
+    'channel',
+    'direction',
+    'amount_brl',
+    'counterparty_key',
+    'merchant_category_code',
+    'device_id',
+    'city',
+    'state',
+    'status',
+    'raw_event_ts',
+    'raw_amount',
+    'raw_transaction_type',
+    'raw_channel'
+]) }}

@@ -44,8 +44,8 @@ from python_jobs.assistant.intents import (
     match_question,
     screen_question,
 )
+from python_jobs.assistant.llm import Completion, Provider
 from python_jobs.assistant.prompting import clean_text, data_block, render_prompt
-from python_jobs.assistant.providers import Completion, Provider
 from python_jobs.assistant.reading import fmt_value, read_intent, read_rows
 from python_jobs.assistant.schema_context import SchemaContext, load_schema_context
 from python_jobs.assistant.warehouse import QueryResult, QueryTimeout, Warehouse, make_warehouse

@@ -2,21 +2,27 @@
 
 One request shape for every model Bedrock serves: the system prompt as a system block, the
 user text as one user message, `inferenceConfig` for length and temperature, and the
-deployment's guardrail (`guardrailConfig`) when one is configured. botocore's own retries are
-switched off so that throttling is retried here, with a backoff the tests can see; every
-call logs its token usage.
+deployment's guardrail (`guardrailConfig`) when one is configured. Every call logs its token
+usage.
+
+Retries are python_jobs/retry.py's, not botocore's (whose retries are switched off on this
+client, or the two would multiply): botocore's standard mode does not retry
+ModelTimeoutException, and here every retry is logged with its error code and waits the
+deterministic, configurable backoff the tests assert ($BANKLAKE_BEDROCK_MAX_ATTEMPTS).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from python_jobs.assistant.providers import Completion, ProviderError, RetryPolicy
+from python_jobs.assistant.llm import Completion, ProviderError
+from python_jobs.aws.clients import aws_client, error_code
+from python_jobs.environment import aws_profile, aws_region, environment, parsed, require
+from python_jobs.retry import RetryPolicy, retry_call
 
 log = logging.getLogger("banklake.assistant")
 
@@ -32,6 +38,8 @@ RETRYABLE = frozenset(
     }
 )
 
+_MISSING = "the bedrock provider needs these environment variables:"
+_REGION_EXAMPLE = "a region with model access"
 _REQUIRED = {
     "BANKLAKE_BEDROCK_MODEL_ID": "model id or inference profile (id or ARN), e.g. "
     "us.anthropic.claude-3-5-haiku-20241022-v1:0",
@@ -59,37 +67,27 @@ class BedrockConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BedrockConfig:
-        env = os.environ if env is None else env
-        missing = [f"  {name}: {what}" for name, what in _REQUIRED.items() if not env.get(name)]
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        if not region:
-            missing.append("  AWS_REGION (or AWS_DEFAULT_REGION): a region with model access")
-        if missing:
-            raise ProviderError(
-                "the bedrock provider needs these environment variables:\n" + "\n".join(missing)
-            )
-        try:
-            attempts = int(env.get("BANKLAKE_BEDROCK_MAX_ATTEMPTS", "5"))
-        except ValueError as error:
-            raise ProviderError(f"BANKLAKE_BEDROCK_MAX_ATTEMPTS: {error}") from None
+        env = environment(env)
+        require(env, _REQUIRED, error=ProviderError, heading=_MISSING, region=_REGION_EXAMPLE)
+        attempts = parsed(env, "BANKLAKE_BEDROCK_MAX_ATTEMPTS", "5", int, error=ProviderError)
         return cls(
             model_id=env["BANKLAKE_BEDROCK_MODEL_ID"],
-            region=region,
+            region=aws_region(env) or "",  # require() refused an environment without one
             guardrail_id=env.get("BANKLAKE_BEDROCK_GUARDRAIL_ID") or None,
             guardrail_version=env.get("BANKLAKE_BEDROCK_GUARDRAIL_VERSION") or None,
-            profile=env.get("BANKLAKE_AWS_PROFILE") or None,
+            profile=aws_profile(env),
             retry=RetryPolicy(max_attempts=attempts),
         )
 
 
 def make_client(config: BedrockConfig) -> Any:
     """A bedrock-runtime client with botocore's retries off (this module retries)."""
-    import boto3
     from botocore.config import Config
 
-    session = boto3.Session(profile_name=config.profile, region_name=config.region)
-    return session.client(
+    return aws_client(
         "bedrock-runtime",
+        region=config.region,
+        profile=config.profile,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120),
     )
 
@@ -141,29 +139,36 @@ class BedrockProvider:
 
         request = self.request(system, user, max_tokens=max_tokens, temperature=temperature)
         retry = self.config.retry
-        for attempt in range(1, retry.max_attempts + 1):
-            try:
-                response = self.client.converse(**request)
-                break
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                message = error.response.get("Error", {}).get("Message", "")
-                if code in RETRYABLE and attempt < retry.max_attempts:
-                    delay = retry.delay(attempt)
-                    log.warning(
-                        "bedrock converse %s (attempt %d of %d); retrying in %.1f s",
-                        code,
-                        attempt,
-                        retry.max_attempts,
-                        delay,
-                    )
-                    self._sleep(delay)
-                    continue
-                tries = f" after {attempt} attempts" if code in RETRYABLE else ""
-                detail = f"{code}: {message}" if message else code or str(error)
-                raise ProviderError(f"bedrock converse failed{tries}: {detail}") from error
-            except BotoCoreError as error:
-                raise ProviderError(f"bedrock converse could not be called: {error}") from error
+
+        def wait_for(error: Exception, delay: float) -> float | None:
+            retryable = isinstance(error, ClientError) and error_code(error) in RETRYABLE
+            return delay if retryable else None
+
+        def on_retry(error: Exception, attempt: int, delay: float) -> None:
+            log.warning(
+                "bedrock converse %s (attempt %d of %d); retrying in %.1f s",
+                error_code(error),
+                attempt,
+                retry.max_attempts,
+                delay,
+            )
+
+        try:
+            response = retry_call(
+                lambda: self.client.converse(**request),
+                retry,
+                wait_for=wait_for,
+                on_retry=on_retry,
+                sleep=self._sleep,
+            )
+        except ClientError as error:
+            code = error_code(error)
+            message = error.response.get("Error", {}).get("Message", "")
+            tries = f" after {retry.max_attempts} attempts" if code in RETRYABLE else ""
+            detail = f"{code}: {message}" if message else code or str(error)
+            raise ProviderError(f"bedrock converse failed{tries}: {detail}") from error
+        except BotoCoreError as error:
+            raise ProviderError(f"bedrock converse could not be called: {error}") from error
         return self._completion(response)
 
     def _completion(self, response: Mapping[str, Any]) -> Completion:

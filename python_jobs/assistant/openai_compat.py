@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from python_jobs.assistant.providers import Completion, ProviderError, RetryPolicy
+from python_jobs.assistant.llm import Completion, ProviderError
+from python_jobs.environment import environment, parsed, require
+from python_jobs.retry import RetryPolicy, retry_call
 
 log = logging.getLogger("banklake.assistant")
 
@@ -34,6 +35,7 @@ _STOP_REASONS = {
     "tool_calls": "tool_use",
 }
 
+_MISSING = "the openai provider needs these environment variables:"
 _REQUIRED = {
     "BANKLAKE_OPENAI_BASE_URL": "the endpoint's base URL, e.g. http://127.0.0.1:11434/v1 (Ollama)",
     "BANKLAKE_OPENAI_MODEL": "the model name the endpoint serves, e.g. qwen2.5-coder:7b",
@@ -61,16 +63,9 @@ class OpenAICompatConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OpenAICompatConfig:
-        env = os.environ if env is None else env
-        missing = [f"  {name}: {what}" for name, what in _REQUIRED.items() if not env.get(name)]
-        if missing:
-            raise ProviderError(
-                "the openai provider needs these environment variables:\n" + "\n".join(missing)
-            )
-        try:
-            timeout = float(env.get("BANKLAKE_OPENAI_TIMEOUT", "120"))
-        except ValueError as error:
-            raise ProviderError(f"BANKLAKE_OPENAI_TIMEOUT: {error}") from None
+        env = environment(env)
+        require(env, _REQUIRED, error=ProviderError, heading=_MISSING)
+        timeout = parsed(env, "BANKLAKE_OPENAI_TIMEOUT", "120", float, error=ProviderError)
         return cls(
             base_url=env["BANKLAKE_OPENAI_BASE_URL"],
             model=env["BANKLAKE_OPENAI_MODEL"],
@@ -115,36 +110,42 @@ class OpenAICompatProvider:
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         retry = self.config.retry
-        for attempt in range(1, retry.max_attempts + 1):
+
+        def post() -> Any:
             request = urllib.request.Request(
                 self.config.url, data=body, headers=headers, method="POST"
             )
-            try:
-                with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                    answer = json.loads(response.read().decode("utf-8"))
-                break
-            except urllib.error.HTTPError as error:
-                detail = error.read(500).decode("utf-8", "replace").strip()
-                if error.code in RETRYABLE_STATUS and attempt < retry.max_attempts:
-                    delay = _retry_after(error.headers.get("Retry-After"), retry.delay(attempt))
-                    log.warning(
-                        "openai-compatible endpoint answered %d (attempt %d of %d); "
-                        "retrying in %.1f s",
-                        error.code,
-                        attempt,
-                        retry.max_attempts,
-                        delay,
-                    )
-                    self._sleep(delay)
-                    continue
-                raise ProviderError(
-                    f"{self.config.url} answered HTTP {error.code}: {detail[:300]}"
-                ) from None
-            except (urllib.error.URLError, TimeoutError, OSError) as error:
-                reason = getattr(error, "reason", error)
-                raise ProviderError(f"{self.config.url} could not be reached: {reason}") from None
-            except json.JSONDecodeError as error:
-                raise ProviderError(f"{self.config.url} did not answer JSON: {error}") from None
+            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+                return json.loads(response.read().decode("utf-8"))
+
+        def wait_for(error: Exception, delay: float) -> float | None:
+            if isinstance(error, urllib.error.HTTPError) and error.code in RETRYABLE_STATUS:
+                return _retry_after(error.headers.get("Retry-After"), delay)
+            return None
+
+        def on_retry(error: Exception, attempt: int, delay: float) -> None:
+            log.warning(
+                "openai-compatible endpoint answered %d (attempt %d of %d); retrying in %.1f s",
+                getattr(error, "code", 0),
+                attempt,
+                retry.max_attempts,
+                delay,
+            )
+
+        try:
+            answer = retry_call(
+                post, retry, wait_for=wait_for, on_retry=on_retry, sleep=self._sleep
+            )
+        except urllib.error.HTTPError as error:
+            detail = error.read(500).decode("utf-8", "replace").strip()
+            raise ProviderError(
+                f"{self.config.url} answered HTTP {error.code}: {detail[:300]}"
+            ) from None
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ProviderError(f"{self.config.url} could not be reached: {reason}") from None
+        except json.JSONDecodeError as error:
+            raise ProviderError(f"{self.config.url} did not answer JSON: {error}") from None
         return self._completion(answer)
 
     def _completion(self, answer: Mapping[str, Any]) -> Completion:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
-from python_jobs.assistant.providers import load_prompt
-
+PROMPTS_DIR = Path(__file__).parent / "prompts"
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _CONTROL = re.compile(
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
@@ -37,6 +37,14 @@ def data_block(tag: str, text: object, *, max_chars: int = 20_000) -> str:
         raise ValueError(f"data tag must be lowercase letters and underscores, got {tag!r}")
     body = html.escape(clean_text(text, max_chars=max_chars), quote=False)
     return f"<{tag}>\n{body}\n</{tag}>"
+
+
+def load_prompt(name: str) -> str:
+    """Prompts are versioned text files beside this module, never strings in code."""
+    path = PROMPTS_DIR / f"{name}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"prompt {name!r} not found: {path}")
+    return path.read_text(encoding="utf-8")
 
 
 def render_prompt(name: str, **values: str) -> str:

@@ -22,7 +22,8 @@ the facts are computed once, rounded once (ROUNDING) and written next to the rep
   else the latest one before D, else "no monitoring yet".
 
 Text values that come from the data (merchant and terminal ids) are cut to a short length
-and stripped of control characters: they may end up in a prompt (report.py delimits them).
+and stripped of control characters: they may end up in a prompt (report_narrative.py
+delimits them).
 Counterparties that identify a person (PIX keys, bank accounts) are left out altogether:
 only a card payment's merchant or terminal is shown.
 
@@ -774,16 +775,11 @@ class S3Monitoring:
         return f"s3://{self.bucket}/{self.prefix}"
 
     def days(self) -> list[str]:
-        found = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                name = item["Key"][len(self.prefix) :]
-                if _REPORT_NAME.fullmatch(name):
-                    found.append(name.removesuffix(".json"))
-        return found
+        from python_jobs.aws.s3 import list_objects
+
+        listed = list_objects(self.client, self.bucket, self.prefix)
+        names = (obj["Key"][len(self.prefix) :] for obj in listed)
+        return [name.removesuffix(".json") for name in names if _REPORT_NAME.fullmatch(name)]
 
     def read(self, day: str) -> dict[str, Any]:
         answer = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}{day}.json")
@@ -816,14 +812,15 @@ def monitoring_for(
     raw_dir = env.get("BANKLAKE_S3_RAW_DIR")
     if not raw_dir:
         return NoMonitoring()
-    from python_jobs.aws.s3_ingest import S3Location, make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
+    from python_jobs.aws.s3_location import S3Location
 
     try:
         home = S3Location.parse(raw_dir)
     except ValueError as error:
         raise ValueError(f"BANKLAKE_S3_RAW_DIR={raw_dir!r}: {error}") from None
     client = make_s3_client(env) if s3 is None else s3
-    return S3Monitoring(home.bucket, home.key("monitoring/"), client)
+    return S3Monitoring(home.bucket, home.monitoring_prefix, client)
 
 
 def model_health_facts(

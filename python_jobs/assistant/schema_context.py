@@ -17,6 +17,7 @@ columns are not shown to the model, and the guard refuses them by name.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -30,6 +31,9 @@ from python_jobs.dbt_runner import PROJECT_DIR
 
 TARGET_DIR_ENV = "BANKLAKE_DBT_TARGET_PATH"
 CURATED_LAYER = "curated"
+# A column whose values a seed lists (a relationships test to the seed) is described by those
+# values when there are at most this many: the model cannot query the reference tables.
+MAX_LISTED_VALUES = 20
 
 # name, cpf, e-mail, phone, address, PIX key: as a whole word of a snake_case column name
 _PII_NAME = re.compile(
@@ -137,7 +141,12 @@ def schema_context_from(
         and node.get("config", {}).get("enabled", True)
         and (project is None or node.get("package_name") == project)
     }
-    tests = _tests_by_model(nodes, curated.keys())
+    seeds = {
+        node["name"]: Path(node.get("root_path") or PROJECT_DIR) / node["original_file_path"]
+        for node in nodes.values()
+        if node.get("resource_type") == "seed" and node.get("original_file_path")
+    }
+    tests = _tests_by_model(nodes, curated.keys(), seeds)
     catalog_nodes = (catalog or {}).get("nodes", {})
     relations = []
     for unique_id, node in sorted(curated.items(), key=lambda item: item[1]["name"]):
@@ -185,7 +194,9 @@ def _relation(
     )
 
 
-def _tests_by_model(nodes: Mapping[str, Any], models: Any) -> dict[str, dict[str, list[str]]]:
+def _tests_by_model(
+    nodes: Mapping[str, Any], models: Any, seeds: Mapping[str, Path] | None = None
+) -> dict[str, dict[str, list[str]]]:
     """model unique_id -> column name ('' for the model) -> readable test descriptions.
     Tests on withheld columns are dropped with their column later (they name it)."""
     wanted = set(models)
@@ -194,7 +205,7 @@ def _tests_by_model(nodes: Mapping[str, Any], models: Any) -> dict[str, dict[str
         if node.get("resource_type") != "test" or node.get("attached_node") not in wanted:
             continue
         metadata = node.get("test_metadata") or {}
-        text = _describe_test(metadata.get("name", ""), metadata.get("kwargs", {}))
+        text = _describe_test(metadata.get("name", ""), metadata.get("kwargs", {}), seeds or {})
         if not text:
             continue
         column = node.get("column_name") or ""
@@ -207,7 +218,7 @@ def _tests_by_model(nodes: Mapping[str, Any], models: Any) -> dict[str, dict[str
     return found
 
 
-def _describe_test(name: str, kwargs: Mapping[str, Any]) -> str:
+def _describe_test(name: str, kwargs: Mapping[str, Any], seeds: Mapping[str, Path]) -> str:
     arguments = kwargs.get("arguments") or kwargs
     if name in {"unique", "not_null"}:
         return name.replace("_", " ")
@@ -222,7 +233,11 @@ def _describe_test(name: str, kwargs: Mapping[str, Any]) -> str:
     if name == "relationships":
         target = str(arguments.get("to", ""))
         match = re.search(r"ref\(['\"](\w+)['\"]\)", target)
-        return f"references {match.group(1) if match else target}.{arguments.get('field', '')}"
+        field = str(arguments.get("field", ""))
+        values = _seed_values(seeds.get(match.group(1)) if match else None, field)
+        if values:  # the accepted codes a seed holds (account types, segments, ...)
+            return "one of " + ", ".join(values)
+        return f"references {match.group(1) if match else target}.{field}"
     if name == "unique_combination_of_columns":
         return "unique key: " + ", ".join(arguments.get("combination_of_columns") or [])
     if name == "no_pii_in_clear":
@@ -233,3 +248,15 @@ def _describe_test(name: str, kwargs: Mapping[str, Any]) -> str:
             return ""
         return f"always true: {' '.join(expression.split())}"
     return ""
+
+
+def _seed_values(path: Path | None, column: str) -> list[str] | None:
+    """The values of a seed's column in file order, or None: no such seed file or column, or
+    more than MAX_LISTED_VALUES of them."""
+    if path is None or not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        values = [row.get(column) for row in csv.DictReader(handle)]
+    if not values or None in values or len(values) > MAX_LISTED_VALUES:
+        return None
+    return [str(value) for value in values]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from python_jobs.assistant.ask import ask, open_assistant, render_answer
-from python_jobs.assistant.providers import OfflineProvider
+from python_jobs.assistant.llm import OfflineProvider
 from python_jobs.assistant.report import ReportResult, write_daily_report
 from python_jobs.lake.layout import Lake
 

@@ -8,7 +8,9 @@ templates/feature_words.csv. A test checks both cover every model feature.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 from python_jobs.assistant.formatting import TEMPLATES_DIR
 from python_jobs.dbt_runner import PROJECT_DIR
@@ -49,3 +51,8 @@ def feature_label(feature: str, lang: str, fallback: str | None = None) -> str:
 
 def reason_code(feature: str) -> str:
     return reason_codes().get(feature, {}).get("reason_code", feature.upper())
+
+
+def reason_words(reason: Mapping[str, Any], lang: str) -> str:
+    """A score reason (a feature, with the seed's description as the fallback) in words."""
+    return feature_label(reason["feature"], lang, fallback=reason.get("description"))

@@ -20,11 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
 from python_jobs.lake.layout import Lake
+
+if TYPE_CHECKING:  # boto3 and the Athena runner load only for the athena target
+    from python_jobs.aws.athena import AthenaRunner
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_FETCH_ROWS = 10_000
@@ -47,6 +50,36 @@ class Warehouse(Protocol):
     dialect: str  # sqlglot dialect name: "duckdb" or "athena"
 
     def query(self, sql: str) -> QueryResult: ...
+
+
+@dataclass
+class MeteredWarehouse:
+    """A warehouse that counts what the facts cost: Athena bills each query for the bytes
+    it scans (at least 10 MB), and the daily report in production should say what it
+    spent, as `banklake summary --target athena` does."""
+
+    warehouse: Warehouse
+    queries: int = 0
+    bytes_scanned: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def dialect(self) -> str:
+        return self.warehouse.dialect
+
+    @property
+    def curated_schema(self) -> str:
+        return getattr(self.warehouse, "curated_schema", "curated")
+
+    def query(self, sql: str) -> QueryResult:
+        result = self.warehouse.query(sql)
+        self.queries += 1
+        if result.bytes_scanned is not None:
+            from python_jobs.aws.athena import query_cost_usd
+
+            self.bytes_scanned += result.bytes_scanned
+            self.cost_usd += query_cost_usd(result.bytes_scanned)
+        return result
 
 
 def open_readonly(
@@ -152,12 +185,12 @@ class AthenaWarehouse:
 
     def __init__(
         self,
-        runner: Any,
+        runner: AthenaRunner,
         curated_database: str,
         *,
         max_rows: int = DEFAULT_FETCH_ROWS,
     ) -> None:
-        self.runner = runner  # python_jobs.aws.athena.AthenaRunner
+        self.runner = runner
         self.curated_schema = curated_database
         self.max_rows = max_rows
 
@@ -193,48 +226,16 @@ class AthenaWarehouse:
         return cls(AthenaRunner(client, config), f"{config.schema}_curated")
 
     def query(self, sql: str) -> QueryResult:
-        query_id = self.runner.start(sql, self.curated_schema)
-        try:
-            execution = self.runner.wait(query_id)
-        except KeyboardInterrupt:
-            self.runner.client.stop_query_execution(QueryExecutionId=query_id)
-            raise
-        columns, rows, truncated = self._fetch(query_id)
-        scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
-        return QueryResult(columns, rows, truncated, int(scanned) if scanned is not None else None)
-
-    def _fetch(self, query_id: str) -> tuple[list[str], list[tuple[Any, ...]], bool]:
-        columns: list[str] = []
-        types: list[str] = []
-        rows: list[tuple[Any, ...]] = []
-        token: str | None = None
-        first_page = True
-        while True:
-            kwargs: dict[str, Any] = {"QueryExecutionId": query_id, "MaxResults": 1000}
-            if token:
-                kwargs["NextToken"] = token
-            page = self.runner.client.get_query_results(**kwargs)
-            result_set = page["ResultSet"]
-            if first_page:
-                info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
-                columns = [column["Name"] for column in info]
-                types = [column.get("Type", "varchar") for column in info]
-            texts = [
-                [datum.get("VarCharValue") for datum in row.get("Data", [])]
-                for row in result_set.get("Rows", [])
-            ]
-            if first_page and texts and texts[0] == columns:
-                texts = texts[1:]  # a SELECT's first row repeats the header
-            first_page = False
-            rows.extend(
-                tuple(_athena_value(value, kind) for value, kind in zip(row, types, strict=False))
-                for row in texts
+        """Runs `sql` in the curated database (the runner starts, polls and pages it, and
+        stops it when interrupted); values typed by their Athena column types."""
+        result = self.runner.run(sql, database=self.curated_schema, max_rows=self.max_rows)
+        rows = [
+            tuple(
+                _athena_value(value, kind) for value, kind in zip(row, result.types, strict=False)
             )
-            token = page.get("NextToken")
-            if len(rows) > self.max_rows:
-                return columns, rows[: self.max_rows], True
-            if not token:
-                return columns, rows, False
+            for row in result.rows
+        ]
+        return QueryResult(result.columns, rows, result.truncated, result.bytes_scanned)
 
 
 def make_warehouse(target: str, lake: Lake) -> DuckDBWarehouse | AthenaWarehouse:

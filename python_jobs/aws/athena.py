@@ -3,18 +3,24 @@ query cost.
 
 Athena is asynchronous: a query is started, then polled until it ends. Polling backs off
 exponentially (a short query answers in a second, a long one should not cost hundreds of API
-calls), a throttled poll is just a longer wait, and a FAILED or CANCELLED query raises with
-Athena's own reason, so the user sees "COLUMN_NOT_FOUND: ..." rather than a state name.
+calls; python_jobs/retry.py's poll), a throttled poll is just a longer wait, and a FAILED or
+CANCELLED query raises with Athena's own reason, so the user sees "COLUMN_NOT_FOUND: ..."
+rather than a state name. Results are read page by page (`fetch`), as Athena's text values
+with each column's type: `banklake athena query` prints the text, the assistant's warehouse
+converts it by type.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from python_jobs.aws.clients import aws_client, error_code
+from python_jobs.environment import aws_profile, aws_region, environment, parsed, require
+from python_jobs.retry import Polling, PollTimeout, poll
 
 # Athena's on-demand price: $5 per TB scanned, each query billed for at least 10 MB and
 # rounded up to the next MB. AWS bills data in binary units (1 MB = 2**20 bytes).
@@ -88,39 +94,40 @@ class AthenaConfig:
     def from_env(
         cls, env: Mapping[str, str] | None = None, *, need_raw_location: bool = False
     ) -> AthenaConfig:
-        env = os.environ if env is None else env
-        required = {**_REQUIRED, **(_RAW_REQUIRED if need_raw_location else {})}
-        missing = [f"  {name}: {what}" for name, what in required.items() if not env.get(name)]
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        if not region:
-            missing.append("  AWS_REGION (or AWS_DEFAULT_REGION): e.g. sa-east-1")
-        if missing:
-            raise AthenaConfigError(
-                "set these environment variables (README, 'Run on AWS'):\n" + "\n".join(missing)
-            )
-        try:
-            first_year = int(env.get("BANKLAKE_RAW_FIRST_YEAR", "2020"))
-        except ValueError as error:
-            raise AthenaConfigError(f"BANKLAKE_RAW_FIRST_YEAR: {error}") from None
+        env = environment(env)
+        require(
+            env,
+            {**_REQUIRED, **(_RAW_REQUIRED if need_raw_location else {})},
+            error=AthenaConfigError,
+            heading="set these environment variables (README, 'Run on AWS'):",
+            region="e.g. sa-east-1",
+        )
+        first_year = parsed(env, "BANKLAKE_RAW_FIRST_YEAR", "2020", int, error=AthenaConfigError)
         return cls(
-            region=region,
+            region=aws_region(env) or "",  # require() refused an environment without one
             work_group=env["BANKLAKE_ATHENA_WORKGROUP"],
             staging_dir=env["BANKLAKE_ATHENA_STAGING_DIR"],
             schema=env.get("BANKLAKE_ATHENA_SCHEMA") or "banklake",
             raw_database=env.get("BANKLAKE_ATHENA_RAW_DATABASE", ""),
             raw_location=env.get("BANKLAKE_S3_RAW_DIR") or None,
             first_raw_year=first_year,
-            profile=env.get("BANKLAKE_AWS_PROFILE") or None,
+            profile=aws_profile(env),
         )
 
 
 def make_client(config: AthenaConfig) -> Any:
-    """A boto3 Athena client for the configured profile and region (AWS_ENDPOINT_URL, when
-    set, is honoured by boto3 itself)."""
-    import boto3
+    """A boto3 Athena client for the configured profile and region (python_jobs/aws/clients.py:
+    botocore's standard retries; AWS_ENDPOINT_URL, when set, is honoured by boto3 itself)."""
+    return aws_client("athena", region=config.region, profile=config.profile)
 
-    session = boto3.Session(profile_name=config.profile, region_name=config.region)
-    return session.client("athena")
+
+def runner_from_env(
+    env: Mapping[str, str] | None = None, *, need_raw_location: bool = False
+) -> AthenaRunner:
+    """What the CLI's Athena commands run with: the configuration from the environment
+    (AthenaConfig.from_env) and a client for it; the config is `runner.config`."""
+    config = AthenaConfig.from_env(env, need_raw_location=need_raw_location)
+    return AthenaRunner(make_client(config), config)
 
 
 def billed_bytes(bytes_scanned: int) -> int:
@@ -133,21 +140,19 @@ def query_cost_usd(bytes_scanned: int) -> float:
     return billed_bytes(bytes_scanned) / _TB * PRICE_PER_TB_USD
 
 
+# How long Athena queries are polled: 0.5 s, doubling up to 10 s between polls, an hour in all.
+POLLING = Polling(initial=0.5, factor=2.0, maximum=10.0, timeout=3600.0)
+
+
 @dataclass(frozen=True)
-class Backoff:
-    """Polling delays: initial, initial * factor, ... capped at `maximum` seconds, for at
-    most `timeout` seconds in all."""
+class Rows:
+    """Query results as Athena returns them: text values (None for null), with each column's
+    Athena type; `truncated` when more rows existed than were read."""
 
-    initial: float = 0.5
-    factor: float = 2.0
-    maximum: float = 10.0
-    timeout: float = 3600.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay
-            delay = min(delay * self.factor, self.maximum)
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[str | None, ...]]
+    truncated: bool = False
 
 
 @dataclass
@@ -158,6 +163,7 @@ class QueryResult:
     bytes_scanned: int
     engine_ms: int
     truncated: bool = False
+    types: list[str] = field(default_factory=list)  # Athena's type of each column
 
     @property
     def cost_usd(self) -> float:
@@ -173,13 +179,13 @@ class AthenaRunner:
         client: Any,
         config: AthenaConfig,
         *,
-        backoff: Backoff | None = None,
+        backoff: Polling = POLLING,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.config = config
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff
         self._sleep = sleep
         self._clock = clock
 
@@ -198,35 +204,39 @@ class AthenaRunner:
     def wait(self, query_id: str) -> dict[str, Any]:
         """Polls until the query ends; returns its QueryExecution. Raises AthenaQueryFailed
         for FAILED or CANCELLED, and stops the query when it outlives the backoff timeout."""
+        try:
+            return poll(
+                lambda: self._finished(query_id), self.backoff, sleep=self._sleep, clock=self._clock
+            )
+        except PollTimeout:
+            self.client.stop_query_execution(QueryExecutionId=query_id)
+            raise AthenaQueryFailed(
+                query_id, "TIMED OUT", f"still running after {self.backoff.timeout:.0f} s"
+            ) from None
+
+    def _finished(self, query_id: str) -> dict[str, Any] | None:
+        """The QueryExecution of a query that SUCCEEDED, None while it runs (or the poll was
+        throttled: the query is still there, the next poll is only later); raises for FAILED
+        or CANCELLED."""
         from botocore.exceptions import ClientError
 
-        deadline = self._clock() + self.backoff.timeout
-        for delay in self.backoff.delays():
-            try:
-                execution = self.client.get_query_execution(QueryExecutionId=query_id)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in _THROTTLED:
-                    raise
-                execution = None  # throttled: the query is still there, wait longer
-            if execution is not None:
-                query = execution["QueryExecution"]
-                status = query["Status"]
-                state = status["State"]
-                if state == "SUCCEEDED":
-                    return query
-                if state in {"FAILED", "CANCELLED"}:
-                    raise AthenaQueryFailed(query_id, state, _failure_reason(status))
-            if self._clock() + delay > deadline:
-                self.client.stop_query_execution(QueryExecutionId=query_id)
-                raise AthenaQueryFailed(
-                    query_id, "TIMED OUT", f"still running after {self.backoff.timeout:.0f} s"
-                )
-            self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - delays() never ends
+        try:
+            execution = self.client.get_query_execution(QueryExecutionId=query_id)
+        except ClientError as error:
+            if error_code(error) not in _THROTTLED:
+                raise
+            return None
+        query = execution["QueryExecution"]
+        status = query["Status"]
+        state = status["State"]
+        if state in {"FAILED", "CANCELLED"}:
+            raise AthenaQueryFailed(query_id, state, _failure_reason(status))
+        return query if state == "SUCCEEDED" else None
 
-    def fetch(self, query_id: str, max_rows: int) -> tuple[list[str], list[tuple], bool]:
-        """Column names and up to max_rows rows (as Athena's text values; None for null)."""
+    def fetch(self, query_id: str, max_rows: int) -> Rows:
+        """Column names and types, and up to max_rows rows, page by page."""
         columns: list[str] = []
+        types: list[str] = []
         rows: list[tuple[str | None, ...]] = []
         token: str | None = None
         first_page = True
@@ -239,6 +249,7 @@ class AthenaRunner:
             if first_page:
                 info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
                 columns = [column["Name"] for column in info]
+                types = [column.get("Type", "varchar") for column in info]
             page_rows = [
                 tuple(datum.get("VarCharValue") for datum in row.get("Data", []))
                 for row in result_set.get("Rows", [])
@@ -249,9 +260,9 @@ class AthenaRunner:
             rows.extend(page_rows)
             token = page.get("NextToken")
             if len(rows) > max_rows:
-                return columns, rows[:max_rows], True
+                return Rows(columns, types, rows[:max_rows], truncated=True)
             if not token:
-                return columns, rows, False
+                return Rows(columns, types, rows)
 
     def run(
         self, sql: str, *, database: str | None = None, max_rows: int | None = 100
@@ -265,18 +276,15 @@ class AthenaRunner:
             self.client.stop_query_execution(QueryExecutionId=query_id)
             raise
         statistics = query.get("Statistics", {})
-        columns: list[str] = []
-        rows: list[tuple] = []
-        truncated = False
-        if max_rows is not None:
-            columns, rows, truncated = self.fetch(query_id, max_rows)
+        rows = self.fetch(query_id, max_rows) if max_rows is not None else Rows([], [], [])
         return QueryResult(
             query_id=query_id,
-            columns=columns,
-            rows=rows,
+            columns=rows.columns,
+            rows=rows.rows,
             bytes_scanned=int(statistics.get("DataScannedInBytes", 0)),
             engine_ms=int(statistics.get("EngineExecutionTimeInMillis", 0)),
-            truncated=truncated,
+            truncated=rows.truncated,
+            types=rows.types,
         )
 
 

@@ -5,7 +5,7 @@ DuckDB file.
 1. The champion is loaded first (ml/artifacts.py refuses a model whose feature list is not
    ml/features.py's FEATURES), so nothing is queried for a model that could not score.
 2. If the day's scores are already on S3 (`processed/fraud_scores/score_date=D/`), nothing
-   is done: scores on S3 are never replaced by a re-run (python_jobs/aws/s3_ingest.py), which
+   is done: scores on S3 are never replaced by a re-run (python_jobs/ingest/policy.py), which
    also makes a retried Score state of the daily pipeline harmless.
 3. The table's columns are checked against the feature contract (Athena GetTableMetadata):
    a missing column is named before any byte is scanned.
@@ -17,11 +17,11 @@ DuckDB file.
    manifest to the work group's results location, not here: every object under the prefix
    is a data file.
 5. The files are downloaded and read with pyarrow into load_features' frame (contract order,
-   string keys, float64 features, timestamps as naive datetime64[us]: Athena may write
+   string keys, float32 features, timestamps as naive datetime64[us]: Athena may write
    timestamps as INT96 or INT64 and may mark them UTC-adjusted, all normalized here).
 6. The frame is scored by ml.score.score_features, the write path of `banklake score`
-   (same file, same schema), then uploaded by s3_ingest.ingest(scores=True) for that day
-   only: SHA-256, skip identical, conditional writes, never replace.
+   (same file, same schema), then uploaded by python_jobs.ingest's ingest(kind="scores") for
+   that day only: SHA-256, skip identical, conditional writes, never replace.
 7. After success the unload prefix is deleted; after a failure it is left for inspection
    (the stack's lifecycle rule on unload/ expires it).
 
@@ -46,16 +46,19 @@ import pandas as pd
 from ml.artifacts import load_champion
 from ml.dataset import (
     CONTRACT_COLUMNS,
-    STRING_KEYS,
     FeatureContractError,
     FeaturesUnavailableError,
     check_contract,
     normalize_frame,
+    select_expression,
 )
 from ml.layout import MlLayout
 from ml.score import ScoreResult, score_features
 from python_jobs.aws.athena import DATA_CATALOG, AthenaConfig, AthenaRunner, QueryResult
-from python_jobs.aws.s3_ingest import S3Location, ingest
+from python_jobs.aws.clients import error_code
+from python_jobs.aws.s3 import list_objects
+from python_jobs.aws.s3_location import S3Location
+from python_jobs.ingest import ingest
 from python_jobs.lake.layout import Lake
 
 Say = Callable[[str], None]
@@ -118,21 +121,12 @@ def unload_location(destination: S3Location, day: date, run_id: str) -> UnloadLo
     )
 
 
-def _select_expression(column: str) -> str:
-    """The column as ml/dataset.load_features reads it from DuckDB, in Athena SQL."""
-    if column in STRING_KEYS or column == "label_scenario":
-        return f"cast({column} as varchar) as {column}"
-    if column in ("event_ts", "label_reported_at"):
-        return f"cast({column} as timestamp(3)) as {column}"
-    if column == "event_date":
-        return "cast(event_date as date) as event_date"
-    if column == "label_is_fraud":
-        return "coalesce(cast(label_is_fraud as boolean), false) as label_is_fraud"
-    return f"cast({column} as double) as {column}"  # amount_brl and every feature
-
-
 def select_sql(database: str, day: date) -> str:
-    columns = ",\n    ".join(_select_expression(c) for c in CONTRACT_COLUMNS)
+    """The day's rows as ml/dataset.load_features reads them from DuckDB: its very
+    select_expression, timestamps as timestamp(3)."""
+    columns = ",\n    ".join(
+        select_expression(c, timestamp="timestamp(3)") for c in CONTRACT_COLUMNS
+    )
     return (
         f'select\n    {columns}\nfrom "{database}"."{FEATURES_TABLE}"\n'
         f"where event_date = date '{day.isoformat()}'"
@@ -156,8 +150,7 @@ def check_table_columns(athena: Any, database: str) -> None:
             CatalogName=DATA_CATALOG, DatabaseName=database, TableName=FEATURES_TABLE
         )["TableMetadata"]
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "MetadataException":
+        if error_code(error) == "MetadataException":
             raise FeaturesUnavailableError(
                 f"{database}.{FEATURES_TABLE} is not in the Glue catalog ({error}): build it "
                 "with `dbt build --target athena` first"
@@ -172,10 +165,7 @@ def check_table_columns(athena: Any, database: str) -> None:
 
 
 def _list_keys(s3: Any, location: UnloadLocation) -> list[tuple[str, int]]:
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=location.bucket, Prefix=location.prefix
-    )
-    return sorted((o["Key"], o["Size"]) for page in pages for o in page.get("Contents", []))
+    return sorted((o["Key"], o["Size"]) for o in list_objects(s3, location.bucket, location.prefix))
 
 
 def unload_features(
@@ -245,8 +235,7 @@ def delete_unloaded(s3: Any, location: UnloadLocation) -> int:
 
 def scores_on_s3(s3: Any, destination: S3Location, day: date) -> list[str]:
     prefix = f"{destination.scores_prefix}score_date={day.isoformat()}/"
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=destination.bucket, Prefix=prefix)
-    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    keys = [o["Key"] for o in list_objects(s3, destination.bucket, prefix)]
     return [key for key in keys if key.endswith(".parquet")]
 
 
@@ -301,7 +290,7 @@ def score_on_athena(
         result = score_features(layout, model, day, frame, now=now)
         uploaded = 0
         if upload:
-            report = ingest(lake, destination, scores=True, days=[day], s3=s3, say=say)
+            report = ingest(lake, destination, kind="scores", days=[day], s3=s3, say=say)
             uploaded = len(report.uploaded)
     except Exception:
         say(f"  the unloaded files stay in {location.url} for inspection")
@@ -313,9 +302,8 @@ def score_on_athena(
 
 def score_on_athena_job(lake: Lake, day: date, *, say: Say = print) -> AthenaScoreResult:
     """The CLI's entry: configuration from the environment (README, 'Run on AWS')."""
-    from python_jobs.aws.athena import make_client
-    from python_jobs.aws.s3_ingest import make_s3_client
+    from python_jobs.aws.athena import runner_from_env
+    from python_jobs.aws.s3 import make_s3_client
 
-    config = AthenaConfig.from_env(need_raw_location=True)
-    runner = AthenaRunner(make_client(config), config)
-    return score_on_athena(lake, day, config, runner=runner, s3=make_s3_client(), say=say)
+    runner = runner_from_env(need_raw_location=True)
+    return score_on_athena(lake, day, runner.config, runner=runner, s3=make_s3_client(), say=say)

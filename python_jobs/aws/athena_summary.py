@@ -176,7 +176,8 @@ def summarize_athena(
 def count_quarantined(raw_location: str, s3: Any = None) -> tuple[str, int]:
     """Files the S3 trigger quarantined: one `.reason.json` each under `quarantine/`, beside
     raw/ (python_jobs/aws/s3_trigger.py), as the local summary counts lake/quarantine/."""
-    from python_jobs.aws.s3_ingest import S3Location, make_s3_client
+    from python_jobs.aws.s3 import list_objects, make_s3_client
+    from python_jobs.aws.s3_location import S3Location
     from python_jobs.lake.validate import REASON_SUFFIX
 
     try:
@@ -185,20 +186,19 @@ def count_quarantined(raw_location: str, s3: Any = None) -> tuple[str, int]:
         raise ValueError(f"BANKLAKE_S3_RAW_DIR={raw_location!r}: {error}") from None
     prefix = lake.lake_prefix + "quarantine/"
     s3 = make_s3_client() if s3 is None else s3
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket, Prefix=prefix):
-        count += sum(1 for obj in page.get("Contents", []) if obj["Key"].endswith(REASON_SUFFIX))
+    listed = list_objects(s3, lake.bucket, prefix)
+    count = sum(1 for obj in listed if obj["Key"].endswith(REASON_SUFFIX))
     return lake.url(prefix), count
 
 
 def summary_on_athena(say: Say = print) -> AthenaSummary:
     """What the CLI runs: configuration from the environment (README, 'Run on AWS'),
     botocore's errors as one-line RuntimeErrors."""
-    from python_jobs.aws.athena import make_client
+    from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.athena_jobs import aws_errors
 
-    config = AthenaConfig.from_env()
     with aws_errors("banklake summary on Athena"):
-        result = summarize_athena(config, AthenaRunner(make_client(config), config))
+        runner = runner_from_env()
+        result = summarize_athena(runner.config, runner)
     say(result.render())
     return result

@@ -36,7 +36,7 @@ from python_jobs.assistant.ask import (
     sql_command,
 )
 from python_jobs.assistant.guard import Refusal, guard_sql
-from python_jobs.assistant.providers import Completion, OfflineProvider
+from python_jobs.assistant.llm import Completion, OfflineProvider
 from python_jobs.assistant.schema_context import load_schema_context, schema_context_from
 from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryTimeout
 from python_jobs.cli import main
@@ -237,6 +237,25 @@ def test_schema_context_takes_types_from_the_catalog_and_pii_from_meta(built: Bu
     assert "account_status" in accounts.hidden_columns  # meta pii: true
     assert "undocumented_email" in accounts.hidden_columns  # name rule, catalog-only column
     assert next(c for c in accounts.columns if c.name == "account_id").data_type == "varchar"
+
+
+def test_codes_a_seed_holds_are_listed_a_relation_to_a_model_is_named(built: BuiltLake) -> None:
+    """The reference tables are not offered to the model, so a column tested against a seed
+    is described by the seed's values (few enough to list); one against a model names it."""
+    manifest = json.loads((built.target / "manifest.json").read_text())
+    context = schema_context_from(manifest)
+
+    def tests(relation: str, column: str) -> tuple[str, ...]:
+        return next(c for c in context.relation(relation).columns if c.name == column).tests
+
+    assert "one of checking, savings, credit_card" in tests("dim_accounts", "account_type")
+    assert "one of varejo, alta_renda, private, pj" in tests("dim_customers", "segment")
+    assert "references dim_customers.customer_id" in tests("dim_accounts", "customer_id")
+    for node in manifest["nodes"].values():  # a seed file that cannot be read: named instead
+        if node["resource_type"] == "seed":
+            node["original_file_path"] = "seeds/missing.csv"
+    context = schema_context_from(manifest)
+    assert "references account_types.account_type" in tests("dim_accounts", "account_type")
 
 
 def test_missing_manifest_says_what_to_run(tmp_path: Path, monkeypatch) -> None:

@@ -13,11 +13,12 @@ from botocore.stub import Stubber
 
 from python_jobs.assistant.ask import ask, sql_answer
 from python_jobs.assistant.guard import AllowList
-from python_jobs.assistant.providers import OfflineProvider
+from python_jobs.assistant.llm import OfflineProvider
 from python_jobs.assistant.schema_context import ColumnInfo, RelationInfo, SchemaContext
 from python_jobs.assistant.warehouse import AthenaWarehouse, make_warehouse
-from python_jobs.aws.athena import AthenaConfigError, AthenaQueryFailed, Backoff
+from python_jobs.aws.athena import AthenaConfigError, AthenaQueryFailed
 from python_jobs.lake.layout import Lake
+from python_jobs.retry import Polling
 
 ENV = {
     "AWS_REGION": "sa-east-1",
@@ -44,7 +45,7 @@ class Capture:
 
 def warehouse_on(client: Any, env: dict[str, str] = ENV) -> AthenaWarehouse:
     warehouse = AthenaWarehouse.from_env(env, client_factory=lambda config: client)
-    warehouse.runner.backoff = Backoff(initial=0.0, maximum=0.0)
+    warehouse.runner.backoff = Polling(initial=0.0, maximum=0.0)
     warehouse.runner._sleep = lambda seconds: None
     return warehouse
 

@@ -16,16 +16,17 @@ import pytest
 from botocore.stub import Stubber
 
 from python_jobs.assistant.bedrock import BedrockConfig, BedrockProvider
+from python_jobs.assistant.llm import OfflineProvider, ProviderError
 from python_jobs.assistant.openai_compat import OpenAICompatConfig, OpenAICompatProvider
-from python_jobs.assistant.prompting import clean_text, data_block, render_prompt
-from python_jobs.assistant.providers import (
+from python_jobs.assistant.prompting import (
     PROMPTS_DIR,
-    OfflineProvider,
-    ProviderError,
-    RetryPolicy,
+    clean_text,
+    data_block,
     load_prompt,
-    make_provider,
+    render_prompt,
 )
+from python_jobs.assistant.providers import make_provider
+from python_jobs.retry import RetryPolicy
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 BEDROCK_ENV = {"AWS_REGION": "us-east-1", "BANKLAKE_BEDROCK_MODEL_ID": MODEL}

@@ -22,20 +22,15 @@ import pytest
 
 from ml.layout import MlLayout
 from python_jobs.assistant.grounding import check_grounding
-from python_jobs.assistant.providers import Completion, ProviderError
-from python_jobs.assistant.report import (
-    facts_for_prompt,
-    narrate,
-    render_report,
-    template_summary,
-    write_daily_report,
-)
+from python_jobs.assistant.llm import Completion, ProviderError
+from python_jobs.assistant.report import render_report, write_daily_report
 from python_jobs.assistant.report_facts import (
     FactsConfig,
     clean_text,
     compute_facts,
     public_counterparty,
 )
+from python_jobs.assistant.report_narrative import facts_for_prompt, narrate, template_summary
 from python_jobs.assistant.warehouse import DuckDBWarehouse
 from python_jobs.cli import main
 from python_jobs.lake.layout import Lake

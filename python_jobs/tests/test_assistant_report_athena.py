@@ -31,7 +31,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from sqlglot import exp
 
-from python_jobs.assistant.providers import OfflineProvider
+from python_jobs.assistant.llm import OfflineProvider
 from python_jobs.assistant.report import render_report, write_daily_report
 from python_jobs.assistant.report_facts import (
     FactsConfig,

@@ -5,6 +5,7 @@ the Stubber answers every call, and fails the test on any call it was not told a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,11 +15,11 @@ from botocore.stub import ANY, Stubber
 
 from python_jobs.aws import athena_jobs
 from python_jobs.aws.athena import (
+    POLLING,
     AthenaConfig,
     AthenaConfigError,
     AthenaQueryFailed,
     AthenaRunner,
-    Backoff,
     billed_bytes,
     query_cost_usd,
 )
@@ -68,7 +69,8 @@ def config() -> AthenaConfig:
 
 
 def runner_for(athena: object, config: AthenaConfig, clock: FakeClock, **backoff) -> AthenaRunner:
-    return AthenaRunner(athena, config, backoff=Backoff(**backoff), sleep=clock.sleep, clock=clock)
+    polling = replace(POLLING, **backoff)  # Athena's own polling, but for what a test changes
+    return AthenaRunner(athena, config, backoff=polling, sleep=clock.sleep, clock=clock)
 
 
 def execution(query_id: str, state: str, **extra) -> dict:
@@ -266,11 +268,54 @@ def test_results_are_read_page_by_page_up_to_max_rows(client, config) -> None:
         {"QueryExecutionId": "q-6", "MaxResults": 1000, "NextToken": "page-2"},
     )
     result = runner_for(athena, config, FakeClock()).run("select ...", max_rows=2)
-    assert result.columns == ["day", "n"]
+    assert result.columns == ["day", "n"] and result.types == ["date", "bigint"]
     assert result.rows == [("2026-10-01", None), ("2026-10-02", "7")]
     assert result.truncated
     table = athena_jobs.format_rows(result)
     assert table.splitlines()[0].split() == ["day", "n"] and "null" in table
+
+
+def test_the_pager_reads_every_page_and_keeps_a_first_row_that_is_not_the_header(
+    client, config
+) -> None:
+    """The one pager (AthenaRunner.fetch) that `athena query`, the summary, the scorer and
+    the assistant's warehouse read through: NextToken until there is none, exactly max_rows
+    is not truncated, and a DDL-like result whose first row is data (not the header) keeps
+    it."""
+    athena, stubber = client
+    info = [{"Name": "n", "Type": "integer"}, {"Name": "label", "Type": "varchar"}]
+    pages = [
+        ([["n", "label"], ["1", "a"]], info, "t-2"),
+        ([["2", "b"]], None, "t-3"),
+        ([["3", None]], None, None),
+    ]
+    for number, (rows, columns, token) in enumerate(pages, start=1):
+        result_set: dict = {
+            "Rows": [{"Data": [{"VarCharValue": v} if v else {} for v in row]} for row in rows]
+        }
+        if columns:
+            result_set["ResultSetMetadata"] = {"ColumnInfo": columns}
+        response: dict = {"ResultSet": result_set, **({"NextToken": token} if token else {})}
+        expected = {"QueryExecutionId": "q-p", "MaxResults": 1000}
+        if number > 1:
+            expected["NextToken"] = f"t-{number}"
+        stubber.add_response("get_query_results", response, expected)
+    rows = runner_for(athena, config, FakeClock()).fetch("q-p", max_rows=3)
+    assert (rows.columns, rows.types) == (["n", "label"], ["integer", "varchar"])
+    assert rows.rows == [("1", "a"), ("2", "b"), ("3", None)] and not rows.truncated
+
+    stubber.add_response(
+        "get_query_results",
+        {
+            "ResultSet": {
+                "ResultSetMetadata": {"ColumnInfo": [{"Name": "x", "Type": "varchar"}]},
+                "Rows": [{"Data": [{"VarCharValue": "not the header"}]}],
+            }
+        },
+        {"QueryExecutionId": "q-d", "MaxResults": 1000},
+    )
+    ddl = runner_for(athena, config, FakeClock()).fetch("q-d", max_rows=10)
+    assert ddl.rows == [("not the header",)] and not ddl.truncated
 
 
 def test_register_creates_databases_then_replaces_each_raw_table_and_the_scores_table(

@@ -230,7 +230,7 @@ def _summaries_differ(local: Any, athena: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
-    from python_jobs.aws.s3_ingest import S3Location
+    from python_jobs.aws.s3_location import S3Location
     from python_jobs.generate import generate
     from python_jobs.lake.layout import Lake
     from python_jobs.lake.validate import validate_lake
@@ -282,12 +282,14 @@ def runner(run: LiveRun) -> AthenaRunner:
 @pytest.fixture(scope="module")
 def registered(run: LiveRun, runner: AthenaRunner) -> LiveRun:
     from python_jobs.aws.athena_jobs import register
-    from python_jobs.aws.s3_ingest import S3Location, ingest, make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
+    from python_jobs.aws.s3_location import S3Location
+    from python_jobs.ingest import ingest
 
     s3 = make_s3_client(run.env)
     destination = S3Location.parse(run.env["BANKLAKE_S3_RAW_DIR"])
     assert ingest(run.lake, destination, s3=s3).uploaded
-    assert ingest(run.lake, destination, scores=True, s3=s3).uploaded
+    assert ingest(run.lake, destination, kind="scores", s3=s3).uploaded
     assert ingest(run.lake, destination, s3=s3).uploaded == []  # idempotent for real
     # register parses the project with dbt in-process, which reads the schema from os.environ
     with pytest.MonkeyPatch.context() as patch:
@@ -335,7 +337,7 @@ def test_a_failing_query_reports_athenas_reason(registered, runner) -> None:
 def test_athena_builds_the_same_rows_as_duckdb(built, runner) -> None:
     """Full build (Iceberg CTAS, contracts, every data test), summarized on Athena."""
     from python_jobs.aws.athena_summary import summarize_athena
-    from python_jobs.aws.s3_ingest import make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
 
     athena = summarize_athena(built.config, runner, s3=make_s3_client(built.env))
     print(athena.render())
@@ -347,7 +349,7 @@ def test_athena_builds_the_same_rows_as_duckdb(built, runner) -> None:
 def test_an_incremental_build_changes_nothing(built, runner) -> None:
     """Second build: the triaged models merge (is_incremental()), and the rows stay the same."""
     from python_jobs.aws.athena_summary import summarize_athena
-    from python_jobs.aws.s3_ingest import make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
 
     _dbt(built, "athena", "build")
     again = summarize_athena(built.config, runner, s3=make_s3_client(built.env))
@@ -379,7 +381,8 @@ def test_scoring_on_athena_equals_local_scoring(built, runner, tmp_path: Path) -
     from ml.tests.conftest import FAST_TRAINING, TRAINED_AT, synthetic_features, write_features
     from ml.train import train
     from python_jobs.aws.athena_score import UNLOAD_PREFIX, score_on_athena
-    from python_jobs.aws.s3_ingest import S3Location, make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
+    from python_jobs.aws.s3_location import S3Location
     from python_jobs.lake.layout import Lake
 
     trained = MlLayout(Lake(tmp_path / "trained"))

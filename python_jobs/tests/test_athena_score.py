@@ -10,7 +10,8 @@ test_scoring_on_athena_equals_local_scoring): that Athena accepts this UNLOAD an
 files the test places here in its stead. When the stubbed StartQueryExecution "runs", the
 test writes what UNLOAD is documented to write: Snappy Parquet files named
 `<query id>_<uuid>` with no extension, in no global order, with Athena's types (varchar,
-timestamp(3) as INT64 milliseconds or as INT96, date, boolean, double).
+timestamp(3) as INT64 milliseconds or as INT96, date, boolean, double for the amount and real,
+float32, for the features).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ import pytest
 from botocore.stub import Stubber
 
 from ml.dataset import CONTRACT_COLUMNS, FeatureContractError, load_features
+from ml.features import FEATURES
 from ml.layout import MlLayout
 from ml.score import score_day
 from ml.tests.conftest import FAST_TRAINING, TRAINED_AT, synthetic_features, write_features
 from ml.train import train
-from python_jobs.aws.athena import AthenaConfig, AthenaRunner, Backoff
+from python_jobs.aws.athena import AthenaConfig, AthenaRunner
 from python_jobs.aws.athena_score import (
     AthenaScoreError,
     read_unloaded,
@@ -42,9 +44,11 @@ from python_jobs.aws.athena_score import (
     unload_location,
     unload_sql,
 )
-from python_jobs.aws.s3_ingest import SHA256_METADATA, S3Location
+from python_jobs.aws.s3_location import S3Location
 from python_jobs.cli import main
+from python_jobs.ingest import SHA256_METADATA
 from python_jobs.lake.layout import Lake
+from python_jobs.retry import Polling
 from python_jobs.tests.moto_s3 import keys
 
 DAY = date(2026, 9, 20)  # the last day of ml/tests/conftest.py's synthetic features
@@ -99,7 +103,7 @@ def config(bucket: str) -> AthenaConfig:
 
 
 def _runner(client: Any, config: AthenaConfig) -> AthenaRunner:
-    return AthenaRunner(client, config, backoff=Backoff(initial=0.01), sleep=lambda _: None)
+    return AthenaRunner(client, config, backoff=Polling(initial=0.01), sleep=lambda _: None)
 
 
 # --- what Athena would answer, and what UNLOAD would write ------------------------------------
@@ -190,7 +194,8 @@ def athena_parquet(frame: pd.DataFrame) -> pa.Table:
             kind = pa.string()
         if column == "event_date":
             values = pd.to_datetime(values).dt.date
-        arrays[column] = pa.array(values, kind or pa.float64(), from_pandas=True)
+        number = pa.float32() if column in FEATURES else pa.float64()  # real; amount: double
+        arrays[column] = pa.array(values, kind or number, from_pandas=True)
     return pa.table(arrays)
 
 
@@ -241,6 +246,11 @@ def test_the_unload_selects_the_contract_columns_in_order_for_one_day(bucket: st
     assert select in sql and "where event_date = date '2026-09-20'" in select
     parsed = sqlglot.parse_one(select, read="athena")
     assert [e.alias_or_name for e in parsed.expressions] == list(CONTRACT_COLUMNS)
+    # the types of ml/dataset.py's one definition, the local loader's: features real
+    casts = {e.alias_or_name: e.find(sqlglot.exp.Cast) for e in parsed.expressions}
+    assert {casts[f].to.sql("athena") for f in FEATURES} == {"REAL"}
+    assert casts["amount_brl"].to.sql("athena") == "DOUBLE"
+    assert casts["event_ts"].to.sql("athena") == "TIMESTAMP(3)"
     assert duckdb_only_constructs(select) == []
     with pytest.raises(ValueError, match="one path segment"):
         unload_location(S3Location.parse(f"s3://{bucket}/raw/"), DAY, "a/b")
@@ -395,7 +405,7 @@ def test_a_model_trained_on_other_features_is_refused_before_any_query(
 def test_unloaded_files_read_into_load_features_frame(
     tmp_path: Path, features: pd.DataFrame, s3: Any, bucket: str
 ) -> None:
-    """INT96, INT64 milliseconds and UTC-adjusted timestamps, date32, booleans, doubles: the
+    """INT96, INT64 milliseconds and UTC-adjusted timestamps, date32, booleans, floats: the
     frame equals what load_features reads from DuckDB for the same rows."""
     rows = day_rows(features)
     database = tmp_path / "ref.duckdb"

@@ -16,7 +16,7 @@ import pytest
 
 from python_jobs.cli import main
 from python_jobs.dbt_runner import PROJECT_DIR
-from python_jobs.ingest import (
+from python_jobs.importer import (
     MappingError,
     UnusableSource,
     import_file,

@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 
-from python_jobs.aws.s3_ingest import (
-    IngestConfig,
-    IngestConflict,
-    S3Location,
-    ingest,
-)
+from python_jobs.aws.s3_location import S3Location
 from python_jobs.cli import main
+from python_jobs.ingest import IngestConfig, IngestConflict, ingest
 from python_jobs.lake.layout import Lake
 from python_jobs.tests.moto_s3 import CREDENTIALS, REGION, keys, s3_client
 from python_jobs.tests.moto_s3 import versions as object_versions
@@ -222,7 +218,7 @@ def test_scores_go_beside_raw_where_register_points_the_table_and_a_rerun_upload
     raw_url = f"s3://{bucket}/banklake/raw/"
     dest = S3Location.parse(raw_url)
     lines: list[str] = []
-    first = ingest(scored_lake, dest, scores=True, s3=s3, say=lines.append)
+    first = ingest(scored_lake, dest, kind="scores", s3=s3, say=lines.append)
 
     expected = [
         f"banklake/processed/fraud_scores/score_date=2026-11-0{d}/scores.parquet" for d in (1, 2)
@@ -236,7 +232,7 @@ def test_scores_go_beside_raw_where_register_points_the_table_and_a_rerun_upload
     assert "uploaded 2 files" in lines[-1]
     assert lines[-1].endswith(f"-> s3://{bucket}/banklake/processed/fraud_scores/")
 
-    again = ingest(scored_lake, dest, scores=True, s3=s3, say=_quiet)
+    again = ingest(scored_lake, dest, kind="scores", s3=s3, say=_quiet)
     assert again.uploaded == [] and len(again.skipped) == 2
     assert all(len(object_versions(s3, bucket, key)) == 1 for key in expected)
     # the raw upload is a separate run, and does not see the scores as its own
@@ -248,11 +244,11 @@ def test_a_rescored_day_is_refused_and_the_message_says_how_to_replace_it(
     scored_lake: Lake, s3: Any, bucket: str
 ) -> None:
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    ingest(scored_lake, dest, scores=True, s3=s3, say=_quiet)
+    ingest(scored_lake, dest, kind="scores", s3=s3, say=_quiet)
     _write_scores(scored_lake, date(2026, 11, 2), ["T202611020000", "T202611020001"])
 
     with pytest.raises(IngestConflict) as raised:
-        ingest(scored_lake, dest, scores=True, s3=s3, say=_quiet)
+        ingest(scored_lake, dest, kind="scores", s3=s3, say=_quiet)
 
     message = str(raised.value)
     assert "refusing to replace 1 scores object(s)" in message
@@ -267,13 +263,13 @@ def test_scores_outside_a_date_partition_are_refused(scored_lake: Lake, s3: Any,
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"x")
     with pytest.raises(ValueError, match="score_date=YYYY-MM-DD"):
-        ingest(scored_lake, S3Location.parse(f"s3://{bucket}/raw/"), scores=True, s3=s3)
+        ingest(scored_lake, S3Location.parse(f"s3://{bucket}/raw/"), kind="scores", s3=s3)
     assert keys(s3, bucket) == []
 
 
 def test_no_scores_yet_says_to_score_first(small_raw_lake: Lake, s3: Any, bucket: str) -> None:
     with pytest.raises(FileNotFoundError, match="banklake score"):
-        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), scores=True, s3=s3)
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), kind="scores", s3=s3)
 
 
 def test_cli_ingest_scores(
@@ -301,7 +297,7 @@ def test_cli_ingest_scores(
 
 
 def test_the_s3_client_uses_the_athena_profile_and_region() -> None:
-    from python_jobs.aws.s3_ingest import make_s3_client
+    from python_jobs.aws.s3 import make_s3_client
 
     client = make_s3_client({"AWS_REGION": "sa-east-1", "AWS_DEFAULT_REGION": "us-east-1"})
     assert client.meta.region_name == "sa-east-1"  # the same precedence as AthenaConfig
@@ -310,12 +306,23 @@ def test_the_s3_client_uses_the_athena_profile_and_region() -> None:
 def test_scores_of_given_days_only(scored_lake: Lake, s3: Any, bucket: str) -> None:
     """What the Athena scorer uploads: the day it scored, not every local day."""
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    report = ingest(scored_lake, dest, scores=True, days=[date(2026, 11, 2)], s3=s3, say=_quiet)
+    report = ingest(scored_lake, dest, kind="scores", days=[date(2026, 11, 2)], s3=s3, say=_quiet)
     assert [f.key for f in report.uploaded] == [
         "processed/fraud_scores/score_date=2026-11-02/scores.parquet"
     ]
     with pytest.raises(ValueError, match="not raw files"):
         ingest(scored_lake, dest, days=[date(2026, 11, 2)], s3=s3, say=_quiet)
+
+
+def test_one_known_kind_a_run_and_its_own_options_only(tmp_path: Path) -> None:
+    """Refused before any file is read or any S3 call is made (no client is needed)."""
+    lake, dest = Lake(tmp_path / "lake"), S3Location.parse("s3://bucket/raw/")
+    with pytest.raises(ValueError, match="one kind of file a run"):
+        ingest(lake, dest, kind="everything", s3=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not raw files"):
+        ingest(lake, dest, kind="model", days=[date(2026, 11, 2)], s3=object())
+    with pytest.raises(ValueError, match="model upload only"):
+        ingest(lake, dest, kind="scores", force_champion=True, s3=object())
 
 
 # --- the monitoring reports (`--monitoring`) ---------------------------------------------------
@@ -348,7 +355,7 @@ def test_monitoring_goes_where_the_athena_report_reads_model_health(
     raw_url = f"s3://{bucket}/banklake/raw/"
     dest = S3Location.parse(raw_url)
     lines: list[str] = []
-    first = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=lines.append)
+    first = ingest(monitored_lake, dest, kind="monitoring", s3=s3, say=lines.append)
     expected = [f"banklake/monitoring/2026-11-0{d}.json" for d in (1, 2)]
     assert sorted(f.key for f in first.uploaded) == expected == keys(s3, bucket)
     head = s3.head_object(Bucket=bucket, Key=expected[0])
@@ -362,7 +369,7 @@ def test_monitoring_goes_where_the_athena_report_reads_model_health(
     assert sorted(reports.days()) == ["2026-11-01", "2026-11-02"]
     assert reports.read("2026-11-02") == {"day": "2026-11-02", "alert_rate": 0.01}
 
-    again = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=_quiet)
+    again = ingest(monitored_lake, dest, kind="monitoring", s3=s3, say=_quiet)
     assert again.uploaded == [] and len(again.skipped) == 2
 
 
@@ -372,13 +379,13 @@ def test_a_remonitored_day_is_replaced_and_a_rerun_replaces_nothing(
     """Monitoring is derived and re-made as labels mature: the new report replaces the old
     one (If-Match on the ETag read), the old one stays as a bucket version."""
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    ingest(monitored_lake, dest, monitoring=True, s3=s3, say=_quiet)
+    ingest(monitored_lake, dest, kind="monitoring", s3=s3, say=_quiet)
     key = "monitoring/2026-11-02.json"
     before = s3.head_object(Bucket=bucket, Key=key)["ETag"]
     _write_report(monitored_lake, date(2026, 11, 2), 0.02)
     lines: list[str] = []
 
-    report = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=lines.append)
+    report = ingest(monitored_lake, dest, kind="monitoring", s3=s3, say=lines.append)
 
     assert [f.key for f in report.replaced] == [key] and report.uploaded == []
     assert [f.key for f in report.skipped] == ["monitoring/2026-11-01.json"]
@@ -388,7 +395,7 @@ def test_a_remonitored_day_is_replaced_and_a_rerun_replaces_nothing(
     assert body["alert_rate"] == 0.02
     assert s3.head_object(Bucket=bucket, Key=key)["ETag"] != before
     assert len(object_versions(s3, bucket, key)) == 2  # versioning keeps the first report
-    again = ingest(monitored_lake, dest, monitoring=True, s3=s3, say=_quiet)
+    again = ingest(monitored_lake, dest, kind="monitoring", s3=s3, say=_quiet)
     assert again.replaced == [] and len(again.skipped) == 2
 
 
@@ -399,7 +406,7 @@ def test_a_report_changed_by_someone_else_during_the_run_is_not_replaced(
     report: If-Match fails, their report stays, the run refuses naming it."""
     ingest_client, intruder = s3_client(endpoint), s3_client(endpoint)
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    ingest(monitored_lake, dest, monitoring=True, s3=s3_client(endpoint), say=_quiet)
+    ingest(monitored_lake, dest, kind="monitoring", s3=s3_client(endpoint), say=_quiet)
     _write_report(monitored_lake, date(2026, 11, 2), 0.02)
     key = "monitoring/2026-11-02.json"
 
@@ -409,7 +416,7 @@ def test_a_report_changed_by_someone_else_during_the_run_is_not_replaced(
 
     ingest_client.meta.events.register("before-parameter-build.s3.PutObject", replace_first)
     with pytest.raises(IngestConflict) as caught:
-        ingest(monitored_lake, dest, monitoring=True, s3=ingest_client, say=_quiet)
+        ingest(monitored_lake, dest, kind="monitoring", s3=ingest_client, say=_quiet)
 
     message = str(caught.value)
     assert "another writer changed during this run" in message and key in message
@@ -421,7 +428,7 @@ def test_no_monitoring_yet_says_to_monitor_first(
     small_raw_lake: Lake, s3: Any, bucket: str
 ) -> None:
     with pytest.raises(FileNotFoundError, match="banklake monitor"):
-        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), monitoring=True, s3=s3)
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), kind="monitoring", s3=s3)
 
 
 def test_cli_ingest_scores_and_monitoring_together(
@@ -505,7 +512,7 @@ def test_the_champion_goes_where_the_score_step_reads_it_and_a_rerun_uploads_not
     _, older, newer = two_models
     dest = S3Location.parse(f"s3://{bucket}/banklake/raw/")
     lines: list[str] = []
-    report = ingest(model_lake, dest, model=True, s3=s3, say=lines.append)
+    report = ingest(model_lake, dest, kind="model", s3=s3, say=lines.append)
 
     folder = f"banklake/{MODELS}{older}/"
     names = ["metadata.json", "model.json", "model_card.md"]
@@ -528,7 +535,7 @@ def test_the_champion_goes_where_the_score_step_reads_it_and_a_rerun_uploads_not
     assert newer not in " ".join(keys(s3, bucket))  # only the champion goes up
 
     lines.clear()
-    again = ingest(model_lake, dest, model=True, s3=s3, say=lines.append)
+    again = ingest(model_lake, dest, kind="model", s3=s3, say=lines.append)
     assert again.uploaded == [] and len(again.skipped) == 3
     assert again.pointer == f"already {older}"
     assert all(len(object_versions(s3, bucket, key)) == 1 for key in keys(s3, bucket))
@@ -539,10 +546,10 @@ def test_the_pointer_moves_to_a_newer_champion(
 ) -> None:
     _, older, newer = two_models
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
     _promote(model_lake, newer)
 
-    report = ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    report = ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
 
     assert report.pointer == f"moved {older} -> {newer}"
     assert _pointer(s3, bucket) == newer
@@ -563,13 +570,13 @@ def test_an_older_champion_is_refused_unless_forced(
     _, older, newer = two_models
     dest = S3Location.parse(f"s3://{bucket}/raw/")
     _promote(model_lake, newer)
-    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
     _promote(model_lake, older)  # a local rollback
 
-    from python_jobs.aws.s3_ingest import ChampionRegression
+    from python_jobs.ingest import ChampionRegression
 
     with pytest.raises(ChampionRegression) as caught:
-        ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+        ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
     message = str(caught.value)
     assert f"names {newer}" in message and "not older than the local champion" in message
     assert "--force-champion" in message
@@ -594,13 +601,13 @@ def test_a_tampered_remote_version_is_refused_by_name_and_the_pointer_stays(
 ) -> None:
     _, older, newer = two_models
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
     card = f"{MODELS}{newer}/model_card.md"
     s3.put_object(Bucket=bucket, Key=card, Body=b"# edited", Metadata={"sha256": "0" * 64})
     _promote(model_lake, newer)
 
     with pytest.raises(IngestConflict) as caught:
-        ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+        ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
 
     message = str(caught.value)
     assert "refusing to replace 1 model object(s)" in message and f"s3://{bucket}/{card}" in message
@@ -618,7 +625,7 @@ def test_a_remote_model_that_lies_about_its_checksum_fails_verification(
 
     _, older, newer = two_models
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+    ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
     local = model_lake.root / MODELS / newer / "model.json"
     forged = local.read_bytes().replace(b'"', b" ", 1)[: local.stat().st_size]
     assert len(forged) == local.stat().st_size and forged != local.read_bytes()
@@ -631,7 +638,7 @@ def test_a_remote_model_that_lies_about_its_checksum_fails_verification(
     _promote(model_lake, newer)
 
     with pytest.raises(ModelIntegrityError, match="pointer was not moved"):
-        ingest(model_lake, dest, model=True, s3=s3, say=_quiet)
+        ingest(model_lake, dest, kind="model", s3=s3, say=_quiet)
     assert _pointer(s3, bucket) == older
 
 
@@ -650,7 +657,7 @@ def test_the_pointer_is_never_written_when_a_file_of_the_version_fails(
 
     ingest_client.meta.events.register("before-parameter-build.s3.PutObject", land_first)
     with pytest.raises(IngestConflict, match="created during this run"):
-        ingest(model_lake, S3Location.parse(f"s3://{bucket}/raw/"), model=True, s3=ingest_client)
+        ingest(model_lake, S3Location.parse(f"s3://{bucket}/raw/"), kind="model", s3=ingest_client)
 
     assert POINTER not in keys(intruder, bucket)
     assert intruder.get_object(Bucket=bucket, Key=target)["Body"].read() == b"{}"
@@ -661,7 +668,7 @@ def test_a_pointer_moved_by_someone_else_during_the_run_is_not_overwritten(
 ) -> None:
     _, older, newer = two_models
     dest = S3Location.parse(f"s3://{bucket}/raw/")
-    ingest(model_lake, dest, model=True, s3=s3_client(endpoint), say=_quiet)
+    ingest(model_lake, dest, kind="model", s3=s3_client(endpoint), say=_quiet)
     _promote(model_lake, newer)
     ingest_client, intruder = s3_client(endpoint), s3_client(endpoint)
     theirs = json.dumps({"version": older, "note": "theirs"}).encode()
@@ -672,7 +679,7 @@ def test_a_pointer_moved_by_someone_else_during_the_run_is_not_overwritten(
 
     ingest_client.meta.events.register("before-parameter-build.s3.PutObject", move_first)
     with pytest.raises(IngestConflict) as caught:
-        ingest(model_lake, dest, model=True, s3=ingest_client, say=_quiet)
+        ingest(model_lake, dest, kind="model", s3=ingest_client, say=_quiet)
 
     assert "champion object(s)" in str(caught.value) and POINTER in str(caught.value)
     assert intruder.get_object(Bucket=bucket, Key=POINTER)["Body"].read() == theirs
@@ -688,7 +695,7 @@ def test_a_version_copied_by_hand_is_hashed_and_skipped(
     for path in [*folder.iterdir(), model_lake.root / POINTER]:
         s3.put_object(Bucket=bucket, Key=model_lake.relative(path), Body=path.read_bytes())
 
-    report = ingest(model_lake, S3Location.parse(f"s3://{bucket}/raw/"), model=True, s3=s3)
+    report = ingest(model_lake, S3Location.parse(f"s3://{bucket}/raw/"), kind="model", s3=s3)
 
     assert report.uploaded == [] and len(report.skipped) == 3
     assert report.pointer == f"already {older}"
@@ -701,7 +708,7 @@ def test_dry_run_model_uploads_nothing(
     report = ingest(
         model_lake,
         S3Location.parse(f"s3://{bucket}/raw/"),
-        model=True,
+        kind="model",
         dry_run=True,
         s3=s3,
         say=lines.append,
@@ -714,4 +721,4 @@ def test_no_champion_says_to_train_first(small_raw_lake: Lake, s3: Any, bucket: 
     from ml.artifacts import NoChampionError
 
     with pytest.raises(NoChampionError, match="banklake train"):
-        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), model=True, s3=s3)
+        ingest(small_raw_lake, S3Location.parse(f"s3://{bucket}/raw/"), kind="model", s3=s3)

@@ -17,7 +17,7 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from python_jobs.ingest.reference import alias_keys, normalize_key, seed_values
+from python_jobs.importer.reference import alias_keys, normalize_key, seed_values
 
 CONTRACT_TIMESTAMP = "%Y-%m-%d %H:%M:%S"  # the raw layer's event_ts text (schemas.py)
 CUSTOMER_PLACEHOLDER = "{customer_id}"

@@ -23,9 +23,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from python_jobs.ingest.mapping import Mapping
-from python_jobs.ingest.source import MalformedLine, UnusableSource, read_source
-from python_jobs.ingest.transform import DAY, Feeds, build_feeds
+from python_jobs.importer.mapping import Mapping
+from python_jobs.importer.source import MalformedLine, UnusableSource, read_source
+from python_jobs.importer.transform import DAY, Feeds, build_feeds
 from python_jobs.lake.layout import Lake, partition_date
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS, Feed
 from python_jobs.lake.writer import RawFileConflict, write_raw

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from python_jobs.ingest.mapping import CONTRACT_TIMESTAMP, Mapping
+from python_jobs.importer.mapping import CONTRACT_TIMESTAMP, Mapping
 
 RAW_TIMEZONE = "America/Sao_Paulo"  # raw event_ts is São Paulo wall time (schemas.py)
 

@@ -20,9 +20,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from python_jobs.ingest.mapping import CONTRACT_TIMESTAMP, CUSTOMER_PLACEHOLDER, Mapping
-from python_jobs.ingest.reference import alias_keys
-from python_jobs.ingest.source import RAW_TIMEZONE, SourceRows
+from python_jobs.importer.mapping import CONTRACT_TIMESTAMP, CUSTOMER_PLACEHOLDER, Mapping
+from python_jobs.importer.reference import alias_keys
+from python_jobs.importer.source import RAW_TIMEZONE, SourceRows
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS
 
 DAY = "_day"  # helper column: the ingestion day a row lands in
