@@ -1,5 +1,6 @@
 # banklake: `make demo` runs the main job on DuckDB, `make test` lints and tests.
-# Both bootstrap .venv from requirements.lock on a fresh clone.
+# Both bootstrap .venv from requirements-dev.lock on a fresh clone. requirements.lock is the
+# runtime set alone, what production installs (infrastructure/buildspec.yml).
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,13 +11,13 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: demo test lint lint-python lint-sql lint-iac lint-docs pytest docs clean lock venv bench
+.PHONY: demo test lint lint-python lint-types lint-sql lint-iac lint-docs pytest docs clean lock venv bench
 
 venv: $(STAMP) profiles.yml
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -34,11 +35,15 @@ BENCH_ARGS ?=
 bench: venv
 	$(BIN)/banklake bench $(BENCH_ARGS)
 
-lint: lint-python lint-sql lint-iac lint-docs
+lint: lint-python lint-types lint-sql lint-iac lint-docs
 
 lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy on python_jobs/ and ml/, tests included; the settings are in pyproject.toml.
+lint-types: venv
+	$(BIN)/mypy
 
 # sqlfluff's dbt templater compiles every model against a scratch DuckDB file.
 lint-sql: venv
@@ -81,12 +86,31 @@ lint-docs: venv
 	@tmp=$$(mktemp -d) && $(BIN)/mkdocs build --strict --quiet --site-dir $$tmp; \
 	  status=$$?; rm -rf $$tmp; exit $$status
 
+# Both locks from pyproject.toml. requirements.lock: what `banklake` runs on (`dependencies`, and
+# setuptools for the editable install); requirements-dev.lock: that plus the [dev] extra, resolved
+# with the runtime lock as constraints, so the two never pin a package differently. Everything
+# resolves afresh; LOCK_CONSTRAINTS=FILE keeps the pins of FILE that still fit, e.g.
+# `make lock LOCK_CONSTRAINTS=requirements-dev.lock` after adding a package to pyproject.toml.
+LOCK_VENV := .lock-venv
+LOCK_PIP = $(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	$(if $(LOCK_CONSTRAINTS),-c $(LOCK_VENV)/constraints.txt)
+LOCK_FREEZE = $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable \
+	| grep -v -e '^pip==' -e '^banklake'
+LOCK_HEADER = \# Every transitive dependency, pinned. Regenerate with 'make lock' after changing pyproject.toml.
+
 lock:
-	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet setuptools wheel && .lock-venv/bin/pip install --quiet ".[dev]"
-	{ echo "# Every transitive dependency, pinned. Regenerate with 'make lock' after changing pyproject.toml."; \
-	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -e '^pip==' -e '^banklake'; } > requirements.lock
-	rm -rf .lock-venv
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(if $(LOCK_CONSTRAINTS),cp $(LOCK_CONSTRAINTS) $(LOCK_VENV)/constraints.txt)
+	$(LOCK_PIP) "setuptools>=77" .
+	$(LOCK_VENV)/bin/python -m pip check
+	{ echo "$(LOCK_HEADER)"; echo "# Runtime: pyproject's dependencies (production installs this)."; \
+	  $(LOCK_FREEZE); } > requirements.lock.new
+	$(LOCK_PIP) -c requirements.lock.new ".[dev]"
+	$(LOCK_VENV)/bin/python -m pip check
+	{ echo "$(LOCK_HEADER)"; echo "# Development: the runtime lock plus pyproject's [dev] extra (make venv installs this)."; \
+	  $(LOCK_FREEZE); } > requirements-dev.lock
+	mv requirements.lock.new requirements.lock
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf target logs lake reports site
