@@ -110,7 +110,7 @@ lock:
 	{ echo "$(LOCK_HEADER)"; echo "# Development: the runtime lock plus pyproject's [dev] extra (make venv installs this)."; \
 	  $(LOCK_FREEZE); } > requirements-dev.lock
 	mv requirements.lock.new requirements.lock
-	rm -rf $(LOCK_VENV)
+	rm -rf $(LOCK_VENV) build
 
 clean:
 	rm -rf target logs lake reports site

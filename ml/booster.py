@@ -7,6 +7,7 @@ so a model trained in either place is the same model.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -209,5 +210,6 @@ def top_reasons(contribs: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarra
 
 def feature_importance(booster: xgb.Booster) -> dict[str, float]:
     """Total gain per feature, every feature listed (0 when never split on)."""
-    gain = booster.get_score(importance_type="total_gain")
+    # one float per feature: lists are for multi-output models, which this one is not
+    gain = cast("dict[str, float]", booster.get_score(importance_type="total_gain"))
     return {name: float(gain.get(name, 0.0)) for name in FEATURES}

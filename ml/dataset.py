@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -137,9 +137,11 @@ def date_range(source: FeatureSource) -> tuple[date, date]:
     """First and last event_date in the mart."""
     with source.connect() as con:
         check_contract(source.columns(con))
-        first, last = con.execute(
-            f"select min(event_date), max(event_date) from {TABLE}"
-        ).fetchone()
+        # an aggregate's one row; both None on an empty mart
+        first, last = cast(
+            "tuple[date | None, date]",
+            con.execute(f"select min(event_date), max(event_date) from {TABLE}").fetchone(),
+        )
     if first is None:
         raise FeaturesUnavailableError(f"{TABLE} in {source.database} is empty")
     return first, last
@@ -169,7 +171,8 @@ def load_features(
     with source.connect() as con:
         check_contract(source.columns(con))
         con.execute(f"set memory_limit = '{READ_MEMORY_LIMIT}'")
-        (rows,) = con.execute(f"select count(*) from {TABLE}{condition}", params).fetchone()
+        count = con.execute(f"select count(*) from {TABLE}{condition}", params).fetchone()
+        (rows,) = cast("tuple[int]", count)  # an aggregate: always one row
         reader = con.execute(
             f"select {select} from {TABLE}{condition} {TIME_ORDER}", params
         ).to_arrow_reader(BATCH_ROWS)

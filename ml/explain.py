@@ -174,10 +174,11 @@ def _compile_tree(tree: dict) -> _Tree:
     hi = np.full((slots, leaves), np.inf, np.float32)
     missing_ok = np.zeros((slots, leaves), bool)
     zero_fraction = np.ones((slots, leaves))
-    for leaf, (_, path) in enumerate(paths):
-        for slot, (f, (a, b, ok, z)) in enumerate(path):
-            feature[slot, leaf], lo[slot, leaf], hi[slot, leaf] = f, a, b
-            missing_ok[slot, leaf], zero_fraction[slot, leaf] = ok, z
+    for leaf_no, (_, path) in enumerate(paths):
+        for slot_no, (f, (a, b, ok, z)) in enumerate(path):
+            at = slot_no, leaf_no
+            feature[at], lo[at], hi[at] = f, a, b
+            missing_ok[at], zero_fraction[at] = ok, z
     value = np.array([v for v, _ in paths])
     table = np.zeros((leaves, 1 << slots, slots))
     for u in np.unique(sizes[sizes > 0]):

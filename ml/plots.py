@@ -64,7 +64,7 @@ def write_plots(
     fig = Figure(figsize=(6, 4.5))
     ax = fig.subplots()
     s = np.asarray(scores[model_name])
-    bins = np.linspace(0.0, 1.0, 51)
+    bins = np.linspace(0.0, 1.0, 51).tolist()
     ax.hist(s[~y], bins=bins, alpha=0.6, density=True, label="not fraud", log=True)
     if y.any():
         ax.hist(s[y], bins=bins, alpha=0.6, density=True, label="fraud", log=True)

@@ -28,8 +28,10 @@ Dates are inclusive calendar days on event_date. Everything here is a pure funct
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,14 +106,14 @@ class Windows:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Windows:
+    def from_dict(cls, data: Mapping[str, Any]) -> Windows:
         return cls(
             train_start=date.fromisoformat(str(data["train_start"])),
             train_end=date.fromisoformat(str(data["train_end"])),
-            gap_days=int(data["gap_days"]),  # type: ignore[arg-type]
+            gap_days=int(data["gap_days"]),
             test_start=date.fromisoformat(str(data["test_start"])),
             test_end=date.fromisoformat(str(data["test_end"])),
-            validation_days=int(data["validation_days"]),  # type: ignore[arg-type]
+            validation_days=int(data["validation_days"]),
         )
 
     def describe(self) -> str:

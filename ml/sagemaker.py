@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -427,7 +428,7 @@ def extract_model_archive(archive: Path, destination: Path) -> Path:
                 source = tar.extractfile(member)
                 assert source is not None  # a regular file
                 with source, (destination / filename).open("wb") as target:
-                    for chunk in iter(lambda s=source: s.read(1 << 20), b""):
+                    for chunk in iter(partial(source.read, 1 << 20), b""):
                         target.write(chunk)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise ArtifactError(f"cannot unpack {archive.name} (a gzipped tar): {error}") from error

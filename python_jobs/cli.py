@@ -15,6 +15,7 @@ from python_jobs.lake.layout import Lake, default_lake_dir
 
 if TYPE_CHECKING:
     from python_jobs.generate import GeneratorConfig
+    from python_jobs.ingest.run import Kind
 
     # what add_subparsers returns (argparse names the type privately)
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -192,8 +193,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     destination = S3Location.parse(args.to)
     if args.force_champion and not args.model:
         raise ValueError("--force-champion goes with --model")
-    kinds = [kind for kind in ("scores", "monitoring", "model") if getattr(args, kind)]
-    for kind in kinds or ["raw"]:
+    extra: tuple[Kind, ...] = ("scores", "monitoring", "model")
+    kinds: list[Kind] = [kind for kind in extra if getattr(args, kind)] or ["raw"]
+    for kind in kinds:
         ingest(
             _lake(args),
             destination,

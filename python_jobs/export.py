@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 
 # Large facts are split by day so a one-day read touches one folder.
 PARTITIONED_BY = {
@@ -53,7 +54,7 @@ def export_curated(lake: Lake) -> list[ExportedTable]:
         if not tables:
             raise RuntimeError(f"no curated tables in {lake.database}: did dbt build succeed?")
         for table in tables:
-            rows = con.execute(f'select count(*) from curated."{table}"').fetchone()[0]
+            rows = one_row(con, f'select count(*) from curated."{table}"')[0]
             target = staging / table
             partition = PARTITIONED_BY.get(table)
             if partition:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from python_jobs.dbt_runner import PROJECT_DIR, DbtOutcome, require_success, run_dbt
 from python_jobs.export import ExportedTable, export_curated
@@ -20,6 +21,7 @@ from python_jobs.lake.validate import ValidationReport, validate_lake
 from python_jobs.summary import render, summarize
 
 Say = Callable[[str], None]
+T = TypeVar("T")
 
 
 def _quiet(_: str) -> None:
@@ -30,7 +32,7 @@ def _quiet(_: str) -> None:
 class StepTimer:
     say: Say
 
-    def run(self, label: str, step: Callable[[], object], result: Callable[[object], str]):
+    def run(self, label: str, step: Callable[[], T], result: Callable[[T], str]) -> T:
         self.say(f"==> {label}")
         started = time.perf_counter()
         value = step()

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 
 FEEDS = ("transactions", "customers", "accounts", "fraud_reports")
 
@@ -51,9 +52,7 @@ def summarize(lake: Lake) -> LakeSummary:
             "where table_schema = 'curated' order by 1"
         ).fetchall()
         for (table,) in tables:
-            summary.curated[table] = con.execute(
-                f'select count(*) from curated."{table}"'
-            ).fetchone()[0]
+            summary.curated[table] = one_row(con, f'select count(*) from curated."{table}"')[0]
     finally:
         con.close()
     return summary

@@ -63,7 +63,7 @@ def synthetic_features_with_truth(
             "amount_brl": np.round(rng.lognormal(4, 1, n), 2),
         }
     )
-    features = {f: rng.normal(0, 1, n) for f in FEATURES}
+    features: dict[str, np.ndarray] = {f: rng.normal(0, 1, n) for f in FEATURES}
     features["amount_log"] = np.log1p(frame["amount_brl"].to_numpy()) + 2.0 * fraud
     features["event_hour"] = (seconds // 3600).astype(float)
     features["is_night"] = ((seconds // 3600) < 6) | (fraud & (rng.random(n) < 0.6))

@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 
 from ml.jobs import demo_job, train_job
 from ml.layout import MlLayout
+from ml.sagemaker import SageMakerJob
 from ml.train import TrainConfig
 from python_jobs.cli import main
 
@@ -105,6 +106,7 @@ def test_sagemaker_backend_starts_a_job_with_the_training_split(
     with Stubber(sagemaker) as stub:
         stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:x"})
         job = train_job(ml_lake.lake, backend="sagemaker", wait=False, say=lines.append)
+    assert isinstance(job, SageMakerJob)
     assert job.arn == "arn:aws:sagemaker:x"
     assert [key.split("/", 3)[-1] for key in uploads] == [
         "data/train/part-0.parquet",

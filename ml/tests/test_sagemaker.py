@@ -44,9 +44,9 @@ from ml.sagemaker import (
 )
 from ml.tests.sagemaker_fakes import described, pack_model_dir, play_sagemaker
 from ml.train import TrainConfig, training_keys_sha256
+from python_jobs.tests.moto_s3 import CREDENTIALS
 
 REGION = "sa-east-1"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ENV = {
     "BANKLAKE_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/banklake-sagemaker",
     "BANKLAKE_SAGEMAKER_BUCKET": "banklake-ml-test",
@@ -397,6 +397,7 @@ def test_collecting_registers_the_job_model_as_a_challenger_on_the_same_test_win
     # the champion was re-scored on the challenger's test rows: the gate a local model meets
     decision = outcome.decision
     assert decision.champion == champion and decision.champion_ap is not None
+    assert decision.challenger_ap is not None
     assert decision.promote == (decision.challenger_ap > decision.champion_ap)
     assert "re-scored on the same rows" in decision.reason
     # what was registered is the job's booster, verified by the loader like any version

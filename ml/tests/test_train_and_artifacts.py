@@ -103,6 +103,7 @@ def test_challenger_replaces_the_champion_only_when_better(ml_lake: MlLayout) ->
     strong = train(ml_lake, config=FAST, now=datetime(2026, 10, 2, tzinfo=UTC))
     assert strong.decision.promote
     assert strong.decision.champion == weak.version
+    assert strong.decision.champion_ap is not None and strong.decision.challenger_ap is not None
     assert strong.decision.champion_ap < strong.decision.challenger_ap
     # the champion was re-scored on the challenger's test rows, not read from its metadata
     assert strong.decision.champion_ap == pytest.approx(

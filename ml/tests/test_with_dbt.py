@@ -20,6 +20,7 @@ from ml.train import train
 from python_jobs.dbt_runner import run_dbt
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 
 pytestmark = pytest.mark.dbt
 
@@ -53,9 +54,9 @@ def test_train_score_monitor_on_the_dbt_mart_and_read_back_by_dbt(tmp_path: Path
     result = score_day(layout)
     assert result.day == last
     with duckdb.connect(str(lake.database), read_only=True) as con:
-        (mart_rows,) = con.execute(
-            "select count(*) from curated.ml_features where event_date = ?", [last]
-        ).fetchone()
+        (mart_rows,) = one_row(
+            con, "select count(*) from curated.ml_features where event_date = ?", [last]
+        )
     table = pq.read_table(result.path)
     assert table.schema.equals(SCORES_SCHEMA) and table.num_rows == mart_rows > 0
     assert set(table["model_version"].to_pylist()) == {load_champion(layout).version}
@@ -72,5 +73,5 @@ def test_train_score_monitor_on_the_dbt_mart_and_read_back_by_dbt(tmp_path: Path
     )
     assert read_back.success, read_back.failures
     with duckdb.connect(str(lake.database), read_only=True) as con:
-        (alerts,) = con.execute("select count(*) from curated.fct_fraud_alerts").fetchone()
+        (alerts,) = one_row(con, "select count(*) from curated.fct_fraud_alerts")
     assert alerts == result.alerts

@@ -354,7 +354,7 @@ EXIT_REFUSED = 2
 EXIT_FAILED = 1
 
 
-def _say_error(command: str, error: BaseException, stderr: Any) -> None:
+def _say_error(command: str, error: BaseException | str, stderr: Any) -> None:
     print(f"banklake {command}: {error}", file=stderr)
 
 

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # headless: reports are written by jobs, never shown
 
@@ -39,14 +40,15 @@ def trend_chart(facts: Mapping[str, Any], lang: str) -> bytes | None:
     words = load_template("report", lang)["charts"]
     formatter = Formatter(lang)
     days = [date.fromisoformat(point["date"]) for point in series]
+    x = np.array(days, dtype="datetime64[D]")  # matplotlib's date axis, as its types expect
     report_day = date.fromisoformat(facts["report_date"])
     figure, bars = plt.subplots(figsize=(8, 3.2))
     colors = [_BLUE if day == report_day else _GREY for day in days]
-    bars.bar(days, [point["transactions"] for point in series], color=colors, width=0.8)
+    bars.bar(x, [point["transactions"] for point in series], color=colors, width=0.8)
     bars.set_ylabel(words["trend_transactions"])
     line = bars.twinx()
     line.plot(
-        days,
+        x,
         [point["approved_volume_brl"] / 1000 for point in series],
         color=_ORANGE,
         marker="o",
@@ -54,9 +56,9 @@ def trend_chart(facts: Mapping[str, Any], lang: str) -> bytes | None:
     )
     line.set_ylabel(words["trend_volume"], color=_ORANGE)
     bars.set_title(f"{words['trend_title']} ({words['trend_day']}: {formatter.day(report_day)})")
-    ticks = days[:: max(1, len(days) // 7)]
-    bars.set_xticks(ticks)
-    bars.set_xticklabels([formatter.day_short(day) for day in ticks])
+    step = max(1, len(days) // 7)
+    bars.set_xticks(x[::step])
+    bars.set_xticklabels([formatter.day_short(day) for day in days[::step]])
     for axis in (bars, line):
         axis.spines["top"].set_visible(False)
     figure.tight_layout()

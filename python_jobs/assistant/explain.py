@@ -246,8 +246,9 @@ def explain(
     if not _TRANSACTION_ID.match(transaction_id):
         raise UnknownTransactionError(f"{transaction_id!r} is not a transaction id")
     layout = MlLayout(lake)
-    own = warehouse is None
-    warehouse = warehouse or DuckDBWarehouse(lake)
+    own: DuckDBWarehouse | None = None  # opened here, closed here
+    if warehouse is None:
+        warehouse = own = DuckDBWarehouse(lake)
     try:
         score = find_score(layout, transaction_id)
         row = feature_row(warehouse, transaction_id)
@@ -256,8 +257,8 @@ def explain(
         features = [score[f"reason_{i}"] for i in range(1, N_REASONS + 1) if score[f"reason_{i}"]]
         baseline = records(warehouse.query(baseline_sql(transaction_id, features)))[0]
     finally:
-        if own:
-            warehouse.close()  # type: ignore[union-attr]
+        if own is not None:
+            own.close()
     return _explanation(lang, transaction_id, score, row or {}, baseline)
 
 

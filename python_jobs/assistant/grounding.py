@@ -287,9 +287,11 @@ def extract(text: str, lang: str) -> Extracted:
             )
             take(match)
     for match in _SLASH_DATE.finditer("".join(masked)):
-        first, second, year = match.groups()
-        day, month = (int(first), int(second)) if lang == "pt" else (int(second), int(first))
-        found.dates.append(DateToken(match.group(0), month, day, int(year) if year else None))
+        left, right, year_text = match.groups()
+        day, month = (int(left), int(right)) if lang == "pt" else (int(right), int(left))
+        found.dates.append(
+            DateToken(match.group(0), month, day, int(year_text) if year_text else None)
+        )
         take(match)
     for match in _TIME.finditer("".join(masked)):
         hour, minute, second = match.groups()

@@ -48,7 +48,7 @@ ALWAYS_PII_COLUMNS = frozenset(
 )
 
 # Statement kinds that have no place inside a read-only query, wherever they appear.
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = (
+_FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = (
     exp.DDL,
     exp.DML,
     exp.Drop,
@@ -87,8 +87,8 @@ _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = (
 )
 
 # Functions sqlglot knows by class: files, row generators, explode/unnest, regex column lists.
-_FILE_FUNCTIONS: tuple[type[exp.Expression], ...] = (exp.ReadCSV, exp.ReadParquet)
-_ROW_FUNCTIONS: tuple[type[exp.Expression], ...] = (
+_FILE_FUNCTIONS: tuple[type[exp.Expr], ...] = (exp.ReadCSV, exp.ReadParquet)
+_ROW_FUNCTIONS: tuple[type[exp.Expr], ...] = (
     exp.GenerateSeries,
     exp.Unnest,
     exp.Explode,
@@ -220,7 +220,7 @@ def guard_sql(
     return GuardedSQL(final, dialect, tuple(sorted(relations)), limit, action)
 
 
-def _generate(tree: exp.Expression, dialect: str) -> str:
+def _generate(tree: exp.Expr, dialect: str) -> str:
     """The tree as SQL, comments dropped (nothing can hide in them), and refused where sqlglot
     cannot write a construct faithfully in the dialect rather than approximate it."""
     try:
@@ -236,7 +236,7 @@ def _generate(tree: exp.Expression, dialect: str) -> str:
 # --- parsing -----------------------------------------------------------------------------
 
 
-def _parse_one(sql: str, dialect: str) -> exp.Expression:
+def _parse_one(sql: str, dialect: str) -> exp.Expr:
     if not sql or not sql.strip():
         raise SQLRefused("empty", "there is no statement")
     if len(sql) > MAX_SQL_CHARS:
@@ -253,21 +253,21 @@ def _parse_one(sql: str, dialect: str) -> exp.Expression:
         raise SQLRefused("parse_error", f"could not parse: {type(error).__name__}") from None
     finally:
         sqlglot_logger.setLevel(level)
-    statements = [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
-    if not statements:
+    trees = [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
+    if not trees:
         raise SQLRefused("empty", "there is no statement")
-    if len(statements) > 1:
+    if len(trees) > 1:
         raise SQLRefused(
-            "multiple_statements", f"exactly one statement is allowed, got {len(statements)}"
+            "multiple_statements", f"exactly one statement is allowed, got {len(trees)}"
         )
-    return statements[0]
+    return trees[0]
 
 
 # --- checks ------------------------------------------------------------------------------
 
 
 def _check_and_rewrite(
-    tree: exp.Expression, dialect: str, allow: AllowList, max_rows: int
+    tree: exp.Expr, dialect: str, allow: AllowList, max_rows: int
 ) -> tuple[set[str], int, str]:
     query = tree
     while isinstance(query, exp.Subquery):
@@ -287,7 +287,7 @@ def _check_and_rewrite(
     return relations, limit, action
 
 
-def _statement_kind(tree: exp.Expression) -> str:
+def _statement_kind(tree: exp.Expr) -> str:
     if isinstance(tree, exp.Command):
         return f"a {str(tree.this).upper()} command"
     if isinstance(tree, (exp.Column, exp.Identifier, exp.Literal)):
@@ -295,7 +295,7 @@ def _statement_kind(tree: exp.Expression) -> str:
     return f"a {tree.key.upper()} statement"
 
 
-def _check_node(node: exp.Expression, allow: AllowList) -> None:
+def _check_node(node: exp.Expr, allow: AllowList) -> None:
     if isinstance(node, _FORBIDDEN_NODES):
         what = _statement_kind(node)
         if isinstance(node, exp.Into):
@@ -349,7 +349,7 @@ def _check_function(node: exp.Func) -> None:
         )
 
 
-def _conjuncts(condition: exp.Expression) -> Iterator[exp.Expression]:
+def _conjuncts(condition: exp.Expr) -> Iterator[exp.Expr]:
     if isinstance(condition, exp.Paren):
         yield from _conjuncts(condition.this)
     elif isinstance(condition, exp.And):
@@ -359,7 +359,7 @@ def _conjuncts(condition: exp.Expression) -> Iterator[exp.Expression]:
         yield condition
 
 
-def _is_key_equality(condition: exp.Expression) -> bool:
+def _is_key_equality(condition: exp.Expr) -> bool:
     """An equality whose two sides read columns of different relations (`a.x = b.y`), or
     two different unqualified columns: what makes a join a lookup rather than a product."""
     if not isinstance(condition, exp.EQ):
@@ -405,7 +405,7 @@ def _visible_ctes(table: exp.Table) -> set[str]:
     """CTE names a table reference can see: those of every enclosing WITH, where a reference
     inside the body of CTE k sees only the CTEs before k (no recursion, refused anyway)."""
     names: set[str] = set()
-    child: exp.Expression = table
+    child: exp.Expr = table
     parent = table.parent
     while parent is not None:
         if isinstance(parent, exp.CTE) and isinstance(parent.parent, exp.With):
@@ -415,7 +415,7 @@ def _visible_ctes(table: exp.Table) -> set[str]:
             child = parent.parent.parent or parent.parent  # the query owning the WITH
             parent = child.parent
             continue
-        with_ = parent.args.get("with_") if isinstance(parent, exp.Expression) else None
+        with_ = parent.args.get("with_") if isinstance(parent, exp.Expr) else None
         if isinstance(with_, exp.With) and child is not with_:
             names.update(cte.alias_or_name.lower() for cte in with_.expressions)
         child = parent
@@ -434,7 +434,7 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def _check_relations(tree: exp.Expression, dialect: str, allow: AllowList) -> set[str]:
+def _check_relations(tree: exp.Expr, dialect: str, allow: AllowList) -> set[str]:
     read: set[str] = set()
     for table in list(tree.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
@@ -479,8 +479,8 @@ def _check_relations(tree: exp.Expression, dialect: str, allow: AllowList) -> se
     return read
 
 
-def _direct_sources(select: exp.Select) -> list[exp.Expression]:
-    sources: list[exp.Expression] = []
+def _direct_sources(select: exp.Select) -> list[exp.Expr]:
+    sources: list[exp.Expr] = []
     from_ = select.args.get("from_")
     if from_ is not None:
         sources.append(from_.this)
@@ -488,7 +488,7 @@ def _direct_sources(select: exp.Select) -> list[exp.Expression]:
     return sources
 
 
-def _pii_relation(source: exp.Expression, allow: AllowList) -> str | None:
+def _pii_relation(source: exp.Expr, allow: AllowList) -> str | None:
     if isinstance(source, exp.Table) and source.db.lower() == allow.schema:
         name = source.name.lower()
         if allow.pii_columns.get(name):
@@ -496,7 +496,7 @@ def _pii_relation(source: exp.Expression, allow: AllowList) -> str | None:
     return None
 
 
-def _check_stars_and_rows(tree: exp.Expression, allow: AllowList) -> None:
+def _check_stars_and_rows(tree: exp.Expr, allow: AllowList) -> None:
     """`*` or a bare alias (DuckDB reads `select t from dim_customers t` as the whole row)
     over a relation holding PII would hand out the columns the allow-list hides."""
     for select in tree.find_all(exp.Select):
@@ -535,7 +535,7 @@ def _check_stars_and_rows(tree: exp.Expression, allow: AllowList) -> None:
 # --- limit -------------------------------------------------------------------------------
 
 
-def _apply_limit(tree: exp.Expression, max_rows: int) -> tuple[int, str]:
+def _apply_limit(tree: exp.Expr, max_rows: int) -> tuple[int, str]:
     current = tree.args.get("limit")
     if current is None:
         tree.set("limit", exp.Limit(expression=exp.Literal.number(max_rows)))
@@ -557,7 +557,7 @@ def _apply_limit(tree: exp.Expression, max_rows: int) -> tuple[int, str]:
     return limit, "capped" if requested > max_rows else "kept"
 
 
-def _integer(node: exp.Expression) -> int | None:
+def _integer(node: exp.Expr) -> int | None:
     if isinstance(node, exp.Literal) and not node.is_string:
         try:
             value = int(str(node.this))

@@ -206,10 +206,12 @@ def _read_trend(match: IntentMatch, records: list[Row], period: str, scope: str)
     metric = match.metric or "volume"
     column = METRICS[metric][0]
     label = _metric_label(metric, lang)
-    points = [
+    read = [
         (r["period_start"], _number(r[column]), int(_number(r.get("days")) or 1)) for r in records
     ]
-    points = [p for p in points if p[1] is not None]
+    points: list[tuple[Any, float, int]] = [
+        (when, value, days) for when, value, days in read if value is not None
+    ]
     if not points:
         return f"Sem valores de {label} {period}." if pt else f"No {label} values {period}."
     partial: list[Any] = []

@@ -4,7 +4,7 @@ and HTML."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -110,8 +110,10 @@ def _kpi_table(facts: Mapping[str, Any], lang: str) -> Table:
         words["change"],
     ]
 
+    formats: dict[str, Callable[[Any], str]] = {"count": f.count, "brl": f.money, "pct": f.pct}
+
     def show(value: Any, unit: str) -> str:
-        return {"count": f.count, "brl": f.money, "pct": f.pct}[unit](value)
+        return formats[unit](value)
 
     rows = [
         [

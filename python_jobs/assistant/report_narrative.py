@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from python_jobs.assistant.formatting import Formatter, load_template
 from python_jobs.assistant.grounding import check_grounding
@@ -29,6 +29,13 @@ MAX_TOKENS = 900
 _MARKUP = re.compile(
     r"(?i)(https?://|www\.|ftp://|mailto:|javascript:|data:|!\[|\]\(|<\s*/?\s*[a-z][^>]*>)"
 )
+
+
+class _Usage(TypedDict):
+    """What the model's answer cost, passed on to every Narrative made from it."""
+
+    input_tokens: int
+    output_tokens: int
 
 
 @dataclass(frozen=True)
@@ -206,7 +213,7 @@ def narrate(facts: Mapping[str, Any], lang: str, provider: Provider) -> Narrativ
         return Narrative(
             fallback, "template", provider.name, "provider_error", error=str(error)[:500]
         )
-    usage = {"input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens}
+    usage = _Usage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
     text = completion.text.strip()
     if completion.stop_reason not in ACCEPTED_STOP_REASONS:
         return Narrative(

@@ -47,7 +47,9 @@ class QueryTimeout(RuntimeError):
 
 
 class Warehouse(Protocol):
-    dialect: str  # sqlglot dialect name: "duckdb" or "athena"
+    @property
+    def dialect(self) -> str:  # sqlglot dialect name: "duckdb" or "athena"
+        ...
 
     def query(self, sql: str) -> QueryResult: ...
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from python_jobs.aws.athena_sql import duckdb_only_constructs, millisecond_timestamps
+from python_jobs.aws.clients import Service
 from python_jobs.dbt_runner import PROJECT_DIR
 
 REGION = "sa-east-1"
@@ -160,7 +161,7 @@ def moto_aws() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def _client(service: str, aws: Mapping[str, str]) -> Any:
+def _client(service: Service, aws: Mapping[str, str]) -> Any:
     import boto3
 
     return boto3.client(

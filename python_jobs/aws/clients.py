@@ -7,14 +7,17 @@ conditional writes decide by."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # boto3 is imported where a client is made: the CLI starts without it
     from botocore.config import Config
 
+# The services banklake calls. boto3-stubs types client() once per literal service name.
+Service = Literal["athena", "bedrock-runtime", "glue", "s3", "sagemaker"]
+
 
 def aws_client(
-    service: str,
+    service: Service,
     *,
     region: str | None,
     profile: str | None,

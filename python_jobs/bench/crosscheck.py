@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from python_jobs.bench.pandas_ref import WINDOW_COLUMNS
+from python_jobs.lake.query import one_row
 
 
 class CrossCheckFailed(RuntimeError):
@@ -60,7 +61,7 @@ def window_totals(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, l
     for column in WINDOW_COLUMNS:
         value = f"round({column} * 100)" if "amount" in column else column
         parts.append(f"cast(sum({value}) as hugeint) as {column}")
-    rows, *totals = con.execute(f"select count(*), {', '.join(parts)} from {relation}").fetchone()
+    rows, *totals = one_row(con, f"select count(*), {', '.join(parts)} from {relation}")
     return int(rows), [int(total or 0) for total in totals]
 
 
@@ -82,10 +83,11 @@ def cross_check(
             "select disposition || coalesce(':' || rejection_reason, '') as k, count(*) "
             "from processed.stg_transactions_triaged group by 1 order by 1"
         ).fetchall()
-        dbt_accepted = con.execute(
+        dbt_accepted = one_row(
+            con,
             "select count(*), cast(sum(round(amount_brl * 100)) as hugeint) "
-            "from processed.stg_transactions"
-        ).fetchone()
+            "from processed.stg_transactions",
+        )
         dbt_totals = window_totals(con, "curated.ml_features")
         customers = np.sort(accepted["customer_id"].unique())
         rng = np.random.default_rng(seed)

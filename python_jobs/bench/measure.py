@@ -196,7 +196,7 @@ class Stopwatch:
     say: Callable[[str], None]
     stages: list[StageResult] = field(default_factory=list)
     # called after each stage: a run the kernel kills (out of memory) still leaves a record
-    after_stage: Callable[[list[StageResult]], None] | None = None
+    after_stage: Callable[[list[StageResult]], object] | None = None  # its result unused
 
     def run(
         self,

@@ -90,10 +90,11 @@ def _scan_info(profile: dict[str, Any]) -> tuple[int, int]:
     pending = [profile]
     while pending:
         node = pending.pop()
-        info = node.get("extra_info") or {}
+        info: dict[str, Any] = node.get("extra_info") or {}
         if node.get("operator_name") == "READ_PARQUET":
             scanning = re.match(r"(\d+)/(\d+)", str(info.get("Scanning Files", "")))
-            read = int(info.get("Total Files Read", scanning.group(1) if scanning else 0))
+            globbed: str | int = scanning.group(1) if scanning else 0
+            read = int(info.get("Total Files Read", globbed))
             return read, int(scanning.group(2)) if scanning else read
         pending += node.get("children", [])
     return 0, 0

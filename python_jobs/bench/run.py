@@ -261,7 +261,7 @@ def _pandas_reference(
         same_work=(same_work.rows, same_work.window_totals),
     )
     stage_seconds = {s.name: s.seconds for s in watch.stages}
-    ratios = []
+    ratios: list[dict[str, Any]] = []
     for work, dbt_stage, dbt_stats, model, pandas_stage in (
         (
             "staging (dedup, normalization)",

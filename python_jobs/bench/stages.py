@@ -19,6 +19,7 @@ from python_jobs.bench.crosscheck import window_totals
 from python_jobs.dbt_runner import DbtOutcome, require_success, run_dbt
 from python_jobs.generate import GenerationResult, GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 from python_jobs.lake.validate import validate_lake
 from python_jobs.pipeline import daily_build_args
 
@@ -129,7 +130,7 @@ def _dbt(ws: Workspace, *args: str) -> DbtOutcome:
 
 def count(ws: Workspace, sql: str, params: list[object] | None = None) -> int:
     with duckdb.connect(str(ws.lake.database), read_only=True) as con:
-        return int(con.execute(sql, params or []).fetchone()[0])
+        return int(one_row(con, sql, params or [])[0])
 
 
 def raw_transaction_rows(ws: Workspace, day: date | None = None) -> int:

@@ -15,6 +15,7 @@ import duckdb
 
 from python_jobs.bench.measure import folder_size
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 
 
 @dataclass(frozen=True)
@@ -50,17 +51,18 @@ class LakeSizes:
 def duckdb_schema_sizes(database: Path) -> dict[str, int]:
     """Bytes of persistent blocks used by each schema's tables."""
     with duckdb.connect(str(database), read_only=True) as con:
-        block_size = con.execute("select block_size from pragma_database_size()").fetchone()[0]
+        block_size = one_row(con, "select block_size from pragma_database_size()")[0]
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = "
             "current_database() and not temporary"
         ).fetchall()
         sizes: dict[str, int] = {}
         for schema, table in tables:
-            blocks = con.execute(
+            blocks = one_row(
+                con,
                 "select count(distinct block_id) from pragma_storage_info(?) where persistent",
                 [f'"{schema}"."{table}"'],
-            ).fetchone()[0]
+            )[0]
             sizes[schema] = sizes.get(schema, 0) + int(blocks) * int(block_size)
     return dict(sorted(sizes.items()))
 
@@ -100,10 +102,11 @@ def csv_comparison(raw_transactions: Path, csv_path: Path, *, keep: bool) -> Csv
     files = f"{raw_transactions.as_posix()}/*/*/*/*.parquet"
     started = time.perf_counter()
     with duckdb.connect() as con:
-        rows = con.execute(
+        rows = one_row(
+            con,
             f"copy (select * from read_parquet('{files}', union_by_name = true)) "
-            f"to '{csv_path.as_posix()}' (format csv, header)"
-        ).fetchone()[0]
+            f"to '{csv_path.as_posix()}' (format csv, header)",
+        )[0]
     seconds = time.perf_counter() - started
     comparison = CsvComparison(
         parquet_bytes=folder_size(raw_transactions),

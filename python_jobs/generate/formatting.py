@@ -136,8 +136,9 @@ def _field(matrix: np.ndarray, pos: int, width: int) -> np.ndarray:
 
 @functools.cache
 def _field_dtype(pos: int, width: int, row_width: int) -> np.dtype:
-    layout = {"names": ["f"], "formats": [f"V{width}"], "offsets": [pos], "itemsize": row_width}
-    return np.dtype(layout)
+    return np.dtype(
+        {"names": ["f"], "formats": [f"V{width}"], "offsets": [pos], "itemsize": row_width}
+    )
 
 
 def _rows_as_void(part: np.ndarray) -> np.ndarray:

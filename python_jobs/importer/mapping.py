@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from python_jobs.importer.reference import alias_keys, normalize_key, seed_values
 
@@ -203,7 +204,10 @@ def _known_spelling(value: str, domain: str) -> str:
     return value
 
 
-def _in_seed(value: str | None, seed: str, column: str) -> str | None:
+_Code = TypeVar("_Code", bound=str | None)
+
+
+def _in_seed(value: _Code, seed: str, column: str) -> _Code:
     if value is not None and value not in seed_values(seed, column):
         known = ", ".join(sorted(seed_values(seed, column)))
         raise ValueError(f"{value!r} is not in seeds/{seed}.csv ({known})")
@@ -283,7 +287,7 @@ def load_mapping(path: Path) -> Mapping:
     return parse_mapping(data, str(path))
 
 
-def _describe(item: dict[str, Any]) -> str:
+def _describe(item: ErrorDetails) -> str:
     location = [str(part) for part in item["loc"] if not isinstance(part, int)]
     # Union and shorthand validators add their own names to the location: keep the YAML keys.
     location = [part for part in location if not part.startswith(("function-", "str", "list["))]

@@ -23,6 +23,7 @@ import pyarrow as pa
 from python_jobs.importer.mapping import CONTRACT_TIMESTAMP, CUSTOMER_PLACEHOLDER, Mapping
 from python_jobs.importer.reference import alias_keys
 from python_jobs.importer.source import RAW_TIMEZONE, SourceRows
+from python_jobs.lake.query import one_row
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS
 
 DAY = "_day"  # helper column: the ingestion day a row lands in
@@ -61,9 +62,10 @@ def build_feeds(rows: SourceRows, mapping: Mapping, forced_day: date | None) -> 
         table = rows.table.append_column("_row", pa.array(np.arange(rows.table.num_rows)))
         con.register("source_rows", table)
         con.execute(f"create temp table parsed as {_parsed_sql(rows, mapping)}")
-        event_days = con.execute(
-            "select min(cast(event_parsed as date)), max(cast(event_parsed as date)) from parsed"
-        ).fetchone()
+        event_days = one_row(
+            con,
+            "select min(cast(event_parsed as date)), max(cast(event_parsed as date)) from parsed",
+        )
         span = None if event_days[0] is None else (event_days[0], event_days[1])
         fallback = forced_day or (span[1] if span else None)
         con.execute(
@@ -313,7 +315,7 @@ def _flags(con: duckdb.DuckDBPyConnection, mapped: set[str], malformed: int) -> 
     }
     checks.update(check for key, check in optional.items() if key in mapped)
     sums = ", ".join(f"count(*) filter (where {check})" for check in checks.values())
-    counts = con.execute(f"select {sums} from placed").fetchone()
+    counts = one_row(con, f"select {sums} from placed")
     flags = {name: int(count) for name, count in zip(checks, counts, strict=True) if count}
     if malformed:
         flags["malformed_line"] = malformed
@@ -328,7 +330,8 @@ def _unknown_spelling(column: str) -> str:
 
 def _notes(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> dict[str, int]:
     """Counts that will not be rejected but deserve a warning."""
-    row = con.execute(
+    row = one_row(
+        con,
         f"""
         select
             count(*) filter (where is_fraud and {_blank("transaction_id")}),
@@ -341,8 +344,8 @@ def _notes(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> dict[str, int]:
                 )
             )
         from placed
-        """
-    ).fetchone()
+        """,
+    )
     names = ("labels_without_transaction_id", "reported_before_event", "accounts_with_owners")
     return {name: int(count) for name, count in zip(names, row, strict=True) if count}
 

@@ -53,7 +53,7 @@ import re
 import shutil
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -564,15 +564,6 @@ def _is_int64(value: object) -> bool:
     return type(value) is int and _INT64[0] <= value <= _INT64[1]
 
 
-# bool is an int to Python, not a number to the contract: types are compared exactly
-_VALID = {
-    "text": lambda value: type(value) is str,
-    "number": lambda value: _is_int64(value) or (type(value) is float and math.isfinite(value)),
-    "integer": _is_int64,
-    "timestamp": lambda value: type(value) is str and _is_timestamp(value),
-}
-
-
 @lru_cache(maxsize=1024)  # a file's rows share a few _ingested_at values
 def _is_timestamp(text: str) -> bool:
     match = _TIMESTAMP_RE.fullmatch(text)
@@ -584,6 +575,15 @@ def _is_timestamp(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# bool is an int to Python, not a number to the contract: types are compared exactly
+_VALID: dict[str, Callable[[object], bool]] = {
+    "text": lambda value: type(value) is str,
+    "number": lambda value: _is_int64(value) or (type(value) is float and math.isfinite(value)),
+    "integer": _is_int64,
+    "timestamp": lambda value: type(value) is str and _is_timestamp(value),
+}
 
 
 def _object_problem(record: dict[str, object], spec: dict[str, object], prefix: str) -> str | None:

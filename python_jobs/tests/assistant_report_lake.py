@@ -24,8 +24,8 @@ from python_jobs.lake.layout import Lake
 
 # 24 days: enough history for the anomaly window, a training split and three scored days;
 # the 20th pay day moves to Monday the 21st, a real shift in the day's mix
-CONFIG = GeneratorConfig(seed=11, start_date=date(2026, 9, 1), days=24, customers=300)
-FIRST_DAY = CONFIG.start_date
+FIRST_DAY = date(2026, 9, 1)
+CONFIG = GeneratorConfig(seed=11, start_date=FIRST_DAY, days=24, customers=300)
 LAST_DAY = FIRST_DAY + timedelta(days=CONFIG.days - 1)
 SCORED_DAYS = [LAST_DAY - timedelta(days=k) for k in (2, 1, 0)]
 

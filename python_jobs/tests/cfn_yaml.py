@@ -19,8 +19,10 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dic
             value = str(value).split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
+    elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
+    else:
+        raise TypeError(f"!{tag_suffix} on an unexpected YAML node: {node!r}")
     name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
     return {name: value}
 

@@ -10,14 +10,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
+from python_jobs.aws.clients import Service
+
 REGION = "sa-east-1"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class Credentials(TypedDict):
+    """Keyword arguments of boto3.client(), typed so that ** passes them as such."""
+
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
+CREDENTIALS = Credentials(aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @contextmanager
@@ -32,13 +43,13 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def offline_client(service: str) -> Any:
+def offline_client(service: Service) -> Any:
     """A client that can reach nothing: for botocore's Stubber."""
     return boto3.client(service, region_name=REGION, **CREDENTIALS)
 
 
 @contextmanager
-def stubbed(service: str) -> Iterator[tuple[Any, Stubber]]:
+def stubbed(service: Service) -> Iterator[tuple[Any, Stubber]]:
     """An offline client under a Stubber; every queued response must have been used."""
     client = offline_client(service)
     with Stubber(client) as stubber:

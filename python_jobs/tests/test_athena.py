@@ -284,14 +284,15 @@ def test_the_pager_reads_every_page_and_keeps_a_first_row_that_is_not_the_header
     it."""
     athena, stubber = client
     info = [{"Name": "n", "Type": "integer"}, {"Name": "label", "Type": "varchar"}]
-    pages = [
+    Page = tuple[list[list[str | None]], list[dict[str, str]] | None, str | None]
+    pages: list[Page] = [
         ([["n", "label"], ["1", "a"]], info, "t-2"),
         ([["2", "b"]], None, "t-3"),
         ([["3", None]], None, None),
     ]
-    for number, (rows, columns, token) in enumerate(pages, start=1):
+    for number, (page_rows, columns, token) in enumerate(pages, start=1):
         result_set: dict = {
-            "Rows": [{"Data": [{"VarCharValue": v} if v else {} for v in row]} for row in rows]
+            "Rows": [{"Data": [{"VarCharValue": v} if v else {} for v in row]} for row in page_rows]
         }
         if columns:
             result_set["ResultSetMetadata"] = {"ColumnInfo": columns}
@@ -388,9 +389,12 @@ def test_query_runs_the_compiled_analysis_and_prints_rows_bytes_and_cost(
     athena, stubber = client
     compiled = 'select 1 as n from "awsdatacatalog"."banklake_curated"."fct_daily_kpis"'
     seen: list[Path] = []
-    monkeypatch.setattr(
-        athena_jobs, "compile_analysis", lambda path, target: seen.append(path) or compiled
-    )
+
+    def compile_analysis(path: Path, target: str) -> str:
+        seen.append(path)
+        return compiled
+
+    monkeypatch.setattr(athena_jobs, "compile_analysis", compile_analysis)
     expect_start(stubber, "q-7", compiled)
     stubber.add_response(
         "get_query_execution",

@@ -6,6 +6,7 @@ without MSCK or a crawler."""
 from __future__ import annotations
 
 from datetime import date
+from typing import TypeVar
 
 import pyarrow as pa
 import pytest
@@ -32,6 +33,20 @@ from python_jobs.lake.layout import partition_path
 from python_jobs.lake.schemas import FEEDS
 
 RAW = "s3://banklake-lake/raw/"
+Node = TypeVar("Node", bound=exp.Expr)
+
+
+def found(tree: exp.Expr, kind: type[Node]) -> Node:
+    node = tree.find(kind)
+    assert node is not None, f"no {kind.__name__} in the statement"
+    return node
+
+
+def cast_type(type_text: str) -> exp.DataType:
+    """A Hive type as sqlglot reads it in a cast."""
+    tree = sqlglot.parse_one(f"cast(x as {type_text})", read="hive")
+    assert isinstance(tree, exp.Cast)
+    return tree.to
 
 
 def parsed(feed_name: str) -> exp.Create:
@@ -60,7 +75,7 @@ def test_there_is_one_external_table_per_feed_at_the_feeds_prefix() -> None:
             "banklake_raw",
             table.feed.name,
         )
-        location = statement.find(exp.LocationProperty)
+        location = found(statement, exp.LocationProperty)
         assert location.this.name == f"{RAW}{table.feed.name}/"
 
 
@@ -71,9 +86,9 @@ def test_columns_are_the_contract_in_order_and_partitions_are_strings(feed_name:
     feed = FEEDS[feed_name]
     assert [name for name, _ in columns] == feed.schema.names
     for (_, kind), field in zip(columns, feed.schema, strict=True):
-        expected = sqlglot.parse_one(f"cast(x as {hive_type(field.type)})", read="hive").to
+        expected = cast_type(hive_type(field.type))
         assert kind == expected, field.name
-    partitioned = statement.find(exp.PartitionedByProperty)
+    partitioned = found(statement, exp.PartitionedByProperty)
     partition_columns = [(c.name, c.args["kind"].this) for c in partitioned.this.expressions]
     # text, like DuckDB's hive_types VARCHAR: partition_date() concatenates them
     assert partition_columns == [(n, exp.DataType.Type.TEXT) for n in ("year", "month", "day")]
@@ -89,7 +104,7 @@ def test_transactions_are_parquet_and_the_json_feeds_use_the_openx_serde() -> No
             assert serde is None
         else:
             assert file_format is None
-            assert serde.this.name == JSON_SERDE
+            assert serde is not None and serde.this.name == JSON_SERDE
             malformed = {p.name: p.args["value"].name for p in serde.args["serde_properties"]}
             assert malformed == {"ignore.malformed.json": "false"}
 
@@ -125,6 +140,7 @@ def test_partition_projection_covers_the_lake_writers_layout(feed_name: str) -> 
 
 def test_database_and_drop_statements_parse_and_names_are_checked() -> None:
     database = sqlglot.parse_one(create_database("banklake_raw", "it's raw"), read="athena")
+    assert isinstance(database, exp.Create)
     assert database.kind == "DATABASE" and database.args["exists"]
     drop = sqlglot.parse_one(drop_table("banklake_raw", "transactions"), read="athena")
     assert isinstance(drop, exp.Drop) and drop.args["exists"]
@@ -168,10 +184,10 @@ def test_the_scores_table_has_the_scoring_jobs_columns_in_its_order() -> None:
     columns = [(c.name, c.args["kind"]) for c in statement.this.expressions]
     assert [name for name, _ in columns] == SCORES_SCHEMA.names
     for (_, kind), field in zip(columns, SCORES_SCHEMA, strict=True):
-        expected = sqlglot.parse_one(f"cast(x as {hive_type(field.type)})", read="hive").to
+        expected = cast_type(hive_type(field.type))
         assert kind == expected, field.name
-    assert statement.find(exp.FileFormatProperty).this.name == "PARQUET"
-    partitioned = statement.find(exp.PartitionedByProperty)
+    assert found(statement, exp.FileFormatProperty).this.name == "PARQUET"
+    partitioned = found(statement, exp.PartitionedByProperty)
     assert [(c.name, c.args["kind"].this) for c in partitioned.this.expressions] == [
         (SCORES_PARTITION, exp.DataType.Type.TEXT)
     ]
@@ -196,7 +212,7 @@ def test_the_scores_projection_finds_exactly_where_the_scoring_job_writes(tmp_pa
     from python_jobs.lake.layout import Lake
 
     statement = scores_statement("s3://banklake-lake/banklake/raw")
-    location = statement.find(exp.LocationProperty).this.name
+    location = found(statement, exp.LocationProperty).this.name
     assert location == "s3://banklake-lake/banklake/" + SCORES_PREFIX
     properties = table_properties(statement)
     assert properties["projection.enabled"] == "true"

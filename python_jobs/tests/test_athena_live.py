@@ -52,6 +52,7 @@ from python_jobs.aws.athena import (
     AthenaRunner,
     make_client,
 )
+from python_jobs.lake.query import one_row
 from python_jobs.lake.schemas import FEEDS
 
 
@@ -184,12 +185,14 @@ def _scores_rows(run: LiveRun, runner: AthenaRunner | None = None) -> int:
 
         con = duckdb.connect(str(run.lake.database), read_only=True)
         try:
-            return con.execute("select count(*) from processed.stg_fraud_scores").fetchone()[0]
+            return one_row(con, "select count(*) from processed.stg_fraud_scores")[0]
         finally:
             con.close()
     database = f"{run.config.schema}_processed"
     result = runner.run(f'select count(*) as n from "{database}"."stg_fraud_scores"')
-    return int(result.rows[0][0])
+    (count,) = result.rows[0]
+    assert count is not None
+    return int(count)
 
 
 def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
@@ -397,9 +400,7 @@ def test_scoring_on_athena_equals_local_scoring(built, runner, tmp_path: Path) -
 
     con = duckdb.connect(str(local.lake.database), read_only=True)
     try:  # not the day the synthetic scores were uploaded for (the last), so no conflict
-        (day,) = con.execute(
-            "select max(event_date) - interval 1 day from curated.ml_features"
-        ).fetchone()
+        (day,) = one_row(con, "select max(event_date) - interval 1 day from curated.ml_features")
     finally:
         con.close()
     day = day.date() if hasattr(day, "date") else day

@@ -4,7 +4,7 @@ construct, and the answers become the same summary, printed the same way, as the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -51,7 +51,7 @@ def expect_select(
     stubber: Stubber,
     query_id: str,
     columns: list[str],
-    rows: list[tuple[str, ...]],
+    rows: Sequence[tuple[str, ...]],
     sql: object,
     scanned: int = 0,
 ) -> None:

@@ -15,6 +15,7 @@ from python_jobs.dbt_runner import DbtOutcome, run_dbt
 from python_jobs.export import export_curated
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 from python_jobs.lake.schemas import TRANSACTIONS
 from python_jobs.pipeline import append_days, build
 
@@ -57,10 +58,11 @@ def table_digests(lake: Lake, schema: str) -> dict[str, str]:
             ).fetchall()
         ]
         return {
-            table: con.execute(
+            table: one_row(
+                con,
                 f"select count(*) || ':' || coalesce(md5(string_agg(cast(t as varchar), '|' "
-                f"order by cast(t as varchar))), '') from {schema}.\"{table}\" as t"
-            ).fetchone()[0]
+                f"order by cast(t as varchar))), '') from {schema}.\"{table}\" as t",
+            )[0]
             for table in tables
         }
     finally:
@@ -218,7 +220,8 @@ def test_curated_export_matches_the_marts(built_lake: Lake) -> None:
     }
     for name, table in exported.items():
         files = f"{table.path}/**/*.parquet"
-        rows = duckdb.sql(f"select count(*) from read_parquet('{files}')").fetchone()[0]
+        with duckdb.connect() as scratch:
+            rows = one_row(scratch, f"select count(*) from read_parquet('{files}')")[0]
         assert rows == table.rows, name
     assert list((built_lake.curated / "fct_transactions").glob("event_date=*"))
 

@@ -24,6 +24,7 @@ README_MAX_LINES = 400
 
 def _hooks():
     spec = importlib.util.spec_from_file_location("banklake_docs_hooks", REPO / "docs/hooks.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -25,12 +25,14 @@ from python_jobs.generate import run as run_module
 from python_jobs.generate.faults import FEED_FAULTS
 from python_jobs.generate.fraud import SCENARIOS
 from python_jobs.lake.layout import Lake, partition_date
+from python_jobs.lake.query import one_row
 from python_jobs.lake.schemas import FEEDS, TRANSACTIONS
 
+MAIN_START, SMALL_START = date(2026, 1, 26), date(2026, 3, 1)
 MAIN = GeneratorConfig(
-    seed=11, start_date=date(2026, 1, 26), days=24, customers=500, fraud_rate=0.02, fault_rate=0.03
+    seed=11, start_date=MAIN_START, days=24, customers=500, fraud_rate=0.02, fault_rate=0.03
 )
-SMALL = GeneratorConfig(seed=5, start_date=date(2026, 3, 1), days=5, customers=300)
+SMALL = GeneratorConfig(seed=5, start_date=SMALL_START, days=5, customers=300)
 TS = "%Y-%m-%d %H:%M:%S"
 
 
@@ -155,7 +157,7 @@ def test_append_keeps_the_lakes_settings_and_says_so(tmp_path: Path) -> None:
     assert result.config.seed == SMALL.seed and result.config.fraud_rate == SMALL.fraud_rate
     assert any("seed=99 ignored" in note for note in result.notes)
     assert any("fraud_rate=0.1 ignored" in note for note in result.notes)
-    assert result.first_day == result.last_day == SMALL.start_date + timedelta(days=2)
+    assert result.first_day == result.last_day == SMALL_START + timedelta(days=2)
     state = json.loads((lake.generator_state / "state.json").read_text())
     assert state["last_day"] == "2026-03-03" and state["seed"] == SMALL.seed
     assert not list(lake.generator_state.rglob("*.pkl")) and not list(
@@ -174,7 +176,7 @@ def test_default_start_is_the_period_ending_yesterday() -> None:
 
 def test_raw_layout_and_ingestion_metadata(main_lake: tuple[Lake, GenerationResult]) -> None:
     lake, result = main_lake
-    days = {MAIN.start_date + timedelta(days=i) for i in range(MAIN.days)}
+    days = {MAIN_START + timedelta(days=i) for i in range(MAIN.days)}
     assert result.rows["transactions"] == manifest(lake)["totals"]["transactions"]["rows_written"]
     for feed in FEEDS.values():
         files = lake.raw_files(feed)
@@ -264,10 +266,11 @@ def test_cpfs_are_valid_except_injected_faults(
     invalid = sum(not _cpf_valid(c) for c in cpfs)
     assert invalid == manifest(main_lake[0])["totals"]["customers"]["faults"]["invalid_cpf"]
     assert invalid < 0.01 * len(cpfs)
-    distinct = con.sql(
+    distinct = one_row(
+        con,
         "select count(distinct cpf), count(distinct customer_id) "
-        "from customers where customer_id is not null"
-    ).fetchone()
+        "from customers where customer_id is not null",
+    )
     assert distinct[0] >= distinct[1]  # one CPF per customer (broken ones add a few)
 
 
@@ -275,16 +278,19 @@ def test_customer_extracts_build_scd2_history(
     con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
 ) -> None:
     m = manifest(main_lake[0])
-    first = MAIN.start_date
-    day1 = con.sql(
-        f"select count(distinct customer_id), count(*) from customers where pd = '{first}'"
-    ).fetchone()
+    first = MAIN_START
+    day1 = one_row(
+        con, f"select count(distinct customer_id), count(*) from customers where pd = '{first}'"
+    )
     faults = m["days"][first.isoformat()]["customers"]["faults"]
     assert day1[0] + (faults["missing_customer_id"] > 0) == MAIN.customers
     assert day1[1] == MAIN.customers + faults["duplicate_delivery"]
-    later = con.sql(f"""select count(*), count(*) filter (where updated_at::date = pd),
+    later = one_row(
+        con,
+        f"""select count(*), count(*) filter (where updated_at::date = pd),
         count(*) filter (where onboarding_date::date = pd) from customers
-        where pd > '{first}'""").fetchone()
+        where pd > '{first}'""",
+    )
     assert 0 < later[0] < MAIN.customers * 0.05 * MAIN.days
     assert later[1] == later[0]  # later extracts only hold what changed that day
     assert later[2] == m["totals"]["customers"]["new_customers"] > 0
@@ -295,22 +301,25 @@ def test_customer_extracts_build_scd2_history(
         ).fetchall()
     )
     assert 0.62 < segments["varejo"] < 0.78 and 0.05 < segments["pj"] < 0.15
-    states = con.sql(
-        f"select count(distinct address.state) from customers where pd = '{first}'"
-    ).fetchone()[0]
+    states = one_row(
+        con, f"select count(distinct address.state) from customers where pd = '{first}'"
+    )[0]
     assert states >= 20
     assert (
-        con.sql(
+        one_row(
+            con,
             "select count(*) from customers where customer_id is not null and "
-            "segment not in ('varejo', 'alta_renda', 'private', 'pj')"
-        ).fetchone()[0]
+            "segment not in ('varejo', 'alta_renda', 'private', 'pj')",
+        )[0]
         == 0
     )
 
 
 def test_accounts_follow_customers(con: duckdb.DuckDBPyConnection) -> None:
-    first = MAIN.start_date
-    row = con.sql(f"""with a as (select distinct account_id, customer_id, account_type,
+    first = MAIN_START
+    row = one_row(
+        con,
+        f"""with a as (select distinct account_id, customer_id, account_type,
         credit_limit from accounts),
         c as (select distinct customer_id, segment from customers
               where pd = '{first}' and customer_id is not null)
@@ -320,7 +329,8 @@ def test_accounts_follow_customers(con: duckdb.DuckDBPyConnection) -> None:
                    a.account_type = 'credit_card'))::int) filter (where segment <> 'pj'),
                (select count(*) from a where (credit_limit is not null)
                    <> (account_type = 'credit_card'))
-        from c""").fetchone()
+        from c""",
+    )
     assert row[0] == 0  # every customer has a checking account
     assert 0.5 < row[1] < 0.75  # ~60% of individuals have a credit card
     assert row[2] == 0  # credit limits only on credit cards
@@ -333,7 +343,9 @@ def test_transactions_are_consistent(con: duckdb.DuckDBPyConnection) -> None:
     """Clean rows (canonical spellings, positive amounts) obey the feed's business rules."""
     types = "', '".join(ref.TRANSACTION_TYPES)
     channels = "', '".join(ref.CHANNELS)
-    row = con.sql(f"""with a as (select distinct account_id, account_type from accounts
+    row = one_row(
+        con,
+        f"""with a as (select distinct account_id, account_type from accounts
                                  where account_id is not null)
         select count(*),
           count(*) filter (where t.transaction_type = 'CREDIT' and a.account_type <> 'credit_card'),
@@ -352,7 +364,8 @@ def test_transactions_are_consistent(con: duckdb.DuckDBPyConnection) -> None:
                            and direction = 'inbound')
         from legit t join a using (account_id)
         where t.transaction_type in ('{types}') and t.channel in ('{channels}')
-          and t.amt > 0""").fetchone()
+          and t.amt > 0""",
+    )
     assert row[0] > 20_000
     assert row[1:7] == (0, 0, 0, 0, 0, 0)
     assert 0.38 < row[7] < 0.52  # PIX ~45%
@@ -369,10 +382,13 @@ def test_activity_has_calendar_and_hour_patterns(con: duckdb.DuckDBPyConnection)
     assert by_day[date(2026, 2, 5)] > 1.15 * by_day[date(2026, 2, 4)]  # pay day
     hours = dict(con.sql("select hour(ts), count(*) from legit group by 1").fetchall())
     assert hours[3] * 8 < hours[12] and hours[3] * 8 < hours[19]
-    home = con.sql("""select avg((t.state = c.address.state)::int) from legit t join
+    home = one_row(
+        con,
+        """select avg((t.state = c.address.state)::int) from legit t join
         (select distinct customer_id, address from customers where customer_id is not null
          qualify row_number() over (partition by customer_id order by pd) = 1) c
-        using (customer_id) where t.channel = 'pos'""").fetchone()[0]
+        using (customer_id) where t.channel = 'pos'""",
+    )[0]
     assert 0.85 < home < 0.995  # mostly at home, sometimes travelling
 
 
@@ -405,28 +421,36 @@ def test_fraud_rate_and_mix(
 
 
 def test_account_takeover_signature(con: duckdb.DuckDBPyConnection) -> None:
-    row = con.sql("""select count(*), avg((hour(ts) < 6)::int),
+    row = one_row(
+        con,
+        """select count(*), avg((hour(ts) < 6)::int),
         count(*) filter (where exists (select 1 from legit l where l.customer_id = f.customer_id
                                        and l.device_id = f.device_id)),
         count(*) filter (where exists (select 1 from legit l where l.customer_id = f.customer_id
                                        and l.counterparty_key = f.counterparty_key)),
         count(*) filter (where transaction_type <> 'PIX' or direction <> 'outbound'
                          or device_id is null)
-        from fr f where scenario = 'account_takeover'""").fetchone()
+        from fr f where scenario = 'account_takeover'""",
+    )
     assert row[0] > 30
     assert row[1] > 0.6  # mostly at night
     assert row[2] == 0 and row[3] == 0  # a device and beneficiaries never seen for the victim
     assert row[4] == 0
-    drained = con.sql("""with c as (select customer_id, min(monthly_income) income
+    drained = one_row(
+        con,
+        """with c as (select customer_id, min(monthly_income) income
                                     from customers group by 1)
         select avg((total >= 0.3 * income)::int) from (select customer_id, incident,
         sum(amt) total from fr where scenario = 'account_takeover' group by all)
-        join c using (customer_id)""").fetchone()[0]
+        join c using (customer_id)""",
+    )[0]
     assert drained > 0.8  # a big share of monthly income leaves in one night
 
 
 def test_pix_scam_signature(con: duckdb.DuckDBPyConnection) -> None:
-    row = con.sql("""with habit as (select customer_id, median(amt) usual from legit
+    row = one_row(
+        con,
+        """with habit as (select customer_id, median(amt) usual from legit
             where transaction_type = 'PIX' and direction = 'outbound' group by 1)
         select count(*), count(*) filter (where hour(ts) not between 9 and 18),
           avg((exists (select 1 from legit l where l.customer_id = f.customer_id
@@ -435,7 +459,8 @@ def test_pix_scam_signature(con: duckdb.DuckDBPyConnection) -> None:
                            l.customer_id = f.customer_id and l.counterparty_key =
                            f.counterparty_key)),
           avg((amt >= 4 * usual)::int)
-        from fr f join habit using (customer_id) where scenario = 'pix_scam'""").fetchone()
+        from fr f join habit using (customer_id) where scenario = 'pix_scam'""",
+    )
     assert row[0] > 20
     assert row[1] == 0  # daytime
     assert row[2] > 0.8  # on the customer's usual device
@@ -472,10 +497,13 @@ def test_compromised_terminal_signature(con: duckdb.DuckDBPyConnection) -> None:
     for _, _, frauds, victims, pos, legit_after in rows:
         assert pos and victims >= 0.8 * frauds  # cloned cards of many different customers
         assert frauds / (frauds + legit_after) > 0.5  # most of its traffic is now fraud
-    far = con.sql("""with c as (select customer_id, any_value(address.city) city
+    far = one_row(
+        con,
+        """with c as (select customer_id, any_value(address.city) city
                                 from customers group by 1)
         select avg((f.city <> c.city)::int) from fr f join c using (customer_id)
-        where scenario = 'compromised_terminal'""").fetchone()[0]
+        where scenario = 'compromised_terminal'""",
+    )[0]
     assert far > 0.7  # victims come from all over the country
 
 
@@ -505,7 +533,9 @@ def test_reports_follow_their_transactions(
     con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
 ) -> None:
     m = manifest(main_lake[0])
-    row = con.sql(f"""with r as (select * from fraud_reports
+    row = one_row(
+        con,
+        f"""with r as (select * from fraud_reports
             qualify row_number() over (partition by report_id order by pd, _source_row) = 1)
         select count(*),
           count(*) filter (where f.transaction_id is null),
@@ -517,13 +547,17 @@ def test_reports_follow_their_transactions(
                            and f.transaction_type not in ('DEBIT', 'CREDIT')),
           count(*) filter (where r.report_channel = 'med' and f.transaction_type <> 'PIX'),
           count(distinct r.report_channel)
-        from r left join fr f using (transaction_id)""").fetchone()
+        from r left join fr f using (transaction_id)""",
+    )
     assert row[0] == sum(m["totals"]["fraud_reports"]["reports_by_scenario"].values()) > 50
     assert row[1:8] == (0, 0, 0, 0, 0, 0, 0)
     assert row[8] == 3
-    coverage = con.sql(f"""select count(r.transaction_id) / count(*) from fr
+    coverage = one_row(
+        con,
+        f"""select count(r.transaction_id) / count(*) from fr
         left join (select distinct transaction_id from fraud_reports) r using (transaction_id)
-        where scenario = 'account_takeover' and ts < date '{MAIN.start_date}' + 10""").fetchone()
+        where scenario = 'account_takeover' and ts < date '{MAIN.start_date}' + 10""",
+    )
     assert 0.85 < coverage[0] <= 1.0  # ~95% of frauds get reported, takeovers within days
     assert m["pending"]["fraud_reports"] > 0  # slow scenarios are still due after the last day
 
@@ -574,24 +608,31 @@ def test_transaction_faults_in_files_match_manifest(
     rate = sum(totals.values()) / m["totals"]["transactions"]["rows_written"]
     assert 0.6 * MAIN.fault_rate < rate < 1.4 * MAIN.fault_rate
     # Late rows land 1-5 days after their event, in a later partition.
-    lag = con.sql(f"""select min(date_diff('day', try_strptime(event_ts, '{TS}')::date, pd)),
+    lag = one_row(
+        con,
+        f"""select min(date_diff('day', try_strptime(event_ts, '{TS}')::date, pd)),
         max(date_diff('day', try_strptime(event_ts, '{TS}')::date, pd)) from tx
-        where try_strptime(event_ts, '{TS}')::date <> pd""").fetchone()
+        where try_strptime(event_ts, '{TS}')::date <> pd""",
+    )
     assert lag == (1, 5)
 
 
 def test_faulty_rows_are_never_fraud(con: duckdb.DuckDBPyConnection) -> None:
     types = "', '".join(ref.TRANSACTION_TYPES)
     channels = "', '".join(ref.CHANNELS)
-    dirty = con.sql(f"""select count(*) from fr where transaction_type not in ('{types}')
+    dirty = one_row(
+        con,
+        f"""select count(*) from fr where transaction_type not in ('{types}')
         or channel not in ('{channels}') or account_id is null or customer_id is null
-        or amt is null or amt <= 0 or ts::date <> pd""").fetchone()[0]
+        or amt is null or amt <= 0 or ts::date <> pd""",
+    )[0]
     assert dirty == 0
     assert (
-        con.sql(
+        one_row(
+            con,
             "select count(*) from (select transaction_id from tx join truth "
-            "using (transaction_id) group by 1 having count(*) > 1)"
-        ).fetchone()[0]
+            "using (transaction_id) group by 1 having count(*) > 1)",
+        )[0]
         == 0
     )
 
@@ -600,24 +641,33 @@ def test_extract_and_report_faults_match_manifest(
     con: duckdb.DuckDBPyConnection, main_lake: tuple[Lake, GenerationResult]
 ) -> None:
     totals = manifest(main_lake[0])["totals"]
-    customers = con.sql("""select count(*) - count(distinct (customer_id, full_name, cpf,
+    customers = one_row(
+        con,
+        """select count(*) - count(distinct (customer_id, full_name, cpf,
             updated_at, pd)), count(*) filter (where customer_id is null)
-        from customers""").fetchone()
+        from customers""",
+    )
     assert customers == (
         totals["customers"]["faults"]["duplicate_delivery"],
         totals["customers"]["faults"]["missing_customer_id"],
     )
-    accounts = con.sql("""select count(*) - count(distinct (account_id, customer_id, status,
+    accounts = one_row(
+        con,
+        """select count(*) - count(distinct (account_id, customer_id, status,
             credit_limit, updated_at, pd)), count(*) filter (where account_id is null)
-        from accounts""").fetchone()
+        from accounts""",
+    )
     assert accounts == (
         totals["accounts"]["faults"]["duplicate_delivery"],
         totals["accounts"]["faults"]["missing_account_id"],
     )
-    reports = con.sql("""select count(*) - count(distinct report_id),
+    reports = one_row(
+        con,
+        """select count(*) - count(distinct report_id),
         count(*) filter (where pd <> reported_at::date + 1 and report_id in (select report_id
             from fraud_reports group by 1 having count(*) > 1) and pd <> reported_at::date)
-        from fraud_reports""").fetchone()
+        from fraud_reports""",
+    )
     assert reports == (totals["fraud_reports"]["faults"]["duplicate_delivery"], 0)
     assert sum(totals["customers"]["faults"].values()) > 0
     assert sum(totals["accounts"]["faults"].values()) > 0

@@ -24,6 +24,7 @@ from python_jobs.importer import (
     parse_mapping,
 )
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS, Feed
 from python_jobs.lake.validate import validate_lake
 from python_jobs.lake.writer import RawFileConflict
@@ -420,16 +421,17 @@ def test_the_example_imports_and_builds_with_exactly_the_planted_rows_rejected(
         duplicates = con.execute(
             "select feed, record_key from processed.stg_duplicate_rows"
         ).fetchall()
-        accepted = con.execute("select count(*) from curated.fct_transactions").fetchone()[0]
+        accepted = one_row(con, "select count(*) from curated.fct_transactions")[0]
         labels = con.execute(
             "select transaction_id, fraud_scenario, days_to_report from curated.fct_transactions "
             "where is_fraud_reported order by 1"
         ).fetchall()
-        customers = con.execute("select count(*) from curated.dim_customers").fetchone()[0]
-        unmatched_accounts = con.execute(
+        customers = one_row(con, "select count(*) from curated.dim_customers")[0]
+        unmatched_accounts = one_row(
+            con,
             "select count(*) from curated.fct_transactions t "
-            "left join curated.dim_accounts a using (account_id) where a.account_id is null"
-        ).fetchone()[0]
+            "left join curated.dim_accounts a using (account_id) where a.account_id is null",
+        )[0]
     finally:
         con.close()
 

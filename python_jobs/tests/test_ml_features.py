@@ -19,15 +19,15 @@ from ml.features import FEATURES, KEY_COLUMNS, LABEL_COLUMNS
 from python_jobs.dbt_runner import DbtOutcome, run_dbt
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.query import one_row
 
 pytestmark = pytest.mark.dbt
 
 # 33 days, so that an incremental run after 3 more days reads 30 days of history but not all;
 # 500 customers, so that the day before the days it recomputes has unusual-state transactions
 # at counterparties of recomputed ones (at 250 there were none).
-CONFIG = GeneratorConfig(
-    seed=11, start_date=date(2026, 9, 1), days=33, customers=500, fault_rate=0.05
-)
+START = date(2026, 9, 1)
+CONFIG = GeneratorConfig(seed=11, start_date=START, days=33, customers=500, fault_rate=0.05)
 # the marts and what they read (and int_customers_latest, which the no-PII tests read)
 FEATURE_MODELS = [
     "+ml_features",
@@ -214,10 +214,11 @@ def test_features_agree_with_a_brute_force_oracle(lake: Lake) -> None:
         ]
         # what the sample exercises: counterparty frauds known before some transactions, and
         # frauds at a counterparty that were reported only after later transactions there
-        known, reported_later = con.execute(
+        known, reported_later = one_row(
+            con,
             "select count(*) filter (where cpf30 > 0), "
-            "count(*) filter (where cpf30_reported_by_now > cpf30) from oracle"
-        ).fetchone()
+            "count(*) filter (where cpf30_reported_by_now > cpf30) from oracle",
+        )
     finally:
         con.close()
     assert known > 0
@@ -328,20 +329,19 @@ def test_scenario_features_agree_with_a_brute_force_oracle(lake: Lake) -> None:
     try:
         con.execute(f"create temp table oracle as {SCENARIO_ORACLE}")
         for first, second in ((SCENARIO_ORACLE, SCENARIO_MART), (SCENARIO_MART, SCENARIO_ORACLE)):
-            differing = con.execute(
-                f"select count(*) from (({first}) except ({second}))"
-            ).fetchone()
+            differing = one_row(con, f"select count(*) from (({first}) except ({second}))")
             assert differing == (0,)
         # what the sample exercises: bursts with declines, devices shared across customers,
         # counterparties with out-of-state customers, amounts above every earlier one
-        exercised = con.execute(
+        exercised = one_row(
+            con,
             "select count(*) filter (where cust_declined_count_1h > 0), "
             "count(*) filter (where device_other_customers_30d > 0), "
             "count(*) filter (where cp_unusual_state_share_1d > 0), "
             "count(*) filter (where amount_ratio_to_max_30d > 1), "
             "count(*) filter (where cust_inbound_new_sender_count_1d > 0) "
-            "from curated.ml_features"
-        ).fetchone()
+            "from curated.ml_features",
+        )
     finally:
         con.close()
     assert all(count > 0 for count in exercised), exercised
@@ -359,7 +359,7 @@ def test_incremental_run_after_new_days_equals_a_full_rebuild(
     compiled = workspace.target / "compiled/banklake/models/curated/fct_transactions.sql"
     assert " as stored" in compiled.read_text(), "fct_transactions did not run incrementally"
 
-    first_new_day = CONFIG.start_date + timedelta(days=CONFIG.days)
+    first_new_day = START + timedelta(days=CONFIG.days)
     late, relabelled = query(
         daily,
         f"select count(*) filter (where ingestion_date >= date '{first_new_day}' "

@@ -103,7 +103,7 @@ def encode(feed: Feed, table: pa.Table, **parquet_options: object) -> bytes:
     if feed.file_format == "parquet":
         sink = io.BytesIO()
         options = {"compression": "zstd", "store_schema": False} | parquet_options
-        pq.write_table(table, sink, **options)  # type: ignore[arg-type]
+        pq.write_table(table, sink, **options)
         return sink.getvalue()
     return gzip.compress("".join(json_lines(table).to_pylist()).encode(), mtime=0)
 
