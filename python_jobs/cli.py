@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from python_jobs import cli_json
 from python_jobs.assistant.providers import PROVIDERS
 from python_jobs.lake.layout import Lake, default_lake_dir
 
@@ -64,6 +65,34 @@ def _add_provider(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 def _add_max_rows(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--max-rows", type=int, default=100, help=help_text)
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    """--json: one JSON document on stdout for a scheduler (python_jobs/cli_json.py)."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document on stdout (keys: docs/operations.md), progress on stderr",
+    )
+
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where a command's human text goes: stdout, or stderr when stdout carries --json."""
+    return cli_json.to_stderr if args.json else print
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's, via `make venv`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("banklake")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed: pip install -e .)"
 
 
 # Two months: the slowest-reported fraud (compromised terminals, about 18 days) needs that long
@@ -148,12 +177,26 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.target == "athena":
         from python_jobs.aws.athena_summary import summary_on_athena
 
-        summary_on_athena(say=print)
+        on_athena = summary_on_athena(say=_quiet if args.json else print)
+        if args.json:
+            args.document.emit({"command": "summary", "target": "athena", **on_athena.to_dict()})
         return 0
     from python_jobs.summary import render, summarize
 
     lake = _lake(args)
-    print(render(summarize(lake), lake))
+    summary = summarize(lake)
+    if args.json:
+        args.document.emit(
+            {
+                "command": "summary",
+                "target": "duckdb",
+                "lake": str(lake.root),
+                "database": str(lake.database),
+                **summary.to_dict(),
+            }
+        )
+    else:
+        print(render(summary, lake))
     return 0
 
 
@@ -238,7 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """train the fraud model, compare it with the baselines, promote if better"""
     from ml.booster import BoosterParams
     from ml.jobs import train_job
-    from ml.train import TrainConfig, WindowRequest
+    from ml.train import TrainConfig, TrainOutcome, WindowRequest
 
     pinned = {
         name: getattr(args, name)
@@ -256,15 +299,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.max_fit_rows is not None:
         booster = BoosterParams(max_fit_rows=args.max_fit_rows)
     config = TrainConfig(alert_budget=args.alert_budget, folds=args.folds, booster=booster)
-    train_job(
+    result = train_job(
         _lake(args),
         WindowRequest(**pinned),
         config,
         backend=args.backend,
         wait=args.wait,
         collect=args.collect,
-        say=print,
+        say=_say(args),
     )
+    if args.json:
+        backend = "sagemaker" if args.collect else args.backend
+        if isinstance(result, TrainOutcome):
+            args.document.emit(cli_json.trained(result, backend))
+        else:
+            args.document.emit(cli_json.started(result))
     return 0
 
 
@@ -275,19 +324,29 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         if args.date is None:
             raise ValueError("--target athena needs --date YYYY-MM-DD (the day to score)")
-        print(score_on_athena_job(_lake(args), args.date, say=print).summary())
+        on_athena = score_on_athena_job(_lake(args), args.date, say=_say(args))
+        if args.json:
+            args.document.emit(cli_json.scored_on_athena(on_athena))
+        else:
+            print(on_athena.summary())
         return 0
     from ml.jobs import score_job
 
-    score_job(_lake(args), args.date, say=print)
+    result = score_job(_lake(args), args.date, say=_say(args))
+    if args.json:
+        args.document.emit(cli_json.scored(result, result.day, "duckdb"))
     return 0
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     """drift, alert rate, realized precision"""
     from ml.jobs import monitor_job
+    from ml.layout import MlLayout
 
-    monitor_job(_lake(args), args.date, say=print)
+    report = monitor_job(_lake(args), args.date, say=_say(args))
+    if args.json:
+        report_file = MlLayout(_lake(args)).monitoring_file(report.day)
+        args.document.emit(cli_json.monitored(report, report_file))
     return 0
 
 
@@ -354,7 +413,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         skip_pandas=args.skip_pandas,
         keep_lake=args.keep_lake,
     )
-    run_bench(config, say=print)
+    outcome = run_bench(config, say=_say(args))
+    if args.json:
+        args.document.emit(cli_json.benched(outcome))
     return 0
 
 
@@ -393,6 +454,7 @@ def _lake_commands(commands: Commands) -> None:
     _command(commands, cmd_export)
     _command(commands, cmd_docs)
     summary = _command(commands, cmd_summary)
+    _add_json(summary)
     _add_target(
         summary,
         "duckdb: the local lake (default); athena: the Glue tables, with the README's "
@@ -459,6 +521,7 @@ def _athena_command(commands: Commands) -> None:
 
 def _train_command(commands: Commands) -> None:
     train = _command(commands, cmd_train)
+    _add_json(train)
     for flag, meaning in (
         ("--train-start", "first training day (default: the first day of the features)"),
         ("--train-end", "last training day (default: test start - gap - 1)"),
@@ -505,6 +568,7 @@ def _train_command(commands: Commands) -> None:
 def _score_and_monitor_commands(commands: Commands) -> None:
     score = _command(commands, cmd_score)
     _add_date(score, "day to score (default: the last)")
+    _add_json(score)
     _add_target(
         score,
         "duckdb: features from the lake's DuckDB file (default); athena: from "
@@ -514,6 +578,7 @@ def _score_and_monitor_commands(commands: Commands) -> None:
     )
     monitor = _command(commands, cmd_monitor)
     _add_date(monitor, "scored day (default: the last)")
+    _add_json(monitor)
 
 
 def _assistant_commands(commands: Commands) -> None:
@@ -556,6 +621,7 @@ def _assistant_commands(commands: Commands) -> None:
 
 def _bench_command(commands: Commands) -> None:
     bench = _command(commands, cmd_bench, lake=False)
+    _add_json(bench)
     bench.add_argument(
         "--transactions", type=int, default=10_000_000, help="raw transactions (10,000,000)"
     )
@@ -590,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="banklake",
         description="Synthetic bank data, a local lake and the dbt medallion around it.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add_commands in _COMMANDS:
         add_commands(commands)
@@ -599,7 +666,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        if not getattr(args, "json", False):
+            return args.handler(args)
+        args.document = cli_json.Document()
+        with cli_json.stdout_to_stderr():
+            code = args.handler(args)
+        if args.document.value is not None:
+            cli_json.write(args.document.value)
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

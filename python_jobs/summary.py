@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -16,6 +17,7 @@ from python_jobs.lake.layout import Lake
 from python_jobs.lake.query import one_row
 
 FEEDS = ("transactions", "customers", "accounts", "fraud_reports")
+DISPOSITIONS = ("accepted", "duplicate", "rejected")  # of every triaged raw row
 
 
 @dataclass
@@ -28,34 +30,71 @@ class LakeSummary:
     def raw_rows(self, feed: str) -> int:
         return sum(self.processed.get(feed, {}).values())
 
+    def to_dict(self) -> dict[str, Any]:
+        """`banklake summary --json`'s counts, the same keys on both engines
+        (docs/operations.md, Machine-readable output)."""
+        return {
+            "feeds": {
+                feed: {
+                    "raw_rows": self.raw_rows(feed),
+                    **{d: self.processed.get(feed, {}).get(d, 0) for d in DISPOSITIONS},
+                }
+                for feed in FEEDS
+            },
+            "rejected": [
+                {"feed": feed, "reason": reason, "rows": n} for feed, reason, n in self.rejected
+            ],
+            "quarantined_files": self.quarantined_files,
+            "curated": dict(self.curated),
+        }
+
 
 def summarize(lake: Lake) -> LakeSummary:
+    """The lake's counts from its DuckDB file; a lake not built yet says what to run."""
+    if not lake.database.exists():
+        raise FileNotFoundError(
+            f"no database at {lake.database}: run `banklake build` (or `make demo`) first"
+        )
     summary = LakeSummary()
     if lake.quarantine.exists():
         summary.quarantined_files = sum(1 for _ in lake.quarantine.rglob("*.reason.json"))
-    con = duckdb.connect(str(lake.database), read_only=True)
     try:
-        for feed in FEEDS:
-            rows = con.execute(
-                f"select disposition, count(*) from processed.stg_{feed}_triaged group by 1"
-            ).fetchall()
-            summary.processed[feed] = {disposition: n for disposition, n in rows}
-        summary.rejected = [
-            (feed, reason, n)
-            for feed, reason, n in con.execute(
-                "select feed, rejection_reason, count(*) from processed.stg_rejected_rows "
-                "group by 1, 2 order by 1, 3 desc, 2"
-            ).fetchall()
-        ]
-        tables = con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'curated' order by 1"
-        ).fetchall()
-        for (table,) in tables:
-            summary.curated[table] = one_row(con, f'select count(*) from curated."{table}"')[0]
+        con = duckdb.connect(str(lake.database), read_only=True)
+    except duckdb.IOException as error:
+        raise RuntimeError(
+            f"cannot open {lake.database} read-only ({error}); is dbt writing to it?"
+        ) from error
+    try:
+        _count(con, summary)
+    except duckdb.CatalogException as error:
+        missing = str(error).splitlines()[0]
+        raise RuntimeError(
+            f"{lake.database} is not built yet ({missing}): run `banklake build` "
+            "(or `make demo`) first"
+        ) from error
     finally:
         con.close()
     return summary
+
+
+def _count(con: duckdb.DuckDBPyConnection, summary: LakeSummary) -> None:
+    for feed in FEEDS:
+        rows = con.execute(
+            f"select disposition, count(*) from processed.stg_{feed}_triaged group by 1"
+        ).fetchall()
+        summary.processed[feed] = {disposition: n for disposition, n in rows}
+    summary.rejected = [
+        (feed, reason, n)
+        for feed, reason, n in con.execute(
+            "select feed, rejection_reason, count(*) from processed.stg_rejected_rows "
+            "group by 1, 2 order by 1, 3 desc, 2"
+        ).fetchall()
+    ]
+    tables = con.execute(
+        "select table_name from information_schema.tables where table_schema = 'curated' order by 1"
+    ).fetchall()
+    for (table,) in tables:
+        summary.curated[table] = one_row(con, f'select count(*) from curated."{table}"')[0]
 
 
 def render(summary: LakeSummary, lake: Lake, *, docs: Path | None = None) -> str:

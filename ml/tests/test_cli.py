@@ -50,6 +50,88 @@ def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) ->
     assert (Path(lake) / "monitoring" / "2026-09-20.json").exists()
 
 
+def test_train_score_monitor_json_for_a_scheduler(ml_lake: MlLayout, capsys) -> None:
+    """--json: one document on stdout with the keys of docs/operations.md; the human text
+    goes to stderr."""
+    lake = str(ml_lake.lake.root)
+    train = ["train", "--lake", lake, "--gap-days", "5", "--alert-budget", "20"]
+    assert main([*train, "--label-horizon-days", "3", "--max-fit-rows", "500", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "XGBoost (model)" in captured.err
+    trained = json.loads(captured.out)
+    assert list(trained) == [
+        "command",
+        "status",
+        "backend",
+        "version",
+        "model_dir",
+        "promoted",
+        "champion",
+        "previous_champion",
+        "reason",
+        "challenger_average_precision",
+        "champion_average_precision",
+        "threshold",
+        "alert_budget_per_day",
+        "windows",
+        "labels_as_of",
+        "metrics",
+    ]
+    version = json.loads(ml_lake.champion_file.read_text())["version"]
+    assert (trained["command"], trained["status"], trained["backend"]) == (
+        "train",
+        "trained",
+        "local",
+    )
+    assert trained["version"] == trained["champion"] == version and trained["promoted"]
+    assert trained["previous_champion"] is None and trained["alert_budget_per_day"] == 20.0
+    assert trained["windows"]["test_start"] == "2026-09-11"
+    assert trained["labels_as_of"] == "2026-09-20"
+    assert set(trained["metrics"]) == {"xgboost", "logistic_regression", "rules"}
+    assert 0 < trained["metrics"]["xgboost"]["average_precision"] <= 1
+
+    assert main(["score", "--lake", lake, "--json"]) == 0
+    captured = capsys.readouterr()
+    scored = json.loads(captured.out)
+    assert scored == {
+        "command": "score",
+        "target": "duckdb",
+        "day": "2026-09-20",
+        "scored": True,
+        "rows": 300,
+        "alerts": scored["alerts"],
+        "model_version": version,
+        "threshold": trained["threshold"],
+        "scores_file": str(ml_lake.scores_file(date(2026, 9, 20))),
+        "explanation": scored["explanation"],
+    }
+    assert "scored 300 transactions" in captured.err
+
+    assert main(["monitor", "--lake", lake, "--json"]) == 0
+    captured = capsys.readouterr()
+    monitored = json.loads(captured.out)
+    assert list(monitored) == [
+        "command",
+        "day",
+        "model_version",
+        "verdict",
+        "findings",
+        "rows",
+        "alerts",
+        "alert_rate",
+        "expected_alert_rate",
+        "score_psi",
+        "feature_psi",
+        "warming_up",
+        "realized_mature",
+        "report_file",
+    ]
+    assert (monitored["command"], monitored["day"]) == ("monitor", "2026-09-20")
+    assert monitored["rows"] == 300 and monitored["alerts"] == scored["alerts"]
+    assert monitored["report_file"] == str(ml_lake.monitoring_file(date(2026, 9, 20)))
+    assert captured.err.startswith("monitoring 2026-09-20 (model ")
+
+
 def test_errors_say_what_to_do(ml_lake: MlLayout, tmp_path: Path, capsys) -> None:
     lake = str(ml_lake.lake.root)
     assert main(["score", "--lake", lake]) == 1

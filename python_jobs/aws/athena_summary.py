@@ -102,6 +102,20 @@ class AthenaSummary:
     def cost_usd(self) -> float:
         return sum(q.cost_usd for q in self.queries)
 
+    def to_dict(self) -> dict[str, Any]:
+        """`banklake summary --target athena --json`: the local summary's keys, then where the
+        counts came from and what they cost."""
+        return {
+            **self.summary.to_dict(),
+            "processed_database": self.processed_database,
+            "curated_database": self.curated_database,
+            "work_group": self.work_group,
+            "quarantine": self.quarantine,
+            "queries": len(self.queries),
+            "bytes_scanned": self.bytes_scanned,
+            "cost_usd": self.cost_usd,
+        }
+
     def render(self) -> str:
         lines = render_body(
             self.summary,
