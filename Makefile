@@ -101,16 +101,16 @@ LOCK_HEADER = \# Every transitive dependency, pinned. Regenerate with 'make lock
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(if $(LOCK_CONSTRAINTS),cp $(LOCK_CONSTRAINTS) $(LOCK_VENV)/constraints.txt)
-	$(LOCK_PIP) "setuptools>=77" .
+	$(LOCK_PIP) "setuptools>=77" -e .
 	$(LOCK_VENV)/bin/python -m pip check
 	{ echo "$(LOCK_HEADER)"; echo "# Runtime: pyproject's dependencies (production installs this)."; \
 	  $(LOCK_FREEZE); } > requirements.lock.new
-	$(LOCK_PIP) -c requirements.lock.new ".[dev]"
+	$(LOCK_PIP) -c requirements.lock.new -e ".[dev]"
 	$(LOCK_VENV)/bin/python -m pip check
 	{ echo "$(LOCK_HEADER)"; echo "# Development: the runtime lock plus pyproject's [dev] extra (make venv installs this)."; \
 	  $(LOCK_FREEZE); } > requirements-dev.lock
 	mv requirements.lock.new requirements.lock
-	rm -rf $(LOCK_VENV) build
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf target logs lake reports site
