@@ -4,6 +4,7 @@ construct, and the answers become the same summary, printed the same way, as the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -188,6 +189,43 @@ def test_it_prints_what_the_local_summary_prints_and_what_it_cost(athena, s3) ->
     assert "prod_processed and prod_curated" in text and "work group banklake" in text
     assert "quarantined files: 2 (s3://lake/quarantine/)" in text
     assert "4 Athena queries, scanned 43.0 MB, cost $0.000334" in text
+
+
+def test_its_json_has_the_local_keys_then_where_and_what_it_cost(
+    athena, s3, monkeypatch, capsys
+) -> None:
+    client, stubber = athena
+    s3_client, s3_stubber = s3
+    config = AthenaConfig.from_env({**ENV, "BANKLAKE_ATHENA_SCHEMA": "prod"})
+    expect_the_four_queries(stubber, Recorder())
+    expect_quarantine_listing(s3_stubber)
+    result = summarize_athena(config, runner_for(client, config, FakeClock()), s3=s3_client)
+
+    def fake(say):
+        say("the human summary")
+        return result
+
+    monkeypatch.setattr(athena_summary, "summary_on_athena", fake)
+    assert main(["summary", "--target", "athena", "--json"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert "the human summary" not in captured.out + captured.err  # --json: no table
+    assert list(document)[:2] == ["command", "target"]
+    assert (document["command"], document["target"]) == ("summary", "athena")
+    local_keys = list(result.summary.to_dict())
+    assert list(document)[2:] == [
+        *local_keys,
+        "processed_database",
+        "curated_database",
+        "work_group",
+        "quarantine",
+        "queries",
+        "bytes_scanned",
+        "cost_usd",
+    ]
+    assert document["processed_database"] == "prod_processed"
+    assert document["quarantined_files"] == 2 and document["queries"] == 4
+    assert document["quarantine"] == "s3://lake/quarantine/"
 
 
 def test_without_the_raw_location_the_quarantine_is_not_counted(athena) -> None:
