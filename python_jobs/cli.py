@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -419,6 +419,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mechanisms(args: argparse.Namespace) -> int:
+    """mechanisms benchmark: one lake per fraud mechanism, the model against its baselines"""
+    from ml.generalization import run_benchmark, write_record
+    from ml.mechanisms import MECHANISMS, WorldConfig
+
+    sizes = {"customers": args.customers, "terminals": args.terminals, "days": args.days}
+    world = replace(WorldConfig(), **{k: v for k, v in sizes.items() if v is not None})
+    results = run_benchmark(
+        args.seeds,
+        args.mechanism or MECHANISMS,
+        world,
+        work=Path(args.work) if args.work else None,
+        say=_say(args),
+    )
+    json_path, md_path = write_record(results, Path(args.out))
+    missed = [r for r in results if r.failures()]
+    _say(args)(
+        f"{len(results) - len(missed)} of {len(results)} lakes meet the bar; "
+        f"record: {md_path} and {json_path.name}"
+    )
+    if args.json:
+        args.document.emit(cli_json.mechanisms(results, json_path))
+    return 1 if missed else 0
+
+
 # --- the parser: options several commands share are declared once, above; each command's
 # parser is built by its own function, below, in the order `banklake --help` lists them.
 
@@ -538,7 +563,10 @@ def _train_command(commands: Commands) -> None:
         "(default 7; 0 tests on the newest days)",
     )
     train.add_argument(
-        "--alert-budget", type=float, default=100.0, help="alerts a day -> threshold (100)"
+        "--alert-budget",
+        type=float,
+        default=100.0,
+        help="cases (customers alerted on a day) a day -> threshold (100)",
     )
     train.add_argument("--folds", type=int, default=1, help="prequential folds (default 1)")
     train.add_argument(
@@ -639,6 +667,32 @@ def _bench_command(commands: Commands) -> None:
     )
 
 
+def _mechanisms_command(commands: Commands) -> None:
+    mechanisms = _command(commands, cmd_mechanisms, lake=False)
+    _add_json(mechanisms)
+    mechanisms.add_argument(
+        "--seeds",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[1, 2, 3],
+        help="comma-separated seeds; each draws every mechanism's parameters (1,2,3)",
+    )
+    mechanisms.add_argument(
+        "--mechanism",
+        action="append",
+        default=None,
+        help="only this mechanism (repeatable): amount_threshold, compromised_counterparty, "
+        "compromised_customer, account_takeover (default: all)",
+    )
+    # None: ml/mechanisms.py's WorldConfig default (1,000 customers, 2,000 terminals, 49 days)
+    mechanisms.add_argument("--customers", type=int, default=None, help="card holders")
+    mechanisms.add_argument("--terminals", type=int, default=None, help="terminals")
+    mechanisms.add_argument("--days", type=int, default=None, help="days each lake spans")
+    mechanisms.add_argument(
+        "--work", default=None, help="keep the lakes in this folder (default: a temporary one)"
+    )
+    mechanisms.add_argument("--out", default="bench/results", help="results folder (bench/results)")
+
+
 _COMMANDS = (
     _lake_commands,
     _ingest_command,
@@ -648,6 +702,7 @@ _COMMANDS = (
     _score_and_monitor_commands,
     _assistant_commands,
     _bench_command,
+    _mechanisms_command,
 )
 
 

@@ -14,11 +14,12 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ml.generalization import MechanismResult
     from ml.monitor import MonitorReport
     from ml.sagemaker import SageMakerJob
     from ml.score import ScoreResult
@@ -181,4 +182,14 @@ def benched(outcome: BenchOutcome) -> dict[str, Any]:
         ],
         "targets": list(result.get("targets", [])),
         "cross_check_agrees": check["agrees"] if check is not None else None,
+    }
+
+
+def mechanisms(results: Sequence[MechanismResult], record: Path) -> dict[str, Any]:
+    return {
+        "command": "mechanisms",
+        "record": str(record),
+        "lakes": len(results),
+        "meet_the_bar": sum(not r.failures() for r in results),
+        "results": [r.to_dict() for r in results],
     }
