@@ -88,14 +88,14 @@
 {%- set labelled_windows = [1, 7, 30] %}
 {%- set counterparty_windows = [1, 7, 30, label_delay] %}
 {%- for days in labelled_windows %}
-    {%- do counterparty_windows.append(label_delay + days) %}
+{%- do counterparty_windows.append(label_delay + days) %}
 {%- endfor %}
 {%- set counterparty_windows = counterparty_windows | unique | sort | list %}
 {%- set counterparty_long_windows = counterparty_windows | reject('equalto', 1) | list %}
 {#- the windows whose history an incremental run reads as totals: every window over a day -#}
 {%- set history_windows = (long_windows + counterparty_long_windows) | unique | sort | list %}
 {%- if is_incremental() %}
-    {%- set bounds_query %}
+{%- set bounds_query %}
         with
         stored as (select * from {{ this }}),
         labels as (select * from {{ ref('fct_transactions') }}),
@@ -130,26 +130,26 @@
         ),
         bounds as (
             select
-                {%- for days in [1] + history_windows %}
+{%- for days in [1] + history_windows %}
                     cast(
                         {{ dbt.dateadd('day', -1 * days, 'first_day.recompute_from') }} as date
                     ) as window_{{ days }}d_from,
-                {%- endfor %}
-                {%- for days in history_windows %}
+{%- endfor %}
+{%- for days in history_windows %}
                     least(
                         cast({{ dbt.dateadd('day', -1 * days, 'end_day.end_date') }} as date),
                         first_day.recompute_from
                     ) as shared_{{ days }}d_from,
-                {%- endfor %}
+{%- endfor %}
                 first_day.recompute_from
             from first_day
             cross join end_day
         )
         select
-            {%- for days in [1] + history_windows %}
+{%- for days in [1] + history_windows %}
                 cast(window_{{ days }}d_from as varchar) as window_{{ days }}d_from,
-            {%- endfor %}
-            {%- for days in history_windows %}
+{%- endfor %}
+{%- for days in history_windows %}
                 cast(coalesce(shared_{{ days }}d_from, recompute_from) as varchar)
                     as shared_{{ days }}d_from,
             {%- endfor %}
@@ -194,8 +194,8 @@ earlier_activity as (
         from {{ this }}
         where event_date < date '{{ windows.recompute_from }}'
     {%- else %}
-        from transactions
-        where false
+    from transactions
+    where false
     {%- endif %}
     group by customer_id
 
@@ -403,10 +403,10 @@ windowed as (
         {{ count_over_previous_days('customer_id', 1) }} as cust_tx_count_1d,
         {{ sum_over_previous_days('amount_brl', 'customer_id', 1) }} as cust_amount_sum_1d,
         {%- for days in long_windows %}
-            {{ count_over_previous_days('customer_id', days, windows.in_frames[days]) }}
-                as cust_tx_count_{{ days }}d_read,
-            {{ sum_over_previous_days('amount_brl', 'customer_id', days, windows.in_frames[days]) }}
-                as cust_amount_sum_{{ days }}d_read,
+        {{ count_over_previous_days('customer_id', days, windows.in_frames[days]) }}
+            as cust_tx_count_{{ days }}d_read,
+        {{ sum_over_previous_days('amount_brl', 'customer_id', days, windows.in_frames[days]) }}
+            as cust_amount_sum_{{ days }}d_read,
         {%- endfor %}
         {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30, windows.in_frames[30]) }}
             as cust_amount_squares_30d_read,
@@ -448,7 +448,7 @@ customer_windowed as (
             'cust_inbound_amount_1d', 'cust_inbound_new_sender_count_1d', 'cust_tx_count_1h',
             'cust_declined_count_1h', 'previous_event_ts_read',
         ] %}
-            windowed.{{ column }},
+        windowed.{{ column }},
         {%- endfor %}
         {%- for days in long_windows %}
             {{ plus_shared_history(
@@ -524,8 +524,8 @@ counterparty_windowed as (
         *,
         {{ count_over_previous_days(counterparty_partition, 1) }} as cp_tx_count_1d,
         {%- for days in counterparty_long_windows %}
-            {{ count_over_previous_days(counterparty_partition, days, windows.in_frames[days]) }}
-                as cp_tx_count_{{ days }}d_read,
+        {{ count_over_previous_days(counterparty_partition, days, windows.in_frames[days]) }}
+            as cp_tx_count_{{ days }}d_read,
         {%- endfor %}
         {{ sum_over_previous_days('1', counterparty_partition, 1, 'is_first_time_counterparty') }}
             as cp_new_customer_count_1d,
@@ -572,22 +572,22 @@ counterparty_frauds as (
                 else 0
             end
         ) as cp_fraud_reported_30d,
-        {%- for days in labelled_windows %}
-            sum(
-                case
-                    when
-                        not {{ is_within_previous_days(
+    {%- for days in labelled_windows %}
+    sum(
+        case
+            when
+                not {{ is_within_previous_days(
                             'frauds.event_ts', 'current_rows.event_ts', label_delay
                         ) }}
-                        and {{ is_within_previous_days(
+                and {{ is_within_previous_days(
                             'frauds.event_ts', 'current_rows.event_ts', label_delay + days
                         ) }}
-                        then 1
-                    else 0
-                end
-            ) as cp_labelled_fraud_count_{{ days }}d
-            {%- if not loop.last %},{% endif %}
-        {%- endfor %}
+                then 1
+            else 0
+        end
+    ) as cp_labelled_fraud_count_{{ days }}d
+    {%- if not loop.last %},{% endif %}
+    {%- endfor %}
     from current_rows
     inner join frauds
         on
@@ -634,15 +634,15 @@ computed as (
 
         -- the customer's own history
         {%- for days in [1, 7, 30] %}
-            cast(current_rows.cust_tx_count_{{ days }}d as bigint) as cust_tx_count_{{ days }}d,
-            cast(current_rows.cust_amount_sum_{{ days }}d as double) as cust_amount_sum_{{ days }}d,
+        cast(current_rows.cust_tx_count_{{ days }}d as bigint) as cust_tx_count_{{ days }}d,
+        cast(current_rows.cust_amount_sum_{{ days }}d as double) as cust_amount_sum_{{ days }}d,
+        cast(current_rows.cust_amount_sum_{{ days }}d as double)
+        / nullif(current_rows.cust_tx_count_{{ days }}d, 0) as cust_amount_avg_{{ days }}d,
+        cast(current_rows.amount_brl as double)
+        / (
             cast(current_rows.cust_amount_sum_{{ days }}d as double)
-            / nullif(current_rows.cust_tx_count_{{ days }}d, 0) as cust_amount_avg_{{ days }}d,
-            cast(current_rows.amount_brl as double)
-            / (
-                cast(current_rows.cust_amount_sum_{{ days }}d as double)
-                / nullif(current_rows.cust_tx_count_{{ days }}d, 0)
-            ) as amount_ratio_to_avg_{{ days }}d,
+            / nullif(current_rows.cust_tx_count_{{ days }}d, 0)
+        ) as amount_ratio_to_avg_{{ days }}d,
         {%- endfor %}
         cast(
             {{ dbt.datediff('current_rows.previous_event_ts', 'current_rows.event_ts', 'second') }}
@@ -673,22 +673,22 @@ computed as (
 
         -- the counterparty, all customers
         {%- for days in [1, 7, 30] %}
-            cast(current_rows.cp_tx_count_{{ days }}d as bigint) as cp_tx_count_{{ days }}d,
+        cast(current_rows.cp_tx_count_{{ days }}d as bigint) as cp_tx_count_{{ days }}d,
         {%- endfor %}
         cast(coalesce(counterparty_frauds.cp_fraud_reported_30d, 0) as bigint) as cp_fraud_reported_30d,
         -- the labelled past: its transactions and the share of them reported as fraud by now
         {%- for days in labelled_windows %}
-            cast(
-                current_rows.cp_tx_count_{{ label_delay + days }}d
-                - current_rows.cp_tx_count_{{ label_delay }}d
-                as bigint
-            ) as cp_labelled_tx_count_{{ days }}d,
-            cast(coalesce(counterparty_frauds.cp_labelled_fraud_count_{{ days }}d, 0) as double)
-            / nullif(
-                current_rows.cp_tx_count_{{ label_delay + days }}d
-                - current_rows.cp_tx_count_{{ label_delay }}d,
-                0
-            ) as cp_labelled_fraud_rate_{{ days }}d,
+        cast(
+            current_rows.cp_tx_count_{{ label_delay + days }}d
+            - current_rows.cp_tx_count_{{ label_delay }}d
+            as bigint
+        ) as cp_labelled_tx_count_{{ days }}d,
+        cast(coalesce(counterparty_frauds.cp_labelled_fraud_count_{{ days }}d, 0) as double)
+        / nullif(
+            current_rows.cp_tx_count_{{ label_delay + days }}d
+            - current_rows.cp_tx_count_{{ label_delay }}d,
+            0
+        ) as cp_labelled_fraud_rate_{{ days }}d,
         {%- endfor %}
 
         -- mule signals
@@ -753,9 +753,9 @@ computed as (
 rows_to_write as (
 
     select
-        {%- for column in key_columns + feature_columns %}
-            {{ column }}{% if not loop.last %},{% endif %}
-        {%- endfor %}
+    {%- for column in key_columns + feature_columns %}
+        {{ column }}{% if not loop.last %},{% endif %}
+    {%- endfor %}
     from computed
     {%- if is_incremental() %}
 
@@ -780,13 +780,13 @@ final as (
 
     select
         {%- for column in key_columns %}
-            rows_to_write.{{ column }},
+        rows_to_write.{{ column }},
         {%- endfor %}
         labels.is_fraud_reported as label_is_fraud,
         labels.fraud_reported_at as label_reported_at,
         labels.fraud_scenario as label_scenario,
         {%- for column in feature_columns %}
-            rows_to_write.{{ column }}{% if not loop.last %},{% endif %}
+        rows_to_write.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from rows_to_write
     inner join labels

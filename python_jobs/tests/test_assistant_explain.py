@@ -160,5 +160,7 @@ def test_cli_explain(lake: Lake, scores: pd.DataFrame, capsys: pytest.CaptureFix
 def test_every_feature_has_words_and_a_kind() -> None:
     with FEATURE_WORDS.open(encoding="utf-8") as handle:
         rows = {row["feature"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == set(FEATURES) == set(seed_words())
+    assert set(rows) == set(FEATURES)
+    # the seed also words the features only older models used (test_contracts)
+    assert set(FEATURES) <= set(seed_words())
     assert all(row["kind"] in KINDS and row["pt"] for row in rows.values())
