@@ -149,15 +149,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """validate raw files, then dbt build"""
-    from python_jobs.pipeline import build
+    """validate raw files, dbt build, then publish the curated marts (lake/curated/)"""
+    from python_jobs.pipeline import build, export
 
     build(_lake(args), say=print, select=args.select)
+    export(_lake(args), say=print)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """export curated marts to lake/curated/"""
+    """publish the curated marts to lake/curated/ as Parquet (what readers read)"""
     from python_jobs.pipeline import export
 
     export(_lake(args), say=print)
