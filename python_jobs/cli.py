@@ -400,6 +400,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verdict(args: argparse.Namespace) -> int:
+    """record an investigator's verdict on an alert in raw, exactly once (fraud: a report too)"""
+    from python_jobs.feedback import Alert, record_verdict
+
+    alert = Alert(args.transaction_id, args.score_date, args.model_version)
+    outcome = record_verdict(_lake(args), alert, args.verdict, args.by)
+    print(outcome.summary())
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """scale benchmark: the whole pipeline timed per stage, pandas alongside"""
     from python_jobs.bench.config import BenchConfig
@@ -620,6 +630,22 @@ def _assistant_commands(commands: Commands) -> None:
     _add_lang(explain)
 
 
+def _verdict_command(commands: Commands) -> None:
+    verdict = _command(commands, cmd_verdict)
+    verdict.add_argument("transaction_id", help="the alerted transaction, e.g. T20261127000012345")
+    verdict.add_argument("verdict", choices=("fraud", "legitimate"))
+    verdict.add_argument("--by", required=True, help="the investigator (a name or login)")
+    verdict.add_argument(
+        "--score-date",
+        type=date.fromisoformat,
+        required=True,
+        help="the alert's scoring day, YYYY-MM-DD (fct_fraud_alerts.score_date)",
+    )
+    verdict.add_argument(
+        "--model-version", required=True, help="the model version that raised the alert"
+    )
+
+
 def _bench_command(commands: Commands) -> None:
     bench = _command(commands, cmd_bench, lake=False)
     _add_json(bench)
@@ -648,6 +674,7 @@ _COMMANDS = (
     _train_command,
     _score_and_monitor_commands,
     _assistant_commands,
+    _verdict_command,
     _bench_command,
 )
 

@@ -15,8 +15,9 @@ import duckdb
 
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.query import one_row
+from python_jobs.lake.schemas import FEEDS as RAW_FEEDS
 
-FEEDS = ("transactions", "customers", "accounts", "fraud_reports")
+FEEDS = tuple(RAW_FEEDS)  # every raw feed, in the contract's order
 DISPOSITIONS = ("accepted", "duplicate", "rejected")  # of every triaged raw row
 
 
