@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from pathlib import Path
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+# the commands whose results are kept in the lake's run history (the data-quality page)
+RECORDED_COMMANDS = frozenset({"build", "test", "run", "seed", "snapshot"})
 
 
 class DbtFailed(RuntimeError):
@@ -92,12 +95,15 @@ def run_dbt(
         cli_args += ["--target-path", str(target_path)]
     if quiet:
         cli_args = ["--quiet", *cli_args]
+    started = time.time()
     with _environment(lake, project_dir):
         try:
             result = dbtRunner().invoke(cli_args)
         finally:
             _release_duckdb_file()
     outcome = DbtOutcome(command=" ".join(args), success=bool(result.success))
+    if args and args[0] in RECORDED_COMMANDS:
+        _record(lake, (target_path or project_dir / "target") / "run_results.json", started, args)
     if result.exception is not None:
         outcome.failures.append(f"dbt {args[0]} could not run: {result.exception}")
         return outcome
@@ -110,6 +116,15 @@ def run_dbt(
             message = (node_result.message or "").strip().splitlines()
             outcome.failures.append(f"{node.name}: {message[0] if message else status}")
     return outcome
+
+
+def _record(lake: Lake, run_results: Path, started: float, args: Sequence[str]) -> None:
+    """The run's results into the lake's run history (python_jobs/dbt_runs.py), when this
+    run wrote them (a run that could not start leaves the previous file)."""
+    from python_jobs.dbt_runs import record_run
+
+    if run_results.is_file() and run_results.stat().st_mtime >= started - 1:
+        record_run(lake, run_results, "dbt " + " ".join(args))
 
 
 def _release_duckdb_file() -> None:

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -166,6 +167,11 @@ def open_published(
     return connection, version, scratch
 
 
+def _release(connection: duckdb.DuckDBPyConnection, scratch: Path) -> None:
+    connection.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
 class DuckDBWarehouse:
     dialect = "duckdb"
     curated_schema = "curated"
@@ -179,9 +185,11 @@ class DuckDBWarehouse:
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.lake = lake
-        self._connection, self.published, self._scratch = open_published(
+        self._connection, self.published, scratch = open_published(
             lake, memory_limit=memory_limit
         )
+        # a reader dropped without close() (a dashboard session that ends) still cleans up
+        self._finalizer = weakref.finalize(self, _release, self._connection, scratch)
         self.timeout_seconds = timeout_seconds
         self.max_rows = max_rows
 
@@ -218,8 +226,7 @@ class DuckDBWarehouse:
         return current_version_name(self.lake) == self.published.version
 
     def close(self) -> None:
-        self._connection.close()
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        self._finalizer()
 
 
 # --- Athena ------------------------------------------------------------------------------
