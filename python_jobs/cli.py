@@ -400,6 +400,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """the analysts' and fraud team's dashboard (Streamlit) on http://127.0.0.1:8501"""
+    from python_jobs.dashboard.server import serve
+
+    return serve(
+        _lake(args),
+        target=args.target,
+        host=args.host,
+        port=args.port,
+        investigator=args.investigator,
+    )
+
+
 def cmd_verdict(args: argparse.Namespace) -> int:
     """record an investigator's verdict on an alert in raw, exactly once (fraud: a report too)"""
     from python_jobs.feedback import Alert, record_verdict
@@ -630,6 +643,23 @@ def _assistant_commands(commands: Commands) -> None:
     _add_lang(explain)
 
 
+def _dashboard_command(commands: Commands) -> None:
+    dashboard = _command(commands, cmd_dashboard)
+    _add_target(
+        dashboard,
+        "duckdb: what the lake has published (default); athena: the assistant's work group "
+        "($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP), each query's bytes and cost shown",
+    )
+    dashboard.add_argument("--host", default="127.0.0.1", help="address (127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8501, help="port (8501)")
+    dashboard.add_argument(
+        "--investigator",
+        default=None,
+        help="the name verdicts are given under by default ($BANKLAKE_INVESTIGATOR, else "
+        "the login name)",
+    )
+
+
 def _verdict_command(commands: Commands) -> None:
     verdict = _command(commands, cmd_verdict)
     verdict.add_argument("transaction_id", help="the alerted transaction, e.g. T20261127000012345")
@@ -674,6 +704,7 @@ _COMMANDS = (
     _train_command,
     _score_and_monitor_commands,
     _assistant_commands,
+    _dashboard_command,
     _verdict_command,
     _bench_command,
 )

@@ -185,9 +185,7 @@ class DuckDBWarehouse:
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.lake = lake
-        self._connection, self.published, scratch = open_published(
-            lake, memory_limit=memory_limit
-        )
+        self._connection, self.published, scratch = open_published(lake, memory_limit=memory_limit)
         # a reader dropped without close() (a dashboard session that ends) still cleans up
         self._finalizer = weakref.finalize(self, _release, self._connection, scratch)
         self.timeout_seconds = timeout_seconds

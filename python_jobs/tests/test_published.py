@@ -161,7 +161,7 @@ def test_a_lake_exported_before_versions_is_migrated(lake: Lake) -> None:
 
 
 def test_nothing_published_is_a_clear_error(lake: Lake) -> None:
-    with pytest.raises(NothingPublished, match="nothing published .* run `banklake export`"):
+    with pytest.raises(NothingPublished, match=r"nothing published .* run `banklake export`"):
         DuckDBWarehouse(lake)
 
 
