@@ -54,11 +54,17 @@ with st.sidebar:
     first: date = chosen[0] if chosen else options.last_day
     last: date = chosen[-1] if chosen else options.last_day
     where = KpiSlice(
-        transaction_types=tuple(st.multiselect("Type", options.transaction_types)),
-        channels=tuple(st.multiselect("Channel", options.channels)),
-        states=tuple(st.multiselect("State", options.states)),
-        regions=tuple(st.multiselect("Region", options.regions)),
-        segments=tuple(st.multiselect("Customer segment", options.segments)),
+        transaction_types=tuple(
+            st.multiselect("Type", key="overview_types", options=options.transaction_types)
+        ),
+        channels=tuple(
+            st.multiselect("Channel", key="overview_channels", options=options.channels)
+        ),
+        states=tuple(st.multiselect("State", key="overview_states", options=options.states)),
+        regions=tuple(st.multiselect("Region", key="overview_regions", options=options.regions)),
+        segments=tuple(
+            st.multiselect("Customer segment", key="overview_segments", options=options.segments)
+        ),
     )
 
 length = (last - first).days + 1
