@@ -8,8 +8,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +32,7 @@ from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
 from python_jobs.summary import summarize
 from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
+from python_jobs.tests.lake_writer_process import database_held_for_writing
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app" / "main.py"
 PAGES = ("overview", "fraud", "model_health", "data_quality", "ask", "live")
@@ -424,29 +423,11 @@ def test_athena_queries_are_metered_and_cached_per_session() -> None:
 
 # --- while another process writes the database -----------------------------------------------
 
-HOLD_WRITE_LOCK = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-con.execute("begin")
-con.execute("create or replace table curated.fct_daily_kpis as select 1 as transactions")
-print("holding", flush=True)
-time.sleep(300)
-"""
-
 
 @pytest.fixture
 def database_being_written(own_lake: Built) -> Iterator[None]:
-    writer = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WRITE_LOCK, str(own_lake.lake.database)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "holding"
+    with database_held_for_writing(own_lake.lake.database):
         yield
-    finally:
-        writer.kill()
-        writer.wait()
 
 
 def test_every_page_works_while_a_build_holds_the_database(

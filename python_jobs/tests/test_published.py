@@ -24,6 +24,7 @@ from python_jobs.lake.published import (
     current,
     published_root,
 )
+from python_jobs.tests.lake_writer_process import database_held_for_writing
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -176,31 +177,11 @@ def test_a_failed_export_publishes_nothing(lake: Lake) -> None:
 
 # --- a real second process holding the database for writing ------------------------------
 
-HOLD_WRITE_LOCK = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-con.execute("begin")
-con.execute("create or replace table curated.fct_daily_kpis as select 1 as transactions")
-print("holding", flush=True)
-time.sleep(120)
-"""
-
 
 @pytest.fixture
 def writer_holding_the_database(published_lake: Lake) -> Iterator[subprocess.Popen[str]]:
-    """Another process with `banklake.duckdb` open for writing, mid-transaction, as dbt is."""
-    writer = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WRITE_LOCK, str(published_lake.database)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert writer.stdout is not None
-        assert writer.stdout.readline().strip() == "holding"
+    with database_held_for_writing(published_lake.database) as writer:
         yield writer
-    finally:
-        writer.kill()
-        writer.wait()
 
 
 def minimal_manifest(target: Path) -> Path:
