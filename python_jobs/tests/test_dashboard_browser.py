@@ -11,47 +11,42 @@ import gzip
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pytest
 
 from python_jobs.dashboard import text
+from python_jobs.dashboard.browser import (
+    CHROMIUM,
+    PAGE_TIMEOUT_MS,
+    READY_TEXT,
+    chromium,
+    open_page,
+    shown_metrics,
+)
+from python_jobs.dashboard.server import running_dashboard
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
 from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
 from python_jobs.tests.lake_writer_process import database_held_for_writing
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("BANKLAKE_TEST_ARTIFACTS", PROJECT_DIR / "test-artifacts"))
 README_IMAGES = PROJECT_DIR / "docs" / "images" / "dashboard"
 README_WIDTH = 900  # the README's copies: small PNGs
-# url path -> a text the page shows once its script has run
-PAGES = {
-    "overview": "Anomalies of",
-    "fraud": "Review an alert",
-    "model-health": "Champion",
-    "data-quality": "Last dbt runs",
-    "ask": "Ask with",
-    "live": "not running",
-}
-# generous bounds for a busy machine: waiting, never a claim about speed (bench/ measures that)
-START_SECONDS = 90
-PAGE_MS = 90_000
 pytestmark = pytest.mark.dbt
 
 
 def require_chromium() -> Path:
+    """Debian's chromium, or a skip that says how to get it (a failure under CI)."""
     if CHROMIUM.is_file():
         return CHROMIUM
     message = (
@@ -63,33 +58,10 @@ def require_chromium() -> Path:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Running:
     lake: Lake
     url: str
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    import time
-
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"banklake dashboard exited {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.read().strip() == b"ok":
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the dashboard did not answer in {START_SECONDS} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -101,64 +73,29 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("browser")
     lake = Lake(root / "lake")
     shutil.copytree(built.root, lake.root, symlinks=True)
-    port = free_port()
-    log = root / "dashboard.log"
     env = {
-        **os.environ,
         "BANKLAKE_DBT_TARGET_PATH": str(built.root.parent / "target"),
         "BANKLAKE_SERVING_URL": "http://127.0.0.1:9",
+        "BANKLAKE_ASSISTANT_PROVIDER": "offline",
     }
-    env.pop("BANKLAKE_ASSISTANT_PROVIDER", None)
-    command = [
-        sys.executable,
-        "-m",
-        "python_jobs.cli",
-        "dashboard",
-        "--lake",
-        str(lake.root),
-        "--port",
-        str(port),
-        "--investigator",
-        "browser.test",
-    ]
-    with database_held_for_writing(lake.database), log.open("wb") as output:
-        server = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=env, stdout=output, stderr=output, start_new_session=True
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(url, server, log)
-            yield Running(lake, url)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)  # the CLI and the Streamlit it started
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+    with (
+        database_held_for_writing(lake.database),
+        running_dashboard(
+            lake, log=root / "dashboard.log", investigator="browser.test", extra_env=env
+        ) as url,
+    ):
+        yield Running(lake, url)
 
 
 @pytest.fixture(scope="module")
-def browser(dashboard: Running) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(dashboard: Running) -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    from playwright.sync_api import Browser
-
-    assert isinstance(browser, Browser)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1300})
     tab = context.new_page()
     try:
         yield tab
@@ -166,32 +103,8 @@ def page(browser: object) -> Iterator[object]:
         context.close()
 
 
-def open_page(page: object, dashboard: Running, path: str) -> None:
-    from playwright.sync_api import Page, expect
-
-    assert isinstance(page, Page)
-    page.goto(f"{dashboard.url}/{'' if path == 'overview' else path}")
-    expect(page.get_by_text(PAGES[path]).first).to_be_visible(timeout=PAGE_MS)
-    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=PAGE_MS)
-    assert page.get_by_test_id("stException").count() == 0, page.inner_text("body")
-
-
-def shown_metrics(page: object) -> dict[str, str]:
-    from playwright.sync_api import Page
-
-    assert isinstance(page, Page)
-    found = {}
-    for metric in page.get_by_test_id("stMetric").all():
-        label = metric.get_by_test_id("stMetricLabel").inner_text().strip()
-        found[label] = metric.get_by_test_id("stMetricValue").inner_text().strip()
-    return found
-
-
-def screenshot(page: object, name: str) -> Path:
+def screenshot(page: Page, name: str) -> Path:
     """The page as a test artifact; with BANKLAKE_UPDATE_SCREENSHOTS=1 the README's copy too."""
-    from playwright.sync_api import Page
-
-    assert isinstance(page, Page)
     page.wait_for_timeout(1500)  # charts finish painting (not a check)
     target = ARTIFACTS / "dashboard" / f"{name}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +115,7 @@ def screenshot(page: object, name: str) -> Path:
         README_IMAGES.mkdir(parents=True, exist_ok=True)
         with Image.open(target) as image:
             height = round(image.height * README_WIDTH / image.width)
-            small = image.convert("RGB").resize((README_WIDTH, height), Image.LANCZOS)
+            small = image.convert("RGB").resize((README_WIDTH, height), Image.Resampling.LANCZOS)
             small.quantize(colors=64).save(README_IMAGES / f"{name}.png", optimize=True)
     return target
 
@@ -218,9 +131,9 @@ def sql(lake: Lake, statement: str, params: list[object] | None = None) -> list[
         return con.execute(statement, params).fetchall()
 
 
-def test_every_page_opens_with_the_figures_of_the_marts(page: object, dashboard: Running) -> None:
-    for path in PAGES:
-        open_page(page, dashboard, path)
+def test_every_page_opens_with_the_figures_of_the_marts(page: Page, dashboard: Running) -> None:
+    for path in READY_TEXT:
+        open_page(page, dashboard.url, path)
         if path == "overview":
             shown = shown_metrics(page)
             ((n, volume, before),) = sql(
@@ -248,37 +161,35 @@ def test_every_page_opens_with_the_figures_of_the_marts(page: object, dashboard:
         screenshot(page, path)
 
 
-def test_no_customer_name_or_cpf_in_any_page(page: object, dashboard: Running) -> None:
-    from playwright.sync_api import Page
-
-    assert isinstance(page, Page)
+def test_no_customer_name_or_cpf_in_any_page(page: Page, dashboard: Running) -> None:
     with duckdb.connect() as con:
         customers = con.execute(
             "select distinct full_name, cpf from read_json(?, format = 'newline_delimited')",
             [str(dashboard.lake.raw / CUSTOMERS.name / "*" / "*" / "*" / "*.jsonl.gz")],
         ).fetchall()
-    for path in PAGES:
-        open_page(page, dashboard, path)
+    for path in READY_TEXT:
+        open_page(page, dashboard.url, path)
         body = page.inner_text("body")
         assert not [name for name, cpf in customers if name in body or cpf in body], path
 
 
 def test_a_verdict_lands_in_raw_once_and_a_second_click_adds_nothing(
-    page: object, dashboard: Running
+    page: Page, dashboard: Running
 ) -> None:
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import expect
 
-    assert isinstance(page, Page)
     lake = dashboard.lake
-    open_page(page, dashboard, "fraud")
+    open_page(page, dashboard.url, "fraud")
     page.get_by_test_id("stSelectbox").filter(has_text="Alert").first.click()
     option = page.get_by_role("option").nth(2)
     label = option.inner_text().strip()
     transaction_id = label.split(" ", 1)[1]
     option.click()
-    expect(page.get_by_text(f"{transaction_id}: not reviewed")).to_be_visible(timeout=PAGE_MS)
+    expect(page.get_by_text(f"{transaction_id}: not reviewed")).to_be_visible(
+        timeout=PAGE_TIMEOUT_MS
+    )
     page.get_by_role("button", name="Confirm fraud").click()
-    expect(page.get_by_text("Recorded:")).to_be_visible(timeout=PAGE_MS)
+    expect(page.get_by_text("Recorded:")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     reports = [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name]
     verdicts = lake.raw_files(ALERT_VERDICTS)
     assert len(reports) == len(verdicts) == 1
@@ -291,6 +202,6 @@ def test_a_verdict_lands_in_raw_once_and_a_second_click_adds_nothing(
     screenshot(page, "fraud-feedback")
 
     page.get_by_role("button", name="Confirm fraud").click()  # the second click
-    expect(page.get_by_text("Already recorded")).to_be_visible(timeout=PAGE_MS)
+    expect(page.get_by_text("Already recorded")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     assert [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name] == reports
     assert lake.raw_files(ALERT_VERDICTS) == verdicts
