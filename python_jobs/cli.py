@@ -402,6 +402,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """the analysts' and fraud team's dashboard (Streamlit) on http://127.0.0.1:8501"""
+    if args.bench:
+        from python_jobs.dashboard.bench import run_bench
+
+        run_bench(_lake(args), runs=args.runs, out=Path(args.out))
+        return 0
     from python_jobs.dashboard.server import serve
 
     return serve(
@@ -657,6 +662,16 @@ def _dashboard_command(commands: Commands) -> None:
         default=None,
         help="the name verdicts are given under by default ($BANKLAKE_INVESTIGATOR, else "
         "the login name)",
+    )
+    dashboard.add_argument(
+        "--bench",
+        action="store_true",
+        help="instead of serving: time every page on this lake (server and browser), record "
+        "it under --out (docs/performance.md)",
+    )
+    dashboard.add_argument("--runs", type=_positive_int, default=3, help="--bench: runs (3)")
+    dashboard.add_argument(
+        "--out", default="bench/results", help="--bench: results folder (bench/results)"
     )
 
 

@@ -12,19 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from python_jobs.dashboard.pages import PAGES
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
-# url path -> a text the page shows once its script has run (app/main.py's pages)
-READY_TEXT = {
-    "overview": "Anomalies of",
-    "fraud": "Review an alert",
-    "model-health": "Champion",
-    "data-quality": "Last dbt runs",
-    "ask": "Ask with",
-    "live": "not running",
-}
+# url path -> a text the page shows once its script has run
+READY_TEXT = {page.url_path: page.ready_text for page in PAGES}
 # a bound for a busy machine: how long to wait, never a claim about speed
 PAGE_TIMEOUT_MS = 90_000
 

@@ -37,7 +37,7 @@ def sidebar_status(cfg: DashboardConfig, current: SessionWarehouse) -> None:
         published = current.published
         if published is not None:
             st.caption(
-                f"Lake `{cfg.lake.root}` · export {published.version[:15]} published "
+                f"Lake `{cfg.lake.root.name}` · export {published.version[:15]} published "
                 f"{published.published_at:%Y-%m-%d %H:%M} UTC"
             )
         else:
