@@ -4,14 +4,19 @@ warehouse.py), opened once per session, cached and metered.
 - A session keeps one warehouse; when a newer export has been published it is reopened on the
   next page run, so the pages show what the build has published last and never a mix.
 - Results are cached per SQL text for the life of that warehouse: Streamlit re-runs a page
-  at every click, and on Athena each query costs (bytes scanned, at least 10 MB).
+  at every click, and on Athena each query costs (bytes scanned, at least 10 MB). On DuckDB
+  they are also shared between sessions, per published export (`SharedResults`): an export
+  never changes, so the same SQL on the same export has the same answer, and the second
+  analyst to open a page does not wait for what the first already waited for.
 - Every query that ran is logged with its time and, on Athena, its bytes and cost: the
   sidebar shows them.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,12 +38,44 @@ class Closable(Protocol):
     def close(self) -> None: ...
 
 
+class SharedResults:
+    """Query results shared by every session of the process, keyed by (published export, SQL
+    text): valid for as long as that export exists. Bounded: the oldest entries go first."""
+
+    def __init__(self, max_entries: int = 2_000) -> None:
+        self._results: OrderedDict[tuple[str, str], QueryResult] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def get(self, version: str, sql: str) -> QueryResult | None:
+        with self._lock:
+            result = self._results.get((version, sql))
+            if result is not None:
+                self._results.move_to_end((version, sql))
+            return result
+
+    def clear(self) -> None:
+        with self._lock:
+            self._results.clear()
+
+    def put(self, version: str, sql: str, result: QueryResult) -> None:
+        with self._lock:
+            self._results[(version, sql)] = result
+            while len(self._results) > self.max_entries:
+                self._results.popitem(last=False)
+
+
+SHARED = SharedResults()
+
+
 @dataclass
 class SessionWarehouse:
-    """A warehouse whose results are kept per SQL text and whose queries are logged."""
+    """A warehouse whose results are kept per SQL text (and, for a published export, shared
+    between sessions) and whose queries are logged."""
 
     warehouse: Warehouse
     log: list[QueryCost] = field(default_factory=list)
+    shared: SharedResults | None = None
     _cache: dict[str, QueryResult] = field(default_factory=dict)
 
     @property
@@ -56,7 +93,12 @@ class SessionWarehouse:
 
     def query(self, sql: str) -> QueryResult:
         cached = self._cache.get(sql)
+        # the export's folder, not its name: two lakes (a copy) may hold the same version name
+        version = str(self.published.folder) if self.published is not None else None
+        if cached is None and self.shared is not None and version is not None:
+            cached = self.shared.get(version, sql)
         if cached is not None:
+            self._cache[sql] = cached
             return cached
         started = time.perf_counter()
         result = self.warehouse.query(sql)
@@ -67,6 +109,8 @@ class SessionWarehouse:
             cost = query_cost_usd(result.bytes_scanned)
         self.log.append(QueryCost(sql, time.perf_counter() - started, result.bytes_scanned, cost))
         self._cache[sql] = result
+        if self.shared is not None and version is not None:
+            self.shared.put(version, sql, result)
         return result
 
     def is_current(self) -> bool:
@@ -87,8 +131,11 @@ class SessionWarehouse:
             close()
 
 
-def open_warehouse(config: DashboardConfig) -> SessionWarehouse:
-    return SessionWarehouse(make_warehouse(config.target, config.lake))
+def open_warehouse(
+    config: DashboardConfig, shared: SharedResults | None = SHARED
+) -> SessionWarehouse:
+    """The target's warehouse for one session; on DuckDB its results shared by export."""
+    return SessionWarehouse(make_warehouse(config.target, config.lake), shared=shared)
 
 
 def session_warehouse(config: DashboardConfig, state: Any) -> SessionWarehouse:

@@ -26,7 +26,7 @@ from python_jobs.aws.athena import query_cost_usd
 from python_jobs.dashboard import text
 from python_jobs.dashboard.app.views.overview import LABELS
 from python_jobs.dashboard.config import INVESTIGATOR_ENV, SERVING_URL_ENV, TARGET_ENV
-from python_jobs.dashboard.session import SessionWarehouse
+from python_jobs.dashboard.session import SessionWarehouse, SharedResults
 from python_jobs.export import export_curated
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
@@ -419,6 +419,33 @@ def test_athena_queries_are_metered_and_cached_per_session() -> None:
     assert [q.bytes_scanned for q in session.log] == [50_000_000, 50_000_000]
     assert session.cost_usd == pytest.approx(2 * query_cost_usd(50_000_000))
     assert session.bytes_scanned == 100_000_000
+
+
+@dataclass
+class FakeExport:
+    folder: str
+
+
+@dataclass
+class FakeDuckDB:
+    published: FakeExport
+    dialect: str = "duckdb"
+    calls: int = 0
+
+    def query(self, sql: str) -> QueryResult:
+        self.calls += 1
+        return QueryResult(["n"], [(self.calls,)])
+
+
+def test_sessions_share_results_per_published_export() -> None:
+    shared = SharedResults()
+    first, second = FakeDuckDB(FakeExport("v1")), FakeDuckDB(FakeExport("v1"))
+    assert SessionWarehouse(first, shared=shared).query("select 1").rows == [(1,)]
+    assert SessionWarehouse(second, shared=shared).query("select 1").rows == [(1,)]
+    assert second.calls == 0  # the second session got the first one's result
+    newer = FakeDuckDB(FakeExport("v2"))
+    assert SessionWarehouse(newer, shared=shared).query("select 1").rows == [(1,)]
+    assert newer.calls == 1  # another export: asked again
 
 
 # --- while another process writes the database -----------------------------------------------
