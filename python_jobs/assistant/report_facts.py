@@ -241,9 +241,10 @@ class KpiSlice:
     segments: tuple[str, ...] = ()  # dim_customers.segment, as fct_risk_analysis slices it
 
     @property
-    def per_transaction(self) -> bool:
-        """Region and segment are not columns of fct_daily_kpis: such a slice is counted
-        from fct_transactions, the rows fct_daily_kpis sums (the same numbers either way)."""
+    def by_segment(self) -> bool:
+        """Region and segment are not columns of fct_daily_kpis: such a slice is summed from
+        fct_daily_kpis_by_segment, the same figures one level finer (a dbt test holds them
+        equal)."""
         return bool(self.regions or self.segments)
 
 
@@ -265,16 +266,18 @@ def kpi_source_sql(
     period = f"event_date between {sql_date(first)} and {sql_date(last)}"
     if days:
         period += f" and event_date in ({', '.join(sql_date(d) for d in days)})"
-    if not where.per_transaction:
-        filters = [period]
-        for column, values in (
-            ("transaction_type", where.transaction_types),
-            ("channel", where.channels),
-            ("state", where.states),
-        ):
-            if values:
-                filters.append(_in_list(column, values))
-        return f"""
+    filters = [period]
+    for column, values in (
+        ("transaction_type", where.transaction_types),
+        ("channel", where.channels),
+        ("state", where.states),
+        ("region", where.regions),
+        ("customer_segment", where.segments),
+    ):
+        if values:
+            filters.append(_in_list(column, values))
+    relation = "fct_daily_kpis_by_segment" if where.by_segment else "fct_daily_kpis"
+    return f"""
             select
                 event_date,
                 transactions,
@@ -282,36 +285,7 @@ def kpi_source_sql(
                 approved_volume_brl,
                 fraud_transactions,
                 fraud_loss_brl
-            from {sql.table("fct_daily_kpis")}
-            where {" and ".join(filters)}"""
-    filters = [period.replace("event_date", "transactions.event_date")]
-    for column, values in (
-        ("transactions.transaction_type", where.transaction_types),
-        ("transactions.channel", where.channels),
-        ("transactions.state", where.states),
-        ("coalesce(transactions.region, 'unknown')", where.regions),
-        ("coalesce(customers.segment, 'unknown')", where.segments),
-    ):
-        if values:
-            filters.append(_in_list(column, values))
-    # the same expressions as fct_daily_kpis, per transaction
-    return f"""
-            select
-                transactions.event_date,
-                1 as transactions,
-                case when transactions.is_approved then 1 else 0 end as approved_transactions,
-                case
-                    when transactions.is_approved then transactions.amount_brl else 0
-                end as approved_volume_brl,
-                case when transactions.is_fraud_reported then 1 else 0 end as fraud_transactions,
-                case
-                    when transactions.is_fraud_reported and transactions.is_approved
-                        then transactions.amount_brl
-                    else 0
-                end as fraud_loss_brl
-            from {sql.table("fct_transactions")} as transactions
-            left join {sql.table("dim_customers")} as customers
-                on transactions.customer_id = customers.customer_id
+            from {sql.table(relation)}
             where {" and ".join(filters)}"""
 
 
@@ -433,19 +407,14 @@ def anomaly_sql(day: date, config: FactsConfig, sql: FactsSQL | None = None) -> 
             group by event_date, dimension, dimension_value
             union all
             select
-                transactions.event_date,
+                event_date,
                 'segment' as dimension,
-                coalesce(segments.business_segment, 'unknown') as dimension_value,
-                count(*) as transactions,
-                cast(
-                    sum(case when transactions.is_approved then transactions.amount_brl else 0 end)
-                    as double
-                ) as approved_volume_brl
-            from {sql.table("fct_transactions")} as transactions
-            left join {sql.table("dim_customer_segments")} as segments
-                on transactions.customer_id = segments.customer_id
-            where transactions.event_date {window}
-            group by transactions.event_date, coalesce(segments.business_segment, 'unknown')
+                business_segment as dimension_value,
+                sum(transactions) as transactions,
+                cast(sum(approved_volume_brl) as double) as approved_volume_brl
+            from {sql.table("fct_daily_kpis_by_segment")}
+            where event_date {window}
+            group by event_date, business_segment
         ),
         days as (
             select distinct event_date from sliced

@@ -56,14 +56,12 @@ def filter_options_sql(sql: FactsSQL) -> str:
         f"select '{column}' as dimension, {column} as value from {kpis} group by {column}"
         for column in ("transaction_type", "channel", "state")
     ]
-    parts.append(
-        "select 'region' as dimension, coalesce(region, 'unknown') as value "
-        f"from {sql.table('fct_transactions')} group by coalesce(region, 'unknown')"
-    )
-    parts.append(
-        "select 'segment' as dimension, coalesce(segment, 'unknown') as value "
-        f"from {sql.table('dim_customers')} group by coalesce(segment, 'unknown')"
-    )
+    segmented = sql.table("fct_daily_kpis_by_segment")
+    parts += [
+        f"select 'region' as dimension, region as value from {segmented} group by region",
+        "select 'segment' as dimension, customer_segment as value "
+        f"from {segmented} group by customer_segment",
+    ]
     return "\nunion all\n".join(parts)
 
 

@@ -157,7 +157,8 @@ def test_overview_filters_slice_the_kpis(built: Built, monkeypatch) -> None:
     )
     assert metrics(at)["Transactions"][0] == text.count(n)
     assert metrics(at)["Approved volume"][0] == text.brl(volume)
-    # a segment is not in fct_daily_kpis: counted from the transactions, the same way
+    # a segment is not in fct_daily_kpis (the page sums fct_daily_kpis_by_segment): checked
+    # against the transactions themselves
     (segment,) = sql(built, "select min(segment) from curated.dim_customers")[0]
     at.multiselect(key="overview_segments").set_value([segment])
     at.run()
