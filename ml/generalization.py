@@ -93,11 +93,13 @@ def run_mechanism(
     mechanism: str,
     work: Path,
     world: WorldConfig,
-    config: TrainConfig = TrainConfig(plots=False),
+    config: TrainConfig | None = None,
     *,
     say: Say = _quiet,
 ) -> MechanismResult:
-    """Simulates, imports, builds and trains one mechanism's lake under `work`."""
+    """Simulates, imports, builds and trains one mechanism's lake under `work` (the default
+    training protocol, without plots, when no config is given)."""
+    config = config or TrainConfig(plots=False)
     dataset = simulate(mechanism, work / "source", world)
     lake = Lake(work / "lake")
     say(
@@ -130,7 +132,7 @@ def run_mechanism(
 def run_benchmark(
     seeds: Sequence[int],
     mechanisms: Sequence[str] = MECHANISMS,
-    world: WorldConfig = WorldConfig(),
+    world: WorldConfig | None = None,
     *,
     work: Path | None = None,
     say: Say = _quiet,
@@ -140,6 +142,7 @@ def run_benchmark(
     unknown = sorted(set(mechanisms) - set(MECHANISMS))
     if unknown:
         raise ValueError(f"unknown mechanisms {unknown}: choose from {', '.join(MECHANISMS)}")
+    world = world or WorldConfig()
     root = work or Path(tempfile.mkdtemp(prefix="banklake-mechanisms-"))
     try:
         results = []
