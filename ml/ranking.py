@@ -29,19 +29,34 @@ class Ranking:
 
     @classmethod
     def of(cls, labels: np.ndarray, scores: np.ndarray) -> Ranking:
-        y = np.asarray(labels, dtype=bool)
-        s = np.asarray(scores, dtype=np.float64)
-        if s.shape != y.shape or y.ndim != 1:
-            raise ValueError(f"{s.shape} scores for {y.shape} labels")
-        if np.isnan(s).any():
-            raise ValueError("scores contain NaN: a ranking needs every row scored")
-        if s.size == 0:
-            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        y, s = _checked(labels, scores)
         order = np.argsort(s, kind="stable")[::-1]
-        ranked = s[order]
-        last_of_each_score = np.r_[np.flatnonzero(np.diff(ranked)), s.size - 1]
-        tps = np.cumsum(y[order], dtype=np.int64)[last_of_each_score]
+        return cls._of_ranked(y[order], s[order])
+
+    @classmethod
+    def _of_ranked(cls, y: np.ndarray, ranked: np.ndarray) -> Ranking:
+        """From labels and scores already in descending score order."""
+        if ranked.size == 0:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        last_of_each_score = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]
+        tps = np.cumsum(y, dtype=np.int64)[last_of_each_score]
         return cls(tps, last_of_each_score + 1 - tps)
+
+    @classmethod
+    def per_group(
+        cls, labels: np.ndarray, scores: np.ndarray, groups: dict[str, np.ndarray]
+    ) -> dict[str, Ranking]:
+        """For each group (a mask of positives), the ranking of its positives against every
+        negative, the other positives left out: how well one kind of fraud is found among the
+        legitimate rows. One sort for all of them."""
+        y, s = _checked(labels, scores)
+        order = np.argsort(s, kind="stable")[::-1]
+        y_sorted, ranked = y[order], s[order]
+        out = {}
+        for name, members in groups.items():
+            keep = ~y_sorted | np.asarray(members, dtype=bool)[order]
+            out[name] = cls._of_ranked(y_sorted[keep], ranked[keep])
+        return out
 
     @property
     def both_classes(self) -> bool:
@@ -75,6 +90,16 @@ class Ranking:
             return None
         recall, precision = self.pr_curve()
         return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def _checked(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != y.shape or y.ndim != 1:
+        raise ValueError(f"{s.shape} scores for {y.shape} labels")
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN: a ranking needs every row scored")
+    return y, s
 
 
 def plot_points(size: int, points: int = PLOT_POINTS) -> np.ndarray:

@@ -10,6 +10,7 @@ from ml.plots import PLOT_FILES
 
 MODEL_LABELS = {
     "xgboost": "XGBoost (model)",
+    "random_forest": "random forest",
     "logistic_regression": "logistic regression",
     "rules": "rules",
 }
@@ -20,7 +21,8 @@ def _num(value: Any, digits: int = 3) -> str:
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]], *, markdown: bool = False) -> str:
-    """One row per model: ROC-AUC, AP, precision/recall/F1 at the threshold, precision@k."""
+    """One row per model: ROC-AUC, AP, precision/recall/F1 at the threshold, precision@k, and
+    the cases (customers) and transactions alerted a day."""
     k = next(iter(metrics.values()))["k"] if metrics else 100
     header = [
         "model",
@@ -30,6 +32,7 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]], *, markdown: bool = 
         "recall",
         "F1",
         f"cust. prec@{k}",
+        "cases/day",
         "alerts/day",
     ]
     rows = [
@@ -41,6 +44,7 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]], *, markdown: bool = 
             _num(m["recall"]),
             _num(m["f1"]),
             _num(m["precision_at_k"]),
+            f"{m.get('cases_per_day', 0.0):.0f}",
             f"{m['alerts_per_day']:.0f}",
         ]
         for name, m in metrics.items()
@@ -77,6 +81,26 @@ def scenario_table(metrics: Mapping[str, Mapping[str, Any]], *, markdown: bool =
                 ),
             ]
         )
+    return _table(header, rows, markdown)
+
+
+def scenario_ap_table(metrics: Mapping[str, Mapping[str, Any]], *, markdown: bool = False) -> str:
+    """Average precision per fraud scenario: each scenario's frauds ranked against every
+    legitimate row (the other scenarios' frauds left out)."""
+    scenarios = sorted(
+        {s for m in metrics.values() for s in m.get("average_precision_by_scenario", {})}
+    )
+    header = ["scenario", *(MODEL_LABELS.get(n, n) for n in metrics)]
+    rows = [
+        [
+            scenario,
+            *(
+                _num(m.get("average_precision_by_scenario", {}).get(scenario))
+                for m in metrics.values()
+            ),
+        ]
+        for scenario in scenarios
+    ]
     return _table(header, rows, markdown)
 
 
@@ -140,6 +164,9 @@ def _diagnostics(metadata: Mapping[str, Any]) -> str:
         f"{metrics_table(truth, markdown=True)}\n\n"
         f"For scale, the {ceiling_note(truth, known_labels=False)}; the "
         f"{full_list_note(diagnostics) or 'known labels have a single class'}.\n\n"
+        "Average precision per scenario:\n\n"
+        f"{scenario_ap_table(truth, markdown=True)}\n\n"
+        "Recall per scenario at the threshold:\n\n"
         f"{scenario_table(truth, markdown=True)}\n\n"
     )
 
@@ -184,7 +211,8 @@ def model_card(metadata: Mapping[str, Any]) -> str:
 Scores each card, PIX, TED and boleto transaction of the bank's retail customers for fraud,
 once a day over the previous day's transactions (`banklake score`), to fill the fraud
 team's alert queue: transactions scoring at or above the threshold
-({t["value"]:.6f}) are alerts, about {t["alert_budget_per_day"]:g} a day. Each score comes
+({t["value"]:.6f}) are alerts, in about {t["alert_budget_per_day"]:g} cases (customers) a
+day. Each score comes
 with its three largest reasons (XGBoost feature contributions). It is a decision aid for
 analysts, not an automatic block, and it is not a credit or customer-risk score.
 
@@ -214,11 +242,12 @@ transaction's past only; see ml/features.py). Labels come only from fraud report
 
 XGBoost (hist, depth {booster["params"]["max_depth"]}, learning rate
 {booster["params"]["learning_rate"]}), {booster["best_iteration"] + 1} trees (early stopping on
-the validation {booster["stopping_metric"]}), scale_pos_weight
+the validation {booster["stopping_metric"]}), frauds weighted
 {booster["scale_pos_weight"]:.1f}, monotone increasing in
-{monotone}{sampled}; baselines: logistic regression (median-imputed, signed-log,
-standardized, balanced class weights) and a points-based rule set, each with its own
-threshold from the same alert-budget rule.
+{monotone}{sampled}; baselines: a random forest (scikit-learn, fully grown trees, seeded),
+a logistic regression (median-imputed, signed-log, standardized, balanced class weights)
+and a points-based rule set, each with its own threshold from the same alert-budget rule.
+The model is promoted only if its average precision is at least the random forest's.
 
 ## Metrics on the test period
 
@@ -228,7 +257,13 @@ Customer precision@k: each day, the k customers with the highest score (max over
 transactions that day), and the share of them that had a known fraud that day; mean over
 the test days. For scale, the {ceiling_note(metrics)}.
 
-### Recall per scenario at the threshold
+### Per scenario (the known frauds' scenarios)
+
+Average precision:
+
+{scenario_ap_table(metrics, markdown=True)}
+
+Recall at the threshold:
 
 {scenario_table(metrics, markdown=True)}{fold_lines}
 

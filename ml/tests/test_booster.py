@@ -88,7 +88,7 @@ def test_reported_frauds_at_the_counterparty_never_lower_the_score() -> None:
     # fraud concentrated at middling values: an unconstrained model learns a bump
     rng = np.random.default_rng(3)
     x = rng.normal(size=(4000, len(FEATURES))).astype(np.float32)
-    column = list(FEATURES).index("cp_fraud_rate_30d")
+    column = list(FEATURES).index("cp_labelled_fraud_rate_30d")
     y = (np.abs(x[:, column]) < 0.5) & (rng.random(4000) < 0.5)
     grid = np.repeat(x[:50], 13, axis=0)
     grid[:, column] = np.tile(np.linspace(-3, 3, 13), 50)

@@ -87,7 +87,7 @@ def test_train_score_monitor_json_for_a_scheduler(ml_lake: MlLayout, capsys) -> 
     assert trained["previous_champion"] is None and trained["alert_budget_per_day"] == 20.0
     assert trained["windows"]["test_start"] == "2026-09-11"
     assert trained["labels_as_of"] == "2026-09-20"
-    assert set(trained["metrics"]) == {"xgboost", "logistic_regression", "rules"}
+    assert set(trained["metrics"]) == {"xgboost", "random_forest", "logistic_regression", "rules"}
     assert 0 < trained["metrics"]["xgboost"]["average_precision"] <= 1
 
     assert main(["score", "--lake", lake, "--json"]) == 0

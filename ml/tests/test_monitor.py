@@ -85,7 +85,7 @@ def test_monitoring_a_stable_day_then_a_drifted_one(trained_lake: MlLayout) -> N
     with duckdb.connect(str(ml_lake.lake.database)) as con:  # the customers' habits change
         con.execute(
             f"update curated.ml_features set {POINT_IN_TIME} = {POINT_IN_TIME} + 3, "
-            "cp_fraud_rate_30d = cp_fraud_rate_30d + 3, is_weekend = 1 "
+            "cp_labelled_fraud_rate_30d = cp_labelled_fraud_rate_30d + 3, is_weekend = 1 "
             "where event_date = '2026-09-20'"
         )
     score_day(ml_lake, day)
@@ -97,9 +97,9 @@ def test_monitoring_a_stable_day_then_a_drifted_one(trained_lake: MlLayout) -> N
     assert drifted.feature_psi["is_weekend"] > 0.5
     assert not any("is_weekend" in f for f in drifted.findings)
     # a 30-day window on a 20-day lake is warming up: its shift is reported, not judged
-    assert drifted.feature_psi["cp_fraud_rate_30d"] > 0.5
-    assert "cp_fraud_rate_30d" in drifted.warming_up
-    assert not any("cp_fraud_rate_30d" in f for f in drifted.findings)
+    assert drifted.feature_psi["cp_labelled_fraud_rate_30d"] > 0.5
+    assert "cp_labelled_fraud_rate_30d" in drifted.warming_up
+    assert not any("cp_labelled_fraud_rate_30d" in f for f in drifted.findings)
 
 
 def test_monitoring_an_unscored_day_says_how_to_score_it(ml_lake: MlLayout) -> None:

@@ -44,19 +44,24 @@ def test_training_writes_a_complete_verifiable_model_folder(ml_lake: MlLayout) -
     windows = Windows.from_dict(meta["windows"])
     assert windows == outcome.result.split.windows
     assert meta["windows"]["cutoff"] == windows.cutoff.isoformat()
-    assert "100 alerts a day" in meta["threshold"]["rule"]
+    assert "100 cases a day" in meta["threshold"]["rule"]
     assert meta["threshold"]["value"] == outcome.result.candidates["xgboost"].threshold
     assert meta["data"]["training_keys_sha256"] == training_keys_sha256(
         outcome.result.split.training
     )
     assert meta["data"]["rows"]["test"] == len(outcome.result.split.test) > 0
-    assert set(meta["metrics"]) == {"xgboost", "logistic_regression", "rules"}
+    assert set(meta["metrics"]) == {"xgboost", "random_forest", "logistic_regression", "rules"}
+    # the gate: the model beat the random forest on the same test rows
+    forest_ap = meta["metrics"]["random_forest"]["average_precision"]
+    assert meta["champion_decision"]["forest_ap"] == forest_ap
+    assert meta["metrics"]["xgboost"]["average_precision"] >= forest_ap
     assert meta["libraries"]["xgboost"].startswith("3.")
     assert set(meta["reference"]["features"]) == set(FEATURES)
     assert meta["metrics"]["xgboost"]["average_precision"] > 0.3  # chance is ~0.04
     card = (folder / "model_card.md").read_text()
     assert "## Intended use" in card and "## Limitations" in card
-    assert "| XGBoost (model) |" in card and "| rules |" in card
+    assert "| XGBoost (model) |" in card and "| rules |" in card and "| random forest |" in card
+    assert "Average precision:" in card  # per scenario
 
     loaded = artifacts.load_champion(ml_lake)
     assert loaded.version == outcome.version and loaded.threshold == meta["threshold"]["value"]
@@ -95,10 +100,22 @@ def test_a_model_trained_on_another_feature_list_is_refused(ml_lake: MlLayout) -
         artifacts.load_version(ml_lake, outcome.version)
 
 
+def test_a_model_below_the_random_forest_is_never_promoted(ml_lake: MlLayout) -> None:
+    weak = train(ml_lake, config=WEAK, now=T0)
+    forest_ap = weak.metadata["metrics"]["random_forest"]["average_precision"]
+    assert weak.decision.challenger_ap is not None and weak.decision.challenger_ap < forest_ap
+    assert not weak.decision.promote and weak.decision.forest_ap == forest_ap
+    assert "below the random forest baseline's" in weak.decision.reason
+    # not even on a lake without a champion: there is then none to score with
+    assert artifacts.champion_version(ml_lake) is None
+    assert "no champion to score with" in weak.decision.message(weak.version)
+
+
 def test_challenger_replaces_the_champion_only_when_better(ml_lake: MlLayout) -> None:
     weak = train(ml_lake, config=WEAK, now=T0)
-    assert weak.decision.promote and weak.decision.champion is None
-    assert artifacts.champion_version(ml_lake) == weak.version
+    assert not weak.decision.promote  # below the random forest
+    # a champion from before, weaker on today's data: promoted by hand for the test
+    artifacts.promote(ml_lake, weak.version, "an older champion", now=T0)
 
     strong = train(ml_lake, config=FAST, now=datetime(2026, 10, 2, tzinfo=UTC))
     assert strong.decision.promote
@@ -122,9 +139,10 @@ def test_challenger_replaces_the_champion_only_when_better(ml_lake: MlLayout) ->
 
 
 def test_a_broken_champion_is_replaced_and_the_reason_said(ml_lake: MlLayout) -> None:
-    first = train(ml_lake, config=WEAK, now=T0)
+    first = train(ml_lake, config=FAST, now=T0)
+    assert first.decision.promote
     (first.directory / "model.json").write_text("{}")
-    second = train(ml_lake, config=WEAK, now=datetime(2026, 10, 2, tzinfo=UTC))
+    second = train(ml_lake, config=FAST, now=datetime(2026, 10, 2, tzinfo=UTC))
     assert second.decision.promote and "cannot be used" in second.decision.reason
 
 

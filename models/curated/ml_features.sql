@@ -2,12 +2,17 @@
 -- event_ts. Windows are the previous hour or 1/7/30 days, (event_ts - N, event_ts], without
 -- the transaction itself (window frames, never self-joins: macros/cross_db/rolling_window.sql,
 -- macros/features/windows.sql); counterparty frauds count only reports made by event_ts.
+-- The counterparty's fraud rates look at its "labelled past", (event_ts - delay - N,
+-- event_ts - delay] with delay = var label_delay_days: transactions old enough for their
+-- frauds to have been reported, so that the rate's numerator and denominator come from the
+-- same, mature window (a rate over the last days would divide the known frauds by
+-- transactions whose frauds nobody has reported yet).
 -- Columns and their order are the contract in ml/features.py (keys, labels, features).
 --
 -- Incremental: a run recomputes the days from the earliest of (last featured day - lookback,
 -- day of any transaction not featured yet, day of any fraud report not reflected yet). Its
--- windows do not re-read 30 days row by row: the history that every recomputed row's 7- or
--- 30-day window holds whole enters as per-partition totals (*_history), and the frames read
+-- windows do not re-read their days row by row: the history that every recomputed row's
+-- window of more than a day holds whole enters as per-partition totals (*_history), and the frames read
 -- only the recomputed days, the day before them and the history at the windows' far edge.
 -- The 1-day windows of the day before need its rows' unusual-state flags: those are read
 -- from their stored features. Older rows keep their features (they depend only on the past),
@@ -32,12 +37,15 @@
     'is_mobile', 'is_internet_banking', 'is_atm', 'is_pos', 'is_branch',
     'cust_tx_count_1d', 'cust_tx_count_7d', 'cust_tx_count_30d',
     'cust_amount_sum_1d', 'cust_amount_sum_7d', 'cust_amount_sum_30d',
-    'cust_amount_avg_30d', 'cust_seconds_since_prev_tx',
-    'amount_ratio_to_avg_30d', 'amount_zscore_30d',
+    'cust_amount_avg_1d', 'cust_amount_avg_7d', 'cust_amount_avg_30d',
+    'cust_seconds_since_prev_tx',
+    'amount_ratio_to_avg_1d', 'amount_ratio_to_avg_7d', 'amount_ratio_to_avg_30d',
+    'amount_zscore_30d',
     'is_first_time_counterparty', 'is_new_device',
     'cp_tx_count_1d', 'cp_tx_count_7d', 'cp_tx_count_30d',
-    'cp_fraud_reported_1d', 'cp_fraud_reported_7d', 'cp_fraud_reported_30d',
-    'cp_fraud_rate_30d',
+    'cp_fraud_reported_30d',
+    'cp_labelled_tx_count_1d', 'cp_labelled_tx_count_7d', 'cp_labelled_tx_count_30d',
+    'cp_labelled_fraud_rate_1d', 'cp_labelled_fraud_rate_7d', 'cp_labelled_fraud_rate_30d',
     'cust_inbound_count_1d', 'cust_inbound_new_sender_count_7d',
     'cust_inbound_amount_1d', 'outbound_to_inbound_ratio_1d',
     'cust_tx_count_1h', 'cust_declined_count_1h',
@@ -71,8 +79,21 @@
     or stored.label_reported_at is distinct from labels.fraud_reported_at
     or stored.label_scenario is distinct from labels.fraud_scenario
 {%- endset %}
-{#- the windows whose history an incremental run reads as totals (ml/features.py WINDOW_DAYS) -#}
+{#- the customer's long windows (ml/features.py WINDOW_DAYS) -#}
 {%- set long_windows = [7, 30] %}
+{#- The counterparty's windows over the labelled past: (event_ts - delay - N days, event_ts -
+    delay], whose frauds have had time to be reported. Each is the difference of two windows
+    ending at the transaction, over delay + N and over delay days. -#}
+{%- set label_delay = label_delay_days() %}
+{%- set labelled_windows = [1, 7, 30] %}
+{%- set counterparty_windows = [1, 7, 30, label_delay] %}
+{%- for days in labelled_windows %}
+    {%- do counterparty_windows.append(label_delay + days) %}
+{%- endfor %}
+{%- set counterparty_windows = counterparty_windows | unique | sort | list %}
+{%- set counterparty_long_windows = counterparty_windows | reject('equalto', 1) | list %}
+{#- the windows whose history an incremental run reads as totals: every window over a day -#}
+{%- set history_windows = (long_windows + counterparty_long_windows) | unique | sort | list %}
 {%- if is_incremental() %}
     {%- set bounds_query %}
         with
@@ -109,31 +130,35 @@
         ),
         bounds as (
             select
-                first_day.recompute_from,
-                cast({{ dbt.dateadd('day', -1, 'first_day.recompute_from') }} as date) as window_1d_from,
-                cast({{ dbt.dateadd('day', -7, 'first_day.recompute_from') }} as date) as window_7d_from,
-                cast({{ dbt.dateadd('day', -30, 'first_day.recompute_from') }} as date) as window_30d_from,
-                least(
-                    cast({{ dbt.dateadd('day', -7, 'end_day.end_date') }} as date), first_day.recompute_from
-                ) as shared_7d_from,
-                least(
-                    cast({{ dbt.dateadd('day', -30, 'end_day.end_date') }} as date), first_day.recompute_from
-                ) as shared_30d_from
+                {%- for days in [1] + history_windows %}
+                    cast(
+                        {{ dbt.dateadd('day', -1 * days, 'first_day.recompute_from') }} as date
+                    ) as window_{{ days }}d_from,
+                {%- endfor %}
+                {%- for days in history_windows %}
+                    least(
+                        cast({{ dbt.dateadd('day', -1 * days, 'end_day.end_date') }} as date),
+                        first_day.recompute_from
+                    ) as shared_{{ days }}d_from,
+                {%- endfor %}
+                first_day.recompute_from
             from first_day
             cross join end_day
         )
         select
-            cast(recompute_from as varchar) as recompute_from,
-            cast(window_1d_from as varchar) as window_1d_from,
-            cast(window_7d_from as varchar) as window_7d_from,
-            cast(window_30d_from as varchar) as window_30d_from,
-            cast(coalesce(shared_7d_from, recompute_from) as varchar) as shared_7d_from,
-            cast(coalesce(shared_30d_from, recompute_from) as varchar) as shared_30d_from
+            {%- for days in [1] + history_windows %}
+                cast(window_{{ days }}d_from as varchar) as window_{{ days }}d_from,
+            {%- endfor %}
+            {%- for days in history_windows %}
+                cast(coalesce(shared_{{ days }}d_from, recompute_from) as varchar)
+                    as shared_{{ days }}d_from,
+            {%- endfor %}
+            cast(recompute_from as varchar) as recompute_from
         from bounds
     {%- endset %}
 {%- endif %}
 {%- set windows = incremental_feature_windows(
-    bounds_query if is_incremental() else none, long_windows
+    bounds_query if is_incremental() else none, history_windows
 ) %}
 
 with
@@ -153,7 +178,7 @@ transactions as (
 
     select * from {{ ref('fct_transactions') }}
     {%- if is_incremental() %}
-        where event_date >= date '{{ windows.window_from[30] }}'
+        where event_date >= date '{{ windows.window_from[history_windows[-1]] }}'
     {%- endif %}
 
 ),
@@ -217,7 +242,7 @@ frauds as (
     from {{ ref('fct_transactions') }}
     where is_fraud_reported
     {%- if is_incremental() %}
-        and event_date >= date '{{ windows.window_from[30] }}'
+        and event_date >= date '{{ windows.window_from[label_delay + 30] }}'
     {%- endif %}
 
 ),
@@ -270,7 +295,7 @@ framed as (
     {%- if is_incremental() %}
         where
             event_date >= date '{{ windows.window_from[1] }}'
-            {%- for days in long_windows %}
+            {%- for days in history_windows %}
                 or (
                     event_date >= date '{{ windows.window_from[days] }}'
                     and event_date < date '{{ windows.shared_from[days] }}'
@@ -349,16 +374,20 @@ amount_kind_history as (
 
 ),
 
+-- the counterparty's windows reach further back than the customer's (the labelled past)
 counterparty_history as (
 
     select
         counterparty_key,
-        {%- for days in long_windows %}
+        {%- for days in counterparty_long_windows %}
             sum(case when {{ windows.in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
-    from shared_history
-    where counterparty_key is not null
+    from enriched
+    where
+        counterparty_key is not null
+        and event_date >= date '{{ windows.shared_from[counterparty_long_windows[-1]] }}'
+        and event_date < date '{{ windows.recompute_from }}'
     group by counterparty_key
 
 ),
@@ -494,7 +523,7 @@ counterparty_windowed as (
     select
         *,
         {{ count_over_previous_days(counterparty_partition, 1) }} as cp_tx_count_1d,
-        {%- for days in long_windows %}
+        {%- for days in counterparty_long_windows %}
             {{ count_over_previous_days(counterparty_partition, days, windows.in_frames[days]) }}
                 as cp_tx_count_{{ days }}d_read,
         {%- endfor %}
@@ -510,7 +539,7 @@ current_rows as (
 
     select
         counterparty_windowed.*,
-        {%- for days in long_windows %}
+        {%- for days in counterparty_long_windows %}
             {{ plus_shared_history(
                 'counterparty_windowed.cp_tx_count_' ~ days ~ 'd_read',
                 'counterparty_history.tx_count_' ~ days ~ 'd'
@@ -530,27 +559,44 @@ current_rows as (
 
 ),
 
+-- the counterparty's frauds reported by event_ts: in the previous 30 days, and in each window
+-- over the labelled past
 counterparty_frauds as (
 
     select
         current_rows.transaction_id,
-        {%- for days in [1, 7] %}
+        sum(
+            case
+                when {{ is_within_previous_days('frauds.event_ts', 'current_rows.event_ts', 30) }}
+                    then 1
+                else 0
+            end
+        ) as cp_fraud_reported_30d,
+        {%- for days in labelled_windows %}
             sum(
                 case
-                    when {{ is_within_previous_days('frauds.event_ts', 'current_rows.event_ts', days) }}
+                    when
+                        not {{ is_within_previous_days(
+                            'frauds.event_ts', 'current_rows.event_ts', label_delay
+                        ) }}
+                        and {{ is_within_previous_days(
+                            'frauds.event_ts', 'current_rows.event_ts', label_delay + days
+                        ) }}
                         then 1
                     else 0
                 end
-            ) as cp_fraud_reported_{{ days }}d,
+            ) as cp_labelled_fraud_count_{{ days }}d
+            {%- if not loop.last %},{% endif %}
         {%- endfor %}
-        count(*) as cp_fraud_reported_30d
     from current_rows
     inner join frauds
         on
             current_rows.counterparty_key = frauds.counterparty_key
             and current_rows.transaction_id != frauds.transaction_id
             and current_rows.event_ts >= frauds.fraud_reported_at
-            and {{ is_within_previous_days('frauds.event_ts', 'current_rows.event_ts', 30) }}
+            and {{ is_within_previous_days(
+                'frauds.event_ts', 'current_rows.event_ts', [30, label_delay + 30] | max
+            ) }}
     group by current_rows.transaction_id
 
 ),
@@ -590,18 +636,18 @@ computed as (
         {%- for days in [1, 7, 30] %}
             cast(current_rows.cust_tx_count_{{ days }}d as bigint) as cust_tx_count_{{ days }}d,
             cast(current_rows.cust_amount_sum_{{ days }}d as double) as cust_amount_sum_{{ days }}d,
+            cast(current_rows.cust_amount_sum_{{ days }}d as double)
+            / nullif(current_rows.cust_tx_count_{{ days }}d, 0) as cust_amount_avg_{{ days }}d,
+            cast(current_rows.amount_brl as double)
+            / (
+                cast(current_rows.cust_amount_sum_{{ days }}d as double)
+                / nullif(current_rows.cust_tx_count_{{ days }}d, 0)
+            ) as amount_ratio_to_avg_{{ days }}d,
         {%- endfor %}
-        cast(current_rows.cust_amount_sum_30d as double)
-        / nullif(current_rows.cust_tx_count_30d, 0) as cust_amount_avg_30d,
         cast(
             {{ dbt.datediff('current_rows.previous_event_ts', 'current_rows.event_ts', 'second') }}
             as bigint
         ) as cust_seconds_since_prev_tx,
-        cast(current_rows.amount_brl as double)
-        / (
-            cast(current_rows.cust_amount_sum_30d as double)
-            / nullif(current_rows.cust_tx_count_30d, 0)
-        ) as amount_ratio_to_avg_30d,
         -- sample standard deviation from exact sums: n * sum(x^2) - sum(x)^2 is exactly 0
         -- when every previous amount is equal, and the z-score is then undefined (null)
         (
@@ -629,13 +675,21 @@ computed as (
         {%- for days in [1, 7, 30] %}
             cast(current_rows.cp_tx_count_{{ days }}d as bigint) as cp_tx_count_{{ days }}d,
         {%- endfor %}
-        {%- for days in [1, 7, 30] %}
+        cast(coalesce(counterparty_frauds.cp_fraud_reported_30d, 0) as bigint) as cp_fraud_reported_30d,
+        -- the labelled past: its transactions and the share of them reported as fraud by now
+        {%- for days in labelled_windows %}
             cast(
-                coalesce(counterparty_frauds.cp_fraud_reported_{{ days }}d, 0) as bigint
-            ) as cp_fraud_reported_{{ days }}d,
+                current_rows.cp_tx_count_{{ label_delay + days }}d
+                - current_rows.cp_tx_count_{{ label_delay }}d
+                as bigint
+            ) as cp_labelled_tx_count_{{ days }}d,
+            cast(coalesce(counterparty_frauds.cp_labelled_fraud_count_{{ days }}d, 0) as double)
+            / nullif(
+                current_rows.cp_tx_count_{{ label_delay + days }}d
+                - current_rows.cp_tx_count_{{ label_delay }}d,
+                0
+            ) as cp_labelled_fraud_rate_{{ days }}d,
         {%- endfor %}
-        cast(coalesce(counterparty_frauds.cp_fraud_reported_30d, 0) as double)
-        / nullif(current_rows.cp_tx_count_30d, 0) as cp_fraud_rate_30d,
 
         -- mule signals
         cast(current_rows.cust_inbound_count_1d as bigint) as cust_inbound_count_1d,

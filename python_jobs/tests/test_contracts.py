@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ml.features import FEATURES, KEY_COLUMNS, LABEL_COLUMNS
+from ml.features import FEATURES, KEY_COLUMNS, LABEL_COLUMNS, LABEL_DELAY_DAYS
 from python_jobs.dbt_runner import PROJECT_DIR
 from python_jobs.generate import reference
 from python_jobs.lake.schemas import FEEDS
@@ -108,5 +108,13 @@ def test_ml_features_yml_declares_the_feature_contract_in_order() -> None:
 
 def test_every_feature_has_investigator_wording() -> None:
     seed = read_seed("feature_reason_codes")
-    assert [row["feature"] for row in seed] == list(FEATURES)
+    assert [row["feature"] for row in seed[: len(FEATURES)]] == list(FEATURES)
+    # then the features only older models used, for the alerts they scored
+    retired = {row["feature"] for row in seed[len(FEATURES) :]}
+    assert retired == {"cp_fraud_reported_1d", "cp_fraud_reported_7d", "cp_fraud_rate_30d"}
     assert all(row["reason_code"] and row["description"] for row in seed)
+
+
+def test_the_label_delay_is_one_number_for_dbt_and_python() -> None:
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"]["label_delay_days"] == LABEL_DELAY_DAYS

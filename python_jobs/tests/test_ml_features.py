@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml.features import FEATURES, KEY_COLUMNS, LABEL_COLUMNS
+from ml.features import FEATURES, KEY_COLUMNS, LABEL_COLUMNS, LABEL_DELAY_DAYS
 from python_jobs.dbt_runner import DbtOutcome, run_dbt
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
@@ -122,7 +122,7 @@ def test_alert_marts_are_empty_before_any_scoring(lake: Lake) -> None:
     assert query(lake, "select count(*) from curated.fct_model_performance_daily") == [(0,)]
 
 
-ORACLE = """
+ORACLE = f"""
 with
 t as (select * from curated.fct_transactions),
 customer as (
@@ -142,19 +142,30 @@ customer as (
     group by t.transaction_id
 ),
 counterparty as (
+    -- the previous {LABEL_DELAY_DAYS + 30} days: the last 30, and the labelled past before the
+    -- {LABEL_DELAY_DAYS}-day label delay
     select
         t.transaction_id,
         count(o.transaction_id) filter (where o.event_ts > t.event_ts - interval 7 day) as cp7,
         count(o.transaction_id) filter (
-            where o.is_fraud_reported and o.fraud_reported_at <= t.event_ts) as cpf30,
+            where o.event_ts > t.event_ts - interval 30 day
+            and o.is_fraud_reported and o.fraud_reported_at <= t.event_ts) as cpf30,
         count(o.transaction_id) filter (
-            where o.is_fraud_reported and o.fraud_reported_at <= t.event_ts
-            and o.event_ts > t.event_ts - interval 7 day) as cpf7,
-        count(o.transaction_id) filter (where o.is_fraud_reported) as cpf30_reported_by_now
+            where o.event_ts <= t.event_ts - interval {LABEL_DELAY_DAYS} day
+            and o.event_ts > t.event_ts - interval {LABEL_DELAY_DAYS + 7} day) as lab7,
+        count(o.transaction_id) filter (
+            where o.event_ts <= t.event_ts - interval {LABEL_DELAY_DAYS} day) as lab30,
+        count(o.transaction_id) filter (
+            where o.event_ts <= t.event_ts - interval {LABEL_DELAY_DAYS} day
+            and o.is_fraud_reported and o.fraud_reported_at <= t.event_ts) as labf30,
+        count(o.transaction_id) filter (
+            where o.event_ts > t.event_ts - interval 30 day and o.is_fraud_reported
+        ) as cpf30_reported_by_now
     from t
     left join t as o
         on o.counterparty_key = t.counterparty_key and o.transaction_id != t.transaction_id
-        and o.event_ts <= t.event_ts and o.event_ts > t.event_ts - interval 30 day
+        and o.event_ts <= t.event_ts
+        and o.event_ts > t.event_ts - interval {LABEL_DELAY_DAYS + 30} day
     group by t.transaction_id
 ),
 earlier as (
@@ -182,9 +193,10 @@ history as (
     group by t.transaction_id, t.device_id
 )
 select
-    customer.transaction_id, c1, c7, c30, cast(s7 as double), in1, cp7, cpf7, cpf30,
+    customer.transaction_id, c1, c7, c30, cast(s7 as double), in1, cp7, cpf30, lab7, lab30,
+    cast(labf30 as double) / nullif(lab30, 0),
     date_diff('second', previous_ts, t.event_ts), first_time_counterparty, new_device,
-    cpf30_reported_by_now
+    cpf30_reported_by_now, labf30
 from customer
 join counterparty using (transaction_id)
 join history using (transaction_id)
@@ -194,7 +206,8 @@ join t using (transaction_id)
 MART = """
 select
     transaction_id, cust_tx_count_1d, cust_tx_count_7d, cust_tx_count_30d, cust_amount_sum_7d,
-    cust_inbound_count_1d, cp_tx_count_7d, cp_fraud_reported_7d, cp_fraud_reported_30d,
+    cust_inbound_count_1d, cp_tx_count_7d, cp_fraud_reported_30d, cp_labelled_tx_count_7d,
+    cp_labelled_tx_count_30d, cp_labelled_fraud_rate_30d,
     cust_seconds_since_prev_tx, is_first_time_counterparty, is_new_device
 from curated.ml_features
 """
@@ -205,7 +218,7 @@ def test_features_agree_with_a_brute_force_oracle(lake: Lake) -> None:
     con = duckdb.connect(str(lake.database), read_only=True)
     try:
         con.execute(f"create temp table oracle as {ORACLE}")
-        compared = "select * exclude (cpf30_reported_by_now) from oracle"
+        compared = "select * exclude (cpf30_reported_by_now, labf30) from oracle"
         assert con.execute(f"select count(*) from (({compared}) except ({MART}))").fetchall() == [
             (0,)
         ]
@@ -214,15 +227,17 @@ def test_features_agree_with_a_brute_force_oracle(lake: Lake) -> None:
         ]
         # what the sample exercises: counterparty frauds known before some transactions, and
         # frauds at a counterparty that were reported only after later transactions there
-        known, reported_later = one_row(
+        known, reported_later, labelled = one_row(
             con,
             "select count(*) filter (where cpf30 > 0), "
-            "count(*) filter (where cpf30_reported_by_now > cpf30) from oracle",
+            "count(*) filter (where cpf30_reported_by_now > cpf30), "
+            "count(*) filter (where labf30 > 0) from oracle",
         )
     finally:
         con.close()
     assert known > 0
     assert reported_later > 0
+    assert labelled > 0
 
 
 # The hour windows, the earlier maximum, devices, the counterparty's new and out-of-state
