@@ -7,15 +7,14 @@ read, and the repository root is both the dbt project and its profiles directory
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_jobs.environment import variables_set
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -62,21 +61,6 @@ def ensure_profile(project_dir: Path = PROJECT_DIR) -> Path:
     return profile
 
 
-@contextmanager
-def _environment(lake: Lake, project_dir: Path) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in (LAKE_DIR_ENV, "DBT_PROFILES_DIR")}
-    os.environ[LAKE_DIR_ENV] = str(lake.root.resolve())
-    os.environ["DBT_PROFILES_DIR"] = str(project_dir)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_dbt(
     args: Sequence[str],
     lake: Lake,
@@ -96,7 +80,9 @@ def run_dbt(
     if quiet:
         cli_args = ["--quiet", *cli_args]
     started = time.time()
-    with _environment(lake, project_dir):
+    with variables_set(
+        {LAKE_DIR_ENV: str(lake.root.resolve()), "DBT_PROFILES_DIR": str(project_dir)}
+    ):
         try:
             result = dbtRunner().invoke(cli_args)
         finally:

@@ -5,8 +5,8 @@ warehouse: nothing cached, as for an analyst opening the dashboard):
 
 - **server**: the page's script run in Streamlit's AppTest — the queries and building the
   page — cold (a new session) and warm (the same page again in that session: the session's
-  cache); plus the overview with a customer-segment filter, the one slice counted from
-  fct_transactions rather than fct_daily_kpis;
+  cache); plus the overview with a customer-segment filter, a slice summed from
+  fct_daily_kpis_by_segment rather than fct_daily_kpis;
 - **browser** (when Debian's chromium is there): from navigating to the page to its content
   shown and Streamlit idle, against `banklake dashboard` itself (a fresh server per run) —
   what an analyst waits. Each load is a new server session (its own warehouse), in a browser
@@ -27,8 +27,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 from python_jobs.dashboard.config import SERVING_URL_ENV, TARGET_ENV
 from python_jobs.dashboard.pages import PAGES
 from python_jobs.dashboard.session import SESSION_KEY, SHARED
+from python_jobs.environment import variables_set
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 from python_jobs.lake.published import current
 
@@ -68,20 +68,6 @@ class LakeSize:
     days: int
     alerts: int
     marts_rows: int
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def lake_size(lake: Lake) -> LakeSize:
@@ -117,7 +103,7 @@ def time_server(lake: Lake, runs: int, say: Say) -> dict[str, PageTiming]:
     timings = {page.url_path: PageTiming(page.url_path) for page in PAGES}
     timings[SEGMENT_FILTER] = PageTiming(SEGMENT_FILTER)
     environment = {LAKE_DIR_ENV: str(lake.root), TARGET_ENV: "duckdb", SERVING_URL_ENV: NO_SERVICE}
-    with _environment(environment):
+    with variables_set(environment):
         AppTest.from_file(str(APP), default_timeout=300).run()  # imports: once per process
         for run in range(runs):
             for page in PAGES:
