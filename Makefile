@@ -11,7 +11,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: demo test lint lint-python lint-types lint-sql lint-iac lint-docs pytest docs clean lock venv bench
+.PHONY: demo test lint lint-python lint-types lint-sql lint-iac lint-docs pytest docs clean lock venv bench chromium
 
 venv: $(STAMP) profiles.yml
 
@@ -64,8 +64,13 @@ lint-iac: $(IAC_STAMP)
 	$(IAC_VENV)/bin/cfn-lint infrastructure/*.yaml
 	$(IAC_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation secrets -d infrastructure
 
-pytest: venv
+pytest: venv chromium
 	$(BIN)/pytest
+
+# Debian's chromium for the dashboard's browser test (Playwright, no browser download): installed
+# when missing, as root or with passwordless sudo; otherwise the test says so and skips.
+chromium:
+	@.ci/install-chromium
 
 # The manual (mkdocs, README.md as its home page) with the dbt docs site inside it: site/index.html,
 # the dbt site at site/dbt/index.html. Strict: a broken link or anchor fails the build. Offline.

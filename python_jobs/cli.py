@@ -149,15 +149,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """validate raw files, then dbt build"""
-    from python_jobs.pipeline import build
+    """validate raw files, dbt build, then publish the curated marts (lake/curated/)"""
+    from python_jobs.pipeline import build, export
 
     build(_lake(args), say=print, select=args.select)
+    export(_lake(args), say=print)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """export curated marts to lake/curated/"""
+    """publish the curated marts to lake/curated/ as Parquet (what readers read)"""
     from python_jobs.pipeline import export
 
     export(_lake(args), say=print)
@@ -396,6 +397,34 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from python_jobs.assistant.explain import explain
 
     print(explain(_lake(args), args.transaction_id, args.lang).text())
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """the analysts' and fraud team's dashboard (Streamlit) on http://127.0.0.1:8501"""
+    if args.bench:
+        from python_jobs.dashboard.bench import run_bench
+
+        run_bench(_lake(args), runs=args.runs, out=Path(args.out))
+        return 0
+    from python_jobs.dashboard.server import serve
+
+    return serve(
+        _lake(args),
+        target=args.target,
+        host=args.host,
+        port=args.port,
+        investigator=args.investigator,
+    )
+
+
+def cmd_verdict(args: argparse.Namespace) -> int:
+    """record an investigator's verdict on an alert in raw, exactly once (fraud: a report too)"""
+    from python_jobs.feedback import Alert, record_verdict
+
+    alert = Alert(args.transaction_id, args.score_date, args.model_version)
+    outcome = record_verdict(_lake(args), alert, args.verdict, args.by)
+    print(outcome.summary())
     return 0
 
 
@@ -647,6 +676,49 @@ def _assistant_commands(commands: Commands) -> None:
     _add_lang(explain)
 
 
+def _dashboard_command(commands: Commands) -> None:
+    dashboard = _command(commands, cmd_dashboard)
+    _add_target(
+        dashboard,
+        "duckdb: what the lake has published (default); athena: the assistant's work group "
+        "($BANKLAKE_ASSISTANT_ATHENA_WORKGROUP), each query's bytes and cost shown",
+    )
+    dashboard.add_argument("--host", default="127.0.0.1", help="address (127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8501, help="port (8501)")
+    dashboard.add_argument(
+        "--investigator",
+        default=None,
+        help="the name verdicts are given under by default ($BANKLAKE_INVESTIGATOR, else "
+        "the login name)",
+    )
+    dashboard.add_argument(
+        "--bench",
+        action="store_true",
+        help="instead of serving: time every page on this lake (server and browser), record "
+        "it under --out (docs/performance.md)",
+    )
+    dashboard.add_argument("--runs", type=_positive_int, default=3, help="--bench: runs (3)")
+    dashboard.add_argument(
+        "--out", default="bench/results", help="--bench: results folder (bench/results)"
+    )
+
+
+def _verdict_command(commands: Commands) -> None:
+    verdict = _command(commands, cmd_verdict)
+    verdict.add_argument("transaction_id", help="the alerted transaction, e.g. T20261127000012345")
+    verdict.add_argument("verdict", choices=("fraud", "legitimate"))
+    verdict.add_argument("--by", required=True, help="the investigator (a name or login)")
+    verdict.add_argument(
+        "--score-date",
+        type=date.fromisoformat,
+        required=True,
+        help="the alert's scoring day, YYYY-MM-DD (fct_fraud_alerts.score_date)",
+    )
+    verdict.add_argument(
+        "--model-version", required=True, help="the model version that raised the alert"
+    )
+
+
 def _bench_command(commands: Commands) -> None:
     bench = _command(commands, cmd_bench, lake=False)
     _add_json(bench)
@@ -701,6 +773,8 @@ _COMMANDS = (
     _train_command,
     _score_and_monitor_commands,
     _assistant_commands,
+    _dashboard_command,
+    _verdict_command,
     _bench_command,
     _mechanisms_command,
 )

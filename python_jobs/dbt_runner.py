@@ -7,17 +7,19 @@ read, and the repository root is both the dbt project and its profiles directory
 
 from __future__ import annotations
 
-import os
 import shutil
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_jobs.environment import variables_set
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+# the commands whose results are kept in the lake's run history (the data-quality page)
+RECORDED_COMMANDS = frozenset({"build", "test", "run", "seed", "snapshot"})
 
 
 class DbtFailed(RuntimeError):
@@ -59,21 +61,6 @@ def ensure_profile(project_dir: Path = PROJECT_DIR) -> Path:
     return profile
 
 
-@contextmanager
-def _environment(lake: Lake, project_dir: Path) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in (LAKE_DIR_ENV, "DBT_PROFILES_DIR")}
-    os.environ[LAKE_DIR_ENV] = str(lake.root.resolve())
-    os.environ["DBT_PROFILES_DIR"] = str(project_dir)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_dbt(
     args: Sequence[str],
     lake: Lake,
@@ -92,12 +79,17 @@ def run_dbt(
         cli_args += ["--target-path", str(target_path)]
     if quiet:
         cli_args = ["--quiet", *cli_args]
-    with _environment(lake, project_dir):
+    started = time.time()
+    with variables_set(
+        {LAKE_DIR_ENV: str(lake.root.resolve()), "DBT_PROFILES_DIR": str(project_dir)}
+    ):
         try:
             result = dbtRunner().invoke(cli_args)
         finally:
             _release_duckdb_file()
     outcome = DbtOutcome(command=" ".join(args), success=bool(result.success))
+    if args and args[0] in RECORDED_COMMANDS:
+        _record(lake, (target_path or project_dir / "target") / "run_results.json", started, args)
     if result.exception is not None:
         outcome.failures.append(f"dbt {args[0]} could not run: {result.exception}")
         return outcome
@@ -110,6 +102,15 @@ def run_dbt(
             message = (node_result.message or "").strip().splitlines()
             outcome.failures.append(f"{node.name}: {message[0] if message else status}")
     return outcome
+
+
+def _record(lake: Lake, run_results: Path, started: float, args: Sequence[str]) -> None:
+    """The run's results into the lake's run history (python_jobs/dbt_runs.py), when this
+    run wrote them (a run that could not start leaves the previous file)."""
+    from python_jobs.dbt_runs import record_run
+
+    if run_results.is_file() and run_results.stat().st_mtime >= started - 1:
+        record_run(lake, run_results, "dbt " + " ".join(args))
 
 
 def _release_duckdb_file() -> None:

@@ -10,7 +10,8 @@ dbt `athena` target (profiles.yml.example) cannot point at different places.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -65,3 +66,20 @@ def parsed(
         return parse(env.get(name, default))
     except ValueError as problem:
         raise error(f"{name}: {problem}") from None
+
+
+@contextmanager
+def variables_set(values: Mapping[str, str]) -> Iterator[None]:
+    """The process environment with `values` set, restored as it was on leaving (a variable
+    that was unset is unset again): for in-process runs that read their settings from it,
+    such as dbt (BANKLAKE_LAKE_DIR, DBT_PROFILES_DIR) or Streamlit's AppTest."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,7 +1,9 @@
-"""Exports the curated marts from the DuckDB file to `lake/curated/` as Parquet.
+"""Exports the curated marts from the DuckDB file to `lake/curated/` as Parquet, and publishes it.
 
-The export is what downstream tools (and the S3 sync) read without a database. It replaces
-the previous export whole, via a temporary folder, so readers never see a half-written mart.
+The export is what every reader uses instead of the database file (the assistant, the report,
+the dashboard, downstream tools and the S3 sync): each export is written whole into a new
+version folder, then `lake/curated` is switched to it atomically (python_jobs/lake/published.py),
+so readers never see a half-written mart, even while the next build runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from pathlib import Path
 import duckdb
 
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.published import (
+    PublishedMart,
+    new_version_folder,
+    switch_to,
+    write_manifest,
+)
 from python_jobs.lake.query import one_row
 
 # Large facts are split by day so a one-day read touches one folder.
@@ -39,38 +47,63 @@ def curated_tables(con: duckdb.DuckDBPyConnection, schema: str = "curated") -> l
     return [name for (name,) in rows]
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    rows = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = 'curated' and table_name = ? order by ordinal_position",
+        [table],
+    ).fetchall()
+    return [(str(name), str(kind)) for name, kind in rows]
+
+
+def _export_table(
+    con: duckdb.DuckDBPyConnection, table: str, target: Path, rows: int
+) -> str | None:
+    """One mart into `target`; returns the partition column it was split by, if any. An
+    empty mart is one file with no rows (a partitioned COPY of nothing writes no file, and
+    readers need the schema)."""
+    partition = PARTITIONED_BY.get(table) if rows else None
+    if partition:
+        con.execute(
+            f"copy (select * from curated.\"{table}\") to '{target}' "
+            f"(format parquet, compression zstd, partition_by ({partition}))"
+        )
+    else:
+        target.mkdir()
+        con.execute(
+            f"copy (select * from curated.\"{table}\") to '{target / 'data.parquet'}' "
+            "(format parquet, compression zstd)"
+        )
+    return partition
+
+
 def export_curated(lake: Lake) -> list[ExportedTable]:
     if not lake.database.exists():
         raise FileNotFoundError(
             f"{lake.database} does not exist: run `banklake build` (or `make demo`) first"
         )
-    staging = lake.root / ".curated-export-tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    folder = new_version_folder(lake)
     exported: list[ExportedTable] = []
-    con = duckdb.connect(str(lake.database), read_only=True)
+    marts: list[PublishedMart] = []
     try:
-        tables = curated_tables(con)
-        if not tables:
-            raise RuntimeError(f"no curated tables in {lake.database}: did dbt build succeed?")
-        for table in tables:
-            rows = one_row(con, f'select count(*) from curated."{table}"')[0]
-            target = staging / table
-            partition = PARTITIONED_BY.get(table)
-            if partition:
-                con.execute(
-                    f"copy (select * from curated.\"{table}\") to '{target}' "
-                    f"(format parquet, compression zstd, partition_by ({partition}))"
+        con = duckdb.connect(str(lake.database), read_only=True)
+        try:
+            tables = curated_tables(con)
+            if not tables:
+                raise RuntimeError(f"no curated tables in {lake.database}: did dbt build succeed?")
+            for table in tables:
+                rows = one_row(con, f'select count(*) from curated."{table}"')[0]
+                partition = _export_table(con, table, folder / table, rows)
+                files = sorted(
+                    p.relative_to(folder).as_posix() for p in (folder / table).rglob("*.parquet")
                 )
-            else:
-                target.mkdir()
-                con.execute(
-                    f"copy (select * from curated.\"{table}\") to '{target / 'data.parquet'}' "
-                    "(format parquet, compression zstd)"
-                )
-            exported.append(ExportedTable(table, rows, lake.curated / table))
-    finally:
-        con.close()
-    shutil.rmtree(lake.curated, ignore_errors=True)
-    staging.rename(lake.curated)
+                marts.append(PublishedMart(table, rows, _columns(con, table), partition, files))
+                exported.append(ExportedTable(table, rows, lake.curated / table))
+        finally:
+            con.close()
+        write_manifest(folder, marts)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    switch_to(lake, folder)
     return exported

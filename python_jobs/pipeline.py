@@ -150,6 +150,10 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
         "\nNext: `source .venv/bin/activate`, then `dbt build`, `dbt test -s fct_transactions`,"
         f" `dbt docs serve`, or `duckdb {lake.database}`."
     )
+    say(
+        f"Dashboard: `banklake dashboard --lake {lake.root}`, then open http://127.0.0.1:8501 "
+        "(docs/dashboard.md)."
+    )
 
 
 def train_and_score(lake: Lake, *, say: Say = _quiet) -> None:

@@ -15,8 +15,9 @@ import duckdb
 
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.query import one_row
+from python_jobs.lake.schemas import FEEDS as RAW_FEEDS
 
-FEEDS = ("transactions", "customers", "accounts", "fraud_reports")
+FEEDS = tuple(RAW_FEEDS)  # every raw feed, in the contract's order
 DISPOSITIONS = ("accepted", "duplicate", "rejected")  # of every triaged raw row
 
 
@@ -78,7 +79,17 @@ def summarize(lake: Lake) -> LakeSummary:
 
 
 def _count(con: duckdb.DuckDBPyConnection, summary: LakeSummary) -> None:
+    built = {
+        name
+        for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'processed'"
+        ).fetchall()
+    }
     for feed in FEEDS:
+        if f"stg_{feed}_triaged" not in built and "stg_transactions_triaged" in built:
+            # a feed newer than the lake's last build (alert_verdicts): nothing triaged yet
+            summary.processed[feed] = {}
+            continue
         rows = con.execute(
             f"select disposition, count(*) from processed.stg_{feed}_triaged group by 1"
         ).fetchall()

@@ -2,7 +2,8 @@
 
     incremental_ingestion_filter(): on incremental runs, read only the ingestion partitions from
     the last processed day (minus var('lookback_days'), for files that landed late in a day
-    already processed) onwards. A first run reads everything.
+    already processed) onwards. A first run reads everything, and so does a run whose table
+    is still empty (a feed that had delivered nothing yet).
 
     triage(validated, order_by): given a CTE whose rows carry `record_key` (what makes two
     deliveries the same record), `rejection_reason` (null when valid) and `ingestion_date`, adds
@@ -12,8 +13,13 @@
     (unique per raw row): a window over every row, all its columns along, was half the model.
     A valid row always has a record_key (the models reject rows without one). -#}
 {% macro ingestion_window_start() -%}
+    {#- a feed whose table is still empty (nothing delivered before, e.g. the first alert
+        verdict) has no last day: read everything -#}
     (
-        select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(processed.ingestion_date)') }}
+        select coalesce(
+            {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(processed.ingestion_date)') }},
+            cast('1900-01-01' as date)
+        )
         from {{ this }} as processed
     )
 {%- endmacro %}

@@ -1,8 +1,7 @@
 {#- Rows of one disposition from every raw feed's triaged model, in one shape: the single
     place to look for what was rejected or deduplicated, and why. -#}
 {% macro triaged_rows(disposition) -%}
-    {%- set feeds = ['transactions', 'customers', 'accounts', 'fraud_reports'] -%}
-    {%- for feed in feeds %}
+    {%- for feed in raw_feeds() %}
     select
         '{{ feed }}' as feed,
         raw_row_key,

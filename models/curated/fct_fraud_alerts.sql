@@ -1,6 +1,6 @@
 -- The alert queue: every scored transaction the model alerted on, ranked per score date and
 -- model version (rank 1 = highest score), with the transaction, the model's three reasons in
--- investigator wording and the fraud label as known now.
+-- investigator wording, the fraud label as known now and the investigators' verdict, if any.
 with
 
 alerts as (
@@ -19,6 +19,12 @@ transactions as (
 reason_codes as (
 
     select * from {{ ref('feature_reason_codes') }}
+
+),
+
+reviews as (
+
+    select * from {{ ref('int_alert_reviews') }}
 
 ),
 
@@ -65,10 +71,14 @@ final as (
         transactions.fraud_scenario,
         transactions.days_to_report,
         -- a transaction not in the lake yet is not known to be fraud
-        coalesce(transactions.is_fraud_reported, false) as is_fraud_reported
+        coalesce(transactions.is_fraud_reported, false) as is_fraud_reported,
+        reviews.review_verdict,
+        reviews.reviewed_at
     from ranked
     left join transactions
         on ranked.transaction_id = transactions.transaction_id
+    left join reviews
+        on ranked.transaction_id = reviews.transaction_id
     {%- for position in [1, 2, 3] %}
         left join reason_codes as reason_{{ position }}
             on ranked.reason_{{ position }} = reason_{{ position }}.feature

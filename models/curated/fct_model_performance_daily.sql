@@ -1,6 +1,8 @@
 -- How each model version does per scoring day, with the labels known so far: precision (alerts
 -- that turned out to be fraud) and recall (frauds the model alerted on). Both rise as fraud
--- reports arrive, days to weeks after the transactions.
+-- reports arrive, days to weeks after the transactions. Investigators' verdicts add the
+-- confirmed negatives: precision among reviewed alerts (fraud / (fraud + legitimate)) does not
+-- count an alert nobody has looked at yet as a false alarm.
 with
 
 scores as (
@@ -18,6 +20,15 @@ labels as (
 
 ),
 
+reviews as (
+
+    select
+        transaction_id,
+        review_verdict
+    from {{ ref('int_alert_reviews') }}
+
+),
+
 daily as (
 
     select
@@ -28,10 +39,23 @@ daily as (
         sum(
             case when scores.is_alert and labels.is_fraud_reported then 1 else 0 end
         ) as alerts_confirmed_fraud,
-        sum(case when labels.is_fraud_reported then 1 else 0 end) as frauds_known
+        sum(case when labels.is_fraud_reported then 1 else 0 end) as frauds_known,
+        -- a fraud report outranks a "legitimate" verdict: the label is fraud
+        sum(
+            case
+                when
+                    scores.is_alert
+                    and reviews.review_verdict = 'legitimate'
+                    and not coalesce(labels.is_fraud_reported, false)
+                    then 1
+                else 0
+            end
+        ) as alerts_confirmed_legitimate
     from scores
     left join labels
         on scores.transaction_id = labels.transaction_id
+    left join reviews
+        on scores.transaction_id = reviews.transaction_id
     group by scores.score_date, scores.model_version
 
 ),
@@ -45,8 +69,11 @@ final as (
         cast(alerts as bigint) as alerts,
         cast(alerts_confirmed_fraud as bigint) as alerts_confirmed_fraud,
         cast(frauds_known as bigint) as frauds_known,
+        cast(alerts_confirmed_legitimate as bigint) as alerts_confirmed_legitimate,
         cast(alerts_confirmed_fraud as double) / nullif(alerts, 0) as precision_so_far,
-        cast(alerts_confirmed_fraud as double) / nullif(frauds_known, 0) as recall_so_far
+        cast(alerts_confirmed_fraud as double) / nullif(frauds_known, 0) as recall_so_far,
+        cast(alerts_confirmed_fraud as double)
+        / nullif(alerts_confirmed_fraud + alerts_confirmed_legitimate, 0) as precision_reviewed
     from daily
 
 )

@@ -51,7 +51,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,6 +113,8 @@ KPIS: dict[str, tuple[str, str]] = {
     "fraud_transactions_reported": ("count", "pct"),
     "fraud_loss_brl": ("brl", "pct"),
 }
+# the report's KPIs and, for a period, the fraud rate so far too (the dashboard's overview)
+PERIOD_KPIS: dict[str, tuple[str, str]] = {**KPIS, "fraud_rate_pct": ("pct", "pp")}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ANOMALY_DIMENSIONS = ("transaction_type", "channel", "state", "segment")
 ANOMALY_METRICS = ("transactions", "approved_volume_brl")
@@ -226,23 +228,86 @@ def day_exists_sql(sql: FactsSQL, day: date) -> str:
     return f"select count(*) from {sql.table('fct_daily_kpis')} where event_date = {sql_date(day)}"
 
 
-def daily_kpis_sql(sql: FactsSQL, days: Sequence[date]) -> str:
-    listed = ", ".join(sql_date(d) for d in days)
+@dataclass(frozen=True)
+class KpiSlice:
+    """Which transactions the KPIs count: every value listed per dimension, all when empty.
+    The report counts every transaction (the empty slice); the dashboard's filters fill it.
+    Values are sent as quoted literals (sql_text), never pasted."""
+
+    transaction_types: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()  # dim_customers.segment, as fct_risk_analysis slices it
+
+    @property
+    def by_segment(self) -> bool:
+        """Region and segment are not columns of fct_daily_kpis: such a slice is summed from
+        fct_daily_kpis_by_segment, the same figures one level finer (a dbt test holds them
+        equal)."""
+        return bool(self.regions or self.segments)
+
+
+def _in_list(column: str, values: Sequence[str]) -> str:
+    return f"{column} in ({', '.join(sql_text(v) for v in values)})"
+
+
+def kpi_source_sql(
+    sql: FactsSQL,
+    first: date,
+    last: date,
+    where: KpiSlice = KpiSlice(),
+    days: Sequence[date] = (),
+) -> str:
+    """The rows every KPI is summed from, between `first` and `last` (only `days` of them
+    when given), within the slice: the additive columns of fct_daily_kpis (event_date,
+    transactions, approved_transactions, approved_volume_brl, fraud_transactions,
+    fraud_loss_brl)."""
+    period = f"event_date between {sql_date(first)} and {sql_date(last)}"
+    if days:
+        period += f" and event_date in ({', '.join(sql_date(d) for d in days)})"
+    filters = [period]
+    for column, values in (
+        ("transaction_type", where.transaction_types),
+        ("channel", where.channels),
+        ("state", where.states),
+        ("region", where.regions),
+        ("customer_segment", where.segments),
+    ):
+        if values:
+            filters.append(_in_list(column, values))
+    relation = "fct_daily_kpis_by_segment" if where.by_segment else "fct_daily_kpis"
     return f"""
-        with daily as (
             select
                 event_date,
+                transactions,
+                approved_transactions,
+                approved_volume_brl,
+                fraud_transactions,
+                fraud_loss_brl
+            from {sql.table(relation)}
+            where {" and ".join(filters)}"""
+
+
+def _kpi_sql(grouping: str, name: str, source: str) -> str:
+    """The KPIs per `grouping` (an expression over the source's event_date, named `name`):
+    sums, then the ratios from the sums (ticket and rates are never averaged)."""
+    return f"""
+        with kpi_rows as ({source}
+        ),
+        summed as (
+            select
+                {grouping} as {name},
                 sum(transactions) as transactions,
                 sum(approved_transactions) as approved_transactions,
                 sum(approved_volume_brl) as approved_volume_brl,
                 sum(fraud_transactions) as fraud_transactions_reported,
                 sum(fraud_loss_brl) as fraud_loss_brl
-            from {sql.table("fct_daily_kpis")}
-            where event_date in ({listed})
-            group by event_date
+            from kpi_rows
+            group by {grouping}
         )
         select
-            event_date,
+            {name},
             transactions,
             approved_transactions,
             100 * cast(approved_transactions as double)
@@ -251,9 +316,39 @@ def daily_kpis_sql(sql: FactsSQL, days: Sequence[date]) -> str:
             cast(approved_volume_brl as double)
                 / nullif(approved_transactions, 0) as average_ticket_brl,
             fraud_transactions_reported,
-            fraud_loss_brl
-        from daily
+            fraud_loss_brl,
+            100 * cast(fraud_transactions_reported as double)
+                / nullif(transactions, 0) as fraud_rate_pct
+        from summed
+        order by {name}
         """
+
+
+def daily_kpis_sql(sql: FactsSQL, days: Sequence[date], where: KpiSlice = KpiSlice()) -> str:
+    """The KPIs of each of `days` (one row per day that has transactions, by event_date)."""
+    return _kpi_sql(
+        "event_date", "event_date", kpi_source_sql(sql, min(days), max(days), where, days)
+    )
+
+
+def kpi_series_sql(sql: FactsSQL, first: date, last: date, where: KpiSlice = KpiSlice()) -> str:
+    """The KPIs of every day from `first` to `last` that has transactions in the slice."""
+    return _kpi_sql("event_date", "event_date", kpi_source_sql(sql, first, last, where))
+
+
+def period_kpis_sql(
+    sql: FactsSQL, periods: Sequence[tuple[date, date]], where: KpiSlice = KpiSlice()
+) -> str:
+    """The KPIs of each period (first, last), one row per period with transactions, by its
+    index in `periods` (column `period`).
+    Periods must not overlap (a day counts in the first period that holds it)."""
+    cases = " ".join(
+        f"when event_date between {sql_date(a)} and {sql_date(b)} then {i}"
+        for i, (a, b) in enumerate(periods)
+    )
+    first = min(a for a, _ in periods)
+    last = max(b for _, b in periods)
+    return _kpi_sql(f"case {cases} end", "period", kpi_source_sql(sql, first, last, where))
 
 
 def trend_sql(sql: FactsSQL, day: date, days: int) -> str:
@@ -312,19 +407,14 @@ def anomaly_sql(day: date, config: FactsConfig, sql: FactsSQL | None = None) -> 
             group by event_date, dimension, dimension_value
             union all
             select
-                transactions.event_date,
+                event_date,
                 'segment' as dimension,
-                coalesce(segments.business_segment, 'unknown') as dimension_value,
-                count(*) as transactions,
-                cast(
-                    sum(case when transactions.is_approved then transactions.amount_brl else 0 end)
-                    as double
-                ) as approved_volume_brl
-            from {sql.table("fct_transactions")} as transactions
-            left join {sql.table("dim_customer_segments")} as segments
-                on transactions.customer_id = segments.customer_id
-            where transactions.event_date {window}
-            group by transactions.event_date, coalesce(segments.business_segment, 'unknown')
+                business_segment as dimension_value,
+                sum(transactions) as transactions,
+                cast(sum(approved_volume_brl) as double) as approved_volume_brl
+            from {sql.table("fct_daily_kpis_by_segment")}
+            where event_date {window}
+            group by event_date, business_segment
         ),
         days as (
             select distinct event_date from sliced
@@ -467,6 +557,7 @@ def performance_sql(sql: FactsSQL, day: date) -> str:
 
 
 def top_alerts_sql(sql: FactsSQL, day: date, version: str, limit: int) -> str:
+    """The day's alerts by rank: the report's top ones, the dashboard's queue."""
     return f"""
         select
             alert_rank,
@@ -484,7 +575,9 @@ def top_alerts_sql(sql: FactsSQL, day: date, version: str, limit: int) -> str:
             reason_1_feature, reason_1_code, reason_1_description, reason_1_contribution,
             reason_2_feature, reason_2_code, reason_2_description, reason_2_contribution,
             reason_3_feature, reason_3_code, reason_3_description, reason_3_contribution,
-            is_fraud_reported
+            is_fraud_reported,
+            customer_id,
+            review_verdict
         from {sql.table("fct_fraud_alerts")}
         where score_date = {sql_date(day)} and model_version = {sql_text(version)}
         order by alert_rank
@@ -549,12 +642,66 @@ def resolve_day(warehouse: Warehouse, day: date | None) -> tuple[date, tuple[dat
 # --- KPIs --------------------------------------------------------------------------------------
 
 
-def daily_kpis(warehouse: Warehouse, days: Sequence[date]) -> dict[date, dict[str, Any]]:
-    result = warehouse.query(daily_kpis_sql(FactsSQL.for_warehouse(warehouse), days))
-    return {
-        row["event_date"]: {name: rounded(row[name], unit) for name, (unit, _) in KPIS.items()}
+def _kpi_values(row: Mapping[str, Any], kpis: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    return {name: rounded(row[name], unit) for name, (unit, _) in kpis.items()}
+
+
+def daily_kpis(
+    warehouse: Warehouse, days: Sequence[date], where: KpiSlice = KpiSlice()
+) -> dict[date, dict[str, Any]]:
+    """The report's KPIs (KPIS) of each day that has transactions in the slice."""
+    result = warehouse.query(daily_kpis_sql(FactsSQL.for_warehouse(warehouse), days, where))
+    return {_as_date(row["event_date"]): _kpi_values(row, KPIS) for row in records(result)}
+
+
+def kpi_series(
+    warehouse: Warehouse, first: date, last: date, where: KpiSlice = KpiSlice()
+) -> list[dict[str, Any]]:
+    """Every KPI (PERIOD_KPIS) per day from `first` to `last`, days without transactions in
+    the slice left out: {"date": ..., kpi: value, ...}."""
+    result = warehouse.query(kpi_series_sql(FactsSQL.for_warehouse(warehouse), first, last, where))
+    return [
+        {"date": _as_date(row["event_date"]), **_kpi_values(row, PERIOD_KPIS)}
         for row in records(result)
-    }
+    ]
+
+
+def period_kpis(
+    warehouse: Warehouse, periods: Sequence[tuple[date, date]], where: KpiSlice = KpiSlice()
+) -> list[dict[str, Any] | None]:
+    """Every KPI (PERIOD_KPIS) of each period, None for a period without transactions in
+    the slice."""
+    result = warehouse.query(period_kpis_sql(FactsSQL.for_warehouse(warehouse), periods, where))
+    found = {int(row["period"]): _kpi_values(row, PERIOD_KPIS) for row in records(result)}
+    return [found.get(i) for i in range(len(periods))]
+
+
+def compare_kpis(
+    current: Mapping[str, Any], before: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Each KPI of PERIOD_KPIS with its change against `before` (None: not available), the
+    way the report measures a change: percentage points for percentages, else percent."""
+    return [
+        {
+            "metric": name,
+            "unit": unit,
+            "value": current[name],
+            "before": None if before is None else before[name],
+            "change": None if before is None else _change(current[name], before[name], measure),
+            "change_unit": measure,
+        }
+        for name, (unit, measure) in PERIOD_KPIS.items()
+    ]
+
+
+def _as_date(value: Any) -> date:
+    """A date from the engine (DuckDB gives dates, Athena's rows are typed by the warehouse;
+    text when an engine did not type it)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
 
 
 def _change(value: Any, before: Any, measure: str) -> float | None:

@@ -3,10 +3,14 @@
 The guard (`guard.py`) decides what may run; this module makes sure that even a statement
 the guard wrongly let through cannot write, read files or reconfigure the engine:
 
-- DuckDB: the database file opened `read_only`, external access (files, URLs, extensions)
-  disabled, a memory limit, then the configuration locked; a query that runs past the
-  timeout is interrupted; at most `max_rows` rows are fetched. What read-only DuckDB still
-  allows — temporary tables in memory, session settings such as `search_path`, PRAGMA
+- DuckDB: what the build has published (python_jobs/lake/published.py), never the database
+  file dbt writes: one view per curated mart over the Parquet files of the current export,
+  resolved once, so a reader works while `banklake run` builds and never sees two exports
+  mixed. The views are in a catalog file opened read-only; the engine may read exactly the
+  export's files (DuckDB's `allowed_paths`) and nothing else — no other file, no write, no
+  URL, no extension —, a memory limit, then the configuration locked; a query that runs
+  past the timeout is interrupted; at most `max_rows` rows are fetched. What this engine
+  still allows — temporary tables in memory, session settings such as `search_path`, PRAGMA
   profiling — the guard refuses.
 - Athena: the assistant's own work group, whose bytes-scanned cutoff cancels a runaway scan
   and whose role reads the curated database only (infrastructure/banklake.yaml).
@@ -15,16 +19,28 @@ the guard wrongly let through cannot write, read files or reconfigure the engine
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.published import (
+    PublishedMart,
+    PublishedVersion,
+    current_version_name,
+)
+from python_jobs.lake.published import (
+    current as current_version,
+)
 
 if TYPE_CHECKING:  # boto3 and the Athena runner load only for the athena target
     from python_jobs.aws.athena import AthenaRunner
@@ -84,24 +100,76 @@ class MeteredWarehouse:
         return result
 
 
-def open_readonly(
-    lake: Lake, *, memory_limit: str = DEFAULT_MEMORY_LIMIT
-) -> duckdb.DuckDBPyConnection:
-    """The lake's DuckDB file, read-only, no file/URL access, configuration locked."""
-    if not lake.database.is_file():
-        raise FileNotFoundError(f"no warehouse at {lake.database}: run `banklake build` first")
-    connection = duckdb.connect(
-        str(lake.database),
-        read_only=True,
-        config={
-            "enable_external_access": False,
-            "autoload_known_extensions": False,
-            "autoinstall_known_extensions": False,
-            "memory_limit": memory_limit,
-        },
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def view_sql(version: PublishedVersion, mart: PublishedMart) -> str:
+    """`curated.<mart>` over the export's Parquet files (the manifest's list), columns in the
+    mart's own order (a partition column is read back from the folder names, typed as the
+    mart declared it)."""
+    columns = ", ".join(
+        f"cast({_identifier(name)} as {kind}) as {_identifier(name)}"
+        if name == mart.partitioned_by
+        else _identifier(name)
+        for name, kind in mart.columns
     )
-    connection.execute("set lock_configuration = true")
-    return connection
+    files = ", ".join(_literal(path) for path in version.mart_files(mart.name))
+    hive = "true" if mart.partitioned_by else "false"
+    return (
+        f"create view curated.{_identifier(mart.name)} as select {columns} "
+        f"from read_parquet([{files}], hive_partitioning = {hive})"
+    )
+
+
+def open_published(
+    lake: Lake, *, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> tuple[duckdb.DuckDBPyConnection, PublishedVersion, Path]:
+    """The lake's published marts as views `curated.<mart>`, read-only.
+
+    The views live in a small catalog file of this reader's own (a temporary folder, returned
+    to be removed on close), opened read-only: nothing can be created or dropped in
+    `curated`. The engine may read exactly the export's Parquet files (`allowed_paths`) and
+    nothing else: no other file, no write (a COPY writes a temporary file first, refused), no
+    URL, no extension; then the configuration is locked."""
+    version = current_version(lake)
+    scratch = Path(tempfile.mkdtemp(prefix="banklake-published-"))
+    catalog = scratch / "catalog.duckdb"
+    try:
+        with duckdb.connect(str(catalog)) as writer:
+            writer.execute("create schema curated")
+            for mart in version.marts.values():
+                writer.execute(view_sql(version, mart))
+        connection = duckdb.connect(
+            str(catalog),
+            read_only=True,
+            config={
+                "autoload_known_extensions": False,
+                "autoinstall_known_extensions": False,
+                "memory_limit": memory_limit,
+            },
+        )
+        try:
+            allowed = ", ".join(_literal(path) for path in version.all_files())
+            connection.execute(f"set allowed_paths = [{allowed}]")
+            connection.execute("set enable_external_access = false")
+            connection.execute("set lock_configuration = true")
+        except BaseException:
+            connection.close()
+            raise
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return connection, version, scratch
+
+
+def _release(connection: duckdb.DuckDBPyConnection, scratch: Path) -> None:
+    connection.close()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 class DuckDBWarehouse:
@@ -116,7 +184,10 @@ class DuckDBWarehouse:
         max_rows: int = DEFAULT_FETCH_ROWS,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
-        self._connection = open_readonly(lake, memory_limit=memory_limit)
+        self.lake = lake
+        self._connection, self.published, scratch = open_published(lake, memory_limit=memory_limit)
+        # a reader dropped without close() (a dashboard session that ends) still cleans up
+        self._finalizer = weakref.finalize(self, _release, self._connection, scratch)
         self.timeout_seconds = timeout_seconds
         self.max_rows = max_rows
 
@@ -147,8 +218,13 @@ class DuckDBWarehouse:
         truncated = len(rows) > self.max_rows
         return QueryResult(columns, rows[: self.max_rows], truncated=truncated)
 
+    def is_current(self) -> bool:
+        """Whether the export it reads is still the published one (a newer export means a
+        reader that wants the latest figures should open a new warehouse)."""
+        return current_version_name(self.lake) == self.published.version
+
     def close(self) -> None:
-        self._connection.close()
+        self._finalizer()
 
 
 # --- Athena ------------------------------------------------------------------------------
@@ -241,7 +317,7 @@ class AthenaWarehouse:
 
 
 def make_warehouse(target: str, lake: Lake) -> DuckDBWarehouse | AthenaWarehouse:
-    """`duckdb`: the lake's database file; `athena`: the assistant's work group (env)."""
+    """`duckdb`: the lake's published export; `athena`: the assistant's work group (env)."""
     if target == "duckdb":
         return DuckDBWarehouse(lake)
     if target == "athena":

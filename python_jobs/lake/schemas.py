@@ -106,8 +106,28 @@ FRAUD_REPORTS = Feed(
         ("transaction_id", pa.string()),
         ("reported_at", pa.string()),  # "YYYY-MM-DD HH:MM:SS"
         ("scenario", pa.string()),
-        ("report_channel", pa.string()),  # chargeback | med | customer_contact
+        # chargeback | med | customer_contact | analyst (seeds/report_channels.csv)
+        ("report_channel", pa.string()),
     ),
 )
 
-FEEDS: dict[str, Feed] = {f.name: f for f in (TRANSACTIONS, CUSTOMERS, ACCOUNTS, FRAUD_REPORTS)}
+# An investigator's verdict on an alert, from the dashboard's feedback (python_jobs/feedback.py):
+# "fraud" (a fraud_reports row with channel `analyst` is written with it) or "legitimate", the
+# confirmed negatives precision needs. The investigator's name stays in raw and processed.
+ALERT_VERDICTS = Feed(
+    name="alert_verdicts",
+    file_format="jsonl.gz",
+    schema=_schema(
+        ("verdict_id", pa.string()),  # deterministic per (transaction, verdict)
+        ("transaction_id", pa.string()),
+        ("verdict", pa.string()),  # fraud | legitimate (seeds/alert_verdicts.csv)
+        ("investigator", pa.string()),
+        ("decided_at", pa.string()),  # "YYYY-MM-DD HH:MM:SS", São Paulo wall time
+        ("score_date", pa.string()),  # the alert reviewed: its scoring day and model version
+        ("model_version", pa.string()),
+    ),
+)
+
+FEEDS: dict[str, Feed] = {
+    f.name: f for f in (TRANSACTIONS, CUSTOMERS, ACCOUNTS, FRAUD_REPORTS, ALERT_VERDICTS)
+}

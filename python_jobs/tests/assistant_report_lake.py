@@ -19,6 +19,7 @@ from ml.score import score_day
 from ml.tests.conftest import FAST_TRAINING
 from ml.train import train
 from python_jobs.dbt_runner import require_success, run_dbt
+from python_jobs.export import export_curated
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
 
@@ -60,5 +61,6 @@ def scored_lake(factory: pytest.TempPathFactory) -> Lake:
         )
     )
     monitor(layout, LAST_DAY)
+    export_curated(lake)  # what the report and explain read: the published export
     _built["lake"] = lake
     return lake

@@ -41,6 +41,7 @@ from python_jobs.assistant.schema_context import load_schema_context, schema_con
 from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryTimeout
 from python_jobs.cli import main
 from python_jobs.dbt_runner import run_dbt
+from python_jobs.export import export_curated
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import TRANSACTIONS
@@ -154,6 +155,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltLake:
     assert not report.quarantined
     outcome = run_dbt(["build"], lake, target_path=root / "target", quiet=True)
     assert outcome.success, outcome.failures[:5]
+    export_curated(lake)  # what the assistant reads: the published export
     return BuiltLake(lake, root / "target", scores, planted, copy_marts(lake))
 
 
@@ -175,8 +177,8 @@ def curated(built: BuiltLake, sql: str) -> pd.DataFrame:
 
 
 def count_rows(warehouse: DuckDBWarehouse, table: str) -> int:
-    """Rows of a table in the lake's file as it is now (through the open read-only
-    connection, unguarded: the file, not the copy)."""
+    """Rows of a table in the published export as it is now (through the open read-only
+    connection, unguarded: the export, not the copy)."""
     return warehouse.query(f"select count(*) from curated.{table}").rows[0][0]
 
 

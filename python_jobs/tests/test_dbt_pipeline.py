@@ -212,9 +212,12 @@ def test_curated_export_matches_the_marts(built_lake: Lake) -> None:
         "dim_customer_segments",
         "dim_customers",
         "fct_daily_kpis",
+        "fct_daily_kpis_by_segment",
+        "fct_data_quality_daily",
         "fct_fraud_alerts",
         "fct_model_performance_daily",
         "fct_risk_analysis",
+        "fct_score_distribution_daily",
         "fct_transactions",
         "ml_features",
     }

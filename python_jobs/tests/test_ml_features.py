@@ -33,6 +33,7 @@ FEATURE_MODELS = [
     "+ml_features",
     "+fct_fraud_alerts",
     "+fct_model_performance_daily",
+    "+fct_score_distribution_daily",  # and its seed, score_bands
     "+int_customers_latest",
 ]
 HELPERS = ("int_customer_counterparty_first_seen", "int_customer_device_first_seen")

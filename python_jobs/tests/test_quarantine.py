@@ -31,7 +31,15 @@ import pytest
 from python_jobs.dbt_runner import DbtOutcome, run_dbt
 from python_jobs.generate.formatting import cpf_digits, format_cpf
 from python_jobs.lake.layout import Lake, partition_path
-from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FEEDS, FRAUD_REPORTS, TRANSACTIONS, Feed
+from python_jobs.lake.schemas import (
+    ACCOUNTS,
+    ALERT_VERDICTS,
+    CUSTOMERS,
+    FEEDS,
+    FRAUD_REPORTS,
+    TRANSACTIONS,
+    Feed,
+)
 from python_jobs.lake.validate import (
     REASON_SUFFIX,
     ValidationReport,
@@ -81,6 +89,19 @@ def payload(feed: Feed, n: int, tag: str, day: date = DAY) -> pa.Table:
                 "updated_at": [f"{day} 08:00:00"] * n,
             }
         )
+    if feed is ALERT_VERDICTS:
+        return pa.table(
+            {
+                "verdict_id": [f"V{i}" for i in ids],
+                "transaction_id": [f"T{FIRST}-{GOOD_DAYS[0]:%Y%m%d}0000"] * n,
+                "verdict": ["legitimate"] * n,
+                "investigator": ["ana.souza"] * n,
+                "decided_at": [f"{day} 12:00:00"] * n,
+                "score_date": [str(day)] * n,
+                "model_version": ["v1"] * n,
+            }
+        )
+    assert feed is FRAUD_REPORTS, f"no payload for feed {feed.name}"
     return pa.table(
         {
             "report_id": [f"R{i}" for i in ids],
@@ -193,6 +214,7 @@ _WRONG_JSON_TYPE = {
     CUSTOMERS: ("monthly_income", "5000.00", "expected a number, got a string"),
     ACCOUNTS: ("credit_limit", "abc", "expected a number, got a string"),
     FRAUD_REPORTS: ("report_id", 123, "expected a string, got a number"),
+    ALERT_VERDICTS: ("verdict", True, "expected a string, got a boolean"),
 }
 
 

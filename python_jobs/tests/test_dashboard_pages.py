@@ -1,0 +1,470 @@
+"""The dashboard's pages with Streamlit's AppTest on a really built, scored and published lake:
+every key figure equals SQL over the marts, the dashboard and the daily report agree on every
+number they both show, the feedback writes raw exactly once, no PII reaches a page, and the
+pages keep working while another process writes the database."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ml.features import FEATURES
+from python_jobs.assistant.report_facts import compute_facts
+from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryResult
+from python_jobs.aws.athena import query_cost_usd
+from python_jobs.dashboard import text
+from python_jobs.dashboard.app.views.overview import LABELS
+from python_jobs.dashboard.config import INVESTIGATOR_ENV, SERVING_URL_ENV, TARGET_ENV
+from python_jobs.dashboard.session import SessionWarehouse, SharedResults
+from python_jobs.export import export_curated
+from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
+from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
+from python_jobs.summary import summarize
+from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
+from python_jobs.tests.lake_writer_process import database_held_for_writing
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app" / "main.py"
+PAGES = ("overview", "fraud", "model_health", "data_quality", "ask", "live")
+pytestmark = pytest.mark.dbt
+
+
+@dataclass(frozen=True)
+class Built:
+    lake: Lake
+    target: Path  # dbt's target folder of that build (the assistant's schema context)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    lake = scored_lake(tmp_path_factory)
+    return Built(lake, lake.root.parent / "target")
+
+
+@pytest.fixture
+def own_lake(built: Built, tmp_path: Path) -> Built:
+    """A copy to write into (verdicts, quarantine notes, new exports)."""
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(built.lake.root, lake.root, symlinks=True)
+    return Built(lake, built.target)
+
+
+def app(built: Built, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv(LAKE_DIR_ENV, str(built.lake.root))
+    monkeypatch.setenv(TARGET_ENV, "duckdb")
+    monkeypatch.setenv(INVESTIGATOR_ENV, "test.investigator")
+    monkeypatch.setenv(SERVING_URL_ENV, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("BANKLAKE_DBT_TARGET_PATH", str(built.target))
+    monkeypatch.delenv("BANKLAKE_ASSISTANT_PROVIDER", raising=False)
+    return AppTest.from_file(str(APP), default_timeout=120)
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    if not at._tree.children:  # a page switch takes effect only once the app has run
+        at.run()
+    at.switch_page(f"views/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table(at: AppTest, *columns: str, index: int = 0) -> pd.DataFrame:
+    """The page's `index`-th table that has all of `columns` (AppTest gives tables no key)."""
+    found = [f.value for f in at.dataframe if set(columns) <= set(f.value.columns)]
+    assert len(found) > index, f"no table with {columns}"
+    return found[index]
+
+
+def metrics(at: AppTest) -> dict[str, tuple[str, str]]:
+    return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+def sql(built: Built, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Independent reads: the database dbt built, not the dashboard's warehouse."""
+    with duckdb.connect(str(built.lake.database), read_only=True) as con:
+        return con.execute(statement, params).fetchall()
+
+
+# --- overview ---------------------------------------------------------------------------------
+
+
+def test_overview_kpis_equal_sql_over_the_marts(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "overview")
+    shown = metrics(at)
+    ((n, approved, volume, frauds, loss),) = sql(
+        built,
+        "select sum(transactions), sum(approved_transactions), sum(approved_volume_brl), "
+        "sum(fraud_transactions), sum(fraud_loss_brl) from curated.fct_daily_kpis "
+        "where event_date = ?",
+        [LAST_DAY],
+    )
+    ((before,),) = sql(
+        built,
+        "select sum(transactions) from curated.fct_daily_kpis where event_date = ?",
+        [LAST_DAY - timedelta(days=1)],
+    )
+    assert shown["Transactions"][0] == text.count(n)
+    assert shown["Transactions"][1] == text.change(round(100 * (n - before) / before, 2), "pct")
+    assert shown["Approved volume"][0] == text.brl(volume)
+    assert shown["Average ticket"][0] == text.brl(round(float(volume) / approved, 2))
+    assert shown["Approval rate"][0] == text.pct(round(100 * approved / n, 2))
+    assert shown["Frauds reported so far"][0] == text.count(frauds)
+    assert shown["Fraud loss so far"][0] == text.brl(loss)
+    assert shown["Fraud rate so far"][0] == text.pct(round(100 * frauds / n, 2))
+
+
+def test_overview_and_the_report_agree_on_every_number(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "overview")
+    shown = metrics(at)
+    warehouse = DuckDBWarehouse(built.lake)
+    try:
+        facts = compute_facts(warehouse, built.lake)
+    finally:
+        warehouse.close()
+    assert facts["report_date"] == LAST_DAY.isoformat()
+    for kpi in facts["kpis"]["metrics"]:
+        value, delta = shown[LABELS[kpi["metric"]]]
+        assert value == text.show(kpi["value"], kpi["unit"]), kpi["metric"]
+        # the overview's default period is the report's day, against the day before
+        assert delta == (text.change(kpi["previous_day_change"], kpi["change_unit"]) or ""), kpi
+    anomalies = table(at, "robust_z", "direction") if facts["anomalies"]["items"] else None
+    if anomalies is not None:
+        assert list(anomalies["value"]) == [i["value"] for i in facts["anomalies"]["items"]]
+        assert list(anomalies["robust_z"]) == [i["robust_z"] for i in facts["anomalies"]["items"]]
+
+
+def test_overview_filters_slice_the_kpis(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "overview")
+    first = LAST_DAY - timedelta(days=6)
+    at.date_input(key="overview_days").set_value((first, LAST_DAY))
+    at.multiselect(key="overview_channels").set_value(["mobile"])
+    at.run()
+    ((n, volume),) = sql(
+        built,
+        "select sum(transactions), sum(approved_volume_brl) from curated.fct_daily_kpis "
+        "where event_date between ? and ? and channel = 'mobile'",
+        [first, LAST_DAY],
+    )
+    assert metrics(at)["Transactions"][0] == text.count(n)
+    assert metrics(at)["Approved volume"][0] == text.brl(volume)
+    # a segment is not in fct_daily_kpis (the page sums fct_daily_kpis_by_segment): checked
+    # against the transactions themselves
+    (segment,) = sql(built, "select min(segment) from curated.dim_customers")[0]
+    at.multiselect(key="overview_segments").set_value([segment])
+    at.run()
+    ((n, frauds),) = sql(
+        built,
+        "select count(*), count(*) filter (where t.is_fraud_reported) "
+        "from curated.fct_transactions t join curated.dim_customers c using (customer_id) "
+        "where t.event_date between ? and ? and t.channel = 'mobile' and c.segment = ?",
+        [first, LAST_DAY, segment],
+    )
+    assert metrics(at)["Transactions"][0] == text.count(n)
+    assert metrics(at)["Frauds reported so far"][0] == text.count(frauds)
+
+
+# --- fraud and alerts -------------------------------------------------------------------------
+
+
+def test_fraud_page_agrees_with_the_report_and_the_marts(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "fraud")
+    shown = metrics(at)
+    warehouse = DuckDBWarehouse(built.lake)
+    try:
+        facts = compute_facts(warehouse, built.lake)["alerts"]
+    finally:
+        warehouse.close()
+    assert shown["Alerts"][0] == text.count(facts["alerts"])
+    assert shown["Alert rate"][0] == text.pct(facts["alert_rate_pct"])
+    assert shown["Precision so far"][0] == text.pct(facts["precision_so_far_pct"])
+    queue = table(at, "transaction_id", "reasons", "counterparty")
+    ((alerts,),) = sql(
+        built, "select count(*) from curated.fct_fraud_alerts where score_date = ?", [LAST_DAY]
+    )
+    assert len(queue) == alerts == facts["alerts"]
+    top = [(i["transaction_id"], i["score"]) for i in facts["top"]]
+    assert list(zip(queue["transaction_id"], queue["score"], strict=False))[: len(top)] == top
+    losses = {
+        value: loss
+        for value, loss in sql(
+            built,
+            "select dimension_value, fraud_loss_brl from curated.fct_risk_analysis "
+            "where dimension = 'channel'",
+        )
+    }
+    shown_losses = table(at, "value", "loss_brl", index=1)  # the channel tab
+    assert dict(zip(shown_losses["value"], shown_losses["loss_brl"], strict=True)) == {
+        k: float(v) for k, v in losses.items()
+    }
+
+
+def test_a_verdict_from_the_page_lands_in_raw_exactly_once(own_lake: Built, monkeypatch) -> None:
+    lake = own_lake.lake
+    at = open_page(app(own_lake, monkeypatch), "fraud")
+    label = at.selectbox(key="review_alert").options[1]
+    transaction_id = label.split(" ", 1)[1]
+    at.selectbox(key="review_alert").set_value(label)
+    at.run()
+    at.button(key="verdict_fraud").click()
+    at.run()
+    assert any("Recorded" in s.value for s in at.success)
+    analyst = [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name]
+    verdicts = lake.raw_files(ALERT_VERDICTS)
+    assert len(analyst) == len(verdicts) == 1
+    with gzip.open(verdicts[0], "rt") as handle:
+        given = json.loads(handle.readline())
+    assert (given["transaction_id"], given["verdict"]) == (transaction_id, "fraud")
+    assert given["investigator"] == "test.investigator"
+    at.button(key="verdict_fraud").click()  # the second click
+    at.run()
+    assert any("Already recorded" in i.value for i in at.info)
+    assert [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name] == analyst
+    assert lake.raw_files(ALERT_VERDICTS) == verdicts
+    caption = " ".join(c.value for c in at.caption)
+    assert f"{transaction_id}: not reviewed in the marts; verdicts in raw: fraud." in caption
+
+
+def test_a_bad_investigator_name_is_refused_on_the_page(own_lake: Built, monkeypatch) -> None:
+    at = open_page(app(own_lake, monkeypatch), "fraud")
+    at.text_input(key="investigator").set_value("")
+    at.run()
+    at.button(key="verdict_legitimate").click()
+    at.run()
+    assert any("investigator" in e.value for e in at.error)
+    assert not own_lake.lake.raw_files(ALERT_VERDICTS)
+
+
+# --- model health -----------------------------------------------------------------------------
+
+
+def test_model_health_shows_performance_drift_and_the_champion(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "model_health")
+    shown = metrics(at)
+    ((day, precision),) = sql(
+        built,
+        "select score_date, precision_so_far from curated.fct_model_performance_daily "
+        "order by score_date desc, model_version desc limit 1",
+    )
+    assert shown["Last scored day"][0] == str(day)
+    assert shown["Precision so far"][0] == text.pct(
+        None if precision is None else round(100 * precision, 2)
+    )
+    report = json.loads((built.lake.root / "monitoring" / f"{LAST_DAY}.json").read_text())
+    assert shown["Verdict"][0] == report["verdict"]
+    not_judged = table(at, "feature", "status", "note")
+    marked = dict(zip(not_judged["feature"], not_judged["status"], strict=True))
+    for feature in report["warming_up"]:
+        assert marked[feature] == "warming up"
+    assert set(marked) <= set(FEATURES) | set(report["feature_psi"])
+    champion = json.loads((built.lake.root / "models/fraud_xgb/champion.json").read_text())
+    assert any(champion["version"] in m.value for m in at.markdown)
+    metrics_table = table(at, "roc_auc")
+    version_metadata = json.loads(
+        (built.lake.root / "models/fraud_xgb" / champion["version"] / "metadata.json").read_text()
+    )
+    assert set(metrics_table.index) == set(version_metadata["metrics"])
+
+
+# --- data quality -----------------------------------------------------------------------------
+
+
+def test_data_quality_counts_equal_the_lake_summary(own_lake: Built, monkeypatch) -> None:
+    lake = own_lake.lake
+    note = lake.quarantine / "raw/customers/year=2026/month=09/day=02/bad.jsonl.gz.reason.json"
+    note.parent.mkdir(parents=True)
+    note.write_text(
+        json.dumps(
+            {
+                "file": "raw/customers/year=2026/month=09/day=02/bad.jsonl.gz",
+                "feed": "customers",
+                "reason": "line 3: cpf '529.982.247-25' of maria@example.com is not text",
+                "quarantined_at": "2026-09-02T03:00:00Z",
+            }
+        )
+    )
+    at = open_page(app(own_lake, monkeypatch), "data_quality")
+    shown = metrics(at)
+    summary = summarize(lake)  # the database itself, per triaged model
+    assert shown["Raw rows"][0] == text.count(sum(summary.raw_rows(f) for f in summary.processed))
+    assert shown["Rejected"][0] == text.count(
+        sum(c.get("rejected", 0) for c in summary.processed.values())
+    )
+    assert shown["Curated rows"][0] == text.count(sum(summary.curated.values()))
+    assert shown["Quarantined files"][0] == "1"
+    reason = table(at, "quarantined_at", "reason")["reason"][0]
+    assert "529.982.247-25" not in reason and "maria@example.com" not in reason
+    assert reason.count(text.REDACTED) == 2
+    runs = table(at, "command", "failed")
+    assert len(runs) >= 1 and set(runs["failed"]) == {0}
+
+
+# --- ask and live -----------------------------------------------------------------------------
+
+
+def test_ask_runs_guarded_sql_and_shows_it(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "ask")
+    at.radio(key="ask_mode").set_value("SQL")
+    at.run()
+    at.text_area(key="ask_sql").set_value(
+        "select channel, sum(transactions) as n from curated.fct_daily_kpis group by channel"
+    )
+    at.button(key="ask_run").click()
+    at.run()
+    rows = table(at)
+    expected = dict(
+        sql(built, "select channel, sum(transactions) from curated.fct_daily_kpis group by 1")
+    )
+    assert dict(zip(rows["channel"], rows["n"], strict=True)) == expected
+    assert "LIMIT" in at.code[0].value
+    at.text_area(key="ask_sql").set_value("delete from curated.dim_customers")
+    at.button(key="ask_run").click()
+    at.run()
+    assert any("refused" in w.value for w in at.warning)
+
+
+def test_ask_answers_a_question_offline(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "ask")
+    at.text_input(key="ask_question").set_value("taxa de fraude por canal nos últimos 7 dias")
+    at.button(key="ask_run").click()
+    at.run()
+    assert "fct_daily_kpis" in at.code[0].value
+    assert len(table(at)) > 0
+
+
+def test_live_page_says_how_to_start_the_service(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "live")
+    assert any("not running" in i.value and SERVING_URL_ENV in i.value for i in at.info)
+
+
+# --- no PII on any page -----------------------------------------------------------------------
+
+
+def page_text(at: AppTest) -> str:
+    parts = [
+        str(node.value)
+        for kind in ("markdown", "caption", "info", "success", "warning")
+        for node in getattr(at, kind)
+    ]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    for frame in at.dataframe:
+        parts.append(frame.value.to_csv())
+    return "\n".join(parts)
+
+
+def test_no_customer_name_cpf_or_key_on_any_page(built: Built, monkeypatch) -> None:
+    raw = built.lake.raw
+    with duckdb.connect() as con:
+        customers = con.execute(
+            "select distinct full_name, cpf from read_json(?, format = 'newline_delimited')",
+            [str(raw / CUSTOMERS.name / "*" / "*" / "*" / "*.jsonl.gz")],
+        ).fetchall()
+        keys = {
+            key
+            for (key,) in con.execute(
+                "select distinct counterparty_key from read_parquet(?) "
+                "where counterparty_key like '%@%' or counterparty_key like '+55%'",
+                [str(raw / "transactions" / "*" / "*" / "*" / "*.parquet")],
+            ).fetchall()
+        }
+    names = {name for name, _ in customers if name}
+    cpfs = {cpf for _, cpf in customers if cpf}
+    assert names and cpfs and keys
+    at = app(built, monkeypatch)
+    for page in PAGES:
+        shown = page_text(open_page(at, page))
+        assert not [n for n in names if n in shown], page
+        assert not [c for c in cpfs if c in shown], page
+        assert not [k for k in keys if k in shown], page
+
+
+# --- the session's warehouse ------------------------------------------------------------------
+
+
+def test_a_session_moves_to_a_newer_export(own_lake: Built, monkeypatch) -> None:
+    at = open_page(app(own_lake, monkeypatch), "data_quality")
+    before = at.session_state["banklake_warehouse"].published.version
+    export_curated(own_lake.lake)
+    open_page(at, "data_quality")
+    after = at.session_state["banklake_warehouse"].published.version
+    assert after != before
+
+
+@dataclass
+class FakeAthena:
+    dialect: str = "athena"
+    curated_schema: str = "banklake_curated"
+    calls: int = 0
+
+    def query(self, sql: str) -> QueryResult:
+        self.calls += 1
+        return QueryResult(["n"], [(1,)], bytes_scanned=50_000_000)
+
+
+def test_athena_queries_are_metered_and_cached_per_session() -> None:
+    athena = FakeAthena()
+    session = SessionWarehouse(athena)
+    for _ in range(3):
+        assert session.query("select 1 as n").rows == [(1,)]
+    session.query("select 2 as n")
+    assert athena.calls == 2  # the repeated query came from the session's cache
+    assert [q.bytes_scanned for q in session.log] == [50_000_000, 50_000_000]
+    assert session.cost_usd == pytest.approx(2 * query_cost_usd(50_000_000))
+    assert session.bytes_scanned == 100_000_000
+
+
+@dataclass
+class FakeExport:
+    folder: str
+
+
+@dataclass
+class FakeDuckDB:
+    published: FakeExport
+    dialect: str = "duckdb"
+    calls: int = 0
+
+    def query(self, sql: str) -> QueryResult:
+        self.calls += 1
+        return QueryResult(["n"], [(self.calls,)])
+
+
+def test_sessions_share_results_per_published_export() -> None:
+    shared = SharedResults()
+    first, second = FakeDuckDB(FakeExport("v1")), FakeDuckDB(FakeExport("v1"))
+    assert SessionWarehouse(first, shared=shared).query("select 1").rows == [(1,)]
+    assert SessionWarehouse(second, shared=shared).query("select 1").rows == [(1,)]
+    assert second.calls == 0  # the second session got the first one's result
+    newer = FakeDuckDB(FakeExport("v2"))
+    assert SessionWarehouse(newer, shared=shared).query("select 1").rows == [(1,)]
+    assert newer.calls == 1  # another export: asked again
+
+
+# --- while another process writes the database -----------------------------------------------
+
+
+@pytest.fixture
+def database_being_written(own_lake: Built) -> Iterator[None]:
+    with database_held_for_writing(own_lake.lake.database):
+        yield
+
+
+def test_every_page_works_while_a_build_holds_the_database(
+    own_lake: Built, monkeypatch, database_being_written: None
+) -> None:
+    with pytest.raises(duckdb.IOException):
+        duckdb.connect(str(own_lake.lake.database), read_only=True)
+    at = app(own_lake, monkeypatch)
+    for page in PAGES:
+        open_page(at, page)
+        assert not at.warning or page == "ask", [w.value for w in at.warning]
+    assert metrics(open_page(at, "overview"))["Transactions"][0] != "–"
