@@ -17,6 +17,18 @@ _PERSONAL = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
+# The overview's names of the daily KPIs (report_facts' metric names).
+KPI_LABELS = {
+    "transactions": "Transactions",
+    "approved_transactions": "Approved transactions",
+    "approval_rate_pct": "Approval rate",
+    "approved_volume_brl": "Approved volume",
+    "average_ticket_brl": "Average ticket",
+    "fraud_transactions_reported": "Frauds reported so far",
+    "fraud_loss_brl": "Fraud loss so far",
+    "fraud_rate_pct": "Fraud rate so far",
+}
+
 
 def redact(text: Any, max_chars: int = 300) -> str:
     """Text safe to show: personal-looking values replaced, control characters removed, cut."""

@@ -24,7 +24,6 @@ from python_jobs.assistant.report_facts import compute_facts
 from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryResult
 from python_jobs.aws.athena import query_cost_usd
 from python_jobs.dashboard import text
-from python_jobs.dashboard.app.views.overview import LABELS
 from python_jobs.dashboard.config import INVESTIGATOR_ENV, SERVING_URL_ENV, TARGET_ENV
 from python_jobs.dashboard.session import SessionWarehouse, SharedResults
 from python_jobs.export import export_curated
@@ -133,7 +132,7 @@ def test_overview_and_the_report_agree_on_every_number(built: Built, monkeypatch
         warehouse.close()
     assert facts["report_date"] == LAST_DAY.isoformat()
     for kpi in facts["kpis"]["metrics"]:
-        value, delta = shown[LABELS[kpi["metric"]]]
+        value, delta = shown[text.KPI_LABELS[kpi["metric"]]]
         assert value == text.show(kpi["value"], kpi["unit"]), kpi["metric"]
         # the overview's default period is the report's day, against the day before
         assert delta == (text.change(kpi["previous_day_change"], kpi["change_unit"]) or ""), kpi

@@ -20,16 +20,6 @@ from python_jobs.assistant.report_facts import (
 )
 from python_jobs.dashboard import figures, text, ui
 
-LABELS = {
-    "transactions": "Transactions",
-    "approved_transactions": "Approved transactions",
-    "approval_rate_pct": "Approval rate",
-    "approved_volume_brl": "Approved volume",
-    "average_ticket_brl": "Average ticket",
-    "fraud_transactions_reported": "Frauds reported so far",
-    "fraud_loss_brl": "Fraud loss so far",
-    "fraud_rate_pct": "Fraud rate so far",
-}
 # a rise of these is bad news: shown red
 WORSE_WHEN_UP = {"fraud_transactions_reported", "fraud_loss_brl", "fraud_rate_pct"}
 TREND_DAYS = 28
@@ -82,7 +72,7 @@ else:
     for row_start in range(0, len(metrics), 4):
         for column, metric in zip(st.columns(4), metrics[row_start : row_start + 4], strict=False):
             column.metric(
-                LABELS[metric["metric"]],
+                text.KPI_LABELS[metric["metric"]],
                 text.show(metric["value"], metric["unit"]),
                 delta=text.change(metric["change"], metric["change_unit"]),
                 delta_color="inverse" if metric["metric"] in WORSE_WHEN_UP else "normal",
@@ -105,14 +95,16 @@ else:
     measure = st.radio(
         "Measure",
         ["transactions", "approved_volume_brl", "average_ticket_brl", "fraud_rate_pct"],
-        format_func=lambda name: LABELS[name],
+        format_func=lambda name: text.KPI_LABELS[name],
         horizontal=True,
         key="overview_measure",
     )
     unit = PERIOD_KPIS[measure][0]
     base = alt.Chart(series).encode(
         x=alt.X("date:T", title=None),
-        y=alt.Y(f"{measure}:Q", title=LABELS[measure] + (" (R$)" if unit == "brl" else "")),
+        y=alt.Y(
+            f"{measure}:Q", title=text.KPI_LABELS[measure] + (" (R$)" if unit == "brl" else "")
+        ),
     )
     points = base.mark_circle(size=60).encode(
         color=alt.Color(
