@@ -129,25 +129,26 @@ def test_an_unknown_mechanism_is_refused(tmp_path: Path) -> None:
         run_benchmark([1], ["phishing"], work=tmp_path)
 
 
-def test_the_bar_is_the_forest_and_the_threshold() -> None:
-    def result(mechanism: str, model: float, forest: float, promoted: bool) -> MechanismResult:
-        return MechanismResult(
-            mechanism=mechanism,
-            seed=1,
-            params={},
-            transactions=10,
-            frauds=1,
-            test_frauds=1,
-            windows="",
-            average_precision={MODEL: model, FOREST: forest},
-            promoted=promoted,
-            decision="",
-        )
+def _result(mechanism: str, model: float, forest: float, promoted: bool) -> MechanismResult:
+    return MechanismResult(
+        mechanism=mechanism,
+        seed=1,
+        params={},
+        transactions=10,
+        frauds=1,
+        test_frauds=1,
+        windows="",
+        average_precision={MODEL: model, FOREST: forest},
+        promoted=promoted,
+        decision="",
+    )
 
-    assert result("compromised_customer", 0.8, 0.7, True).failures() == []
-    assert result("compromised_customer", 0.7, 0.8, False).failures()
-    assert result(THRESHOLD_MECHANISM, 0.94, 0.9, True).failures()
-    assert result(THRESHOLD_MECHANISM, MIN_THRESHOLD_AP, 0.9, True).failures() == []
+
+def test_the_bar_is_the_forest_and_the_threshold() -> None:
+    assert _result("compromised_customer", 0.8, 0.7, True).failures() == []
+    assert _result("compromised_customer", 0.7, 0.8, False).failures()
+    assert _result(THRESHOLD_MECHANISM, 0.94, 0.9, True).failures()
+    assert _result(THRESHOLD_MECHANISM, MIN_THRESHOLD_AP, 0.9, True).failures() == []
 
 
 @pytest.mark.dbt
@@ -197,3 +198,19 @@ def test_an_unknown_mechanism_on_the_command_line_is_an_error_naming_the_choices
     )
     assert status != 0
     assert "amount_threshold" in capsys.readouterr().err
+
+
+def test_the_json_document_has_the_keys_docs_operations_lists(tmp_path: Path) -> None:
+    from python_jobs import cli_json
+
+    results = [
+        _result(THRESHOLD_MECHANISM, 1.0, 1.0, True),
+        _result("account_takeover", 0.9, 1.0, True),
+    ]
+    json_path, _ = write_record(results, tmp_path)
+    document = cli_json.mechanisms(results, json_path)
+    assert list(document) == ["command", "record", "lakes", "meet_the_bar", "results"]
+    assert (document["lakes"], document["meet_the_bar"]) == (2, 1)
+    assert document["results"][1]["failures"]
+    operations = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    assert all(f"`{key}`" in operations for key in document)
