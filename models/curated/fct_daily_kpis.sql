@@ -19,13 +19,7 @@ daily as (
         transaction_type,
         channel,
         state,
-        count(*) as transactions,
-        sum(case when is_approved then 1 else 0 end) as approved_transactions,
-        sum(case when is_approved then amount_brl else 0 end) as approved_volume_brl,
-        sum(case when is_fraud_reported then 1 else 0 end) as fraud_transactions,
-        sum(
-            case when is_fraud_reported and is_approved then amount_brl else 0 end
-        ) as fraud_loss_brl
+        {{ daily_kpi_sums() }}
     from transactions
     group by event_date, transaction_type, channel, state
 

@@ -42,42 +42,47 @@ segments as (
 
 ),
 
-daily as (
+segmented as (
 
     select
         transactions.event_date,
         transactions.transaction_type,
         transactions.channel,
         transactions.state,
+        transactions.is_approved,
+        transactions.is_fraud_reported,
+        transactions.amount_brl,
         coalesce(transactions.region, 'unknown') as region,
         coalesce(customers.segment, 'unknown') as customer_segment,
-        coalesce(segments.business_segment, 'unknown') as business_segment,
-        count(*) as transactions,
-        sum(case when transactions.is_approved then 1 else 0 end) as approved_transactions,
-        sum(
-            case when transactions.is_approved then transactions.amount_brl else 0 end
-        ) as approved_volume_brl,
-        sum(case when transactions.is_fraud_reported then 1 else 0 end) as fraud_transactions,
-        sum(
-            case
-                when transactions.is_fraud_reported and transactions.is_approved
-                    then transactions.amount_brl
-                else 0
-            end
-        ) as fraud_loss_brl
+        coalesce(segments.business_segment, 'unknown') as business_segment
     from transactions
     left join customers
         on transactions.customer_id = customers.customer_id
     left join segments
         on transactions.customer_id = segments.customer_id
+
+),
+
+daily as (
+
+    select
+        event_date,
+        transaction_type,
+        channel,
+        state,
+        region,
+        customer_segment,
+        business_segment,
+        {{ daily_kpi_sums() }}
+    from segmented
     group by
-        transactions.event_date,
-        transactions.transaction_type,
-        transactions.channel,
-        transactions.state,
-        coalesce(transactions.region, 'unknown'),
-        coalesce(customers.segment, 'unknown'),
-        coalesce(segments.business_segment, 'unknown')
+        event_date,
+        transaction_type,
+        channel,
+        state,
+        region,
+        customer_segment,
+        business_segment
 
 ),
 
