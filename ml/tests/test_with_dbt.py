@@ -40,9 +40,10 @@ def test_train_score_monitor_on_the_dbt_mart_and_read_back_by_dbt(tmp_path: Path
         "--log-path",
         str(tmp_path / "logs"),
     ]
-    built = run_dbt(
-        ["build", "--select", "+ml_features", *no_tests], lake, target_path=target, quiet=True
-    )
+    # the feature mart, and every parent of the marts that read the scores back (below)
+    marts = ["+ml_features", "+fct_fraud_alerts", "+fct_model_performance_daily"]
+    marts.append("+fct_score_distribution_daily")
+    built = run_dbt(["build", "--select", *marts, *no_tests], lake, target_path=target, quiet=True)
     assert built.success, built.failures
     layout = MlLayout(lake)
 
