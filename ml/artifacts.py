@@ -2,19 +2,24 @@
 
 <lake>/models/fraud_xgb/<version>/
     model.json       the booster (XGBoost's own JSON format: no pickle, no joblib)
-    metadata.json    features, windows, threshold, data fingerprint, metrics, sha256 of model.json
+    forest.json      the random forest, converted to the same format (ml/forest.py); the
+                     model scores with the mean of both (ml/ensemble.py). Absent in versions
+                     trained before the forest joined: those score with the booster alone.
+    metadata.json    features, windows, threshold, data fingerprint, metrics, sha256 of
+                     model.json (and forest.json)
     model_card.md    for humans
     *.png            curves and importances
 <lake>/models/fraud_xgb/champion.json   {"version": ..., "since": ..., "history": [...]}
 
-Loading refuses a model whose model.json does not hash to the recorded sha256 (a corrupted
-or hand-edited file) or whose feature list is not ml/features.py's FEATURES (it would score
-the wrong columns). Versions are written into a temporary folder and renamed into place,
-so a reader never sees half a model.
+Loading refuses a model whose model.json (or forest.json) does not hash to the recorded
+sha256 (a corrupted or hand-edited file) or whose feature list is not ml/features.py's
+FEATURES (it would score the wrong columns). Versions are written into a temporary folder
+and renamed into place, so a reader never sees half a model.
 
-The SageMaker entry point writes the same two files (write_model_files) into the job's
-model.tar.gz, so a collected job is verified by the same load_directory. That is why this
-module imports nothing outside ml/ at load time: the container has no python_jobs.
+The SageMaker entry point writes model.json and metadata.json (write_model_files) into the
+job's model.tar.gz, so a collected job is verified by the same load_directory (its forest is
+fitted where the job is collected, ml/sagemaker.py). That is why this module imports
+nothing outside ml/ at load time: the container has no python_jobs.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xgboost as xgb
 
+from ml.ensemble import FraudModel
 from ml.features import FEATURES
 
 if TYPE_CHECKING:  # ml.layout needs python_jobs, which the SageMaker container lacks
     from ml.layout import MlLayout
 
 MODEL_FILE = "model.json"
+FOREST_FILE = "forest.json"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "model_card.md"
 _LIBRARIES = ("xgboost", "scikit-learn", "numpy", "pandas", "pyarrow", "duckdb", "matplotlib")
@@ -60,10 +67,15 @@ class LoadedModel:
     directory: Path
     booster: xgb.Booster
     metadata: dict[str, Any]
+    forest: xgb.Booster | None = None
 
     @property
     def threshold(self) -> float:
         return float(self.metadata["threshold"]["value"])
+
+    @property
+    def model(self) -> FraudModel:
+        return FraudModel(self.booster, self.forest)
 
 
 def sha256_file(path: Path) -> str:
@@ -126,28 +138,38 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_model_files(
-    directory: Path, booster: xgb.Booster, metadata: dict[str, Any]
+    directory: Path, model: FraudModel, metadata: dict[str, Any]
 ) -> dict[str, Any]:
-    """model.json, then metadata.json with the feature list and model.json's sha256: the
-    folder format load_directory verifies. Returns the metadata written."""
-    booster.save_model(str(directory / MODEL_FILE))
+    """model.json (and forest.json), then metadata.json with the feature list and their
+    sha256: the folder format load_directory verifies. Returns the metadata written."""
+    model.booster.save_model(str(directory / MODEL_FILE))
     full = {
         **metadata,
         "features": list(FEATURES),
         "model_sha256": sha256_file(directory / MODEL_FILE),
     }
+    if model.forest is not None:
+        model.forest.save_model(str(directory / FOREST_FILE))
+        full["forest_sha256"] = sha256_file(directory / FOREST_FILE)
     write_json(directory / METADATA_FILE, full)
     return full
+
+
+def model_files(metadata: dict[str, Any]) -> tuple[str, ...]:
+    """The files besides metadata.json that a version's metadata says it holds and that
+    scoring needs: model.json, and forest.json when the model has its forest."""
+    return (MODEL_FILE, FOREST_FILE) if "forest_sha256" in metadata else (MODEL_FILE,)
 
 
 def save_version(
     layout: MlLayout,
     version: str,
-    booster: xgb.Booster,
+    model: FraudModel,
     metadata: dict[str, Any],
     extras: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> Path:
-    """Writes model.json, then metadata.json (with model.json's sha256 and the feature list),
+    """Writes model.json and forest.json, then metadata.json (with their sha256 and the
+    feature list),
     then whatever `extras(folder, full metadata)` writes (card, plots), all in one atomic
     rename."""
     final = layout.version_dir(version)
@@ -160,7 +182,7 @@ def save_version(
         from ml.layout import MODEL_NAME  # not at the top: see the module docstring
 
         full = write_model_files(
-            staging, booster, {"model_name": MODEL_NAME, "version": version, **metadata}
+            staging, model, {"model_name": MODEL_NAME, "version": version, **metadata}
         )
         if extras is not None:
             extras(staging, full)
@@ -186,13 +208,14 @@ def load_directory(directory: Path) -> LoadedModel:
         metadata = json.loads(metadata_path.read_text())
     except json.JSONDecodeError as error:
         raise ModelIntegrityError(f"{metadata_path} is not valid JSON: {error}") from error
-    expected = metadata.get("model_sha256")
-    actual = sha256_file(model_path)
-    if expected != actual:
-        raise ModelIntegrityError(
-            f"refusing {model_path}: its sha256 is {actual} but metadata.json records "
-            f"{expected}; the file was changed after training. Retrain or restore it."
-        )
+    _verify(model_path, metadata.get("model_sha256"))
+    forest_path = directory / FOREST_FILE
+    if "forest_sha256" in metadata:
+        if not forest_path.exists():
+            raise ModelIntegrityError(
+                f"{forest_path} is missing: the model at {directory} is incomplete"
+            )
+        _verify(forest_path, metadata["forest_sha256"])
     features = metadata.get("features")
     if features != list(FEATURES):
         trained = set(features or [])
@@ -201,13 +224,29 @@ def load_directory(directory: Path) -> LoadedModel:
             f"than ml/features.py (missing now: {sorted(trained - set(FEATURES))}, new: "
             f"{sorted(set(FEATURES) - trained)}, or a different order). Retrain it."
         )
+    booster = _load_booster(model_path)
+    forest = _load_booster(forest_path) if "forest_sha256" in metadata else None
+    version = str(metadata.get("version", directory.name))
+    return LoadedModel(version, directory, booster, metadata, forest)
+
+
+def _verify(path: Path, expected: object) -> None:
+    actual = sha256_file(path)
+    if expected != actual:
+        raise ModelIntegrityError(
+            f"refusing {path}: its sha256 is {actual} but metadata.json records "
+            f"{expected}; the file was changed after training. Retrain or restore it."
+        )
+
+
+def _load_booster(path: Path) -> xgb.Booster:
     booster = xgb.Booster()
-    booster.load_model(str(model_path))
+    booster.load_model(str(path))
     if booster.feature_names is not None and list(booster.feature_names) != list(FEATURES):
         raise ModelIntegrityError(
-            f"refusing model {directory.name}: model.json's feature names differ from FEATURES"
+            f"refusing model {path.parent.name}: {path.name}'s feature names differ from FEATURES"
         )
-    return LoadedModel(str(metadata.get("version", directory.name)), directory, booster, metadata)
+    return booster
 
 
 def champion_version(layout: MlLayout) -> str | None:

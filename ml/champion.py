@@ -20,7 +20,6 @@ from datetime import date
 import pandas as pd
 
 from ml.artifacts import ModelIntegrityError, champion_version, load_version
-from ml.booster import predict
 from ml.dataset import feature_matrix
 from ml.layout import MlLayout
 from ml.ranking import Ranking
@@ -102,7 +101,7 @@ def challenge(
             forest_ap,
         )
     # computed as the challenger's was (ml/metrics.py), so that equal scores give equal numbers
-    champion_ap = Ranking.of(y, predict(champion.booster, feature_matrix(test))).average_precision()
+    champion_ap = Ranking.of(y, champion.model.predict(feature_matrix(test))).average_precision()
     caveat = ""
     champion_train_end = champion.metadata.get("windows", {}).get("train_end")
     if champion_train_end and date.fromisoformat(champion_train_end) >= test_start:

@@ -26,7 +26,7 @@ def write_plots(
     labels: np.ndarray,
     scores: Mapping[str, np.ndarray],
     importance: Mapping[str, float],
-    model_name: str = "xgboost",
+    model_name: str = "model",
 ) -> list[Path]:
     """PR and ROC curves on the test period for every model, the booster's feature
     importance (total gain) and its score distribution by class."""

@@ -9,7 +9,8 @@ from typing import Any
 from ml.plots import PLOT_FILES
 
 MODEL_LABELS = {
-    "xgboost": "XGBoost (model)",
+    "model": "XGBoost + forest (model)",
+    "xgboost": "XGBoost alone",
     "random_forest": "random forest",
     "logistic_regression": "logistic regression",
     "rules": "rules",
@@ -182,6 +183,19 @@ def _fit_sample_note(booster: dict[str, Any], fit_frauds: int) -> str:
     )
 
 
+def _model_line(metadata: Mapping[str, Any]) -> str:
+    model = metadata.get("model")
+    if not model:  # versions trained before the forest joined
+        return "The model is XGBoost alone."
+    forest = metadata.get("forest", {})
+    return (
+        f"The model's score is the mean of two fraud probabilities (weights "
+        f"{' / '.join(f'{w:g}' for w in model['weights'])}): XGBoost's and a random forest's "
+        f"({forest.get('trees', '?')} fully grown trees on at most "
+        f"{forest.get('max_fit_rows', 0):,} rows: every fraud and a weighted sample of the rest)."
+    )
+
+
 def model_card(metadata: Mapping[str, Any]) -> str:
     """The model card: what the model is for, what it saw, how it was tested, how it did."""
     w = metadata["windows"]
@@ -213,7 +227,7 @@ once a day over the previous day's transactions (`banklake score`), to fill the 
 team's alert queue: transactions scoring at or above the threshold
 ({t["value"]:.6f}) are alerts, in about {t["alert_budget_per_day"]:g} cases (customers) a
 day. Each score comes
-with its three largest reasons (XGBoost feature contributions). It is a decision aid for
+with its three largest reasons (feature contributions, in score points). It is a decision aid for
 analysts, not an automatic block, and it is not a credit or customer-risk score.
 
 ## Data
@@ -240,11 +254,14 @@ transaction's past only; see ml/features.py). Labels come only from fraud report
 - test {w["test_start"]} to {w["test_end"]}
 - threshold rule: {t["rule"]}
 
+{_model_line(metadata)}
+
 XGBoost (hist, depth {booster["params"]["max_depth"]}, learning rate
 {booster["params"]["learning_rate"]}), {booster["best_iteration"] + 1} trees (early stopping on
 the validation {booster["stopping_metric"]}), frauds weighted
 {booster["scale_pos_weight"]:.1f}, monotone increasing in
-{monotone}{sampled}; baselines: a random forest (scikit-learn, fully grown trees, seeded),
+{monotone}{sampled}; the random forest (scikit-learn, fully grown trees, seeded) is the
+model's other half and, alone, the strong baseline; the other baselines are
 a logistic regression (median-imputed, signed-log, standardized, balanced class weights)
 and a points-based rule set, each with its own threshold from the same alert-budget rule.
 It replaces a champion only if its average precision is at least the random forest's.
@@ -284,11 +301,13 @@ Recall at the threshold:
 - Counterparty risk is measured over windows that end `label_delay_days` (a dbt var) before
   the transaction; where reports take longer, the newest of those windows is not labelled
   yet: set the var to the bank's usual delay, rebuild ml_features and retrain.
-- On data it was not designed for (`banklake mechanisms`) the model does not beat the random
-  forest on every lake: it loses narrowly where fraud is a hard boundary (the forest splits
-  halfway between the examples, XGBoost at an example's value), and where reports take
-  longer than the gap (the validation slice then holds unlabelled frauds and early stopping
-  stops early). Its results: bench/results/mechanisms-*.md.
+- On data it was not designed for (`banklake mechanisms`), XGBoost alone loses narrowly to
+  the random forest where fraud is a hard boundary (the forest splits halfway between the
+  examples, XGBoost at an example's value) and where reports take longer than the gap (the
+  validation slice then holds unlabelled frauds and early stopping stops early); that is
+  why the model averages the two. Results: bench/results/mechanisms-*.md.
+- The forest half's reasons are path attributions (each split's change of the fraud share),
+  not TreeSHAP: exact TreeSHAP over fully grown trees is too slow to explain every row.
 - The model only sees what ml_features offers: no merchant category, no distance from the
   customer's usual places, no declined-authorization counts, no counterparty age.
 - Features with 30-day windows are incomplete for the first 30 days of the lake; a model
@@ -298,7 +317,7 @@ Recall at the threshold:
 
 ## Files
 
-- `model.json` (XGBoost JSON), `metadata.json` (sha256 of model.json:
-  `{metadata["model_sha256"]}`)
+- `model.json` (XGBoost JSON), `forest.json` (the forest in the same format, when the
+  model has one), `metadata.json` (sha256 of model.json: `{metadata["model_sha256"]}`)
 {plots}
 """

@@ -29,6 +29,7 @@ import pandas as pd
 from ml.artifacts import keys_sha256, library_versions, write_model_files
 from ml.booster import BoosterParams, fit_booster
 from ml.dataset import feature_matrix
+from ml.ensemble import FraudModel
 from ml.features import FEATURES
 
 HYPERPARAMETERS_FILE = Path("/opt/ml/input/config/hyperparameters.json")
@@ -116,7 +117,7 @@ def main(env: Mapping[str, str] | None = None) -> Path:
         "libraries": library_versions(),
         "training": {"backend": "sagemaker", "job_name": job_name(env)},
     }
-    write_model_files(model_dir, fitted.booster, metadata)
+    write_model_files(model_dir, FraudModel(fitted.booster), metadata)
     return model_dir / "model.json"
 
 

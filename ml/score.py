@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.artifacts import LoadedModel, load_champion
-from ml.booster import predict, top_reasons
+from ml.booster import top_reasons
 from ml.dataset import date_range, feature_matrix, load_features
-from ml.explain import Explanation, explain
+from ml.explain import Explanation
 from ml.features import FEATURES
 from ml.layout import MlLayout
 
@@ -54,11 +54,11 @@ def score_frame(
     model: LoadedModel, frame: pd.DataFrame, scored_at: datetime
 ) -> tuple[pa.Table, Explanation]:
     """Scores rows of contract columns. Reasons are the features with the largest positive
-    TreeSHAP contributions (log-odds) to this row's score, for every row (ml/explain.py
-    makes that affordable); null when fewer than three push it up."""
+    contributions (score points, ml/ensemble.py) to this row's score, for every row
+    (ml/explain.py makes that affordable); null when fewer than three push it up."""
     x = feature_matrix(frame)
-    scores = predict(model.booster, x)
-    explanation = explain(model.booster, x)
+    scores = model.model.predict(x)
+    explanation = model.model.explain(x)
     index, value = top_reasons(explanation.contributions, N_REASONS)
     names = np.array([*FEATURES, None], dtype=object)  # index -1 -> None
     threshold = model.threshold

@@ -1,5 +1,9 @@
 """Training: the model and its baselines on the same split, then the champion decision.
 
+The model is the mean of two probabilities (ml/ensemble.py): XGBoost's and the random
+forest's. The forest is fitted once per fold and serves twice: as half of the model and, on
+its own, as the strong baseline the model has to beat; XGBoost alone is reported beside them.
+
 `train()` is what `banklake train` and `make demo` call. `fit_fold()` is the pure part
 (frames in, fitted models and metrics out) that the tests and the prequential folds use.
 """
@@ -14,21 +18,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 
 from ml import artifacts, drift
 from ml.baselines import (
+    FOREST_MAX_ROWS,
+    FOREST_TREES,
     describe_rules,
     fit_logistic,
     fit_random_forest,
     predict_logistic,
-    predict_random_forest,
     rules_score,
 )
 from ml.booster import BoosterParams, FittedBooster, feature_importance, fit_booster, predict
 from ml.champion import ChampionDecision, challenge
 from ml.dataset import TRAINING_KEYS, date_range, feature_columns, load_features
 from ml.diagnostics import NOTE, full_list_known_label_ap, load_truth, truth_metrics
+from ml.ensemble import WEIGHTS, FraudModel
 from ml.features import FEATURES
+from ml.forest import to_booster
 from ml.layout import MlLayout
 from ml.metrics import (
     DEFAULT_ALERT_BUDGET,
@@ -59,7 +67,8 @@ from ml.report import (
     scenario_table,
 )
 
-MODEL = "xgboost"
+MODEL = "model"  # XGBoost + random forest (ml/ensemble.py)
+BOOSTER = "xgboost"  # the model's boosted half alone, reported beside it
 FOREST = "random_forest"  # the strong baseline the champion gate holds the model to
 BASELINES = (FOREST, "logistic_regression", "rules")
 Say = Callable[[str], None]
@@ -119,6 +128,11 @@ class FoldResult:
     split: Split
     fitted: FittedBooster
     candidates: dict[str, Candidate]
+    forest: xgb.Booster  # the fitted forest, converted (ml/forest.py)
+
+    @property
+    def model(self) -> FraudModel:
+        return FraudModel(self.fitted.booster, self.forest)
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         return {name: c.metrics.to_dict() for name, c in self.candidates.items()}
@@ -128,7 +142,8 @@ def fit_fold(
     data: Split, config: TrainConfig = TrainConfig(), fitted: FittedBooster | None = None
 ) -> FoldResult:
     """Fits XGBoost (early stopping on the validation slice), the random forest and the
-    logistic regression on the fit rows, scores all four models, and sets each one's
+    logistic regression on the fit rows, scores the model (XGBoost + forest), each half
+    alone, the logistic regression and the rules, and sets each one's
     threshold from the alert budget (cases a day) on the validation days. `fitted`: a booster
     already fitted on these fit and validation rows elsewhere (a SageMaker job), evaluated
     exactly like a local one."""
@@ -139,24 +154,31 @@ def fit_fold(
     if fitted is None:
         fitted = fit_booster(fit_x, fit_y, val_x, val_y, config.booster)
     seed = config.booster.seed
-    forest = fit_random_forest(fit_x, fit_y, seed=seed)
+    # scored through its conversion: the scores evaluated are those the saved model gives
+    forest = to_booster(fit_random_forest(fit_x, fit_y, seed=seed), list(FEATURES))
     logistic = fit_logistic(fit_x, fit_y, seed=seed)
+    halves = {
+        BOOSTER: (predict(fitted.booster, val_x), predict(fitted.booster, test_x)),
+        FOREST: (predict(forest, val_x), predict(forest, test_x)),
+    }
     scored = {
-        MODEL: (predict(fitted.booster, val_x), predict(fitted.booster, test_x)),
-        FOREST: (predict_random_forest(forest, val_x), predict_random_forest(forest, test_x)),
+        MODEL: tuple(
+            WEIGHTS[0] * b + WEIGHTS[1] * f
+            for b, f in zip(halves[BOOSTER], halves[FOREST], strict=True)
+        ),
+        **halves,
         "logistic_regression": (
             predict_logistic(logistic, val_x),
             predict_logistic(logistic, test_x),
         ),
         "rules": (rules_score(data.validation), rules_score(data.test)),
     }
-    del forest  # fully grown trees: let their memory go before the next fold
     candidates = {}
     for name, (val_scores, test_scores) in scored.items():
         threshold = threshold_for_cases(data.validation, val_scores, config.alert_budget)
         metrics = evaluate(data.test, test_scores, threshold, k=config.k)
         candidates[name] = Candidate(name, val_scores, test_scores, threshold, metrics)
-    return FoldResult(data, fitted, candidates)
+    return FoldResult(data, fitted, candidates, forest)
 
 
 def training_keys_sha256(training: pd.DataFrame) -> str:
@@ -227,6 +249,16 @@ def build_metadata(
                 result.split.validation, model.validation_scores, model.threshold
             ),
             "baselines": {n: result.candidates[n].threshold for n in BASELINES},
+        },
+        "model": {
+            "members": [BOOSTER, FOREST],
+            "weights": list(WEIGHTS),
+            "score": "the weighted mean of the members' fraud probabilities (ml/ensemble.py)",
+        },
+        "forest": {
+            "trees": FOREST_TREES,
+            "max_fit_rows": FOREST_MAX_ROWS,
+            "seed": config.booster.seed,
         },
         "booster": {
             "params": config.booster.to_dict(),
@@ -395,9 +427,7 @@ def register(
                 metadata["feature_importance"],
             )
 
-    directory = artifacts.save_version(
-        layout, version, result.fitted.booster, metadata, extras=extras
-    )
+    directory = artifacts.save_version(layout, version, result.model, metadata, extras=extras)
     if decision.promote:
         artifacts.promote(layout, version, decision.reason, now=created_at)
     return TrainOutcome(version, directory, metadata, decision, result)

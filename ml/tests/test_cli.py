@@ -22,7 +22,7 @@ def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) ->
     train = ["train", "--lake", lake, "--gap-days", "5", "--alert-budget", "20"]
     assert main([*train, "--label-horizon-days", "3", "--max-fit-rows", "500"]) == 0
     out = capsys.readouterr().out
-    assert "XGBoost (model)" in out and "logistic regression" in out and "rules" in out
+    assert "XGBoost + forest (model)" in out and "logistic regression" in out and "rules" in out
     assert "is the new champion: there was no champion yet" in out
     assert "gap 5 d" in out and "test 2026-09-11..2026-09-17" in out
     assert (
@@ -57,7 +57,7 @@ def test_train_score_monitor_json_for_a_scheduler(ml_lake: MlLayout, capsys) -> 
     train = ["train", "--lake", lake, "--gap-days", "5", "--alert-budget", "20"]
     assert main([*train, "--label-horizon-days", "3", "--max-fit-rows", "500", "--json"]) == 0
     captured = capsys.readouterr()
-    assert "XGBoost (model)" in captured.err
+    assert "XGBoost + forest (model)" in captured.err
     trained = json.loads(captured.out)
     assert list(trained) == [
         "command",
@@ -87,8 +87,14 @@ def test_train_score_monitor_json_for_a_scheduler(ml_lake: MlLayout, capsys) -> 
     assert trained["previous_champion"] is None and trained["alert_budget_per_day"] == 20.0
     assert trained["windows"]["test_start"] == "2026-09-11"
     assert trained["labels_as_of"] == "2026-09-20"
-    assert set(trained["metrics"]) == {"xgboost", "random_forest", "logistic_regression", "rules"}
-    assert 0 < trained["metrics"]["xgboost"]["average_precision"] <= 1
+    assert set(trained["metrics"]) == {
+        "model",
+        "xgboost",
+        "random_forest",
+        "logistic_regression",
+        "rules",
+    }
+    assert 0 < trained["metrics"]["model"]["average_precision"] <= 1
 
     assert main(["score", "--lake", lake, "--json"]) == 0
     captured = capsys.readouterr()
@@ -167,7 +173,7 @@ def test_demo_job_trains_then_scores_the_last_day(ml_lake: MlLayout) -> None:
     assert outcome.decision.promote and scored.model_version == outcome.version
     assert scored.day == date(2026, 9, 20) and scored.path.exists()
     text = "\n".join(lines)
-    assert text.index("XGBoost (model)") < text.index("scored 300 transactions")
+    assert text.index("XGBoost + forest (model)") < text.index("scored 300 transactions")
 
 
 def test_sagemaker_backend_starts_a_job_with_the_training_split(
@@ -249,7 +255,10 @@ def test_sagemaker_start_then_collect_from_the_command_line(
             assert main(["train", "--lake", lake, "--collect", name, "--alert-budget", "20"]) == 0
             stub.assert_no_pending_responses()
     out = capsys.readouterr().out
-    assert "XGBoost (model)" in out and "is the new champion: there was no champion yet" in out
+    assert (
+        "XGBoost + forest (model)" in out
+        and "is the new champion: there was no champion yet" in out
+    )
     version = json.loads(ml_lake.champion_file.read_text())["version"]
     meta = json.loads((ml_lake.version_dir(version) / "metadata.json").read_text())
     assert meta["training"]["backend"] == "sagemaker" and meta["training"]["job_name"] == name

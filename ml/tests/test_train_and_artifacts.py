@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from ml import artifacts
 from ml.booster import BoosterParams
+from ml.dataset import feature_matrix
 from ml.features import FEATURES
 from ml.layout import MlLayout
 from ml.plots import PLOT_FILES
@@ -32,7 +34,7 @@ def test_training_writes_a_complete_verifiable_model_folder(ml_lake: MlLayout) -
     outcome = train(ml_lake, config=FAST, now=T0)
     folder = outcome.directory
     assert folder == ml_lake.models / "20261001T120000Z"
-    expected = {"model.json", "metadata.json", "model_card.md", *PLOT_FILES}
+    expected = {"model.json", "forest.json", "metadata.json", "model_card.md", *PLOT_FILES}
     assert {p.name for p in folder.iterdir()} == expected
     for name in PLOT_FILES:
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -41,26 +43,40 @@ def test_training_writes_a_complete_verifiable_model_folder(ml_lake: MlLayout) -
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["features"] == list(FEATURES)
     assert meta["model_sha256"] == hashlib.sha256((folder / "model.json").read_bytes()).hexdigest()
+    assert (
+        meta["forest_sha256"] == hashlib.sha256((folder / "forest.json").read_bytes()).hexdigest()
+    )
+    assert meta["model"]["members"] == ["xgboost", "random_forest"]
     windows = Windows.from_dict(meta["windows"])
     assert windows == outcome.result.split.windows
     assert meta["windows"]["cutoff"] == windows.cutoff.isoformat()
     assert "100 cases a day" in meta["threshold"]["rule"]
-    assert meta["threshold"]["value"] == outcome.result.candidates["xgboost"].threshold
+    assert meta["threshold"]["value"] == outcome.result.candidates["model"].threshold
     assert meta["data"]["training_keys_sha256"] == training_keys_sha256(
         outcome.result.split.training
     )
     assert meta["data"]["rows"]["test"] == len(outcome.result.split.test) > 0
-    assert set(meta["metrics"]) == {"xgboost", "random_forest", "logistic_regression", "rules"}
+    assert set(meta["metrics"]) == {
+        "model",
+        "xgboost",
+        "random_forest",
+        "logistic_regression",
+        "rules",
+    }
     # the gate: the model beat the random forest on the same test rows
     forest_ap = meta["metrics"]["random_forest"]["average_precision"]
     assert meta["champion_decision"]["forest_ap"] == forest_ap
-    assert meta["metrics"]["xgboost"]["average_precision"] >= forest_ap
+    assert meta["metrics"]["model"]["average_precision"] >= forest_ap
     assert meta["libraries"]["xgboost"].startswith("3.")
     assert set(meta["reference"]["features"]) == set(FEATURES)
-    assert meta["metrics"]["xgboost"]["average_precision"] > 0.3  # chance is ~0.04
+    assert meta["metrics"]["model"]["average_precision"] > 0.3  # chance is ~0.04
     card = (folder / "model_card.md").read_text()
     assert "## Intended use" in card and "## Limitations" in card
-    assert "| XGBoost (model) |" in card and "| rules |" in card and "| random forest |" in card
+    assert (
+        "| XGBoost + forest (model) |" in card
+        and "| rules |" in card
+        and "| random forest |" in card
+    )
     assert "Average precision:" in card  # per scenario
 
     loaded = artifacts.load_champion(ml_lake)
@@ -80,14 +96,36 @@ def test_a_sampled_fit_is_recorded_in_the_metadata_and_the_card(ml_lake: MlLayou
     assert f"fitted on 600 rows: every known fraud ({frauds:,})" in card
 
 
-def test_a_model_changed_after_training_is_refused(ml_lake: MlLayout) -> None:
+@pytest.mark.parametrize("name", ["model.json", "forest.json"])
+def test_a_model_changed_after_training_is_refused(ml_lake: MlLayout, name: str) -> None:
     outcome = train(ml_lake, config=WEAK, now=T0)
-    model = outcome.directory / "model.json"
+    model = outcome.directory / name
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit
     model.write_bytes(bytes(data))
-    with pytest.raises(artifacts.ModelIntegrityError, match="sha256"):
+    with pytest.raises(artifacts.ModelIntegrityError, match=re.escape(f"{name}: its sha256")):
         artifacts.load_version(ml_lake, outcome.version)
+
+
+def test_a_model_without_its_forest_is_refused_and_an_old_booster_only_one_scores(
+    ml_lake: MlLayout,
+) -> None:
+    outcome = train(ml_lake, config=WEAK, now=T0)
+    loaded = artifacts.load_version(ml_lake, outcome.version)
+    x = feature_matrix(outcome.result.split.test)
+    # the saved model scores what training evaluated: the mean of the two halves
+    assert np.allclose(loaded.model.predict(x), outcome.result.candidates["model"].test_scores)
+    (outcome.directory / "forest.json").unlink()
+    with pytest.raises(artifacts.ModelIntegrityError, match=r"forest\.json is missing"):
+        artifacts.load_version(ml_lake, outcome.version)
+    # a version from before the forest joined: no forest_sha256, scored by the booster alone
+    meta_path = outcome.directory / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["forest_sha256"]
+    meta_path.write_text(json.dumps(meta))
+    old = artifacts.load_version(ml_lake, outcome.version)
+    assert old.forest is None
+    assert np.array_equal(old.model.predict(x), outcome.result.candidates["xgboost"].test_scores)
 
 
 def test_a_model_trained_on_another_feature_list_is_refused(ml_lake: MlLayout) -> None:
@@ -129,7 +167,7 @@ def test_challenger_replaces_the_champion_only_when_better(ml_lake: MlLayout) ->
     assert strong.decision.champion_ap < strong.decision.challenger_ap
     # the champion was re-scored on the challenger's test rows, not read from its metadata
     assert strong.decision.champion_ap == pytest.approx(
-        weak.metadata["metrics"]["xgboost"]["average_precision"]
+        weak.metadata["metrics"]["model"]["average_precision"]
     )
     assert artifacts.champion_version(ml_lake) == strong.version
 
@@ -169,13 +207,13 @@ def test_save_version_leaves_nothing_behind_when_it_fails(
     ml_lake: MlLayout, tmp_path: Path
 ) -> None:
     outcome = train(ml_lake, config=WEAK, now=T0)
-    booster = artifacts.load_version(ml_lake, outcome.version).booster
+    model = artifacts.load_version(ml_lake, outcome.version).model
 
     def failing(directory: Path, metadata: dict) -> None:
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        artifacts.save_version(ml_lake, "v-broken", booster, {}, extras=failing)
+        artifacts.save_version(ml_lake, "v-broken", model, {}, extras=failing)
     assert not ml_lake.version_dir("v-broken").exists()
     assert not list(ml_lake.models.glob(".staging-*"))
 
@@ -191,18 +229,17 @@ def test_generator_truth_is_a_diagnostic_beside_the_metrics_never_instead(
     outcome = train(ml_lake, config=WEAK, now=T0)
     test = outcome.result.split.test
     diagnostic = outcome.metadata["diagnostics"]["generator_truth"]
-    assert diagnostic["xgboost"]["frauds"] == int(test["transaction_id"].isin(truth).sum())
-    assert diagnostic["xgboost"]["frauds"] > outcome.metadata["metrics"]["xgboost"]["frauds"]
-    assert diagnostic["xgboost"]["threshold"] == outcome.metadata["threshold"]["value"]
+    assert diagnostic["model"]["frauds"] == int(test["transaction_id"].isin(truth).sum())
+    assert diagnostic["model"]["frauds"] > outcome.metadata["metrics"]["model"]["frauds"]
+    assert diagnostic["model"]["threshold"] == outcome.metadata["threshold"]["value"]
     # a score flagging exactly the listed frauds: the reported share of them, on known labels
     assert outcome.metadata["diagnostics"]["full_list_known_label_ap"] == pytest.approx(
-        outcome.metadata["metrics"]["xgboost"]["frauds"] / diagnostic["xgboost"]["frauds"]
+        outcome.metadata["metrics"]["model"]["frauds"] / diagnostic["model"]["frauds"]
     )
     assert "flags exactly the generator's frauds" in outcome.headline()
     # the decision and the headline metrics use the labels known now
     assert (
-        outcome.decision.challenger_ap
-        == outcome.metadata["metrics"]["xgboost"]["average_precision"]
+        outcome.decision.challenger_ap == outcome.metadata["metrics"]["model"]["average_precision"]
     )
     assert "diagnostic only" in outcome.headline()
     card = (outcome.directory / "model_card.md").read_text()

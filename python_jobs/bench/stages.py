@@ -148,7 +148,7 @@ def training(ws: Workspace, config: TrainConfig) -> dict[str, Any]:
     records made before the horizon existed, so they stay comparable). What the record keeps
     of it: plain values (the stage runs in its own process), never the booster."""
     from ml.layout import MlLayout
-    from ml.train import WindowRequest, train
+    from ml.train import MODEL, WindowRequest, train
 
     outcome = train(MlLayout(ws.lake), WindowRequest(label_horizon_days=0), config)
     data = outcome.result.split
@@ -157,7 +157,7 @@ def training(ws: Workspace, config: TrainConfig) -> dict[str, Any]:
         "version": outcome.version,
         "windows": outcome.metadata["windows"],
         "trees": outcome.result.fitted.best_iteration + 1,
-        "average_precision": outcome.metadata["metrics"]["xgboost"]["average_precision"],
+        "average_precision": outcome.metadata["metrics"][MODEL]["average_precision"],
     }
 
 

@@ -12,12 +12,12 @@ naming a missing or broken model:
    not newer, or a remote champion whose metadata cannot be read, is refused here, before
    anything is uploaded, unless `force_champion` (a deliberate rollback). A pointer that
    already names the local version is left as it is (its history may differ: same model);
-3. every file of the version folder (model.json and metadata.json, which the scorer needs,
-   plus the model card and any plots: a few hundred KiB that let a reader of the bucket see
+3. every file of the version folder (model.json, forest.json and metadata.json, which the
+   scorer needs, plus the model card and any plots, which let a reader of the bucket see
    what scores) goes up under `<lake root>models/fraud_xgb/<version>/`, immutable. A version
    copied by hand (no SHA-256 recorded) is downloaded and hashed, so identical files are
    skipped rather than refused;
-4. model.json and metadata.json are downloaded back and verified by the same
+4. the model files and metadata.json are downloaded back and verified by the same
    ml.artifacts.load_directory the scorer runs, and metadata.json's model SHA-256 must be the
    local one;
 5. only then the pointer (the local file's bytes) is written: created with
@@ -101,17 +101,18 @@ def ingest_model(
 def _verify_remote_model(
     s3: Any, dest: S3Location, prefix: str, local_metadata: Mapping[str, Any]
 ) -> None:
-    """Downloads the version's model.json and metadata.json and loads them with the scorer's
+    """Downloads the version's model files and metadata.json and loads them with the scorer's
     own checks (ml.artifacts.load_directory: model.json's SHA-256 against metadata.json, the
     feature list, the booster loads); metadata.json must record the local model's SHA-256.
     Raises ModelIntegrityError naming the S3 folder."""
-    from ml.artifacts import METADATA_FILE, MODEL_FILE, ModelIntegrityError, load_directory
+    from ml.artifacts import METADATA_FILE, ModelIntegrityError, load_directory, model_files
 
     url = dest.url(prefix)
     with tempfile.TemporaryDirectory(prefix="banklake-verify-model-") as work:
         folder = Path(work) / "model"
         folder.mkdir()
-        for name in (MODEL_FILE, METADATA_FILE):
+        # metadata.json first: it names the model files (model.json, forest.json)
+        for name in (METADATA_FILE, *model_files(dict(local_metadata))):
             body = s3.get_object(Bucket=dest.bucket, Key=prefix + name)["Body"].read()
             (folder / name).write_bytes(body)
         try:

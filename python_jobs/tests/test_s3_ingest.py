@@ -515,7 +515,7 @@ def test_the_champion_goes_where_the_score_step_reads_it_and_a_rerun_uploads_not
     report = ingest(model_lake, dest, kind="model", s3=s3, say=lines.append)
 
     folder = f"banklake/{MODELS}{older}/"
-    names = ["metadata.json", "model.json", "model_card.md"]
+    names = ["forest.json", "metadata.json", "model.json", "model_card.md"]
     assert keys(s3, bucket) == sorted([f"banklake/{POINTER}", *(folder + n for n in names)])
     assert sorted(f.key for f in report.uploaded) == [folder + n for n in names]
     assert report.pointer == f"created (none) -> {older}" and "champion pointer" in lines[-1]
@@ -526,17 +526,17 @@ def test_the_champion_goes_where_the_score_step_reads_it_and_a_rerun_uploads_not
     for item in report.uploaded:
         head = s3.head_object(Bucket=bucket, Key=item.key)
         assert head["Metadata"]["sha256"] == hashlib.sha256(item.path.read_bytes()).hexdigest()
-    # what the Score step does: the pointer's version, its model.json + metadata.json, loaded
+    # what the Score step does: the pointer's version, its model files + metadata.json, loaded
     download = tmp_path / "downloaded" / _pointer(s3, bucket, "banklake/")
     download.mkdir(parents=True)
-    for name in ("model.json", "metadata.json"):
+    for name in ("model.json", "forest.json", "metadata.json"):
         s3.download_file(bucket, folder + name, str(download / name))
     assert load_directory(download).version == older
     assert newer not in " ".join(keys(s3, bucket))  # only the champion goes up
 
     lines.clear()
     again = ingest(model_lake, dest, kind="model", s3=s3, say=lines.append)
-    assert again.uploaded == [] and len(again.skipped) == 3
+    assert again.uploaded == [] and len(again.skipped) == 4
     assert again.pointer == f"already {older}"
     assert all(len(object_versions(s3, bucket, key)) == 1 for key in keys(s3, bucket))
 
@@ -554,8 +554,9 @@ def test_the_pointer_moves_to_a_newer_champion(
     assert report.pointer == f"moved {older} -> {newer}"
     assert _pointer(s3, bucket) == newer
     assert len(object_versions(s3, bucket, POINTER)) == 2  # the old pointer is a version
-    assert len(keys(s3, bucket, f"{MODELS}{older}/")) == 3  # the old model stays
-    assert len(keys(s3, bucket, f"{MODELS}{newer}/")) == 3
+    # model.json, forest.json, metadata.json, model_card.md; the old model stays
+    assert len(keys(s3, bucket, f"{MODELS}{older}/")) == 4
+    assert len(keys(s3, bucket, f"{MODELS}{newer}/")) == 4
 
 
 def test_an_older_champion_is_refused_unless_forced(
@@ -697,7 +698,7 @@ def test_a_version_copied_by_hand_is_hashed_and_skipped(
 
     report = ingest(model_lake, S3Location.parse(f"s3://{bucket}/raw/"), kind="model", s3=s3)
 
-    assert report.uploaded == [] and len(report.skipped) == 3
+    assert report.uploaded == [] and len(report.skipped) == 4
     assert report.pointer == f"already {older}"
 
 
@@ -713,7 +714,7 @@ def test_dry_run_model_uploads_nothing(
         s3=s3,
         say=lines.append,
     )
-    assert len(report.uploaded) == 3 and report.pointer == f"would create (none) -> {two_models[1]}"
+    assert len(report.uploaded) == 4 and report.pointer == f"would create (none) -> {two_models[1]}"
     assert keys(s3, bucket) == []
 
 
