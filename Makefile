@@ -64,8 +64,11 @@ lint-iac: $(IAC_STAMP)
 	$(IAC_VENV)/bin/cfn-lint infrastructure/*.yaml
 	$(IAC_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation secrets -d infrastructure
 
+# On every core, one test file per worker at a time (a file's module fixtures build once);
+# conftest.py gives each worker its own dbt target folder. PYTEST_ARGS="-n 0" runs serially.
+PYTEST_ARGS ?= -n auto --dist loadfile
 pytest: venv chromium
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Debian's chromium for the dashboard's browser test (Playwright, no browser download): installed
 # when missing, as root or with passwordless sudo; otherwise the test says so and skips.

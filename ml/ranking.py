@@ -85,11 +85,15 @@ class Ranking:
 
     def average_precision(self) -> float | None:
         """sum over thresholds of (recall gained) * precision there, as sklearn's
-        average_precision_score (no interpolation); None with a single class."""
+        average_precision_score (no interpolation); None with a single class. Summed as
+        (positives gained) * precision / positives: the same number, but equal rankings give
+        equal values to the last bit (a perfect one exactly 1.0, however its ties fall),
+        which the forest bar compares."""
         if not self.both_classes:
             return None
-        recall, precision = self.pr_curve()
-        return float(np.sum(np.diff(recall) * precision[1:]))
+        gained = np.diff(self.tps, prepend=0)
+        precision = self.tps / (self.tps + self.fps)
+        return float(np.sum(gained * precision) / self.tps[-1])
 
 
 def _checked(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

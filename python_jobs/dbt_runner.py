@@ -7,6 +7,7 @@ read, and the repository root is both the dbt project and its profiles directory
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections import Counter
@@ -20,6 +21,14 @@ from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # the commands whose results are kept in the lake's run history (the data-quality page)
 RECORDED_COMMANDS = frozenset({"build", "test", "run", "seed", "snapshot"})
+TARGET_PATH_ENV = "DBT_TARGET_PATH"  # dbt's own variable for --target-path
+
+
+def target_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    """Where dbt writes when no --target-path is given: $DBT_TARGET_PATH (relative to the
+    project, as dbt reads it), else the project's target/."""
+    configured = os.environ.get(TARGET_PATH_ENV)
+    return project_dir / configured if configured else project_dir / "target"
 
 
 class DbtFailed(RuntimeError):
@@ -89,7 +98,7 @@ def run_dbt(
             _release_duckdb_file()
     outcome = DbtOutcome(command=" ".join(args), success=bool(result.success))
     if args and args[0] in RECORDED_COMMANDS:
-        _record(lake, (target_path or project_dir / "target") / "run_results.json", started, args)
+        _record(lake, (target_path or target_dir(project_dir)) / "run_results.json", started, args)
     if result.exception is not None:
         outcome.failures.append(f"dbt {args[0]} could not run: {result.exception}")
         return outcome

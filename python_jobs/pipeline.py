@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from python_jobs.dbt_runner import PROJECT_DIR, DbtOutcome, require_success, run_dbt
+from python_jobs.dbt_runner import DbtOutcome, require_success, run_dbt, target_dir
 from python_jobs.export import ExportedTable, export_curated
 from python_jobs.generate import GenerationResult, GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
@@ -97,7 +97,7 @@ def build_docs(lake: Lake, *, say: Say = _quiet) -> Path:
         lambda: require_success(run_dbt(["docs", "generate", "--static"], lake, quiet=True)),
         lambda _: "docs site written",
     )
-    return PROJECT_DIR / "target" / "static_index.html"
+    return target_dir() / "static_index.html"
 
 
 def export(lake: Lake, *, say: Say = _quiet) -> list[ExportedTable]:

@@ -73,3 +73,16 @@ def test_plot_points_keep_the_top_of_the_ranking_and_both_ends() -> None:
     assert shown[0] == 0 and shown[-1] == 1_999_999
     assert np.all(np.diff(shown) > 0)
     assert shown[:200].tolist() == list(range(200))  # every point at the top
+
+
+@pytest.mark.parametrize("frauds", [1, 24, 28, 86])
+def test_equal_rankings_give_equal_average_precision_to_the_last_bit(frauds: int) -> None:
+    # the forest bar compares two models' AP with >=: a perfect ranking is exactly 1.0
+    # whether its frauds share one score or each have their own (summing recall steps of
+    # 1/24 gave 0.9999999999999999 for some of them)
+    y = np.zeros(5_000, dtype=bool)
+    y[:frauds] = True
+    tied = np.where(y, 1.0, 0.0)
+    spread = np.where(y, np.linspace(0.6, 1.0, y.size), np.linspace(0.0, 0.5, y.size))
+    assert Ranking.of(y, tied).average_precision() == 1.0
+    assert Ranking.of(y, spread).average_precision() == 1.0

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from python_jobs.assistant.guard import ALWAYS_PII_COLUMNS, AllowList
-from python_jobs.dbt_runner import PROJECT_DIR
+from python_jobs.dbt_runner import PROJECT_DIR, target_dir
 
 TARGET_DIR_ENV = "BANKLAKE_DBT_TARGET_PATH"
 CURATED_LAYER = "curated"
@@ -109,8 +109,8 @@ def _one_line(text: str) -> str:
 
 
 def default_target_dir() -> Path:
-    """dbt's target folder: $BANKLAKE_DBT_TARGET_PATH, else the project's target/."""
-    return Path(os.environ.get(TARGET_DIR_ENV) or PROJECT_DIR / "target")
+    """dbt's target folder: $BANKLAKE_DBT_TARGET_PATH, else where dbt writes by default."""
+    return Path(os.environ.get(TARGET_DIR_ENV) or target_dir())
 
 
 def load_schema_context(target_dir: Path | None = None) -> SchemaContext:

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from python_jobs.cli import main
-from python_jobs.dbt_runner import PROJECT_DIR
+from python_jobs.dbt_runner import target_dir
 
 
 def test_generate_then_refuse_to_overwrite_then_append(tmp_path: Path, capsys) -> None:
@@ -79,7 +79,7 @@ def test_demo_builds_everything_and_tells_where_to_look(tmp_path: Path, capsys) 
     assert list((lake / "processed" / "fraud_scores").glob("score_date=2026-10-05/*.parquet"))
     assert (lake / "curated" / "fct_fraud_alerts").is_dir()
     assert (lake / "curated" / "dim_customers" / "data.parquet").exists()
-    assert (PROJECT_DIR / "target" / "static_index.html").exists()
+    assert (target_dir() / "static_index.html").exists()
     # monitoring, then the offline assistant: the day's report and two answered questions
     assert (lake / "monitoring" / "2026-10-05.json").exists()
     reports = tmp_path / "reports"
