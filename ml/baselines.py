@@ -98,16 +98,6 @@ def fit_random_forest(
     return forest.fit(x, fit_y[sample.rows], sample_weight=weights)
 
 
-def predict_random_forest(
-    model: RandomForestClassifier, x: np.ndarray | pd.DataFrame
-) -> np.ndarray:
-    """The share of trees voting fraud, PREDICT_ROWS rows at a time."""
-    scores = np.empty(len(x), dtype=np.float64)
-    for rows in row_blocks(len(x), PREDICT_ROWS):
-        scores[rows] = model.predict_proba(_matrix(take_rows(x, rows)))[:, 1]
-    return scores
-
-
 def predict_logistic(model: Pipeline, x: np.ndarray | pd.DataFrame) -> np.ndarray:
     """Log-odds rather than probabilities: with unbounded inputs predict_proba rounds the
     most extreme rows to exactly 1.0, and those ties would blur the baseline's ranking."""

@@ -40,6 +40,11 @@ WEIGHTS = (0.5, 0.5)  # booster, forest
 EXPLAIN_ROWS = 65_536  # rows explained at a time by XGBoost (its DMatrix is a float copy)
 
 
+def combine(booster: np.ndarray, forest: np.ndarray) -> np.ndarray:
+    """The model's score from its halves' probabilities."""
+    return WEIGHTS[0] * booster + WEIGHTS[1] * forest
+
+
 @dataclass(frozen=True)
 class FraudModel:
     booster: xgb.Booster
@@ -50,7 +55,7 @@ class FraudModel:
         scores = predict(self.booster, x)
         if self.forest is None:
             return scores
-        return WEIGHTS[0] * scores + WEIGHTS[1] * predict(self.forest, x)
+        return combine(scores, predict(self.forest, x))
 
     def explain(self, x: np.ndarray, *, workers: int | None = None) -> Explanation:
         """(rows x features) contributions in score points (see the module docstring)."""

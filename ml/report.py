@@ -305,7 +305,9 @@ Recall at the threshold:
   the random forest where fraud is a hard boundary (the forest splits halfway between the
   examples, XGBoost at an example's value) and where reports take longer than the gap (the
   validation slice then holds unlabelled frauds and early stopping stops early); that is
-  why the model averages the two. Results: bench/results/mechanisms-*.md.
+  why the model averages the two. Where every transaction at a compromised counterparty is
+  fraud, the rule on the counterparty's reported frauds still ranks better than the model on
+  several of those lakes. Results: bench/results/mechanisms-*.md.
 - The forest half's reasons are path attributions (each split's change of the fraud share),
   not TreeSHAP: exact TreeSHAP over fully grown trees is too slow to explain every row.
 - The model only sees what ml_features offers: no merchant category, no distance from the

@@ -34,7 +34,7 @@ from ml.booster import BoosterParams, FittedBooster, feature_importance, fit_boo
 from ml.champion import ChampionDecision, challenge
 from ml.dataset import TRAINING_KEYS, date_range, feature_columns, load_features
 from ml.diagnostics import NOTE, full_list_known_label_ap, load_truth, truth_metrics
-from ml.ensemble import WEIGHTS, FraudModel
+from ml.ensemble import WEIGHTS, FraudModel, combine
 from ml.features import FEATURES
 from ml.forest import to_booster
 from ml.layout import MlLayout
@@ -162,10 +162,7 @@ def fit_fold(
         FOREST: (predict(forest, val_x), predict(forest, test_x)),
     }
     scored = {
-        MODEL: tuple(
-            WEIGHTS[0] * b + WEIGHTS[1] * f
-            for b, f in zip(halves[BOOSTER], halves[FOREST], strict=True)
-        ),
+        MODEL: tuple(combine(b, f) for b, f in zip(halves[BOOSTER], halves[FOREST], strict=True)),
         **halves,
         "logistic_regression": (
             predict_logistic(logistic, val_x),

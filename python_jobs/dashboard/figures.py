@@ -147,8 +147,11 @@ def short_key(value: Any, length: int = 12) -> str | None:
     return text if len(text) <= length else text[:length] + "…"
 
 
+QUEUE_LENGTH = 200  # alerts the fraud page lists; the rest stay a query away
+
+
 def alert_queue(
-    warehouse: Warehouse, day: date, version: str, limit: int = 200
+    warehouse: Warehouse, day: date, version: str, limit: int = QUEUE_LENGTH
 ) -> list[dict[str, Any]]:
     """The day's alerts by rank, as investigators read them: the same query as the report's
     top alerts (report_facts.top_alerts_sql). No PII: customers by their bank key, the

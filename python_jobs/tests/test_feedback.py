@@ -7,7 +7,7 @@ import gzip
 import json
 import shutil
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from python_jobs.cli import main
 from python_jobs.dbt_runner import run_dbt
 from python_jobs.feedback import (
+    BANK_TIME,
     Alert,
     FeedbackError,
     record_verdict,
@@ -190,7 +191,9 @@ def test_the_next_build_uses_the_verdicts(
         ).fetchone()
     assert before is not None and len(alerts) == 2
     fraud, legitimate = (Alert(t, d, v) for t, d, v in alerts)
-    now = datetime.combine(LAST_DAY, datetime.min.time(), UTC).replace(hour=15)
+    # the end of the alerts' day at the bank: a verdict comes after the transaction (a report
+    # dated before it fails the lake's own test), whichever hour the top alerts fell on
+    now = datetime.combine(LAST_DAY, time(23, 59), BANK_TIME)
     record_verdict(lake, fraud, "fraud", "Ana Souza", now=now)
     record_verdict(lake, fraud, "fraud", "Ana Souza", now=now)  # the second click
     record_verdict(lake, legitimate, "legitimate", "Ana Souza", now=now)

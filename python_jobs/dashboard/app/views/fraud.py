@@ -16,7 +16,6 @@ from python_jobs.assistant.report_facts import FactsConfig, alert_facts
 from python_jobs.dashboard import figures, text, ui
 from python_jobs.feedback import Alert, FeedbackError, record_verdict, recorded_verdicts
 
-QUEUE_LENGTH = 200
 LOSS_TITLES = {
     "fraud_scenario": "Scenario",
     "channel": "Channel",
@@ -54,12 +53,17 @@ st.caption(
 )
 
 st.subheader("Alert queue")
-queue = figures.alert_queue(warehouse, day, version, QUEUE_LENGTH)
+queue = figures.alert_queue(warehouse, day, version)
 frame = pd.DataFrame(queue)
 if frame.empty:
     st.info("No alerts that day.")
     st.stop()
     raise SystemExit
+if (facts.get("alerts") or 0) > len(queue):
+    st.caption(
+        f"The first {text.count(len(queue))} of {text.count(facts['alerts'])} alerts by rank; "
+        "the rest are in curated.fct_fraud_alerts (the Ask page queries it)."
+    )
 st.dataframe(
     frame,
     hide_index=True,
