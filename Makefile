@@ -27,7 +27,13 @@ profiles.yml: profiles.yml.example
 demo: venv
 	$(BIN)/banklake demo
 
-test: lint pytest
+# The linters (about a minute, one core) run beside pytest rather than before it; their output
+# is printed when both are done, and either failing fails the target.
+test: venv chromium
+	@log=$$(mktemp); $(MAKE) --no-print-directory lint > $$log 2>&1 & lint=$$!; \
+	$(PYTEST); status=$$?; \
+	wait $$lint; lint_status=$$?; echo "--- make lint"; cat $$log; rm -f $$log; \
+	if [ $$lint_status -ne 0 ]; then echo "make lint failed"; exit $$lint_status; fi; exit $$status
 
 # Scale benchmark (docs/performance.md): 10M transactions by default on a temporary lake;
 # e.g. make bench BENCH_ARGS="--transactions 1000000". Results in bench/results/.
@@ -45,9 +51,10 @@ lint-python: venv
 lint-types: venv
 	$(BIN)/mypy
 
-# sqlfluff's dbt templater compiles every model against a scratch DuckDB file.
+# sqlfluff's dbt templater compiles every model against a scratch DuckDB file, into its own
+# target folder (make test runs it beside pytest's dbt builds).
 lint-sql: venv
-	BANKLAKE_LAKE_DIR=$$(mktemp -d) $(BIN)/sqlfluff lint models tests analyses
+	BANKLAKE_LAKE_DIR=$$(mktemp -d) DBT_TARGET_PATH=target/sqlfluff $(BIN)/sqlfluff lint models tests analyses
 
 # CloudFormation: cfn-lint (schema, best practice) and checkov (security), zero findings; every
 # suppression is justified next to its resource. Own venv from its own lock: checkov pins
@@ -65,10 +72,13 @@ lint-iac: $(IAC_STAMP)
 	$(IAC_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation secrets -d infrastructure
 
 # On every core, one test file per worker at a time (a file's module fixtures build once);
-# conftest.py gives each worker its own dbt target folder. PYTEST_ARGS="-n 0" runs serially.
+# conftest.py gives each worker its own dbt target folder. One OpenMP thread per worker
+# (XGBoost): the workers already fill the cores, and OpenMP threads that wait for a busy
+# core spin on it. PYTEST_ARGS="-n 0" runs serially.
 PYTEST_ARGS ?= -n auto --dist loadfile
+PYTEST = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest $(PYTEST_ARGS)
 pytest: venv chromium
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST)
 
 # Debian's chromium for the dashboard's browser test (Playwright, no browser download): installed
 # when missing, as root or with passwordless sudo; otherwise the test says so and skips.
