@@ -115,7 +115,7 @@ def monitor_job(
 def demo_job(lake: Lake, *, say: Say = print) -> tuple[TrainOutcome, ScoreResult]:
     """Trains on the lake's features with the default windows, then scores the last day with
     the champion (the new model, or the old one if it stayed better)."""
-    say("==> training the fraud model (XGBoost vs logistic regression vs rules)")
+    say("==> training the fraud model (XGBoost + forest vs the forest, logistic regression, rules)")
     outcome = train_job(lake, say=say)
     assert isinstance(outcome, TrainOutcome)
     say("==> scoring the last day with the champion")
