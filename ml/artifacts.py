@@ -74,6 +74,13 @@ class LoadedModel:
         return float(self.metadata["threshold"]["value"])
 
     @property
+    def block_threshold(self) -> float | None:
+        """The stricter threshold real-time scoring blocks at (ml/train.py BLOCK_BUDGET_SHARE);
+        None for models trained before it existed."""
+        block = self.metadata["threshold"].get("block")
+        return None if block is None else float(block["value"])
+
+    @property
     def model(self) -> FraudModel:
         return FraudModel(self.booster, self.forest)
 

@@ -32,7 +32,7 @@ import xgboost as xgb
 
 from ml.booster import predict
 from ml.dataset import row_blocks
-from ml.explain import Explanation, explain
+from ml.explain import Explanation, explain, xgboost_contributions
 from ml.features import FEATURES
 from ml.sampling import take_rows
 
@@ -66,6 +66,17 @@ class FraudModel:
         forest = forest_contributions(self.forest, x)
         combined = WEIGHTS[0] * points + WEIGHTS[1] * forest
         return Explanation(combined, f"{booster.method}+forest-paths", booster.note)
+
+    def explain_few(self, x: np.ndarray) -> Explanation:
+        """explain() for a handful of rows (real-time scoring): the booster's TreeSHAP from
+        XGBoost itself, which needs no tables compiled per call (the tables pay off only over
+        many rows; both are exact TreeSHAP)."""
+        contributions = xgboost_contributions(self.booster, x)
+        points = _log_odds_to_points(self.booster, x, contributions)
+        if self.forest is None:
+            return Explanation(points, "xgboost")
+        combined = WEIGHTS[0] * points + WEIGHTS[1] * forest_contributions(self.forest, x)
+        return Explanation(combined, "xgboost+forest-paths")
 
 
 def _log_odds_to_points(

@@ -178,6 +178,34 @@ def fit_fold(
     return FoldResult(data, fitted, candidates, forest)
 
 
+# Real-time scoring blocks a payment (ml/README.md) above a stricter threshold: the one the
+# validation days would reach with this share of the alert budget's cases.
+BLOCK_BUDGET_SHARE = 0.1
+BLOCK_RULE = (
+    "block: the lowest score s such that the validation days raise at most {budget:g} cases "
+    "a day on average when blocking on score >= s ({share:g} of the alert budget), and never "
+    "below the alert threshold"
+)
+
+
+def block_threshold(result: FoldResult, alert_budget: float) -> dict[str, Any]:
+    """The stricter of the two thresholds `banklake serve` decides with."""
+    model = result.candidates[MODEL]
+    budget = alert_budget * BLOCK_BUDGET_SHARE
+    value = max(
+        threshold_for_cases(result.split.validation, model.validation_scores, budget),
+        model.threshold,
+    )
+    return {
+        "value": float(value),
+        "rule": BLOCK_RULE.format(budget=budget, share=BLOCK_BUDGET_SHARE),
+        "cases_per_day": budget,
+        "validation_cases_per_day": cases_per_day(
+            result.split.validation, model.validation_scores, value
+        ),
+    }
+
+
 def training_keys_sha256(training: pd.DataFrame) -> str:
     """sha256 over the sorted training transaction ids: same data, same fingerprint."""
     return artifacts.keys_sha256(training["transaction_id"])
@@ -246,6 +274,7 @@ def build_metadata(
                 result.split.validation, model.validation_scores, model.threshold
             ),
             "baselines": {n: result.candidates[n].threshold for n in BASELINES},
+            "block": block_threshold(result, config.alert_budget),
         },
         "model": {
             "members": [BOOSTER, FOREST],

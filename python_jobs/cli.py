@@ -418,6 +418,39 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """real-time fraud scoring: the HTTP API on http://127.0.0.1:8000 (docs/serving.md)"""
+    from python_jobs.serve.server import serve
+
+    return serve(
+        _lake(args),
+        host=args.host,
+        port=args.port,
+        batch_rows=args.batch_rows,
+        batch_seconds=args.batch_seconds,
+        ingestion_day=args.ingestion_day,
+    )
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """replay a lake's raw day against `banklake serve`, in arrival order (127.0.0.1 only)"""
+    from python_jobs.lake.layout import Lake
+    from python_jobs.serve.stream import stream_day
+
+    out = Path(args.out) if args.out else Path(f"stream-{args.date.isoformat()}.jsonl")
+    result = stream_day(
+        Lake(Path(args.source_lake)),
+        args.date,
+        args.url,
+        out,
+        rate=args.rate,
+        limit=args.limit,
+        max_seconds=args.max_seconds,
+    )
+    print(result.summary())
+    return 0
+
+
 def cmd_verdict(args: argparse.Namespace) -> int:
     """record an investigator's verdict on an alert in raw, exactly once (fraud: a report too)"""
     from python_jobs.feedback import Alert, record_verdict
@@ -703,6 +736,44 @@ def _dashboard_command(commands: Commands) -> None:
     )
 
 
+def _serve_commands(commands: Commands) -> None:
+    serve = _command(commands, cmd_serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (8000)")
+    serve.add_argument(
+        "--batch-rows",
+        type=_positive_int,
+        default=1_000,
+        help="land a micro-batch in the lake every N acknowledged records (1000) ...",
+    )
+    serve.add_argument(
+        "--batch-seconds", type=float, default=5.0, help="... or every T seconds (5)"
+    )
+    serve.add_argument(
+        "--ingestion-day",
+        type=date.fromisoformat,
+        default=None,
+        help="replays of history: land every row in this raw ingestion day, YYYY-MM-DD "
+        "(default: the bank's calendar day when it arrives)",
+    )
+    stream = _command(commands, cmd_stream, lake=False)
+    stream.add_argument("--source-lake", required=True, help="the lake whose raw day is replayed")
+    stream.add_argument(
+        "--date", type=date.fromisoformat, required=True, help="the raw ingestion day, YYYY-MM-DD"
+    )
+    stream.add_argument("--url", default="http://127.0.0.1:8000", help="the API (127.0.0.1 only)")
+    stream.add_argument(
+        "--rate", type=float, default=None, help="requests a second (as fast as answered)"
+    )
+    stream.add_argument("--limit", type=_positive_int, default=None, help="at most N requests")
+    stream.add_argument(
+        "--max-seconds", type=float, default=600.0, help="stop after this many seconds (600)"
+    )
+    stream.add_argument(
+        "--out", default=None, help="answers, JSON lines (default: stream-<date>.jsonl)"
+    )
+
+
 def _verdict_command(commands: Commands) -> None:
     verdict = _command(commands, cmd_verdict)
     verdict.add_argument("transaction_id", help="the alerted transaction, e.g. T20261127000012345")
@@ -774,6 +845,7 @@ _COMMANDS = (
     _score_and_monitor_commands,
     _assistant_commands,
     _dashboard_command,
+    _serve_commands,
     _verdict_command,
     _bench_command,
     _mechanisms_command,

@@ -14,7 +14,8 @@ from functools import cache
 from python_jobs.dbt_runner import PROJECT_DIR
 
 SEEDS_DIR = PROJECT_DIR / "seeds"
-_BLANKS = re.compile(r"[\s_-]+")
+# RE2's \s (DuckDB, Athena) is [\t\n\f\r ]; Python's would also match other Unicode blanks
+_BLANKS = re.compile(r"[\t\n\f\r _-]+")
 
 
 @cache
@@ -35,4 +36,4 @@ def alias_keys(domain: str) -> frozenset[str]:
 
 def normalize_key(value: str) -> str:
     """Python twin of macros/staging/normalize_key.sql: how dbt looks a spelling up."""
-    return _BLANKS.sub(" ", value.lower()).strip()
+    return _BLANKS.sub(" ", value.lower()).strip(" ")

@@ -1,0 +1,120 @@
+"""`banklake serve`: the scoring service under uvicorn (uvloop and httptools, one process)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from python_jobs.dashboard.server import check_port, free_port
+from python_jobs.lake.layout import Lake
+from python_jobs.serve.app import create_app
+from python_jobs.serve.service import ScoringService, ServeConfig
+
+
+def serve(
+    lake: Lake,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    batch_rows: int = 1_000,
+    batch_seconds: float = 5.0,
+    ingestion_day: date | None = None,
+) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = ServeConfig(
+        lake=lake.root,
+        batch_rows=batch_rows,
+        batch_seconds=batch_seconds,
+        ingestion_day=ingestion_day,
+    )
+    check_port(host, port)
+    service = ScoringService(config)
+    print(
+        f"banklake serve: warming up from {lake.root}, then http://{host}:{port}/docs", flush=True
+    )
+    # one process: the state lives in it. uvicorn's lifespan starts and stops the service
+    # (SIGTERM lands what is pending before exiting)
+    uvicorn.run(
+        create_app(service),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+class ServiceDidNotStart(RuntimeError):
+    """The service process exited, or was not ready in time."""
+
+
+@dataclass
+class RunningService:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """kill -9: the crash the write-ahead log is for."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM: uvicorn shuts down, the service lands what is pending."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def running_service(
+    lake: Lake,
+    *,
+    log: Path,
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+    start_seconds: float = 120.0,
+) -> Iterator[RunningService]:
+    """`banklake serve` in a process of its own (the CLI, as an operator starts it) until the
+    block ends; yields once /v1/ready answers 200. For tests, the replay and the benchmark."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "python_jobs.cli", "serve", "--lake", str(lake.root)]
+    command += ["--port", str(port), *(extra_args or [])]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=output)
+        service = RunningService(url, process)
+        try:
+            _wait_until_ready(service, log, start_seconds)
+            yield service
+        finally:
+            service.stop()
+
+
+def _wait_until_ready(service: RunningService, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise ServiceDidNotStart(f"banklake serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(service.url + "/v1/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise ServiceDidNotStart(f"not ready after {seconds:.0f} s: {log.read_text()[-2000:]}")

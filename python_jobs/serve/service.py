@@ -1,0 +1,525 @@
+"""Real-time scoring, without HTTP: validate, feature, score, log durably, apply, alert.
+
+One lock orders every change: a transaction is featured on the state as it is, its record is
+appended to the write-ahead log and fsync'ed, and only then applied to the state and answered.
+A refused request changes nothing and is kept in the dead-letter file with its reason. The
+same transaction id (or report id) again gets the first answer, counted once.
+
+Start-up (`start`): land a batch a crash interrupted, warm the state from the published lake,
+then re-apply what the lake's export does not hold yet: the stream's own landed files, then
+the log's records. After a kill -9 the state is the one a rebuild from the lake would give.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ml.features import FEATURES
+from ml.layout import MlLayout
+from python_jobs.lake.layout import Lake
+from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
+from python_jobs.serve.alerts import AlertSink, OutboxSink
+from python_jobs.serve.contract import (
+    ContractError,
+    FraudReport,
+    Transaction,
+    epoch,
+    normalize_report,
+    normalize_transaction,
+    text,
+)
+from python_jobs.serve.metrics import Metrics
+from python_jobs.serve.scoring import APPROVE, BLOCK, REVIEW, ModelHolder, score
+from python_jobs.serve.state import Featurized, OnlineState
+from python_jobs.serve.wal import REPORT, TRANSACTION, Record, StreamPaths, WriteAheadLog
+from python_jobs.serve.warmup import Warmup, warm
+
+BANK_TIME = ZoneInfo("America/Sao_Paulo")
+MAX_BATCH = 500  # transactions per POST /v1/transactions:batch
+STREAM_FILE_MARK = "-stream-"
+
+log = logging.getLogger("banklake.serve")
+
+
+class Refused(ValueError):
+    """A request the service will not apply: HTTP status, the field, the reason."""
+
+    def __init__(self, status: int, field: str, reason: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.status, self.field, self.reason, self.detail = status, field, reason, detail
+        self.index: int | None = None  # the transaction's position in a batch
+
+    def body(self) -> dict[str, Any]:
+        return {"field": self.field, "reason": self.reason, "detail": self.detail}
+
+
+class Unavailable(RuntimeError):
+    """The service cannot answer now (no champion, or it stopped after a log failure)."""
+
+
+@dataclass
+class ServeConfig:
+    lake: Path
+    batch_rows: int = 1_000  # land a micro-batch every N records ...
+    batch_seconds: float = 5.0  # ... or T seconds
+    # Replays of history (banklake stream): every row lands in this ingestion day, as the
+    # source lake had it. Default: the bank's calendar day when the request arrives.
+    ingestion_day: date | None = None
+    sinks: list[AlertSink] = field(default_factory=list)
+
+
+class ScoringService:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.lake = Lake(config.lake)
+        self.layout = MlLayout(self.lake)
+        self.state = OnlineState()
+        self.models = ModelHolder(self.layout)
+        self.wal = WriteAheadLog(self.lake)
+        self.metrics = Metrics()
+        self.sinks = config.sinks or [OutboxSink(StreamPaths(self.lake).root / "alerts.jsonl")]
+        self._lock = threading.Lock()
+        self._answers: dict[str, dict[str, Any]] = {}  # transaction id -> answer
+        self._reports: dict[str, dict[str, Any]] = {}  # report id -> answer
+        self.warmup: Warmup | None = None
+        self.ready = False
+        self.failed: str | None = None
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._register_gauges()
+
+    # -- start and stop --------------------------------------------------------------------
+
+    def start(self, *, flusher: bool = True) -> None:
+        self.models.load()
+        records = self.wal.recover()
+        self.warmup = warm(self.state, self.lake)
+        self._apply_landed_stream_files()
+        for record in records:
+            self._reapply(record)
+        self.ready = True
+        log.info(
+            "ready: model %s, %s rows warmed from export %s in %.1f s, %d log records",
+            self.models.version,
+            f"{self.warmup.rows:,}",
+            self.warmup.version,
+            self.warmup.seconds,
+            len(records),
+        )
+        if flusher:
+            self._flusher = threading.Thread(target=self._flush_loop, daemon=True)
+            self._flusher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=30)
+        self.flush()
+        self.wal.close()
+        for sink in self.sinks:
+            sink.close()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(min(self.config.batch_seconds, 0.5)):
+            oldest = self.wal.oldest_pending()
+            due = self.wal.pending >= self.config.batch_rows or (
+                oldest is not None
+                and datetime.now(UTC).replace(tzinfo=None) - datetime.fromisoformat(oldest)
+                >= timedelta(seconds=self.config.batch_seconds)
+            )
+            if due:
+                try:
+                    self.flush()
+                except Exception:
+                    log.exception("landing a micro-batch failed; retrying")
+
+    def flush(self) -> None:
+        """Lands every acknowledged record not landed yet."""
+        landed = self.wal.land()
+        if landed is not None:
+            for feed, n in landed.rows.items():
+                self.metrics.count(
+                    "banklake_landed_rows_total", "Rows landed in the lake.", n, feed=feed
+                )
+
+    # -- re-applying what the export does not hold -----------------------------------------
+
+    def _apply_landed_stream_files(self) -> None:
+        """The stream's landed raw files, for the rows the export does not hold yet."""
+        for path in sorted(
+            self.lake.raw_files(TRANSACTIONS), key=lambda p: p.name.split(STREAM_FILE_MARK)[-1]
+        ):
+            if STREAM_FILE_MARK not in path.name:
+                continue
+            for payload in pq.read_table(path).select(TRANSACTIONS.payload_columns).to_pylist():
+                tx = normalize_transaction(payload)
+                if not self.state.knows(tx.transaction_id):
+                    self.state.apply(tx, self.state.featurize(tx))
+        for path in self.lake.raw_files(FRAUD_REPORTS):
+            if STREAM_FILE_MARK in path.name:
+                for payload in _json_lines(path):
+                    report = normalize_report(payload)
+                    self.state.apply_report(report.transaction_id, epoch(report.reported_at))
+
+    def _reapply(self, record: Record) -> None:
+        if record.kind == TRANSACTION:
+            tx = normalize_transaction(record.payload)
+            self._answers[tx.transaction_id] = record.answer
+            if not self.state.knows(tx.transaction_id):
+                self.state.apply(tx, self.state.featurize(tx))
+        else:
+            report = normalize_report(record.payload)
+            self._reports[report.report_id] = record.answer
+            self.state.apply_report(report.transaction_id, epoch(report.reported_at))
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def _check_available(self) -> None:
+        if self.failed:
+            raise Unavailable(self.failed)
+        if not self.ready:
+            raise Unavailable("warming up")
+
+    def _received(self, event_day: date | None = None) -> tuple[str, str]:
+        now = datetime.now(UTC)
+        day = self.config.ingestion_day or now.astimezone(BANK_TIME).date()
+        return now.replace(tzinfo=None).isoformat(), day.isoformat()
+
+    def _refuse(self, kind: str, payload: Any, error: Refused) -> Refused:
+        self.wal.dead_letter(
+            {
+                "refused_at": datetime.now(UTC).isoformat(),
+                "kind": kind,
+                "status": error.status,
+                **error.body(),
+                "payload": payload,
+            }
+        )
+        self.metrics.count(
+            "banklake_refused_total", "Requests refused, by reason.", reason=error.reason
+        )
+        return error
+
+    def _normalize(self, payload: dict[str, Any]) -> Transaction:
+        try:
+            return normalize_transaction(payload)
+        except ContractError as error:
+            raise self._refuse(
+                TRANSACTION, payload, Refused(422, error.field, error.reason, error.detail)
+            ) from error
+
+    def submit(
+        self, payloads: list[dict[str, Any]], *, include_features: bool = False
+    ) -> list[dict[str, Any]]:
+        """Scores transactions in order (a batch is the same as its requests one by one).
+        All or nothing: a refused one refuses the batch, and nothing is applied."""
+        started = time.perf_counter()
+        self._check_available()
+        if len(payloads) > MAX_BATCH:
+            raise self._refuse(
+                TRANSACTION,
+                {"transactions": len(payloads)},
+                Refused(413, "transactions", "batch_too_large", f"at most {MAX_BATCH} a batch"),
+            )
+        payloads = [{k: text(v) for k, v in p.items()} for p in payloads]
+        transactions = []
+        for i, payload in enumerate(payloads):
+            try:
+                transactions.append(self._normalize(payload))
+            except Refused as error:
+                error.index = i if len(payloads) > 1 else None
+                raise
+        model = self.models.model
+        if model is None:
+            raise Unavailable("no champion model")
+        with self._lock:
+            self._check_available()
+            results: list[dict[str, Any] | None] = []
+            fresh: list[tuple[int, Transaction, Featurized, dict[str, Any]]] = []
+            new_ids: set[str] = set()
+            for i, tx in enumerate(transactions):  # refuse before anything is applied
+                tid = tx.transaction_id
+                if tid in self._answers or tid in new_ids:
+                    continue
+                if self.state.knows(tid):
+                    refused = self._refuse(
+                        TRANSACTION,
+                        payloads[i],
+                        Refused(
+                            409,
+                            "transaction_id",
+                            "already_in_lake",
+                            f"{tid} is already in the lake (scored by the batch job, or "
+                            "answered before the log kept its answer)",
+                        ),
+                    )
+                    refused.index = i if len(payloads) > 1 else None
+                    raise refused
+                new_ids.add(tid)
+            seen: set[str] = set()
+            for i, tx in enumerate(transactions):
+                tid = tx.transaction_id
+                if tid in self._answers or tid in seen:
+                    if tid in self._answers:
+                        self.metrics.count("banklake_duplicates_total", "Repeated transaction ids.")
+                    results.append(None)  # answered below, once the batch's own are known
+                    continue
+                seen.add(tid)
+                featurized = self.state.featurize(tx)
+                # a batch's later transactions see its earlier ones, as one by one
+                if len(transactions) > 1:
+                    self.state.apply(tx, featurized)
+                fresh.append((i, tx, featurized, payloads[i]))
+                results.append(None)
+            scored = score(model, _matrix([f for _, _, f, _ in fresh])) if fresh else []
+            received_at, day = self._received()
+            first = self.wal.reserve(len(fresh))
+            records = []
+            for k, ((i, tx, featurized, payload), s) in enumerate(zip(fresh, scored, strict=True)):
+                answer = _answer(tx, s, featurized)
+                records.append(
+                    Record(
+                        seq=first + k,
+                        kind=TRANSACTION,
+                        received_at=received_at,
+                        ingestion_day=day,
+                        payload={c: text(payload.get(c)) for c in TRANSACTIONS.payload_columns},
+                        answer=answer,
+                        score=_score_row(tx, s, received_at),
+                    )
+                )
+                results[i] = answer
+            if records:
+                try:
+                    self.wal.append(records)
+                except OSError as error:
+                    # the state may hold rows the log does not: stop answering until a restart
+                    # rebuilds it from the lake and the log
+                    self.failed = f"write-ahead log failed: {error}"
+                    raise Unavailable(self.failed) from error
+                if len(transactions) == 1:
+                    _, tx, featurized, _ = fresh[0]
+                    self.state.apply(tx, featurized)
+                for record in records:
+                    self._answers[record.answer["transaction_id"]] = record.answer
+            for i, tx in enumerate(transactions):
+                if results[i] is None:
+                    results[i] = self._answers[tx.transaction_id]
+        for record in records:
+            self._count_decision(record.answer)
+            if record.answer["decision"] != APPROVE:
+                self._alert(record)
+        latency = time.perf_counter() - started
+        self.metrics.observe_latency(latency)
+        final = []
+        for result in results:
+            assert result is not None
+            body = {k: v for k, v in result.items() if k != "features"}
+            body["latency_ms"] = round(latency * 1000, 3)
+            if include_features:
+                body["features"] = result["features"]
+            final.append(body)
+        return final
+
+    def _count_decision(self, answer: dict[str, Any]) -> None:
+        self.metrics.count(
+            "banklake_decisions_total",
+            "Scored transactions, by decision.",
+            decision=answer["decision"],
+        )
+
+    def _alert(self, record: Record) -> None:
+        answer = record.answer
+        alert = {
+            "alert_id": f"A-{answer['transaction_id']}",
+            "raised_at": record.received_at,
+            **{
+                k: answer[k]
+                for k in ("transaction_id", "score", "decision", "reasons", "model_version")
+            },
+            **({k: record.score[k] for k in ("customer_id", "event_ts")} if record.score else {}),
+            "account_id": answer.get("account_id"),
+            "counterparty_key": answer.get("counterparty_key"),
+            "amount_brl": answer.get("amount_brl"),
+            "transaction_type": answer.get("transaction_type"),
+            "channel": answer.get("channel"),
+        }
+        for sink in self.sinks:
+            try:
+                sink.send(alert)
+                self.metrics.count("banklake_alerts_total", "Alerts sent, by sink.", sink=sink.name)
+            except Exception:
+                log.exception("alert sink %s failed", sink.name)
+                self.metrics.count(
+                    "banklake_alert_failures_total", "Alerts a sink failed.", sink=sink.name
+                )
+
+    # -- fraud reports ---------------------------------------------------------------------
+
+    def report(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self._check_available()
+        payload = {k: text(v) for k, v in payload.items()}
+        try:
+            report = normalize_report(payload)
+        except ContractError as error:
+            raise self._refuse(
+                REPORT, payload, Refused(422, error.field, error.reason, error.detail)
+            ) from error
+        with self._lock:
+            answer = self._reports.get(report.report_id)
+            if answer is not None:
+                return answer
+            received_at, day = self._received()
+            answer = _report_answer(report, self.state.knows(report.transaction_id))
+            record = Record(
+                seq=self.wal.reserve(),
+                kind=REPORT,
+                received_at=received_at,
+                ingestion_day=day,
+                payload={c: text(payload.get(c)) for c in FRAUD_REPORTS.payload_columns},
+                answer=answer,
+            )
+            try:
+                self.wal.append([record])
+            except OSError as error:
+                self.failed = f"write-ahead log failed: {error}"
+                raise Unavailable(self.failed) from error
+            self.state.apply_report(report.transaction_id, epoch(report.reported_at))
+            self._reports[report.report_id] = answer
+        self.metrics.count("banklake_fraud_reports_total", "Fraud reports received.")
+        return answer
+
+    # -- status ----------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, Any]:
+        model = self.models.model
+        newest = self.state.newest
+        return {
+            "ready": self.ready and self.failed is None and model is not None,
+            "failed": self.failed,
+            "model_version": self.models.version,
+            "review_threshold": None if model is None else model.threshold,
+            "block_threshold": None if model is None else model.block_threshold,
+            "model_reload_error": self.models.last_error,
+            "lake_export": None if self.warmup is None else self.warmup.version,
+            "lake_published_at": None
+            if self.warmup is None or self.warmup.published_at is None
+            else self.warmup.published_at.isoformat(),
+            "lake_newest_event": None
+            if self.warmup is None or self.warmup.newest_event is None
+            else self.warmup.newest_event.isoformat(),
+            "warmup_seconds": None if self.warmup is None else round(self.warmup.seconds, 3),
+            "newest_event": None
+            if newest == 0
+            else (datetime(1970, 1, 1) + timedelta(seconds=newest)).isoformat(),
+            "not_landed": self.wal.pending,
+            "state": self.state.size(),
+        }
+
+    def _register_gauges(self) -> None:
+        self.metrics.gauge(
+            "banklake_state_customers",
+            "Customers in the online state.",
+            lambda: len(self.state.customers),
+        )
+        self.metrics.gauge(
+            "banklake_state_transactions",
+            "Transactions the online state holds.",
+            lambda: len(self.state.transactions),
+        )
+        self.metrics.gauge(
+            "banklake_flush_pending_records",
+            "Acknowledged records not landed in the lake yet.",
+            lambda: self.wal.pending,
+        )
+        self.metrics.gauge(
+            "banklake_flush_lag_seconds",
+            "Age of the oldest record not landed yet.",
+            self._flush_lag,
+        )
+
+    def _flush_lag(self) -> float:
+        oldest = self.wal.oldest_pending()
+        if oldest is None:
+            return 0.0
+        now = datetime.now(UTC).replace(tzinfo=None)
+        return (now - datetime.fromisoformat(oldest)).total_seconds()
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _matrix(featurized: list[Featurized]) -> np.ndarray:
+    return np.vstack([f.vector() for f in featurized])
+
+
+def _answer(tx: Transaction, s: Any, featurized: Featurized) -> dict[str, Any]:
+    return {
+        "transaction_id": tx.transaction_id,
+        "score": s.score,
+        "decision": s.decision,
+        "reasons": s.reasons,
+        "model_version": s.model_version,
+        "threshold": s.threshold,
+        "account_id": tx.account_id,
+        "counterparty_key": tx.counterparty_key,
+        "amount_brl": tx.amount,
+        "transaction_type": tx.transaction_type,
+        "channel": tx.channel,
+        "event_ts": tx.event_ts.isoformat(sep=" "),
+        "features": {name: featurized.features[name] for name in FEATURES},
+    }
+
+
+def _score_row(tx: Transaction, s: Any, received_at: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "transaction_id": tx.transaction_id,
+        "customer_id": tx.customer_id,
+        "event_ts": tx.event_ts.isoformat(),
+        "model_version": s.model_version,
+        "score": s.score,
+        "threshold": s.threshold,
+        "decision": s.batch_decision,
+        "scored_at": received_at,
+        "score_date": tx.event_ts.date().isoformat(),
+    }
+    for i in range(3):
+        reason = s.reasons[i] if i < len(s.reasons) else None
+        row[f"reason_{i + 1}"] = None if reason is None else reason["feature"]
+        row[f"reason_{i + 1}_contribution"] = None if reason is None else reason["contribution"]
+    return row
+
+
+def _report_answer(report: FraudReport, known: bool) -> dict[str, Any]:
+    return {
+        "report_id": report.report_id,
+        "transaction_id": report.transaction_id,
+        "reported_at": report.reported_at.isoformat(sep=" "),
+        "scenario": report.scenario,
+        "transaction_known": known,
+    }
+
+
+__all__ = [
+    "BLOCK",
+    "MAX_BATCH",
+    "REVIEW",
+    "Refused",
+    "ScoringService",
+    "ServeConfig",
+    "Unavailable",
+]

@@ -1,0 +1,217 @@
+"""Real-time scoring end to end: `banklake serve` in its own process, a day replayed through
+it (`banklake stream`), the lake it streamed into built by dbt, and the answers compared with
+`ml_features` and the batch scores; then the same with a kill -9 in the middle."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from ml.layout import MlLayout
+from ml.score import score_day
+from ml.tests.conftest import FAST_TRAINING
+from ml.train import train
+from python_jobs.generate import GeneratorConfig, generate
+from python_jobs.lake.layout import Lake
+from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS
+from python_jobs.pipeline import build, export
+from python_jobs.serve.parity import ParityReport, check
+from python_jobs.serve.server import running_service
+from python_jobs.serve.stream import ServiceGone, day_events, stream_day
+
+pytestmark = pytest.mark.dbt
+
+CONFIG = GeneratorConfig(seed=5, start_date=date(2026, 9, 1), days=24, customers=300)
+DAY = date(2026, 9, 25)  # the replayed day: the one after CONFIG's
+
+
+@dataclass(frozen=True)
+class Lakes:
+    base: Lake  # built, published, a champion trained
+    source: Lake  # base plus the next day, generated (raw only)
+
+
+def _copy(lake: Lake, to: Path) -> Lake:
+    shutil.copytree(lake.root, to, symlinks=True)
+    return Lake(to)
+
+
+def _build(lake: Lake) -> None:
+    outcome = build(lake)
+    assert outcome.success, outcome.failures
+    export(lake)
+
+
+@pytest.fixture(scope="module")
+def lakes(tmp_path_factory: pytest.TempPathFactory) -> Lakes:
+    root = tmp_path_factory.mktemp("serve")
+    assert CONFIG.start_date and CONFIG.start_date + timedelta(days=CONFIG.days) == DAY
+    base = Lake(root / "base")
+    generate(base, CONFIG)
+    _build(base)
+    assert train(MlLayout(base), config=FAST_TRAINING).decision.promote
+    source = _copy(base, root / "source")
+    generate(source, GeneratorConfig(days=1), append=True)
+    return Lakes(base, source)
+
+
+def _deliver_extracts(source: Lake, serving: Lake) -> None:
+    """The day's customer and account extracts: files, not part of the API."""
+    for feed in (CUSTOMERS, ACCOUNTS):
+        folder = source.partition_dir(feed, DAY)
+        if folder.exists():
+            shutil.copytree(folder, serving.partition_dir(feed, DAY), dirs_exist_ok=True)
+
+
+def _replay_args(batch_rows: int = 200, batch_seconds: float = 1.0) -> list[str]:
+    return [
+        "--ingestion-day",
+        DAY.isoformat(),
+        "--batch-rows",
+        str(batch_rows),
+        "--batch-seconds",
+        str(batch_seconds),
+    ]
+
+
+def _build_and_check(serving: Lake, source: Lake, answers: Path) -> ParityReport:
+    _deliver_extracts(source, serving)
+    _build(serving)
+    score_day(MlLayout(serving), DAY)
+    return check(answers, serving, DAY)
+
+
+def _answers(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _stream_rows(lake: Lake) -> tuple[list[str], list[str]]:
+    """Transaction ids and report ids in the raw files the service landed."""
+    ids, reports = [], []
+    for path in lake.raw_files(TRANSACTIONS):
+        if "-stream-" in path.name:
+            ids += pq.read_table(path, columns=["transaction_id"])["transaction_id"].to_pylist()
+    for path in lake.raw_files(FRAUD_REPORTS):
+        if "-stream-" in path.name:
+            with gzip.open(path, "rt") as handle:
+                reports += [json.loads(line)["report_id"] for line in handle]
+    return ids, reports
+
+
+def _accepted(answers: list[dict], kind: str, key: str) -> set[str]:
+    return {a["body"][key] for a in answers if a["kind"] == kind and a["status"] == 200}
+
+
+@pytest.fixture(scope="module")
+def replayed(lakes: Lakes, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Path]:
+    root = tmp_path_factory.mktemp("replay")
+    serving = _copy(lakes.base, root / "serving")
+    answers = root / "answers.jsonl"
+    with running_service(serving, log=root / "serve.log", extra_args=_replay_args()) as service:
+        stream_day(lakes.source, DAY, service.url, answers)
+    return serving, answers
+
+
+def test_served_features_and_scores_are_dbt_s_and_the_batch_job_s(
+    lakes: Lakes, replayed: tuple[Lake, Path]
+) -> None:
+    serving, answers = replayed
+    report = _build_and_check(serving, lakes.source, answers)
+    print(report.summary())
+    assert report.answered > 1_000
+    assert report.missing == []
+    assert report.compared == report.answered
+    # every difference is explained by a row that arrived after the transaction
+    assert report.untouched_mismatches == [], report.summary()
+    assert report.scores_compared > 1_000
+    # late rows reach few transactions: the comparison is not vacuous
+    assert len(report.touched) < report.answered * 0.05
+    assert report.compared - len(report.feature_mismatches) > report.answered * 0.95
+
+
+def test_every_acknowledged_row_lands_once_and_every_refused_one_is_kept(
+    lakes: Lakes, replayed: tuple[Lake, Path]
+) -> None:
+    serving, answers_path = replayed
+    answers = _answers(answers_path)
+    sent = day_events(lakes.source, DAY)
+    assert len(answers) == len(sent)  # every row of the raw day was offered
+    landed, landed_reports = _stream_rows(serving)
+    accepted = _accepted(answers, "transaction", "transaction_id")
+    assert sorted(landed) == sorted(accepted)  # once each, none refused
+    assert sorted(landed_reports) == sorted(_accepted(answers, "report", "report_id"))
+    # re-deliveries of the same id got the first answer, and were not landed again
+    first: dict[str, dict] = {}
+    repeats = 0
+    for a in answers:
+        if a["kind"] == "transaction" and a["status"] == 200:
+            body = {k: v for k, v in a["body"].items() if k != "latency_ms"}
+            tid = body["transaction_id"]
+            if tid in first:
+                repeats += 1
+                assert body == first[tid]
+            first[tid] = body
+    refused = [a for a in answers if a["status"] != 200]
+    assert refused  # the generator damages some rows
+    dead = [json.loads(line) for line in (serving.root / "_stream/dead_letter.jsonl").open()]
+    assert len(dead) == len(refused)
+    assert all(d["reason"] and d["field"] and d["payload"] for d in dead)
+    statuses = Counter(a["status"] for a in answers)
+    assert set(statuses) <= {200, 409, 422}
+    # sent = accepted + repeats + refused
+    accepted_reports = _accepted(answers, "report", "report_id")
+    report_repeats = sum(1 for a in answers if a["kind"] == "report" and a["status"] == 200) - len(
+        accepted_reports
+    )
+    assert len(sent) == len(accepted) + repeats + len(accepted_reports) + report_repeats + len(
+        refused
+    )
+
+
+def test_a_kill_9_loses_nothing_acknowledged_and_lands_nothing_twice(
+    lakes: Lakes, tmp_path: Path
+) -> None:
+    serving = _copy(lakes.base, tmp_path / "serving")
+    log = tmp_path / "serve.log"
+    first_run = tmp_path / "first.jsonl"
+    args = _replay_args(batch_rows=37, batch_seconds=0.05)  # land often: crash mid-landing
+    with running_service(serving, log=log, extra_args=args) as service:
+        killer = threading.Timer(2.0, service.kill)
+        killer.start()
+        with pytest.raises(ServiceGone):
+            stream_day(lakes.source, DAY, service.url, first_run)
+        killer.join()
+    acknowledged = _accepted(_answers(first_run), "transaction", "transaction_id")
+    assert 0 < len(acknowledged) < len(day_events(lakes.source, DAY))
+    # restarted, the whole day is offered again: the acknowledged ones get their first
+    # answer, the rest is scored now
+    second_run = tmp_path / "second.jsonl"
+    with running_service(serving, log=log, extra_args=args) as service:
+        stream_day(lakes.source, DAY, service.url, second_run)
+    answers = _answers(second_run)
+    before = {
+        a["body"]["transaction_id"]: a["body"]
+        for a in _answers(first_run)
+        if a["kind"] == "transaction" and a["status"] == 200
+    }
+    for a in answers:
+        if a["kind"] == "transaction" and a["body"].get("transaction_id") in before:
+            assert a["status"] == 200
+            assert a["body"]["score"] == before[a["body"]["transaction_id"]]["score"]
+    landed, _ = _stream_rows(serving)
+    assert sorted(landed) == sorted(_accepted(answers, "transaction", "transaction_id"))
+    assert acknowledged <= set(landed)
+    # the state after the crash was the lake's: features still equal dbt's
+    report = _build_and_check(serving, lakes.source, second_run)
+    print(report.summary())
+    assert report.untouched_mismatches == [], report.summary()
+    assert report.compared == report.answered
