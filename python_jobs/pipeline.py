@@ -16,6 +16,7 @@ from typing import TypeVar
 from python_jobs.dbt_runner import DbtOutcome, require_success, run_dbt, target_dir
 from python_jobs.export import ExportedTable, export_curated
 from python_jobs.generate import GenerationResult, GeneratorConfig, generate
+from python_jobs.lake.build_lock import building
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.validate import ValidationReport, validate_lake
 from python_jobs.summary import render, summarize
@@ -66,7 +67,15 @@ def build(
     daily_new_day: date | None = None,
 ) -> DbtOutcome:
     """Validates the raw files (quarantining bad ones), then `dbt build`; with daily_new_day,
-    as the daily run does after delivering the days from then on (daily_build_args)."""
+    as the daily run does after delivering the days from then on (daily_build_args). Raw does
+    not change meanwhile: the real-time service's landings wait (python_jobs/lake/build_lock.py)."""
+    with building(lake):
+        return _build(lake, say=say, select=select, daily_new_day=daily_new_day)
+
+
+def _build(
+    lake: Lake, *, say: Say, select: list[str] | None, daily_new_day: date | None
+) -> DbtOutcome:
     timer = StepTimer(say)
     report: ValidationReport = timer.run(
         "validating raw files", lambda: validate_lake(lake), lambda r: r.summary()

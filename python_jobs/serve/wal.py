@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 from ml.score import SCORES_SCHEMA, write_atomically
+from python_jobs.lake.build_lock import unless_building
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS, Feed
 from python_jobs.lake.writer import write_raw
@@ -159,15 +160,12 @@ class WriteAheadLog:
                     yield Record.from_json(line)
 
     def recover(self) -> list[Record]:
-        """After a start: lands an interrupted batch again, then queues the records not landed.
-        Returns every record still in the log (the caller re-applies them to its state)."""
+        """After a start: queues the records not landed (an interrupted batch first, landed
+        again with the same range by the next `land`). Returns every record still in the log
+        (the caller re-applies them to its state)."""
         records = list(self.records())
         if records:
             self.next_seq = records[-1].seq + 1
-        intent = self.landing.intent
-        if intent is not None:
-            first, last = intent
-            self._land([r for r in records if first <= r.seq <= last], first, last)
         self._pending = [r for r in records if r.seq > self.landing.landed_through]
         self._truncate_torn_tail()
         return records
@@ -219,16 +217,20 @@ class WriteAheadLog:
     # -- landing ---------------------------------------------------------------------------
 
     def land(self) -> LandedBatch | None:
-        """Lands every pending record as one batch; None when nothing is pending."""
-        with self._lock:
-            if not self._pending:
+        """Lands every pending record as one batch; None when nothing is pending, or when a
+        build is reading the lake (the records wait in the log: build_lock.py)."""
+        with self._lock, unless_building(self.lake) as free:
+            if not self._pending or not free:
                 return None
-            batch = list(self._pending)
-            first, last = batch[0].seq, batch[-1].seq
-            self.landing = LandingState(self.landing.landed_through, (first, last))
-            write_json_durably(self.paths.landing, _landing_json(self.landing))
+            if self.landing.intent is not None:  # a crash interrupted this range: same range
+                first, last = self.landing.intent
+            else:
+                first, last = self._pending[0].seq, self._pending[-1].seq
+                self.landing = LandingState(self.landing.landed_through, (first, last))
+                write_json_durably(self.paths.landing, _landing_json(self.landing))
+            batch = [r for r in self._pending if first <= r.seq <= last]
             landed = self._land(batch, first, last)
-            self._pending = []
+            self._pending = [r for r in self._pending if r.seq > last]
             if self._segment is not None:  # the next record starts a new segment
                 self._segment.close()
                 self._segment = None

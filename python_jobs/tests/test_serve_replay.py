@@ -9,6 +9,8 @@ import json
 import shutil
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,6 +29,7 @@ from python_jobs.pipeline import build, export
 from python_jobs.serve.parity import ParityReport, check
 from python_jobs.serve.server import running_service
 from python_jobs.serve.stream import ServiceGone, day_events, stream_day
+from python_jobs.tests.lake_writer_process import database_held_for_writing
 
 pytestmark = pytest.mark.dbt
 
@@ -113,11 +116,16 @@ def _accepted(answers: list[dict], kind: str, key: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def replayed(lakes: Lakes, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Path]:
+    """The day replayed through the service while a dbt build writes the lake it serves
+    from (the build takes the database's write lock: the service never opens it)."""
     root = tmp_path_factory.mktemp("replay")
     serving = _copy(lakes.base, root / "serving")
     answers = root / "answers.jsonl"
     with running_service(serving, log=root / "serve.log", extra_args=_replay_args()) as service:
-        stream_day(lakes.source, DAY, service.url, answers)
+        with ThreadPoolExecutor(1) as pool:
+            building = pool.submit(build, serving)
+            stream_day(lakes.source, DAY, service.url, answers)
+            assert building.result().success
     return serving, answers
 
 
@@ -195,8 +203,12 @@ def test_a_kill_9_loses_nothing_acknowledged_and_lands_nothing_twice(
     # restarted, the whole day is offered again: the acknowledged ones get their first
     # answer, the rest is scored now
     second_run = tmp_path / "second.jsonl"
-    with running_service(serving, log=log, extra_args=args) as service:
-        stream_day(lakes.source, DAY, service.url, second_run)
+    # it warms up again while a build holds the database
+    with ExitStack() as build_running:
+        build_running.enter_context(database_held_for_writing(serving.database))
+        with running_service(serving, log=log, extra_args=args) as service:
+            build_running.close()  # the build ends; what waited in the log lands
+            stream_day(lakes.source, DAY, service.url, second_run)
     answers = _answers(second_run)
     before = {
         a["body"]["transaction_id"]: a["body"]

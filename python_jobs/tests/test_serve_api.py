@@ -1,0 +1,327 @@
+"""The scoring API in process (FastAPI's TestClient runs the app and its start-up): answers,
+refusals, idempotency, batches, fraud reports, status endpoints, and a new champion picked up
+while answering. The model is trained once on synthetic features; the lake has no export, so
+the state starts empty and holds exactly what the tests send."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from ml.artifacts import champion_version
+from ml.features import FEATURES
+from ml.layout import MlLayout
+from ml.tests.conftest import FAST_TRAINING, TRAINED_AT, synthetic_features, write_features
+from ml.train import train
+from python_jobs.lake.layout import Lake
+from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
+from python_jobs.serve.app import MAX_BODY_BYTES, create_app
+from python_jobs.serve.contract import FraudReportPayload, TransactionPayload, hash_pii
+from python_jobs.serve.service import MAX_BATCH, ScoringService, ServeConfig
+
+PIX_KEY = "maria.silva@example.com"  # a person's PIX key: never in an answer or an alert
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("api") / "lake"
+    layout = MlLayout(Lake(root))
+    write_features(layout.lake.database, synthetic_features())
+    train(layout, config=FAST_TRAINING, now=TRAINED_AT)
+    return root
+
+
+@pytest.fixture
+def lake(tmp_path: Path, template: Path) -> Lake:
+    shutil.copytree(template, tmp_path / "lake")
+    return Lake(tmp_path / "lake")
+
+
+@pytest.fixture
+def service(lake: Lake) -> ScoringService:
+    return ScoringService(ServeConfig(lake=lake.root, batch_rows=10_000, batch_seconds=3600))
+
+
+@pytest.fixture
+def client(service: ScoringService) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as client:
+        yield client
+
+
+def tx(n: int = 1, **changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "transaction_id": f"TAPI{n:08d}",
+        "account_id": "A0001",
+        "customer_id": "C0001",
+        "event_ts": f"2026-10-02 10:{n // 60 % 60:02d}:{n % 60:02d}",
+        "transaction_type": "pix",
+        "channel": "App",
+        "direction": "outbound",
+        "amount": "150.00",
+        "counterparty_key": PIX_KEY,
+        "merchant_category_code": None,
+        "device_id": "dv-1",
+        "city": "São Paulo",
+        "state": "sp",
+        "status": "approved",
+    }
+    payload.update(changes)
+    return payload
+
+
+def _landed(lake: Lake) -> list[str]:
+    return [
+        tid
+        for path in lake.raw_files(TRANSACTIONS)
+        for tid in pq.read_table(path, columns=["transaction_id"])["transaction_id"].to_pylist()
+    ]
+
+
+def _without_latency(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "latency_ms"}
+
+
+def test_the_payload_models_are_the_raw_contract() -> None:
+    assert list(TransactionPayload.model_fields) == TRANSACTIONS.payload_columns
+    assert list(FraudReportPayload.model_fields) == FRAUD_REPORTS.payload_columns
+
+
+def test_a_transaction_gets_a_decision_reasons_and_the_champion_s_version(
+    client: TestClient, lake: Lake
+) -> None:
+    response = client.post("/v1/transactions", json=tx(), params={"include": "features"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["decision"] in {"approve", "review", "block"}
+    assert 0 <= body["score"] <= 1
+    assert body["model_version"] == champion_version(MlLayout(lake))
+    assert 0 < len(body["reasons"]) <= 3
+    assert all(r["reason_code"] and r["description"] for r in body["reasons"])
+    assert body["latency_ms"] > 0
+    assert list(body["features"]) == list(FEATURES)
+    # normalized as dbt does: alias spellings, the personal key hashed
+    assert body["transaction_type"] == "PIX" and body["channel"] == "mobile"
+    assert body["counterparty_key"] == hash_pii(PIX_KEY)
+    assert PIX_KEY not in response.text
+    plain = client.post("/v1/transactions", json=tx(2)).json()
+    assert "features" not in plain
+
+
+def test_features_see_the_earlier_transactions_of_the_customer(client: TestClient) -> None:
+    first = client.post("/v1/transactions", json=tx(1), params={"include": "features"}).json()
+    second = client.post(
+        "/v1/transactions", json=tx(2, amount="50.10"), params={"include": "features"}
+    ).json()
+    assert first["features"]["cust_tx_count_1d"] == 0
+    assert first["features"]["is_first_time_counterparty"] is True
+    assert second["features"]["cust_tx_count_1d"] == 1
+    assert second["features"]["cust_amount_sum_1d"] == 150.0
+    assert second["features"]["cust_seconds_since_prev_tx"] == 1
+    assert second["features"]["is_first_time_counterparty"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"amount": None}, "amount", "missing"),  # absent: pydantic's code
+        ({"amount": "12,50"}, "amount", "unparseable_amount"),
+        ({"amount": "-3.00"}, "amount", "non_positive_amount"),
+        ({"amount": ["1"]}, "amount", None),  # mistyped: not text or a number
+        ({"event_ts": "2026-10-02T10:00:00"}, "event_ts", "unparseable_event_ts"),
+        ({"event_ts": 1759400000}, "event_ts", None),
+        ({"transaction_type": "DOC"}, "transaction_type", "unknown_transaction_type"),
+        ({"channel": "fax"}, "channel", "unknown_channel"),
+        ({"direction": "sideways"}, "direction", "unknown_direction"),
+        ({"status": "maybe"}, "status", "unknown_status"),
+        ({"customer_id": "  "}, "customer_id", "missing_customer_id"),
+        ({"nickname": "x"}, "nickname", None),  # not a field of the contract
+    ],
+)
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_applied(
+    client: TestClient,
+    service: ScoringService,
+    lake: Lake,
+    change: dict[str, Any],
+    field: str,
+    reason: str | None,
+) -> None:
+    payload = tx()
+    if change.get("amount", "") is None:
+        del payload["amount"]
+    else:
+        payload.update(change)
+    response = client.post("/v1/transactions", json=payload)
+    assert response.status_code == 422, response.text
+    (detail, *_) = response.json()["detail"]
+    assert field in detail["loc"]
+    if reason is not None:
+        assert detail["type"] == reason
+    assert service.state.applied == 0
+    assert service.wal.pending == 0
+    service.flush()
+    assert _landed(lake) == []
+    (dead,) = [json.loads(line) for line in service.wal.paths.dead_letter.open()]
+    assert dead["payload"]["transaction_id"] == payload["transaction_id"]
+    assert field in dead["field"]
+
+
+def test_an_oversized_body_is_refused(client: TestClient, service: ScoringService) -> None:
+    response = client.post(
+        "/v1/transactions",
+        content=b'{"x": "' + b"a" * MAX_BODY_BYTES + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["type"] == "body_too_large"
+    assert service.state.applied == 0
+
+
+def test_the_same_transaction_again_gets_the_same_answer_and_counts_once(
+    client: TestClient, service: ScoringService, lake: Lake
+) -> None:
+    first = client.post("/v1/transactions", json=tx()).json()
+    again = client.post("/v1/transactions", json=tx(amount="999.00")).json()
+    assert _without_latency(again) == _without_latency(first)
+    assert service.state.applied == 1
+    later = client.post("/v1/transactions", json=tx(2), params={"include": "features"}).json()
+    assert later["features"]["cust_tx_count_1d"] == 1  # the repeat is not in the state
+    service.flush()
+    assert sorted(_landed(lake)) == [tx(1)["transaction_id"], tx(2)["transaction_id"]]
+
+
+def test_a_batch_is_its_transactions_one_by_one(
+    client: TestClient, tmp_path: Path, template: Path
+) -> None:
+    payloads = [tx(n, amount=f"{10 * n}.00", counterparty_key=f"key-{n % 2}") for n in range(1, 6)]
+    batch = client.post(
+        "/v1/transactions:batch", json={"transactions": payloads}, params={"include": "features"}
+    )
+    assert batch.status_code == 200, batch.text
+    shutil.copytree(template, tmp_path / "other")
+    other = ScoringService(ServeConfig(lake=tmp_path / "other"))
+    with TestClient(create_app(other)) as single:
+        one_by_one = [
+            single.post("/v1/transactions", json=p, params={"include": "features"}).json()
+            for p in payloads
+        ]
+    assert [_without_latency(d) for d in batch.json()["decisions"]] == [
+        _without_latency(d) for d in one_by_one
+    ]
+
+
+def test_a_batch_with_a_bad_transaction_applies_nothing(
+    client: TestClient, service: ScoringService
+) -> None:
+    payloads = [tx(1), tx(2, amount="abc"), tx(3)]
+    response = client.post("/v1/transactions:batch", json={"transactions": payloads})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "transactions", 1, "amount"]
+    assert service.state.applied == 0 and service.wal.pending == 0
+    too_many = {"transactions": [tx(n) for n in range(MAX_BATCH + 1)]}
+    assert client.post("/v1/transactions:batch", json=too_many).status_code == 422
+    assert service.state.applied == 0
+
+
+def test_a_fraud_report_counts_for_the_next_transaction_at_once(
+    client: TestClient, service: ScoringService, lake: Lake
+) -> None:
+    client.post(
+        "/v1/transactions", json=tx(1, counterparty_key="MERCHANT-9", transaction_type="DEBIT")
+    )
+    report = {
+        "report_id": "R1",
+        "transaction_id": tx(1)["transaction_id"],
+        "reported_at": "2026-10-02 11:00:00",
+        "scenario": "card_testing",
+        "report_channel": "chargeback",
+    }
+    answer = client.post("/v1/fraud-reports", json=report)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["transaction_known"] is True
+    assert client.post("/v1/fraud-reports", json=report).json() == answer.json()  # once
+    before_report = tx(
+        2, customer_id="C0002", counterparty_key="MERCHANT-9", transaction_type="DEBIT"
+    )
+    before = client.post("/v1/transactions", json=before_report, params={"include": "features"})
+    assert before.json()["features"]["cp_fraud_reported_30d"] == 0  # reported at 11:00
+    other_customer = tx(
+        3,
+        event_ts="2026-10-02 11:01:00",
+        customer_id="C0002",
+        counterparty_key="MERCHANT-9",
+        transaction_type="DEBIT",
+    )
+    after = client.post("/v1/transactions", json=other_customer, params={"include": "features"})
+    assert after.json()["features"]["cp_fraud_reported_30d"] == 1
+    bad = client.post("/v1/fraud-reports", json={**report, "report_id": "R2", "scenario": "?"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["type"] == "unknown_scenario"
+    service.flush()
+    landed = [p for p in lake.raw_files(FRAUD_REPORTS)]
+    assert len(landed) == 1
+
+
+def test_ready_and_metrics_describe_the_service(client: TestClient, lake: Lake) -> None:
+    assert client.get("/v1/health").json() == {"status": "ok"}
+    ready = client.get("/v1/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True
+    assert body["model_version"] == champion_version(MlLayout(lake))
+    assert body["lake_export"] is None  # nothing published: an empty state, said so
+    client.post("/v1/transactions", json=tx())
+    client.post("/v1/transactions", json=tx(2, amount="x"))
+    text = client.get("/metrics").text
+    assert 'banklake_requests_total{path="/v1/transactions",status="200"} 1' in text
+    assert 'banklake_refused_total{reason="unparseable_amount"} 1' in text
+    assert "banklake_request_latency_seconds_count 1" in text
+    assert "banklake_flush_pending_records 1" in text
+    assert client.get("/v1/ready").json()["not_landed"] == 1
+
+
+def test_alerts_carry_reasons_and_hashed_keys_only(
+    client: TestClient, service: ScoringService
+) -> None:
+    answers = [
+        client.post(
+            "/v1/transactions",
+            json=tx(n, amount=f"{50 * n}.00", event_ts=f"2026-10-02 03:{n:02d}:00", device_id=None),
+        ).json()
+        for n in range(1, 40)
+    ]
+    outbox = service.wal.paths.root / "alerts.jsonl"
+    alerts = [json.loads(line) for line in outbox.open()] if outbox.exists() else []
+    raised = [a for a in answers if a["decision"] != "approve"]
+    assert raised, "no alert raised: the test would check nothing"
+    assert [a["transaction_id"] for a in alerts] == [a["transaction_id"] for a in raised]
+    for alert in alerts:
+        assert alert["reasons"] and alert["counterparty_key"] == hash_pii(PIX_KEY)
+        assert PIX_KEY not in json.dumps(alert) and "São Paulo" not in json.dumps(alert)
+
+
+def test_a_new_champion_answers_without_a_restart_or_a_failed_request(
+    client: TestClient, service: ScoringService, lake: Lake
+) -> None:
+    layout = MlLayout(lake)
+    old = champion_version(layout)
+    with ThreadPoolExecutor(2) as pool:
+        load = pool.submit(
+            lambda: [client.post("/v1/transactions", json=tx(n)).status_code for n in range(200)]
+        )
+        write_features(lake.database, synthetic_features(seed=11))
+        outcome = train(layout, config=FAST_TRAINING, now=datetime(2026, 10, 2, tzinfo=UTC))
+        statuses = load.result()
+    assert set(statuses) == {200}
+    new = champion_version(layout)
+    assert outcome.decision.promote and new != old
+    assert service.models.wait_for(new)
+    answer = client.post("/v1/transactions", json=tx(1000)).json()
+    assert answer["model_version"] == new
