@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -312,16 +313,29 @@ def test_a_new_champion_answers_without_a_restart_or_a_failed_request(
 ) -> None:
     layout = MlLayout(lake)
     old = champion_version(layout)
-    with ThreadPoolExecutor(2) as pool:
-        load = pool.submit(
-            lambda: [client.post("/v1/transactions", json=tx(n)).status_code for n in range(200)]
-        )
+    answered: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def load() -> None:  # requests keep coming while the champion changes
+        n = 0
+        while not stop.is_set() and n < 5_000:
+            n += 1
+            response = client.post("/v1/transactions", json=tx(n))
+            answered.append((response.status_code, response.json().get("model_version")))
+
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(load)
         write_features(lake.database, synthetic_features(seed=11))
         outcome = train(layout, config=FAST_TRAINING, now=datetime(2026, 10, 2, tzinfo=UTC))
-        statuses = load.result()
-    assert set(statuses) == {200}
-    new = champion_version(layout)
-    assert outcome.decision.promote and new != old
-    assert service.models.wait_for(new)
-    answer = client.post("/v1/transactions", json=tx(1000)).json()
-    assert answer["model_version"] == new
+        new = champion_version(layout)
+        assert new is not None and outcome.decision.promote and new != old
+        assert service.models.wait_for(new)
+        while not any(version == new for _, version in answered[-10:]) and loading.running():
+            stop.wait(0.05)
+        stop.set()
+        loading.result()
+    assert {status for status, _ in answered} == {200}
+    versions = [version for _, version in answered]
+    assert versions[0] == old and versions[-1] == new
+    switch = versions.index(new)
+    assert set(versions[:switch]) == {old} and set(versions[switch:]) == {new}
