@@ -40,8 +40,8 @@ PII_SALT_ENV = "BANKLAKE_PII_SALT"
 LOCAL_PII_SALT = "banklake-local-salt"  # macros/cross_db/text.sql, the embedded default
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 # decimal(18, 2): at most 16 digits before the point
-_CANONICAL_AMOUNT = re.compile(r"(\d{1,16})(?:\.(\d{1,2}))?")
-_CANONICAL_TS = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+_CANONICAL_AMOUNT = re.compile(r"([0-9]{1,16})(?:\.([0-9]{1,2}))?")  # ASCII digits only
+_CANONICAL_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 # Fields the processed layer rejects a row without, in the order its rejection rules test them.
 REQUIRED_TRANSACTION_FIELDS = (
