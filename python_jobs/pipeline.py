@@ -163,6 +163,10 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
         f"Dashboard: `banklake dashboard --lake {lake.root}`, then open http://127.0.0.1:8501 "
         "(docs/dashboard.md)."
     )
+    say(
+        f"Real-time scoring: `banklake serve --lake {lake.root}`, then POST a transaction to "
+        "http://127.0.0.1:8000/v1/transactions (the README has a curl example; docs/serving.md)."
+    )
 
 
 def train_and_score(lake: Lake, *, say: Say = _quiet) -> None:

@@ -15,7 +15,7 @@ from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 TARGET_ENV = "BANKLAKE_DASHBOARD_TARGET"
 INVESTIGATOR_ENV = "BANKLAKE_INVESTIGATOR"
 SERVING_URL_ENV = "BANKLAKE_SERVING_URL"
-DEFAULT_SERVING_URL = "http://127.0.0.1:8080"
+DEFAULT_SERVING_URL = "http://127.0.0.1:8000"  # banklake serve's default
 TARGETS = ("duckdb", "athena")
 
 

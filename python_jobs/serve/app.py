@@ -5,6 +5,7 @@
     POST /v1/fraud-reports         a confirmed fraud (chargeback, MED claim, ...)
     GET  /v1/health                the process answers
     GET  /v1/ready                 champion loaded, state warmed, how far behind the lake
+    GET  /v1/decisions/recent      the latest decisions (the dashboard's live page)
     GET  /metrics                  Prometheus text
 
 Refusals are JSON {"detail": [{"loc": [...], "msg": ..., "type": ...}]} with status 422 (the
@@ -200,6 +201,11 @@ def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
     async def ready() -> JSONResponse:
         body = service.readiness()
         return JSONResponse(status_code=200 if body["ready"] else 503, content=body)
+
+    @app.get("/v1/decisions/recent")
+    async def recent() -> list[dict[str, Any]]:
+        """The latest decisions, newest first (ids, amounts, scores, reasons; no keys)."""
+        return list(reversed(service.recent))
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:

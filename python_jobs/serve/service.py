@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ from python_jobs.serve.warmup import Warmup, warm
 
 BANK_TIME = ZoneInfo("America/Sao_Paulo")
 MAX_BATCH = 500  # transactions per POST /v1/transactions:batch
+RECENT_DECISIONS = 200  # GET /v1/decisions/recent (the dashboard's live page)
 STREAM_FILE_MARK = "-stream-"
 
 log = logging.getLogger("banklake.serve")
@@ -93,6 +95,7 @@ class ScoringService:
         self._lock = threading.Lock()
         self._answers: dict[str, dict[str, Any]] = {}  # transaction id -> answer
         self._reports: dict[str, dict[str, Any]] = {}  # report id -> answer
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self.warmup: Warmup | None = None
         self.ready = False
         self.failed: str | None = None
@@ -323,6 +326,8 @@ class ScoringService:
                 self._alert(record)
         latency = time.perf_counter() - started
         self.metrics.observe_latency(latency)
+        for record in records:
+            self.recent.append(_recent(record.answer, latency))
         final = []
         for result in results:
             assert result is not None
@@ -502,6 +507,22 @@ def _score_row(tx: Transaction, s: Any, received_at: str) -> dict[str, Any]:
         row[f"reason_{i + 1}"] = None if reason is None else reason["feature"]
         row[f"reason_{i + 1}_contribution"] = None if reason is None else reason["contribution"]
     return row
+
+
+def _recent(answer: dict[str, Any], latency: float) -> dict[str, Any]:
+    """A decision as the live view lists it: no keys beyond the transaction's id."""
+    return {
+        "transaction_id": answer["transaction_id"],
+        "event_ts": answer["event_ts"],
+        "amount_brl": answer["amount_brl"],
+        "transaction_type": answer["transaction_type"],
+        "channel": answer["channel"],
+        "score": answer["score"],
+        "decision": answer["decision"],
+        "reasons": ", ".join(r["reason_code"] or r["feature"] for r in answer["reasons"]),
+        "model_version": answer["model_version"],
+        "latency_ms": round(latency * 1000, 3),
+    }
 
 
 def _report_answer(report: FraudReport, known: bool) -> dict[str, Any]:

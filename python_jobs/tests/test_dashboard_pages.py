@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -30,6 +31,7 @@ from python_jobs.dashboard.session import SessionWarehouse, SharedResults
 from python_jobs.export import export_curated
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
+from python_jobs.serve.server import running_service
 from python_jobs.summary import summarize
 from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
 from python_jobs.tests.lake_writer_process import database_held_for_writing
@@ -349,6 +351,34 @@ def test_ask_answers_a_question_offline(built: Built, monkeypatch) -> None:
 def test_live_page_says_how_to_start_the_service(built: Built, monkeypatch) -> None:
     at = open_page(app(built, monkeypatch), "live")
     assert any("not running" in i.value and SERVING_URL_ENV in i.value for i in at.info)
+
+
+def test_live_page_shows_the_running_service_s_decisions(
+    own_lake: Built, monkeypatch, tmp_path: Path
+) -> None:
+    serving = own_lake
+    with running_service(serving.lake, log=tmp_path / "serve.log") as service:
+        payload = {
+            "transaction_id": "TLIVE0001",
+            "account_id": "A1",
+            "customer_id": "C1",
+            "event_ts": "2026-12-01 10:00:00",
+            "transaction_type": "PIX",
+            "channel": "mobile",
+            "direction": "outbound",
+            "amount": "99.90",
+            "counterparty_key": "someone@example.com",
+            "status": "approved",
+        }
+        answer = httpx.post(f"{service.url}/v1/transactions", json=payload).json()
+        at = app(serving, monkeypatch)
+        monkeypatch.setenv(SERVING_URL_ENV, service.url)
+        at = open_page(at, "live")
+    assert any(answer["model_version"] in s.value for s in at.success)
+    decisions = table(at, "transaction_id", "decision", "latency_ms")
+    assert decisions["transaction_id"].tolist() == ["TLIVE0001"]
+    assert decisions["decision"].tolist() == [answer["decision"]]
+    assert "someone@example.com" not in page_text(at)
 
 
 # --- no PII on any page -----------------------------------------------------------------------

@@ -121,11 +121,13 @@ def replayed(lakes: Lakes, tmp_path_factory: pytest.TempPathFactory) -> tuple[La
     root = tmp_path_factory.mktemp("replay")
     serving = _copy(lakes.base, root / "serving")
     answers = root / "answers.jsonl"
-    with running_service(serving, log=root / "serve.log", extra_args=_replay_args()) as service:
-        with ThreadPoolExecutor(1) as pool:
-            building = pool.submit(build, serving)
-            stream_day(lakes.source, DAY, service.url, answers)
-            assert building.result().success
+    with (
+        running_service(serving, log=root / "serve.log", extra_args=_replay_args()) as service,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        building = pool.submit(build, serving)
+        stream_day(lakes.source, DAY, service.url, answers)
+        assert building.result().success
     return serving, answers
 
 
