@@ -52,6 +52,10 @@ def test_training_writes_a_complete_verifiable_model_folder(ml_lake: MlLayout) -
     assert meta["windows"]["cutoff"] == windows.cutoff.isoformat()
     assert "100 cases a day" in meta["threshold"]["rule"]
     assert meta["threshold"]["value"] == outcome.result.candidates["model"].threshold
+    # real-time scoring's stricter threshold: a tenth of the cases, never below the alert one
+    block = meta["threshold"]["block"]
+    assert block["value"] >= meta["threshold"]["value"]
+    assert block["validation_cases_per_day"] <= block["cases_per_day"] == 10
     assert meta["data"]["training_keys_sha256"] == training_keys_sha256(
         outcome.result.split.training
     )
@@ -81,6 +85,7 @@ def test_training_writes_a_complete_verifiable_model_folder(ml_lake: MlLayout) -
 
     loaded = artifacts.load_champion(ml_lake)
     assert loaded.version == outcome.version and loaded.threshold == meta["threshold"]["value"]
+    assert loaded.block_threshold == block["value"]
 
 
 def test_a_sampled_fit_is_recorded_in_the_metadata_and_the_card(ml_lake: MlLayout) -> None:
