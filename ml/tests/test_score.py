@@ -106,3 +106,25 @@ def test_scoring_needs_a_champion_and_a_day_with_data(ml_lake: MlLayout) -> None
         ValueError, match=r"no transactions on 2026-12-01.*2026-09-01\.\.2026-09-20"
     ):
         score_day(ml_lake, date(2026, 12, 1))
+
+
+def test_real_time_reasons_are_the_batch_job_s_where_exact_and_paths_elsewhere(
+    trained_lake: MlLayout, features_frame
+) -> None:
+    from ml.dataset import feature_matrix
+    from ml.ensemble import path_contributions
+
+    model = artifacts.load_champion(trained_lake).model
+    x = feature_matrix(features_frame.head(40))
+    batch = model.explain(x).contributions
+    exact = model.explain_few(x).contributions
+    np.testing.assert_allclose(exact, batch, rtol=1e-5, atol=1e-7)  # TreeSHAP, two ways
+    mixed = np.arange(len(x)) % 2 == 0
+    few = model.explain_few(x, exact=mixed).contributions
+    np.testing.assert_allclose(few[mixed], batch[mixed], rtol=1e-5, atol=1e-7)
+    # the others: the booster's path attributions, in score points like the rest (a row's
+    # still add up to its score minus the mean score)
+    assert not np.allclose(few[~mixed], batch[~mixed])
+    paths = path_contributions(model.booster, x[~mixed])
+    assert not np.allclose(paths, model.explain(x[~mixed]).contributions)
+    np.testing.assert_allclose(few.sum(axis=1), batch.sum(axis=1), rtol=1e-4, atol=1e-6)

@@ -13,10 +13,12 @@ Every sink writes exactly the dict it is given, as JSON, and adds no field of it
 
 The remote sinks never make the scoring request wait on the network: `send` serializes the
 alert and puts it on an in-memory queue, and one worker thread per sink delivers in order.
-The worker retries with python_jobs/retry.py's deterministic backoff (HTTP 5xx, 408, 429,
-dropped connections; SNS throttling and server errors), never a final answer (any other 4xx,
-a topic that does not exist). An alert that cannot be delivered is appended, with its reason,
-to the sink's dead-letter JSON-lines file (fsync'ed): an alert offered is delivered or kept.
+The worker retries with python_jobs/retry.py's deterministic backoff what may pass (HTTP
+5xx, 408, 429, refused or dropped connections; SNS throttling and server errors) and gives up
+at once on a final answer (any other 4xx, a topic that does not exist). An alert that cannot
+be delivered is appended, with its reason, to the sink's dead-letter JSON-lines file
+(fsync'ed), as is one offered to a full queue or a closed sink: an alert offered is delivered
+or kept.
 `close()` lets the worker drain the queue for at most `drain_timeout` seconds; what is left
 then, the alert in the middle of its retries included, is dead-lettered as "shutdown".
 The counters `accepted`, `sent`, `retried` (retry attempts) and `dead_lettered` are plain
@@ -201,10 +203,9 @@ class _QueuedSink:
             refused = SHUTDOWN if self._closed else None
             if refused is None and self._queue.qsize() >= self.max_queue:
                 refused = QUEUE_FULL
-            pass
-        if refused is None:
-            self._attempt(item)
-            return
+            if refused is None:
+                self._queue.put(item)
+                return
         self._keep(item, refused, attempts=0)
 
     def close(self) -> None:
@@ -426,6 +427,7 @@ class SnsSink(_QueuedSink):
     ) -> None:
         self.topic_arn = topic_arn
         # made here, not in send: a missing region or profile fails at start-up
+        self._own_client = client is None
         self.client = client if client is not None else make_sns_client(region, timeout=timeout)
         super().__init__(
             dead_letter,
@@ -463,6 +465,10 @@ class SnsSink(_QueuedSink):
         except BotoCoreError as error:  # a malformed request, missing credentials: final
             raise Undelivered(f"{type(error).__name__}: {error}", retryable=False) from error
 
+    def _release(self) -> None:
+        if self._own_client:  # a client given to the sink is its owner's to close
+            self.client.close()
+
 
 def build_sinks(
     outbox: Path,
@@ -471,12 +477,18 @@ def build_sinks(
     dead_letter_dir: Path,
 ) -> list[AlertSink]:
     """The outbox, then the webhook and the SNS topic when given, each remote sink with its
-    own dead letter in `dead_letter_dir`."""
+    own dead letter in `dead_letter_dir`. If one cannot be made (SNS without a region), those
+    made before it are closed and the error raised."""
     sinks: list[AlertSink] = [OutboxSink(outbox)]
-    if webhook_url:
-        sinks.append(WebhookSink(webhook_url, dead_letter_dir / WEBHOOK_DEAD_LETTER))
-    if sns_topic_arn:
-        sinks.append(SnsSink(sns_topic_arn, dead_letter_dir / SNS_DEAD_LETTER))
+    try:
+        if webhook_url:
+            sinks.append(WebhookSink(webhook_url, dead_letter_dir / WEBHOOK_DEAD_LETTER))
+        if sns_topic_arn:
+            sinks.append(SnsSink(sns_topic_arn, dead_letter_dir / SNS_DEAD_LETTER))
+    except Exception:
+        for sink in sinks:
+            sink.close()
+        raise
     return sinks
 
 

@@ -15,9 +15,13 @@ lake already holds, 413 for an oversized body or batch, 503 while not ready.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -26,9 +30,64 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from python_jobs.serve.contract import FraudReportPayload, TransactionPayload
-from python_jobs.serve.service import MAX_BATCH, Refused, ScoringService, Unavailable
+from python_jobs.serve.service import (
+    MAX_BATCH,
+    Refused,
+    ScoringRequest,
+    ScoringService,
+    Unavailable,
+)
 
 MAX_BODY_BYTES = 1_000_000  # a batch of MAX_BATCH transactions is far below this
+# Requests that arrive while a decision is being made are decided together next, up to this
+# many: one model call and one fsync for all of them, each still answered on its own.
+MAX_COALESCED = 64
+
+
+class Decider:
+    """Every decision is made on one worker thread, in arrival order, so the event loop keeps
+    reading requests meanwhile; what queued up during one decision is decided in the next."""
+
+    def __init__(self, service: ScoringService) -> None:
+        self.service = service
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="decide")
+        self.queue: asyncio.Queue[tuple[ScoringRequest, asyncio.Future[Any]]] = asyncio.Queue()
+        self.coalesced = 0  # requests decided together with an earlier one
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            waiting = [await self.queue.get()]
+            while len(waiting) < MAX_COALESCED and not self.queue.empty():
+                waiting.append(self.queue.get_nowait())
+            self.coalesced += len(waiting) - 1
+            requests = [request for request, _ in waiting]
+            try:
+                results = await loop.run_in_executor(
+                    self.executor, partial(self.service.decide, requests, atomic=False)
+                )
+            except Exception as error:  # every waiting request gets the error
+                for _, future in waiting:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(waiting, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def decide(self, payload: dict[str, Any], include_features: bool) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self.queue.put(
+            (ScoringRequest(payload, include_features, time.perf_counter()), future)
+        )
+        return await future
+
+    async def submit(self, payloads: list[dict[str, Any]], include_features: bool) -> Any:
+        """A client's batch: all or nothing, on the same thread as every other decision."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor,
+            partial(self.service.submit, payloads, include_features=include_features),
+        )
 
 
 class Reason(BaseModel):
@@ -43,6 +102,10 @@ class Decision(BaseModel):
     score: float
     decision: str = Field(description="approve, review (alert threshold) or block")
     reasons: list[Reason]
+    reasons_exact: bool = Field(
+        description="True: TreeSHAP, the batch job's reasons (review, block); false: path "
+        "attributions (approve)."
+    )
     model_version: str
     threshold: float
     account_id: str
@@ -85,15 +148,29 @@ def _refusal(error: Refused) -> JSONResponse:
 def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
     """The API over a service; `start` warms it when the app starts (uvicorn's lifespan)."""
 
+    decider: Decider | None = None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal decider
         if start:
             service.start()
+        decider = Decider(service)
+        running = asyncio.create_task(decider.run())
         try:
             yield
         finally:
+            running.cancel()
+            with suppress(asyncio.CancelledError):
+                await running
+            decider.executor.shutdown(wait=True)
             if start:
                 service.stop()
+
+    def deciding() -> Decider:
+        if decider is None:
+            raise Unavailable("starting")
+        return decider
 
     app = FastAPI(
         title="banklake real-time scoring",
@@ -166,10 +243,9 @@ def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
         body: TransactionPayload,
         include: str | None = Query(default=None, description="features: add the feature vector"),
     ) -> Any:
-        try:
-            (answer,) = service.submit([body.model_dump()], include_features=include == "features")
-        except Refused as error:
-            return _refusal(error)
+        answer = await deciding().decide(body.model_dump(), include == "features")
+        if isinstance(answer, Refused):
+            return _refusal(answer)
         return answer
 
     @app.post(
@@ -181,7 +257,7 @@ def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
     ) -> Any:
         payloads = [t.model_dump() for t in body.transactions]
         try:
-            answers = service.submit(payloads, include_features=include == "features")
+            answers = await deciding().submit(payloads, include == "features")
         except Refused as error:
             return _refusal(error)
         return {"decisions": answers}

@@ -1,10 +1,12 @@
-"""The champion, scoring one transaction at a time, and picking up a new champion while serving.
+"""The champion, scoring transactions as they come, and picking up a new champion while serving.
 
-Scores and reasons are those of the batch job (ml/score.py): the same model object, the same
-contributions in score points, the same top three. The decision adds a stricter threshold
-(ml/train.py block_threshold): `block` at or above it, `review` at or above the alert
-threshold (the alert budget's), `approve` below. A model trained before the block threshold
-existed only reviews.
+Scores are those of the batch job (ml/score.py): the same model object. Reasons are the
+features adding the most score points, as there; for a `review` or `block` they are the batch
+job's exactly (the booster's TreeSHAP), for an `approve` the booster's part is its path
+attributions instead (ml/ensemble.py explain_few: a millisecond less per transaction). The
+decision adds a stricter threshold (ml/train.py block_threshold): `block` at or above it,
+`review` at or above the alert threshold (the alert budget's), `approve` below. A model
+trained before the block threshold existed only reviews.
 
 A new champion (`banklake train` promotes one) is noticed by the change of champion.json,
 loaded on a background thread and swapped in with one assignment: requests in flight finish
@@ -41,6 +43,7 @@ class Scored:
     batch_decision: str  # alert | pass (the fraud_scores contract)
     threshold: float
     reasons: list[dict[str, Any]]  # feature, reason_code, description, contribution
+    reasons_exact: bool  # TreeSHAP as in the batch job (alerts), else path attributions
     model_version: str
 
 
@@ -139,9 +142,12 @@ class ModelHolder:
 def score(model: LoadedModel, x: np.ndarray) -> list[Scored]:
     """Scores rows of the model input (ml/dataset.py feature_matrix)."""
     scores = model.model.predict(x)
-    explanation = model.model.explain_few(x)
-    reasons = reasons_of(explanation.contributions)
     review = model.threshold
+    # an alert's reasons are the batch job's, exactly (TreeSHAP); an approval's are path
+    # attributions: exact TreeSHAP costs a millisecond or more a row
+    alerted = scores >= review
+    explanation = model.model.explain_few(x, exact=alerted)
+    reasons = reasons_of(explanation.contributions)
     block = model.block_threshold
     out = []
     for i, value in enumerate(scores.tolist()):
@@ -158,6 +164,7 @@ def score(model: LoadedModel, x: np.ndarray) -> list[Scored]:
                 batch_decision=ALERT if value >= review else PASS,
                 threshold=review,
                 reasons=reasons[i],
+                reasons_exact=bool(alerted[i]),
                 model_version=model.version,
             )
         )

@@ -71,6 +71,16 @@ class Unavailable(RuntimeError):
     """The service cannot answer now (no champion, or it stopped after a log failure)."""
 
 
+@dataclass(frozen=True)
+class ScoringRequest:
+    """One transaction to decide: its payload, whether to answer with its features, and when
+    it arrived (perf_counter seconds: latency counts the wait for its turn)."""
+
+    payload: dict[str, Any]
+    include_features: bool
+    started: float
+
+
 @dataclass
 class ServeConfig:
     lake: Path
@@ -227,83 +237,87 @@ class ScoringService:
         self, payloads: list[dict[str, Any]], *, include_features: bool = False
     ) -> list[dict[str, Any]]:
         """Scores transactions in order (a batch is the same as its requests one by one).
-        All or nothing: a refused one refuses the batch, and nothing is applied."""
-        started = time.perf_counter()
-        self._check_available()
+        All or nothing: a refused one refuses the batch (raised), and nothing is applied."""
         if len(payloads) > MAX_BATCH:
             raise self._refuse(
                 TRANSACTION,
                 {"transactions": len(payloads)},
                 Refused(413, "transactions", "batch_too_large", f"at most {MAX_BATCH} a batch"),
             )
-        payloads = [{k: text(v) for k, v in p.items()} for p in payloads]
-        transactions = []
+        started = time.perf_counter()
+        requests = [ScoringRequest(p, include_features, started) for p in payloads]
+        results = self.decide(requests, atomic=True)
+        return [r for r in results if not isinstance(r, Refused)]
+
+    def decide(
+        self, requests: list[ScoringRequest], *, atomic: bool
+    ) -> list[dict[str, Any] | Refused]:
+        """Decides requests in order, as if one by one; later ones see the earlier ones.
+
+        atomic: a refusal is raised and nothing is applied (a client's batch). Otherwise each
+        request stands alone and its refusal is returned in its place (independent requests
+        the server coalesced to score them together: one model call, one fsync)."""
+        self._check_available()
+        many = len(requests) > 1
+        results: list[dict[str, Any] | Refused | None] = [None] * len(requests)
+        transactions: list[Transaction | None] = []
+        payloads = [{k: text(v) for k, v in r.payload.items()} for r in requests]
         for i, payload in enumerate(payloads):
             try:
                 transactions.append(self._normalize(payload))
             except Refused as error:
-                error.index = i if len(payloads) > 1 else None
-                raise
+                if atomic:
+                    error.index = i if many else None
+                    raise
+                results[i] = error
+                transactions.append(None)
         model = self.models.model
         if model is None:
             raise Unavailable("no champion model")
+        records: list[Record] = []
         with self._lock:
             self._check_available()
-            results: list[dict[str, Any] | None] = []
-            fresh: list[tuple[int, Transaction, Featurized, dict[str, Any]]] = []
+            fresh: list[tuple[int, Transaction, Featurized]] = []
             new_ids: set[str] = set()
             for i, tx in enumerate(transactions):  # refuse before anything is applied
-                tid = tx.transaction_id
-                if tid in self._answers or tid in new_ids:
+                if tx is None or tx.transaction_id in self._answers:
                     continue
-                if self.state.knows(tid):
-                    refused = self._refuse(
-                        TRANSACTION,
-                        payloads[i],
-                        Refused(
-                            409,
-                            "transaction_id",
-                            "already_in_lake",
-                            f"{tid} is already in the lake (scored by the batch job, or "
-                            "answered before the log kept its answer)",
-                        ),
-                    )
-                    refused.index = i if len(payloads) > 1 else None
-                    raise refused
-                new_ids.add(tid)
+                if tx.transaction_id not in new_ids and self.state.knows(tx.transaction_id):
+                    refused = self._already_in_lake(payloads[i], tx.transaction_id)
+                    if atomic:
+                        refused.index = i if many else None
+                        raise refused
+                    results[i] = refused
+                    continue
+                new_ids.add(tx.transaction_id)
             seen: set[str] = set()
             for i, tx in enumerate(transactions):
-                tid = tx.transaction_id
-                if tid in self._answers or tid in seen:
-                    if tid in self._answers:
-                        self.metrics.count("banklake_duplicates_total", "Repeated transaction ids.")
-                    results.append(None)  # answered below, once the batch's own are known
+                if tx is None or results[i] is not None:
                     continue
-                seen.add(tid)
+                if tx.transaction_id in self._answers or tx.transaction_id in seen:
+                    if tx.transaction_id in self._answers:
+                        self.metrics.count("banklake_duplicates_total", "Repeated transaction ids.")
+                    continue  # answered below, once this call's own answers are known
+                seen.add(tx.transaction_id)
                 featurized = self.state.featurize(tx)
-                # a batch's later transactions see its earlier ones, as one by one
-                if len(transactions) > 1:
+                if many:  # the next ones see it, as one by one
                     self.state.apply(tx, featurized)
-                fresh.append((i, tx, featurized, payloads[i]))
-                results.append(None)
-            scored = score(model, _matrix([f for _, _, f, _ in fresh])) if fresh else []
+                fresh.append((i, tx, featurized))
+            scored = score(model, _matrix([f for _, _, f in fresh])) if fresh else []
             received_at, day = self._received()
             first = self.wal.reserve(len(fresh))
-            records = []
-            for k, ((i, tx, featurized, payload), s) in enumerate(zip(fresh, scored, strict=True)):
-                answer = _answer(tx, s, featurized)
+            for k, ((i, tx, featurized), s) in enumerate(zip(fresh, scored, strict=True)):
                 records.append(
                     Record(
                         seq=first + k,
                         kind=TRANSACTION,
                         received_at=received_at,
                         ingestion_day=day,
-                        payload={c: text(payload.get(c)) for c in TRANSACTIONS.payload_columns},
-                        answer=answer,
+                        payload={c: payloads[i].get(c) for c in TRANSACTIONS.payload_columns},
+                        answer=_answer(tx, s, featurized),
                         score=_score_row(tx, s, received_at),
                     )
                 )
-                results[i] = answer
             if records:
                 try:
                     self.wal.append(records)
@@ -312,31 +326,51 @@ class ScoringService:
                     # rebuilds it from the lake and the log
                     self.failed = f"write-ahead log failed: {error}"
                     raise Unavailable(self.failed) from error
-                if len(transactions) == 1:
-                    _, tx, featurized, _ = fresh[0]
+                if not many:
+                    _, tx, featurized = fresh[0]
                     self.state.apply(tx, featurized)
                 for record in records:
                     self._answers[record.answer["transaction_id"]] = record.answer
             for i, tx in enumerate(transactions):
-                if results[i] is None:
+                if results[i] is None and tx is not None:
                     results[i] = self._answers[tx.transaction_id]
         for record in records:
             self._count_decision(record.answer)
             if record.answer["decision"] != APPROVE:
                 self._alert(record)
-        latency = time.perf_counter() - started
-        self.metrics.observe_latency(latency)
-        for record in records:
-            self.recent.append(_recent(record.answer, latency))
-        final = []
-        for result in results:
+        now = time.perf_counter()
+        final: list[dict[str, Any] | Refused] = []
+        for request, result in zip(requests, results, strict=True):
             assert result is not None
+            if isinstance(result, Refused):
+                final.append(result)
+                continue
+            latency = now - request.started
+            self.metrics.observe_latency(latency)
             body = {k: v for k, v in result.items() if k != "features"}
             body["latency_ms"] = round(latency * 1000, 3)
-            if include_features:
+            if request.include_features:
                 body["features"] = result["features"]
             final.append(body)
+        fresh_ids = {record.answer["transaction_id"] for record in records}
+        for decided in final:
+            if not isinstance(decided, Refused) and decided["transaction_id"] in fresh_ids:
+                fresh_ids.discard(decided["transaction_id"])
+                self.recent.append(_recent(decided))
         return final
+
+    def _already_in_lake(self, payload: dict[str, Any], tid: str) -> Refused:
+        return self._refuse(
+            TRANSACTION,
+            payload,
+            Refused(
+                409,
+                "transaction_id",
+                "already_in_lake",
+                f"{tid} is already in the lake (scored by the batch job, or answered before the "
+                "log kept its answer)",
+            ),
+        )
 
     def _count_decision(self, answer: dict[str, Any]) -> None:
         self.metrics.count(
@@ -478,6 +512,7 @@ def _answer(tx: Transaction, s: Any, featurized: Featurized) -> dict[str, Any]:
         "score": s.score,
         "decision": s.decision,
         "reasons": s.reasons,
+        "reasons_exact": s.reasons_exact,
         "model_version": s.model_version,
         "threshold": s.threshold,
         "account_id": tx.account_id,
@@ -509,7 +544,7 @@ def _score_row(tx: Transaction, s: Any, received_at: str) -> dict[str, Any]:
     return row
 
 
-def _recent(answer: dict[str, Any], latency: float) -> dict[str, Any]:
+def _recent(answer: dict[str, Any]) -> dict[str, Any]:
     """A decision as the live view lists it: no keys beyond the transaction's id."""
     return {
         "transaction_id": answer["transaction_id"],
@@ -521,7 +556,7 @@ def _recent(answer: dict[str, Any], latency: float) -> dict[str, Any]:
         "decision": answer["decision"],
         "reasons": ", ".join(r["reason_code"] or r["feature"] for r in answer["reasons"]),
         "model_version": answer["model_version"],
-        "latency_ms": round(latency * 1000, 3),
+        "latency_ms": answer["latency_ms"],
     }
 
 

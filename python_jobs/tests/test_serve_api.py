@@ -339,3 +339,23 @@ def test_a_new_champion_answers_without_a_restart_or_a_failed_request(
     assert versions[0] == old and versions[-1] == new
     switch = versions.index(new)
     assert set(versions[:switch]) == {old} and set(versions[switch:]) == {new}
+
+
+def test_concurrent_clients_are_decided_one_after_another(
+    client: TestClient, service: ScoringService
+) -> None:
+    """Requests in flight together may be decided together: each is still answered alone (a
+    refused one refuses only itself) and sees exactly the ones decided before it."""
+    good = [tx(n, event_ts="2026-10-02 10:00:00") for n in range(1, 41)]
+    bad = [tx(n, amount="not money") for n in range(100, 105)]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(
+            pool.map(
+                lambda p: client.post("/v1/transactions", json=p, params={"include": "features"}),
+                good + bad,
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * len(good) + [422] * len(bad)
+    seen_before = sorted(r.json()["features"]["cust_tx_count_1d"] for r in responses[: len(good)])
+    assert seen_before == list(range(len(good)))  # a strict order, nobody missed or twice
+    assert service.state.applied == len(good)
