@@ -429,6 +429,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows,
         batch_seconds=args.batch_seconds,
         ingestion_day=args.ingestion_day,
+        alert_webhook=args.alert_webhook,
+        alert_sns_topic=args.alert_sns_topic,
     )
 
 
@@ -755,6 +757,17 @@ def _serve_commands(commands: Commands) -> None:
         default=None,
         help="replays of history: land every row in this raw ingestion day, YYYY-MM-DD "
         "(default: the bank's calendar day when it arrives)",
+    )
+    serve.add_argument(
+        "--alert-webhook",
+        default=None,
+        help="also POST every alert to this URL (retried, then kept in lake/_stream/)",
+    )
+    serve.add_argument(
+        "--alert-sns-topic",
+        default=None,
+        help="also publish every alert to this SNS topic ARN (AWS credentials and region "
+        "from the environment)",
     )
     stream = _command(commands, cmd_stream, lake=False)
     stream.add_argument("--source-lake", required=True, help="the lake whose raw day is replayed")

@@ -35,11 +35,11 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import httpx
 
-from python_jobs.aws.clients import Service, aws_client, error_code
+from python_jobs.aws.clients import aws_client, error_code
 from python_jobs.environment import aws_profile, aws_region, environment
 from python_jobs.retry import Backoff, RetryPolicy, retry_call
 
@@ -393,7 +393,7 @@ def make_sns_client(region: str | None = None, *, timeout: float = 5.0) -> Any:
     env = environment()
     return aws_client(
         # clients.Service does not name "sns" yet; aws_client passes the name to boto3
-        cast(Service, "sns"),
+        "sns",
         region=region or aws_region(env),
         profile=aws_profile(env),
         config=Config(

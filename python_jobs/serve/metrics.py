@@ -32,7 +32,9 @@ class Metrics:
         self._buckets = [0] * len(LATENCY_BUCKETS)
         self._latency_sum = 0.0
         self._latency_count = 0
-        self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._gauges: dict[
+            str, tuple[str, dict[tuple[tuple[str, str], ...], Callable[[], float]]]
+        ] = {}
 
     def count(self, name: str, help_text: str, n: int = 1, **labels: str) -> None:
         with self._lock:
@@ -47,8 +49,10 @@ class Metrics:
             self._latency_sum += seconds
             self._latency_count += 1
 
-    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        self._gauges[name] = (help_text, read)
+    def gauge(self, name: str, help_text: str, read: Callable[[], float], **labels: str) -> None:
+        """A value read when scraped; one name may have several label sets."""
+        _, reads = self._gauges.setdefault(name, (help_text, {}))
+        reads[tuple(sorted(labels.items()))] = read
 
     def value(self, name: str, **labels: str) -> int:
         with self._lock:
@@ -71,6 +75,8 @@ class Metrics:
             lines.append(f'{name}_bucket{{le="+Inf"}} {self._latency_count}')
             lines.append(f"{name}_sum {self._latency_sum}")
             lines.append(f"{name}_count {self._latency_count}")
-        for name, (help_text, read) in sorted(self._gauges.items()):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read()}"]
+        for name, (help_text, reads) in sorted(self._gauges.items()):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+            for labels, read in sorted(reads.items()):
+                lines.append(f"{name}{_labels(dict(labels))} {read()}")
         return "\n".join(lines) + "\n"

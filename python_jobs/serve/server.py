@@ -18,8 +18,10 @@ import uvicorn
 
 from python_jobs.dashboard.server import check_port, free_port
 from python_jobs.lake.layout import Lake
+from python_jobs.serve.alerts import build_sinks
 from python_jobs.serve.app import create_app
 from python_jobs.serve.service import ScoringService, ServeConfig
+from python_jobs.serve.wal import StreamPaths
 
 
 def serve(
@@ -30,6 +32,8 @@ def serve(
     batch_rows: int = 1_000,
     batch_seconds: float = 5.0,
     ingestion_day: date | None = None,
+    alert_webhook: str | None = None,
+    alert_sns_topic: str | None = None,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = ServeConfig(
@@ -37,6 +41,12 @@ def serve(
         batch_rows=batch_rows,
         batch_seconds=batch_seconds,
         ingestion_day=ingestion_day,
+        sinks=build_sinks(
+            StreamPaths(lake).root / "alerts.jsonl",
+            alert_webhook,
+            alert_sns_topic,
+            StreamPaths(lake).root,
+        ),
     )
     check_port(host, port)
     service = ScoringService(config)

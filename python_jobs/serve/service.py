@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -398,7 +399,9 @@ class ScoringService:
         for sink in self.sinks:
             try:
                 sink.send(alert)
-                self.metrics.count("banklake_alerts_total", "Alerts sent, by sink.", sink=sink.name)
+                self.metrics.count(
+                    "banklake_alerts_total", "Alerts raised and handed to a sink.", sink=sink.name
+                )
             except Exception:
                 log.exception("alert sink %s failed", sink.name)
                 self.metrics.count(
@@ -489,12 +492,26 @@ class ScoringService:
             self._flush_lag,
         )
 
+        for sink in self.sinks:
+            for counter in ("sent", "retried", "dead_lettered", "pending"):
+                if hasattr(sink, counter):
+                    self.metrics.gauge(
+                        f"banklake_alert_sink_{counter}",
+                        f"Alerts a remote sink has {counter.replace('_', ' ')} (since start).",
+                        _reader(sink, counter),
+                        sink=sink.name,
+                    )
+
     def _flush_lag(self) -> float:
         oldest = self.wal.oldest_pending()
         if oldest is None:
             return 0.0
         now = datetime.now(UTC).replace(tzinfo=None)
         return (now - datetime.fromisoformat(oldest)).total_seconds()
+
+
+def _reader(source: object, attribute: str) -> Callable[[], float]:
+    return lambda: float(getattr(source, attribute))
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:

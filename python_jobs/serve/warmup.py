@@ -5,15 +5,17 @@ export (docs/decisions/0013-readers-read-the-published-export.md): `fct_transact
 rows the windows can still reach and the whole history's first-seen pairs, `ml_features` for
 each row's first-time and unusual-state flags as dbt computed them. The result is the state
 the service would hold had it seen every published row arrive.
+
+The export is read into a backend-neutral `Snapshot` (plain columns and lists) that the state
+loads itself (`StateBackend.load`): the in-process OnlineState builds its tracks, RedisState
+writes its keys. Either way the same rows give the same features.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -24,16 +26,15 @@ from python_jobs.lake.layout import Lake
 from python_jobs.lake.published import NothingPublished, PublishedVersion, current
 from python_jobs.serve.contract import epoch
 from python_jobs.serve.state import (
-    COUNTERPARTY_COLUMNS,
-    CUSTOMER_COLUMNS,
     DAY,
-    DEVICE_COLUMNS,
     NEVER,
+    NOTHING_PUBLISHED,
     RETENTION_DAYS,
     TYPES,
-    OnlineState,
+    FirstSeen,
+    Snapshot,
+    StateBackend,
 )
-from python_jobs.serve.tracks import Track
 
 NEEDED_MARTS = ("fct_transactions", "ml_features")
 
@@ -45,6 +46,8 @@ class Warmup:
     rows: int
     newest_event: datetime | None
     seconds: float
+    # the state already held this export (a persistent store, `warm(reuse=True)`): kept as is
+    reused: bool = False
 
 
 def _connect(version: PublishedVersion) -> duckdb.DuckDBPyConnection:
@@ -105,74 +108,44 @@ def _epochs(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(seconds.fill_null(NEVER).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _groups(keys: np.ndarray) -> list[tuple[object, slice]]:
-    """Runs of equal keys in an array sorted by key."""
-    if keys.size == 0:
-        return []
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    ends = np.r_[starts[1:], keys.size]
-    return [(keys[s], slice(s, e)) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+def warm(state: StateBackend, lake: Lake, *, reuse: bool = False) -> Warmup:
+    """Loads the published lake into `state`, replacing what it held.
 
-
-def _tracks(
-    rows: dict[str, np.ndarray], key: np.ndarray, columns: Mapping[str, Any]
-) -> dict[str, Track]:
-    """One Track per key value, rows in time order (a stable sort by key keeps it)."""
-    present = np.array([k is not None for k in key], dtype=bool)
-    index = np.flatnonzero(present)
-    order = index[np.argsort(key[index].astype(str), kind="stable")]
-    sorted_key = key[order]
-    tracks = {}
-    for value, part in _groups(sorted_key):
-        take = order[part]
-        tracks[str(value)] = Track.from_arrays({name: rows[name][take] for name in columns})
-    return tracks
-
-
-def warm(state: OnlineState, lake: Lake) -> Warmup:
-    """Loads the published lake into an empty `state`."""
+    With `reuse`, a state that already holds the current export (a persistent store such as
+    RedisState, after a restart) is kept as it is, with what was applied since: only safe when
+    everything applied to it was acknowledged (python_jobs/serve/redis_state.py says why)."""
     started = time.perf_counter()
     try:
         version = current(lake)
     except NothingPublished:
-        return Warmup(None, None, 0, None, time.perf_counter() - started)
+        reused = reuse and state.loaded() == NOTHING_PUBLISHED
+        if not reused:
+            state.load(Snapshot.empty(NOTHING_PUBLISHED))
+        return Warmup(None, None, 0, None, time.perf_counter() - started, reused)
     con = _connect(version)
     try:
         newest = con.execute("select max(event_ts) from curated.fct_transactions").fetchone()
         newest_ts = None if newest is None else newest[0]
+        if reuse and state.loaded() == version.version:
+            return Warmup(
+                version.version,
+                version.published_at,
+                0,
+                newest_ts,
+                time.perf_counter() - started,
+                reused=True,
+            )
         if newest_ts is None:
+            state.load(Snapshot.empty(version.version))
             return Warmup(
                 version.version, version.published_at, 0, None, time.perf_counter() - started
             )
-        state.newest = max(state.newest, epoch(newest_ts))
-        horizon = datetime(1970, 1, 1) + timedelta(seconds=state.newest - RETENTION_DAYS * DAY)
-        recent = con.execute(RECENT_SQL, [horizon]).fetch_arrow_table()
-        _load_recent(state, recent)
-        for key, target in (
-            ("counterparty_key", state.first_counterparty),
-            ("device_id", state.first_device),
-        ):
-            seen = con.execute(FIRST_SEEN_SQL.format(key=key)).fetch_arrow_table()
-            customers = seen["customer_id"].to_pylist()
-            keys = seen["key"].to_pylist()
-            firsts = _epochs(seen["first_ts"]).tolist()
-            ids = seen["first_id"].to_pylist()
-            target.update(
-                zip(zip(customers, keys, strict=True), zip(firsts, ids, strict=True), strict=True)
-            )
-        _load_devices(state)
-        dropped = con.execute(DROPPED_LAST_SQL, [horizon]).fetch_arrow_table()
-        state.dropped_last.update(
-            zip(
-                dropped["customer_id"].to_pylist(),
-                _epochs(dropped["last_ts"]).tolist(),
-                strict=True,
-            )
-        )
+        snapshot = _snapshot(con, version.version, epoch(newest_ts))
+        state.load(snapshot)
         return Warmup(
             version.version,
             version.published_at,
-            recent.num_rows,
+            snapshot.rows,
             newest_ts,
             time.perf_counter() - started,
         )
@@ -180,50 +153,62 @@ def warm(state: OnlineState, lake: Lake) -> Warmup:
         con.close()
 
 
-def _load_recent(state: OnlineState, recent: pa.Table) -> None:
-    n = recent.num_rows
-    ts = _epochs(recent["event_ts"])
-    tid = np.array(recent["transaction_id"].to_pylist(), dtype=object)
-    customer = np.array(recent["customer_id"].to_pylist(), dtype=object)
-    counterparty = np.array(recent["counterparty_key"].to_pylist(), dtype=object)
-    states = recent["state"].to_pylist()
-    inbound = recent["inbound"].to_numpy(zero_copy_only=False).astype(bool)
-    types = recent["transaction_type"].to_pylist()
-    rows = {
-        "ts": ts,
-        "tid": tid,
+def _snapshot(con: duckdb.DuckDBPyConnection, version: str, newest: int) -> Snapshot:
+    """What the state needs of the export whose latest event is at `newest`."""
+    horizon = datetime(1970, 1, 1) + timedelta(seconds=newest - RETENTION_DAYS * DAY)
+    recent = con.execute(RECENT_SQL, [horizon]).fetch_arrow_table()
+    first_seen = []
+    for key in ("counterparty_key", "device_id"):
+        seen = con.execute(FIRST_SEEN_SQL.format(key=key)).fetch_arrow_table()
+        first_seen.append(
+            FirstSeen(
+                seen["customer_id"].to_pylist(),
+                seen["key"].to_pylist(),
+                _epochs(seen["first_ts"]).tolist(),
+                seen["first_id"].to_pylist(),
+            )
+        )
+    dropped = con.execute(DROPPED_LAST_SQL, [horizon]).fetch_arrow_table()
+    return Snapshot(
+        version=version,
+        newest=newest,
+        recent=_recent_columns(recent),
+        first_counterparty=first_seen[0],
+        first_device=first_seen[1],
+        dropped_last=dict(
+            zip(
+                dropped["customer_id"].to_pylist(),
+                _epochs(dropped["last_ts"]).tolist(),
+                strict=True,
+            )
+        ),
+    )
+
+
+def _recent_columns(recent: pa.Table) -> dict[str, np.ndarray]:
+    """RECENT_SQL's rows as SNAPSHOT_COLUMNS."""
+
+    def flags(name: str) -> np.ndarray:
+        return recent[name].to_numpy(zero_copy_only=False).astype(bool)
+
+    def objects(name: str) -> np.ndarray:
+        return np.array(recent[name].to_pylist(), dtype=object)
+
+    inbound = flags("inbound")
+    return {
+        "tid": objects("transaction_id"),
+        "customer": objects("customer_id"),
+        "counterparty": objects("counterparty_key"),
+        "ts": _epochs(recent["event_ts"]),
         "cents": recent["cents"].to_numpy(zero_copy_only=False).astype(np.int64),
         "inbound": inbound,
-        "new_sender": inbound & recent["first_time"].to_numpy(zero_copy_only=False).astype(bool),
-        "declined": recent["declined"].to_numpy(zero_copy_only=False).astype(bool),
-        "kind": np.array([TYPES.index(k) * 2 for k in types], dtype=np.int16)
+        "declined": flags("declined"),
+        "kind": np.array(
+            [TYPES.index(k) * 2 for k in recent["transaction_type"].to_pylist()], dtype=np.int16
+        )
         + inbound.astype(np.int16),
-        "state": np.array([state._state_code(s) for s in states], dtype=np.int16),
-        "first_time": recent["first_time"].to_numpy(zero_copy_only=False).astype(bool),
-        "unusual": recent["unusual"].to_numpy(zero_copy_only=False).astype(bool),
+        "state": objects("state"),
+        "first_time": flags("first_time"),
+        "unusual": flags("unusual"),
         "reported": _epochs(recent["fraud_reported_at"]),
     }
-    state.customers.update(_tracks(rows, customer, CUSTOMER_COLUMNS))
-    state.counterparties.update(_tracks(rows, counterparty, COUNTERPARTY_COLUMNS))
-    state.transactions.update(
-        zip(tid.tolist(), zip(counterparty.tolist(), ts.tolist(), strict=True), strict=True)
-    )
-    state.applied += n
-
-
-def _load_devices(state: OnlineState) -> None:
-    """Each device's first uses in the retention window, from the first-seen pairs."""
-    horizon = state.newest - RETENTION_DAYS * DAY
-    by_device: dict[str, list[tuple[int, str]]] = {}
-    for (customer, device), (first, _) in state.first_device.items():
-        if first >= horizon:
-            by_device.setdefault(device, []).append((first, customer))
-    for device, uses in by_device.items():
-        uses.sort()
-        state.devices[device] = Track.from_arrays(
-            {
-                "ts": np.array([u[0] for u in uses], dtype=np.int64),
-                "customer": np.array([u[1] for u in uses], dtype=object),
-            }
-        )
-    assert set(DEVICE_COLUMNS) == {"ts", "customer"}

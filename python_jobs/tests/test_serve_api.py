@@ -23,8 +23,11 @@ from ml.features import FEATURES
 from ml.layout import MlLayout
 from ml.tests.conftest import FAST_TRAINING, TRAINED_AT, synthetic_features, write_features
 from ml.train import train
+from python_jobs.dashboard.server import free_port
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
+from python_jobs.retry import Backoff
+from python_jobs.serve.alerts import WEBHOOK_DEAD_LETTER, OutboxSink, WebhookSink
 from python_jobs.serve.app import MAX_BODY_BYTES, create_app
 from python_jobs.serve.contract import FraudReportPayload, TransactionPayload, hash_pii
 from python_jobs.serve.service import MAX_BATCH, ScoringService, ServeConfig
@@ -359,3 +362,35 @@ def test_concurrent_clients_are_decided_one_after_another(
     seen_before = sorted(r.json()["features"]["cust_tx_count_1d"] for r in responses[: len(good)])
     assert seen_before == list(range(len(good)))  # a strict order, nobody missed or twice
     assert service.state.applied == len(good)
+
+
+def test_the_api_keeps_answering_while_the_alert_webhook_is_down(
+    lake: Lake, tmp_path: Path
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/alerts"  # nothing listens there
+    webhook = WebhookSink(
+        down,
+        tmp_path / WEBHOOK_DEAD_LETTER,
+        attempts=2,
+        backoff=Backoff(initial=0.01, factor=2.0, maximum=0.05),
+        drain_timeout=5.0,
+    )
+    sinks = [OutboxSink(tmp_path / "outbox.jsonl"), webhook]
+    service = ScoringService(ServeConfig(lake=lake.root, sinks=sinks))
+    with TestClient(create_app(service)) as client:
+        answers = [
+            client.post(
+                "/v1/transactions",
+                json=tx(n, amount=f"{50 * n}.00", event_ts=f"2026-10-02 03:{n:02d}:00"),
+            )
+            for n in range(1, 40)
+        ]
+    assert {a.status_code for a in answers} == {200}
+    raised = [a.json()["transaction_id"] for a in answers if a.json()["decision"] != "approve"]
+    assert raised
+    # stopping the service closed the sinks: what the webhook never took is kept, with why
+    dead = [json.loads(line) for line in (tmp_path / WEBHOOK_DEAD_LETTER).open()]
+    assert sorted(d["alert"]["transaction_id"] for d in dead) == sorted(raised)
+    assert all(d["reason"] for d in dead)
+    outbox = [json.loads(line) for line in (tmp_path / "outbox.jsonl").open()]
+    assert [a["transaction_id"] for a in outbox] == raised
