@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -251,7 +252,7 @@ def _lower_trim(value: str | None) -> str | None:
     return None if value is None else value.strip(" ").lower()
 
 
-def normalize_transaction(payload: dict[str, str | None]) -> Transaction:
+def normalize_transaction(payload: Mapping[str, str | None]) -> Transaction:
     """The processed layer's reading of one raw row, or its rejection (ContractError)."""
     transaction_id = _trimmed(payload.get("transaction_id"))
     account_id = _trimmed(payload.get("account_id"))
@@ -330,7 +331,7 @@ def normalize_transaction(payload: dict[str, str | None]) -> Transaction:
     )
 
 
-def normalize_report(payload: dict[str, str | None]) -> FraudReport:
+def normalize_report(payload: Mapping[str, str | None]) -> FraudReport:
     """models/processed/stg_fraud_reports_triaged.sql's reading of one report."""
     report_id = _trimmed(payload.get("report_id"))
     transaction_id = _trimmed(payload.get("transaction_id"))

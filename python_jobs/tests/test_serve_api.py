@@ -27,7 +27,7 @@ from python_jobs.dashboard.server import free_port
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
 from python_jobs.retry import Backoff
-from python_jobs.serve.alerts import WEBHOOK_DEAD_LETTER, OutboxSink, WebhookSink
+from python_jobs.serve.alerts import WEBHOOK_DEAD_LETTER, AlertSink, OutboxSink, WebhookSink
 from python_jobs.serve.app import MAX_BODY_BYTES, create_app
 from python_jobs.serve.contract import FraudReportPayload, TransactionPayload, hash_pii
 from python_jobs.serve.service import MAX_BATCH, ScoringService, ServeConfig
@@ -375,7 +375,7 @@ def test_the_api_keeps_answering_while_the_alert_webhook_is_down(
         backoff=Backoff(initial=0.01, factor=2.0, maximum=0.05),
         drain_timeout=5.0,
     )
-    sinks = [OutboxSink(tmp_path / "outbox.jsonl"), webhook]
+    sinks: list[AlertSink] = [OutboxSink(tmp_path / "outbox.jsonl"), webhook]
     service = ScoringService(ServeConfig(lake=lake.root, sinks=sinks))
     with TestClient(create_app(service)) as client:
         answers = [
