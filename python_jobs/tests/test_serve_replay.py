@@ -24,6 +24,7 @@ from ml.tests.conftest import FAST_TRAINING
 from ml.train import train
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
+from python_jobs.lake.published import current
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS
 from python_jobs.pipeline import build, export
 from python_jobs.serve.parity import ParityReport, check
@@ -146,6 +147,24 @@ def test_served_features_and_scores_are_dbt_s_and_the_batch_job_s(
     # late rows reach few transactions: the comparison is not vacuous
     assert len(report.touched) < report.answered * 0.05
     assert report.compared - len(report.feature_mismatches) > report.answered * 0.95
+    # the streamed scores reached the alert mart of the build (before the batch job ran)
+    raised = {
+        a["body"]["transaction_id"]
+        for a in _answers(answers)
+        if a["kind"] == "transaction"
+        and a["status"] == 200
+        and a["body"]["decision"] != "approve"
+        and a["body"]["event_ts"].startswith(DAY.isoformat())
+    }
+    assert raised
+    version = current(serving)
+    alerts = {
+        row["transaction_id"]
+        for path in version.mart_files("fct_fraud_alerts")
+        for row in pq.read_table(path, columns=["transaction_id", "score_date"]).to_pylist()
+        if row["score_date"] == DAY
+    }
+    assert alerts == raised
 
 
 def test_every_acknowledged_row_lands_once_and_every_refused_one_is_kept(
