@@ -68,17 +68,30 @@ class FraudModel:
         return Explanation(combined, f"{booster.method}+forest-paths", booster.note)
 
     def explain_few(self, x: np.ndarray, exact: np.ndarray | None = None) -> Explanation:
-        """explain() for a handful of rows (real-time scoring), without compiling tables.
+        """explain() for a handful of rows (real-time scoring): see score_few."""
+        return self.score_few(x, exact=exact)[1]
 
-        The booster's part is exact TreeSHAP (XGBoost's own: the batch job's values) for the
-        rows where `exact` is true (default all), and path attributions (XGBoost's
-        approx_contribs, as the forest's part always is) for the others: exact TreeSHAP costs
-        a millisecond or more a row, path attributions a few dozen microseconds."""
-        exact = np.ones(len(x), dtype=bool) if exact is None else np.asarray(exact, dtype=bool)
-        # one DMatrix for every call: building it is most of a small batch's cost
-        matrix = xgb.DMatrix(
-            np.asarray(x, dtype=np.float32), missing=np.nan, feature_names=list(FEATURES)
-        )
+    def score_few(
+        self, x: np.ndarray, *, exact: np.ndarray | None = None, threshold: float | None = None
+    ) -> tuple[np.ndarray, Explanation]:
+        """predict() and explain() of a handful of rows (real-time scoring) from one DMatrix:
+        per call, XGBoost's fixed costs are most of a small batch's.
+
+        The booster's part of a row's explanation is exact TreeSHAP (XGBoost's own: the batch
+        job's values) where `exact` is true, or where the score reaches `threshold` when that
+        is given instead (default: every row), and path attributions (approx_contribs, as the
+        forest's part always is) for the others: exact TreeSHAP costs a millisecond or more a
+        row, path attributions a fraction of that."""
+        # the columns are FEATURES (the callers' contract): no names to check at every call
+        matrix = xgb.DMatrix(np.asarray(x, dtype=np.float32), missing=np.nan)
+        booster = _predict(self.booster, matrix)
+        if self.forest is None:
+            scores = booster
+        else:
+            scores = combine(booster, _predict(self.forest, matrix))
+        if exact is None:
+            exact = np.ones(len(x), dtype=bool) if threshold is None else scores >= threshold
+        exact = np.asarray(exact, dtype=bool)
         contributions = np.empty((len(x), x.shape[1]), dtype=np.float64)
         if exact.all():
             contributions[:] = _contribs(self.booster, matrix, approx=False)
@@ -86,17 +99,23 @@ class FraudModel:
             contributions[:] = _contribs(self.booster, matrix, approx=True)
             if exact.any():
                 contributions[exact] = xgboost_contributions(self.booster, x[exact])
-        points = _log_odds_to_points(self.booster, x, contributions)
+        margin = _predict(self.booster, matrix, output_margin=True)
+        points = _points(contributions, margin)
         method = "xgboost" if exact.all() else "xgboost+paths"
         if self.forest is None:
-            return Explanation(points, method)
+            return scores, Explanation(points, method)
         forest = _contribs(self.forest, matrix, approx=True)
-        return Explanation(WEIGHTS[0] * points + WEIGHTS[1] * forest, f"{method}+forest-paths")
+        combined = WEIGHTS[0] * points + WEIGHTS[1] * forest
+        return scores, Explanation(combined, f"{method}+forest-paths")
+
+
+def _predict(model: xgb.Booster, matrix: xgb.DMatrix, **options: bool) -> np.ndarray:
+    values = model.predict(matrix, validate_features=False, **options)
+    return np.asarray(values, dtype=np.float64)
 
 
 def _contribs(model: xgb.Booster, matrix: xgb.DMatrix, *, approx: bool) -> np.ndarray:
-    values = model.predict(matrix, pred_contribs=True, approx_contribs=approx)
-    return np.asarray(values[:, :-1], dtype=np.float64)
+    return _predict(model, matrix, pred_contribs=True, approx_contribs=approx)[:, :-1]
 
 
 def _log_odds_to_points(
@@ -112,6 +131,11 @@ def _log_odds_to_points(
         margin[rows] = booster.inplace_predict(
             take_rows(x, rows), missing=np.nan, predict_type="margin"
         )
+    return _points(contributions, margin)
+
+
+def _points(contributions: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    """_log_odds_to_points with each row's margin known."""
     gained = contributions.sum(axis=1)
     base = margin - gained
     p, p0 = _sigmoid(margin), _sigmoid(base)

@@ -464,7 +464,22 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """scale benchmark: the whole pipeline timed per stage, pandas alongside"""
+    """scale benchmark: the whole pipeline timed per stage, pandas alongside (`bench serve`:
+    the real-time service)"""
+    if args.stage == "serve":
+        from python_jobs.lake.layout import Lake
+        from python_jobs.serve.bench import run_serve_bench
+
+        if not args.lake:
+            raise ValueError("bench serve needs --lake: a built lake with a champion")
+        _, record = run_serve_bench(
+            Lake(Path(args.lake)),
+            rates=tuple(args.rates),
+            seconds=args.seconds,
+            out=Path(args.out),
+        )
+        print(f"record: {record} and {record.with_suffix('.md')}")
+        return 0
     from python_jobs.bench.config import BenchConfig
     from python_jobs.bench.run import run_bench
 
@@ -807,12 +822,32 @@ def _bench_command(commands: Commands) -> None:
     bench = _command(commands, cmd_bench, lake=False)
     _add_json(bench)
     bench.add_argument(
+        "stage",
+        nargs="?",
+        choices=("pipeline", "serve"),
+        default="pipeline",
+        help="pipeline (default): generate, build, train, score at scale; serve: the "
+        "real-time service's latency and throughput on the built --lake",
+    )
+    bench.add_argument(
+        "--rates",
+        type=lambda text: [float(part) for part in text.split(",")],
+        default=[100.0, 250.0, 500.0, 1000.0, 1500.0, 2000.0],
+        help="serve: offered loads, requests a second (100,250,500,1000,1500,2000)",
+    )
+    bench.add_argument(
+        "--seconds", type=float, default=10.0, help="serve: seconds each load lasts (10)"
+    )
+    bench.add_argument(
         "--transactions", type=int, default=10_000_000, help="raw transactions (10,000,000)"
     )
     bench.add_argument("--days", type=int, default=30, help="days they span (30)")
     bench.add_argument("--seed", type=int, default=42, help="random seed (42)")
     bench.add_argument(
-        "--lake", default=None, help="a new, empty lake folder (default: a temporary one)"
+        "--lake",
+        default=None,
+        help="pipeline: a new, empty lake folder (default: a temporary one); serve: the "
+        "built lake to serve from (required)",
     )
     bench.add_argument(
         "--keep-lake", action="store_true", help="keep the temporary lake (a given --lake is kept)"

@@ -94,7 +94,7 @@ class ModelHolder:
     def load(self) -> LoadedModel:
         """Loads the champion now (start-up): raises NoChampionError without one."""
         stamp = self._champion_stamp()
-        model = load_champion(self.layout)
+        model = _for_serving(load_champion(self.layout))
         self._model, self._stamp = model, stamp
         return model
 
@@ -112,7 +112,7 @@ class ModelHolder:
     def _reload(self, stamp: tuple[int, int]) -> None:
         with self._loading:
             try:
-                model = load_champion(self.layout)
+                model = _for_serving(load_champion(self.layout))
             except (NoChampionError, OSError, ValueError, RuntimeError) as error:
                 # a half-written promotion or a broken version: keep serving the current one
                 self.last_error = f"{type(error).__name__}: {error}"
@@ -139,14 +139,23 @@ class ModelHolder:
         return None if self._model is None else self._model.version
 
 
+def _for_serving(model: LoadedModel) -> LoadedModel:
+    """One XGBoost thread per call: decisions are made one batch at a time on one thread, and
+    for a few rows waking a team of OpenMP threads costs more than it saves (the other core
+    serves HTTP)."""
+    model.booster.set_param({"nthread": 1})
+    if model.forest is not None:
+        model.forest.set_param({"nthread": 1})
+    return model
+
+
 def score(model: LoadedModel, x: np.ndarray) -> list[Scored]:
     """Scores rows of the model input (ml/dataset.py feature_matrix)."""
-    scores = model.model.predict(x)
     review = model.threshold
     # an alert's reasons are the batch job's, exactly (TreeSHAP); an approval's are path
     # attributions: exact TreeSHAP costs a millisecond or more a row
+    scores, explanation = model.model.score_few(x, threshold=review)
     alerted = scores >= review
-    explanation = model.model.explain_few(x, exact=alerted)
     reasons = reasons_of(explanation.contributions)
     block = model.block_threshold
     out = []

@@ -27,6 +27,7 @@ from python_jobs.lake.layout import Lake
 from python_jobs.lake.published import current
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS
 from python_jobs.pipeline import build, export
+from python_jobs.serve.bench import run_serve_bench
 from python_jobs.serve.parity import ParityReport, check
 from python_jobs.serve.server import running_service
 from python_jobs.serve.stream import ServiceGone, day_events, stream_day
@@ -248,3 +249,18 @@ def test_a_kill_9_loses_nothing_acknowledged_and_lands_nothing_twice(
     print(report.summary())
     assert report.untouched_mismatches == [], report.summary()
     assert report.compared == report.answered
+
+
+def test_the_serve_benchmark_records_loads_memory_and_warm_up(lakes: Lakes, tmp_path: Path) -> None:
+    """A smoke run of `banklake bench serve` (no timing is asserted: make bench measures)."""
+    bench, record = run_serve_bench(
+        lakes.base, rates=(20.0, 40.0), seconds=2.0, out=tmp_path, say=lambda _: None
+    )
+    assert [load.sent for load in bench.loads] == [40, 80]
+    assert all(load.statuses == {200: load.sent} for load in bench.loads)
+    assert bench.rows_warmed > 0 and bench.rss_after_warmup_bytes > 0
+    written = json.loads(record.read_text())
+    assert written["state"]["transactions_warmed"] == bench.rows_warmed
+    assert [load["sent"] for load in written["loads"]] == [40, 80]
+    assert "| offered /s |" in record.with_suffix(".md").read_text()
+    assert written["lake"] == str(lakes.base.root)
