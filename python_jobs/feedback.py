@@ -21,7 +21,6 @@ the first and marks the other a duplicate: never two labels.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from python_jobs.lake.build_lock import exclusive
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, FRAUD_REPORTS, Feed
 from python_jobs.lake.writer import write_raw
@@ -127,13 +127,8 @@ def recorded_verdicts(lake: Lake, transaction_id: str) -> dict[str, list[Path]]:
 def _feedback_lock(lake: Lake) -> Iterator[None]:
     """One verdict at a time per lake (two investigators clicking at once, two browser tabs):
     the existence check and the write are one step."""
-    lake.root.mkdir(parents=True, exist_ok=True)
-    with (lake.root / LOCK_FILE).open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive(lake.root / LOCK_FILE):
+        yield
 
 
 def record_verdict(

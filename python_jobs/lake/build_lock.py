@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 
@@ -28,15 +29,22 @@ LOCK_FILE = ".build.lock"
 
 
 @contextmanager
-def building(lake: Lake) -> Iterator[None]:
-    """Held for a whole build: waits for a landing in progress to finish."""
-    lake.root.mkdir(parents=True, exist_ok=True)
-    with (lake.root / LOCK_FILE).open("a") as handle:
+def exclusive(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created if need be) for the block; waits for it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def building(lake: Lake) -> Iterator[None]:
+    """Held for a whole build: waits for a landing in progress to finish."""
+    with exclusive(lake.root / LOCK_FILE):
+        yield
 
 
 def _database_in_use(lake: Lake) -> bool:
