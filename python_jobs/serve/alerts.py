@@ -392,7 +392,6 @@ def make_sns_client(region: str | None = None, *, timeout: float = 5.0) -> Any:
 
     env = environment()
     return aws_client(
-        # clients.Service does not name "sns" yet; aws_client passes the name to boto3
         "sns",
         region=region or aws_region(env),
         profile=aws_profile(env),
