@@ -1,9 +1,13 @@
 """Real-time scoring, without HTTP: validate, feature, score, log durably, apply, alert.
 
 One lock orders every change: a transaction is featured on the state as it is, its record is
-appended to the write-ahead log and fsync'ed, and only then applied to the state and answered.
-A refused request changes nothing and is kept in the dead-letter file with its reason. The
-same transaction id (or report id) again gets the first answer, counted once.
+appended to the write-ahead log and fsync'ed, and only then answered. (Requests decided
+together are applied one after another before their common fsync, so that each sees the
+previous ones; should that fsync fail, the service stops answering until a restart rebuilds
+the state from the lake and the log.) A refused request changes nothing and is kept in the
+dead-letter file with its reason. The same transaction id (or report id) again within
+ANSWERS_KEPT_SECONDS gets the first answer, counted once; later the state still knows the
+transaction and refuses it (409), so it is never counted twice.
 
 Start-up (`start`): land a batch a crash interrupted, warm the state from the published lake,
 then re-apply what the lake's export does not hold yet: the stream's own landed files, then
@@ -52,6 +56,11 @@ BANK_TIME = ZoneInfo("America/Sao_Paulo")
 MAX_BATCH = 500  # transactions per POST /v1/transactions:batch
 RECENT_DECISIONS = 200  # GET /v1/decisions/recent (the dashboard's live page)
 STREAM_FILE_MARK = "-stream-"
+# How long an answer is kept for a repeated request (a client's retry): with its features,
+# an answer is a few kilobytes, so at a thousand transactions a second this is bounded in time
+ANSWERS_KEPT_SECONDS = 15 * 60
+# How often rows no window can reach any more are dropped from the state
+PRUNE_EVERY_SECONDS = 3600.0
 
 log = logging.getLogger("banklake.serve")
 
@@ -104,8 +113,11 @@ class ScoringService:
         self.metrics = Metrics()
         self.sinks = config.sinks or [OutboxSink(StreamPaths(self.lake).root / "alerts.jsonl")]
         self._lock = threading.Lock()
-        self._answers: dict[str, dict[str, Any]] = {}  # transaction id -> answer
-        self._reports: dict[str, dict[str, Any]] = {}  # report id -> answer
+        # transaction id -> answer and report id -> answer, oldest first (pruned by age)
+        self._answers: dict[str, dict[str, Any]] = {}
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._answered_at: deque[tuple[float, str, bool]] = deque()  # (time, id, is_report)
+        self._pruned_at = time.monotonic()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self.warmup: Warmup | None = None
         self.ready = False
@@ -158,6 +170,23 @@ class ScoringService:
                     self.flush()
                 except Exception:
                     log.exception("landing a micro-batch failed; retrying")
+            self._forget_old_answers()
+            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
+                with self._lock:
+                    dropped = self.state.prune()
+                self._pruned_at = time.monotonic()
+                log.info("state pruned: %s rows past every window dropped", f"{dropped:,}")
+
+    def _remember(self, key: str, answer: dict[str, Any], *, report: bool) -> None:
+        (self._reports if report else self._answers)[key] = answer
+        self._answered_at.append((time.monotonic(), key, report))
+
+    def _forget_old_answers(self) -> None:
+        cutoff = time.monotonic() - ANSWERS_KEPT_SECONDS
+        with self._lock:
+            while self._answered_at and self._answered_at[0][0] < cutoff:
+                _, key, report = self._answered_at.popleft()
+                (self._reports if report else self._answers).pop(key, None)
 
     def flush(self) -> None:
         """Lands every acknowledged record not landed yet."""
@@ -190,12 +219,14 @@ class ScoringService:
     def _reapply(self, record: Record) -> None:
         if record.kind == TRANSACTION:
             tx = normalize_transaction(record.payload)
-            self._answers[tx.transaction_id] = record.answer
+            if _age_seconds(record.received_at) < ANSWERS_KEPT_SECONDS:
+                self._remember(tx.transaction_id, record.answer, report=False)
             if not self.state.knows(tx.transaction_id):
                 self.state.apply(tx, self.state.featurize(tx))
         else:
             report = normalize_report(record.payload)
-            self._reports[report.report_id] = record.answer
+            if _age_seconds(record.received_at) < ANSWERS_KEPT_SECONDS:
+                self._remember(report.report_id, record.answer, report=True)
             self.state.apply_report(report.transaction_id, epoch(report.reported_at))
 
     # -- transactions ----------------------------------------------------------------------
@@ -331,7 +362,7 @@ class ScoringService:
                     _, tx, featurized = fresh[0]
                     self.state.apply(tx, featurized)
                 for record in records:
-                    self._answers[record.answer["transaction_id"]] = record.answer
+                    self._remember(record.answer["transaction_id"], record.answer, report=False)
             for i, tx in enumerate(transactions):
                 if results[i] is None and tx is not None:
                     results[i] = self._answers[tx.transaction_id]
@@ -368,8 +399,8 @@ class ScoringService:
                 409,
                 "transaction_id",
                 "already_in_lake",
-                f"{tid} is already in the lake (scored by the batch job, or answered before the "
-                "log kept its answer)",
+                f"{tid} is already known: in the lake, or answered more than "
+                f"{ANSWERS_KEPT_SECONDS // 60} minutes ago",
             ),
         )
 
@@ -439,7 +470,7 @@ class ScoringService:
                 self.failed = f"write-ahead log failed: {error}"
                 raise Unavailable(self.failed) from error
             self.state.apply_report(report.transaction_id, epoch(report.reported_at))
-            self._reports[report.report_id] = answer
+            self._remember(report.report_id, answer, report=True)
         self.metrics.count("banklake_fraud_reports_total", "Fraud reports received.")
         return answer
 
@@ -508,6 +539,12 @@ class ScoringService:
             return 0.0
         now = datetime.now(UTC).replace(tzinfo=None)
         return (now - datetime.fromisoformat(oldest)).total_seconds()
+
+
+def _age_seconds(received_at: str) -> float:
+    """Seconds since a record's receipt (ISO, UTC naive)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return (now - datetime.fromisoformat(received_at)).total_seconds()
 
 
 def _reader(source: object, attribute: str) -> Callable[[], float]:

@@ -394,3 +394,15 @@ def test_the_api_keeps_answering_while_the_alert_webhook_is_down(
     assert all(d["reason"] for d in dead)
     outbox = [json.loads(line) for line in (tmp_path / "outbox.jsonl").open()]
     assert [a["transaction_id"] for a in outbox] == raised
+
+
+def test_an_old_answer_is_forgotten_but_the_transaction_is_never_counted_twice(
+    client: TestClient, service: ScoringService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert client.post("/v1/transactions", json=tx()).status_code == 200
+    monkeypatch.setattr("python_jobs.serve.service.ANSWERS_KEPT_SECONDS", -1)
+    service._forget_old_answers()
+    again = client.post("/v1/transactions", json=tx())
+    assert again.status_code == 409
+    assert again.json()["detail"][0]["type"] == "already_in_lake"
+    assert service.state.applied == 1
