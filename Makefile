@@ -11,7 +11,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: demo test lint lint-python lint-types lint-sql lint-iac lint-docs pytest docs clean lock venv bench chromium
+.PHONY: demo test lint lint-python lint-types lint-sql lint-iac lint-docs pytest docs clean lock venv bench debian-packages
 
 venv: $(STAMP) profiles.yml
 
@@ -29,7 +29,7 @@ demo: venv
 
 # The linters (about a minute, one core) run beside pytest rather than before it; their output
 # is printed when both are done, and either failing fails the target.
-test: venv chromium
+test: venv debian-packages
 	@log=$$(mktemp); $(MAKE) --no-print-directory lint > $$log 2>&1 & lint=$$!; \
 	$(PYTEST); status=$$?; \
 	wait $$lint; lint_status=$$?; echo "--- make lint"; cat $$log; rm -f $$log; \
@@ -77,13 +77,14 @@ lint-iac: $(IAC_STAMP)
 # core spin on it. PYTEST_ARGS="-n 0" runs serially.
 PYTEST_ARGS ?= -n auto --dist loadfile
 PYTEST = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/pytest $(PYTEST_ARGS)
-pytest: venv chromium
+pytest: venv debian-packages
 	$(PYTEST)
 
-# Debian's chromium for the dashboard's browser test (Playwright, no browser download): installed
-# when missing, as root or with passwordless sudo; otherwise the test says so and skips.
-chromium:
-	@.ci/install-chromium
+# Debian's chromium (the dashboard's browser test: Playwright, no browser download) and
+# redis-server (the scoring service's Redis state tests): installed when missing, as root or with
+# passwordless sudo; otherwise the tests say so and skip.
+debian-packages:
+	@.ci/install-debian-packages
 
 # The manual (mkdocs, README.md as its home page) with the dbt docs site inside it: site/index.html,
 # the dbt site at site/dbt/index.html. Strict: a broken link or anchor fails the build. Offline.

@@ -84,11 +84,9 @@ class FraudModel:
         row, path attributions a fraction of that."""
         # the columns are FEATURES (the callers' contract): no names to check at every call
         matrix = xgb.DMatrix(np.asarray(x, dtype=np.float32), missing=np.nan)
-        booster = _predict(self.booster, matrix)
-        if self.forest is None:
-            scores = booster
-        else:
-            scores = combine(booster, _predict(self.forest, matrix))
+        scores = _predict(self.booster, matrix)
+        if self.forest is not None:
+            scores = combine(scores, _predict(self.forest, matrix))
         if exact is None:
             exact = np.ones(len(x), dtype=bool) if threshold is None else scores >= threshold
         exact = np.asarray(exact, dtype=bool)

@@ -431,6 +431,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ingestion_day=args.ingestion_day,
         alert_webhook=args.alert_webhook,
         alert_sns_topic=args.alert_sns_topic,
+        state_url=args.state,
     )
 
 
@@ -783,6 +784,13 @@ def _serve_commands(commands: Commands) -> None:
         default=None,
         help="also publish every alert to this SNS topic ARN (AWS credentials and region "
         "from the environment)",
+    )
+    serve.add_argument(
+        "--state",
+        default=None,
+        metavar="URL",
+        help="the online state: in this process (default), or on a Redis server: "
+        "redis://host:port/db or unix:///path/redis.sock (rebuilt from the lake at start)",
     )
     stream = _command(commands, cmd_stream, lake=False)
     stream.add_argument("--source-lake", required=True, help="the lake whose raw day is replayed")

@@ -2,7 +2,7 @@
 the page benchmark (development tools: playwright is in the dev lock, imported only here).
 
 Chromium is never downloaded: Playwright launches /usr/bin/chromium (`executable_path`);
-`make test` installs it when missing (.ci/install-chromium)."""
+`make test` installs it when missing (.ci/install-debian-packages)."""
 
 from __future__ import annotations
 

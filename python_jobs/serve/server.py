@@ -34,6 +34,7 @@ def serve(
     ingestion_day: date | None = None,
     alert_webhook: str | None = None,
     alert_sns_topic: str | None = None,
+    state_url: str | None = None,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = ServeConfig(
@@ -41,6 +42,7 @@ def serve(
         batch_rows=batch_rows,
         batch_seconds=batch_seconds,
         ingestion_day=ingestion_day,
+        state_url=state_url,
         sinks=build_sinks(
             StreamPaths(lake).root / "alerts.jsonl",
             alert_webhook,
@@ -53,8 +55,8 @@ def serve(
     print(
         f"banklake serve: warming up from {lake.root}, then http://{host}:{port}/docs", flush=True
     )
-    # one process: the state lives in it. uvicorn's lifespan starts and stops the service
-    # (SIGTERM lands what is pending before exiting)
+    # one process (decisions are ordered by one lock; the state is in it or on Redis).
+    # uvicorn's lifespan starts and stops the service (SIGTERM lands what is pending)
     uvicorn.run(
         create_app(service),
         host=host,

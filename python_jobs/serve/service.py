@@ -48,7 +48,7 @@ from python_jobs.serve.contract import (
 )
 from python_jobs.serve.metrics import Metrics
 from python_jobs.serve.scoring import APPROVE, BLOCK, REVIEW, ModelHolder, score
-from python_jobs.serve.state import Featurized, OnlineState
+from python_jobs.serve.state import Featurized, OnlineState, StateBackend
 from python_jobs.serve.wal import REPORT, TRANSACTION, Record, StreamPaths, WriteAheadLog
 from python_jobs.serve.warmup import Warmup, warm
 
@@ -100,6 +100,11 @@ class ServeConfig:
     # source lake had it. Default: the bank's calendar day when the request arrives.
     ingestion_day: date | None = None
     sinks: list[AlertSink] = field(default_factory=list)
+    # The online state: in this process (None, the default) or on a Redis server
+    # (redis://host:port/db, unix:///path/redis.sock), under this key prefix. Either way a
+    # start rebuilds it from the published lake and the log.
+    state_url: str | None = None
+    state_prefix: str = "banklake:"
 
 
 class ScoringService:
@@ -107,7 +112,7 @@ class ScoringService:
         self.config = config
         self.lake = Lake(config.lake)
         self.layout = MlLayout(self.lake)
-        self.state = OnlineState()
+        self.state: StateBackend = _state(config)
         self.models = ModelHolder(self.layout)
         self.wal = WriteAheadLog(self.lake)
         self.metrics = Metrics()
@@ -539,6 +544,14 @@ class ScoringService:
             return 0.0
         now = datetime.now(UTC).replace(tzinfo=None)
         return (now - datetime.fromisoformat(oldest)).total_seconds()
+
+
+def _state(config: ServeConfig) -> StateBackend:
+    if config.state_url is None:
+        return OnlineState()
+    from python_jobs.serve.redis_state import RedisState
+
+    return RedisState.from_url(config.state_url, config.state_prefix)
 
 
 def _age_seconds(received_at: str) -> float:

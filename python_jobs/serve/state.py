@@ -180,8 +180,8 @@ def _share(part: float, whole: float) -> float | None:
 def _bounds(ts: np.ndarray, t: int, seconds: int) -> tuple[int, int]:
     """Index range of the rows in (t - seconds, t]."""
     return (
-        int(np.searchsorted(ts, t - seconds, side="right")),
-        int(np.searchsorted(ts, t, side="right")),
+        int(ts.searchsorted(t - seconds, side="right")),
+        int(ts.searchsorted(t, side="right")),
     )
 
 
@@ -254,7 +254,7 @@ def _customer_features(tx: Transaction, t: int, f: dict[str, Any], history: Hist
         deviation = math.sqrt((spread / 10_000) / (n30 * (n30 - 1)))
         if deviation != 0:
             f["amount_zscore_30d"] = (amount - (s / 100) / n30) / deviation
-    strictly_before = int(np.searchsorted(times, t, side="left"))
+    strictly_before = int(times.searchsorted(t, side="left"))
     f["cust_seconds_since_prev_tx"] = _seconds_since_previous(
         tx, t, rows, strictly_before, hi, history.dropped_last
     )
@@ -307,7 +307,7 @@ def _counterparty_features(t: int, f: dict[str, Any], rows: Rows) -> None:
     times = rows.column("ts")[lo_all:hi]
 
     def since(days: int) -> int:
-        return int(np.searchsorted(times, t - days * DAY, side="right"))
+        return int(times.searchsorted(t - days * DAY, side="right"))
 
     def frauds(start: int, end: int) -> int:
         return int(reported[start:end].sum())

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -9,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import redis
 
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
@@ -94,3 +99,62 @@ def bucket(s3: Any) -> str:
 def athena() -> Iterator[tuple[Any, Any]]:
     with stubbed("athena") as client_and_stubber:
         yield client_and_stubber
+
+
+@pytest.fixture(scope="module")
+def redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private redis-server on a unix socket, without persistence; stopped by its PID."""
+    server = shutil.which("redis-server")
+    if server is None:
+        message = (
+            "redis-server is not installed: `make test` installs Debian's package as root "
+            "(.ci/install-debian-packages); without root run `sudo apt-get install redis-server`"
+        )
+        if os.environ.get("BANKLAKE_CI") or os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("redis")
+    socket = root / "redis.sock"
+    log = root / "redis.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                server,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(socket),
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(root),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        client = redis.Redis(unix_socket_path=str(socket))
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {log.read_text()}")
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield socket
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -51,7 +51,7 @@ def require_chromium() -> Path:
         return CHROMIUM
     message = (
         f"Debian's chromium is not installed ({CHROMIUM}): `make test` installs it as root "
-        "(.ci/install-chromium); without root run `sudo apt-get install chromium` (README)"
+        "(.ci/install-debian-packages); without root run `sudo apt-get install chromium` (README)"
     )
     if os.environ.get("BANKLAKE_CI") or os.environ.get("CI"):
         pytest.fail(message)

@@ -50,9 +50,20 @@ def lake(tmp_path: Path, template: Path) -> Lake:
     return Lake(tmp_path / "lake")
 
 
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The online state: in process, or on a real redis-server (a key prefix per test)."""
+    if request.param == "memory":
+        return {}
+    socket = request.getfixturevalue("redis_socket")
+    return {"state_url": f"unix://{socket}", "state_prefix": f"{request.node.name}:"}
+
+
 @pytest.fixture
-def service(lake: Lake) -> ScoringService:
-    return ScoringService(ServeConfig(lake=lake.root, batch_rows=10_000, batch_seconds=3600))
+def service(lake: Lake, backend: dict[str, Any]) -> ScoringService:
+    return ScoringService(
+        ServeConfig(lake=lake.root, batch_rows=10_000, batch_seconds=3600, **backend)
+    )
 
 
 @pytest.fixture
@@ -203,7 +214,7 @@ def test_the_same_transaction_again_gets_the_same_answer_and_counts_once(
 
 
 def test_a_batch_is_its_transactions_one_by_one(
-    client: TestClient, tmp_path: Path, template: Path
+    client: TestClient, tmp_path: Path, template: Path, backend: dict[str, Any]
 ) -> None:
     payloads = [tx(n, amount=f"{10 * n}.00", counterparty_key=f"key-{n % 2}") for n in range(1, 6)]
     batch = client.post(
@@ -211,7 +222,9 @@ def test_a_batch_is_its_transactions_one_by_one(
     )
     assert batch.status_code == 200, batch.text
     shutil.copytree(template, tmp_path / "other")
-    other = ScoringService(ServeConfig(lake=tmp_path / "other"))
+    if backend:
+        backend = {**backend, "state_prefix": backend["state_prefix"] + "other:"}
+    other = ScoringService(ServeConfig(lake=tmp_path / "other", **backend))
     with TestClient(create_app(other)) as single:
         one_by_one = [
             single.post("/v1/transactions", json=p, params={"include": "features"}).json()

@@ -207,13 +207,16 @@ def test_every_acknowledged_row_lands_once_and_every_refused_one_is_kept(
     )
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_a_kill_9_loses_nothing_acknowledged_and_lands_nothing_twice(
-    lakes: Lakes, tmp_path: Path
+    lakes: Lakes, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     serving = _copy(lakes.base, tmp_path / "serving")
     log = tmp_path / "serve.log"
     first_run = tmp_path / "first.jsonl"
     args = _replay_args(batch_rows=37, batch_seconds=0.05)  # land often: crash mid-landing
+    if backend == "redis":  # the state on a real redis-server, rebuilt at the restart
+        args += ["--state", f"unix://{request.getfixturevalue('redis_socket')}"]
     with running_service(serving, log=log, extra_args=args) as service:
         killer = threading.Timer(2.0, service.kill)
         killer.start()
