@@ -28,6 +28,7 @@ import os
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -283,6 +284,12 @@ def _string_data(lines: pa.Array) -> memoryview:
         lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4
     )
     return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]]
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The records of a raw JSON-lines file (gzip), in file order."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _digest(path: Path, feed: Feed) -> str:

@@ -378,17 +378,26 @@ class RedisState:
     def knows(self, transaction_id: str) -> bool:
         return self.client.zscore(self._tx, transaction_id) is not None
 
+    def _transaction_keys(self, tx: Transaction) -> list[str]:
+        """The keys of a transaction's own rows and pairs, in the scripts' KEYS order: its
+        customer's rows, counterparty's rows, device's first uses, first counterparties and
+        first devices."""
+        customer = tx.customer_id
+        return [
+            self._key("c", customer),
+            self._key("k", tx.counterparty_key or ""),
+            self._key("d", tx.device_id or ""),
+            self._key("fk", customer),
+            self._key("fd", customer),
+        ]
+
     def history(self, tx: Transaction) -> History:
         """The rows the windows of `tx` reach: one read-only script (atomic, so consistent)."""
         t = tx.epoch
         customer, key, device = tx.customer_id, tx.counterparty_key, tx.device_id
         reply = self._read(
             keys=[
-                self._key("c", customer),
-                self._key("k", key or ""),
-                self._key("d", device or ""),
-                self._key("fk", customer),
-                self._key("fd", customer),
+                *self._transaction_keys(tx),
                 self._last,
                 self._states,
             ],
@@ -450,11 +459,7 @@ class RedisState:
         first_time = featurized.first_time_counterparty
         self._apply(
             keys=[
-                self._key("c", customer),
-                self._key("k", key or ""),
-                self._key("d", device or ""),
-                self._key("fk", customer),
-                self._key("fd", customer),
+                *self._transaction_keys(tx),
                 self._tx,
                 self._txk,
                 self._pending,

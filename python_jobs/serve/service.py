@@ -16,8 +16,6 @@ the log's records. After a kill -9 the state is the one a rebuild from the lake 
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import threading
 import time
@@ -36,6 +34,7 @@ from ml.features import FEATURES
 from ml.layout import MlLayout
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
+from python_jobs.lake.writer import read_json_lines
 from python_jobs.serve.alerts import AlertSink, OutboxSink
 from python_jobs.serve.contract import (
     ContractError,
@@ -217,7 +216,7 @@ class ScoringService:
                     self.state.apply(tx, self.state.featurize(tx))
         for path in self.lake.raw_files(FRAUD_REPORTS):
             if STREAM_FILE_MARK in path.name:
-                for payload in _json_lines(path):
+                for payload in read_json_lines(path):
                     report = normalize_report(payload)
                     self.state.apply_report(report.transaction_id, epoch(report.reported_at))
 
@@ -562,11 +561,6 @@ def _age_seconds(received_at: str) -> float:
 
 def _reader(source: object, attribute: str) -> Callable[[], float]:
     return lambda: float(getattr(source, attribute))
-
-
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _matrix(featurized: list[Featurized]) -> np.ndarray:

@@ -19,7 +19,6 @@ somebody else's service. Bounded: --limit requests, --max-seconds.
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
+from python_jobs.lake.writer import read_json_lines
 from python_jobs.serve.contract import parse_timestamp
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -92,11 +92,6 @@ def check_loopback(url: str) -> None:
         raise ValueError(f"{url}: banklake stream only sends to this machine (127.0.0.1)")
 
 
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def day_events(source: Lake, day: date) -> list[Event]:
     """The raw day's rows in arrival order (module docstring)."""
     transactions: list[Event] = []
@@ -113,7 +108,7 @@ def day_events(source: Lake, day: date) -> list[Event]:
     files = sorted(source.partition_dir(FRAUD_REPORTS, day).glob(f"*{FRAUD_REPORTS.file_suffix}"))
     previous = datetime.combine(day, datetime.min.time())
     for path in files:
-        for row in _json_lines(path):
+        for row in read_json_lines(path):
             payload = {c: row.get(c) for c in FRAUD_REPORTS.payload_columns}
             raw = payload.get("reported_at")
             ts = None if raw is None else parse_timestamp(raw)
