@@ -16,6 +16,7 @@ the log's records. After a kill -9 the state is the one a rebuild from the lake 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -139,6 +140,11 @@ class ScoringService:
         self._apply_landed_stream_files()
         for record in records:
             self._reapply(record)
+        # the warmed state lives as long as the process: the cyclic collector need not walk
+        # its millions of objects again at every full collection (a pause for every request
+        # waiting then)
+        gc.collect()
+        gc.freeze()
         self.ready = True
         log.info(
             "ready: model %s, %s rows warmed from export %s in %.1f s, %d log records",
