@@ -1,7 +1,7 @@
 """The dashboard's pages with Streamlit's AppTest on a really built, scored and published lake:
 every key figure equals SQL over the marts, the dashboard and the daily report agree on every
-number they both show, the feedback writes raw exactly once, no PII reaches a page, and the
-pages keep working while another process writes the database."""
+number they both show, the feedback writes raw exactly once (after the build when one runs),
+no PII reaches a page, and the pages keep working while another process writes the database."""
 
 from __future__ import annotations
 
@@ -29,12 +29,16 @@ from python_jobs.dashboard.config import INVESTIGATOR_ENV, SERVING_URL_ENV, TARG
 from python_jobs.dashboard.figures import QUEUE_LENGTH
 from python_jobs.dashboard.session import SessionWarehouse, SharedResults
 from python_jobs.export import export_curated
+from python_jobs.feedback import pending_files
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
 from python_jobs.serve.server import running_service
 from python_jobs.summary import summarize
 from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
-from python_jobs.tests.lake_writer_process import database_held_for_writing
+from python_jobs.tests.lake_writer_process import (
+    build_lock_held,
+    database_held_for_writing,
+)
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app" / "main.py"
 PAGES = ("overview", "fraud", "model_health", "data_quality", "ask", "live")
@@ -239,6 +243,35 @@ def test_a_verdict_from_the_page_lands_in_raw_exactly_once(own_lake: Built, monk
     assert lake.raw_files(ALERT_VERDICTS) == verdicts
     caption = " ".join(c.value for c in at.caption)
     assert f"{transaction_id}: not reviewed in the marts; verdicts in raw: fraud." in caption
+
+
+def test_a_verdict_given_during_a_build_lands_when_it_ends(own_lake: Built, monkeypatch) -> None:
+    lake = own_lake.lake
+    at = open_page(app(own_lake, monkeypatch), "fraud")
+    label = at.selectbox(key="review_alert").options[1]
+    transaction_id = label.split(" ", 1)[1]
+    at.selectbox(key="review_alert").set_value(label)
+    at.run()
+    with build_lock_held(lake):  # another process builds: raw must not change
+        at.button(key="verdict_legitimate").click()
+        at.run()
+        assert any("A build is running" in s.value for s in at.success)
+        at.button(key="verdict_legitimate").click()  # the second click
+        at.run()
+        assert any("when the running build ends" in i.value for i in at.info)
+        assert not lake.raw_files(ALERT_VERDICTS)
+        assert len(pending_files(lake)) == 1
+        caption = " ".join(c.value for c in at.caption)
+        waiting = "verdicts in raw: none; waiting for the running build: legitimate."
+        assert f"{transaction_id}: not reviewed in the marts; {waiting}" in caption
+    at.run()  # the page runs again once the build has ended: what waited lands, once
+    (verdict,) = lake.raw_files(ALERT_VERDICTS)
+    assert not pending_files(lake)
+    with gzip.open(verdict, "rt") as handle:
+        given = json.loads(handle.readline())
+    assert (given["transaction_id"], given["verdict"]) == (transaction_id, "legitimate")
+    caption = " ".join(c.value for c in at.caption)
+    assert f"{transaction_id}: not reviewed in the marts; verdicts in raw: legitimate." in caption
 
 
 def test_a_bad_investigator_name_is_refused_on_the_page(own_lake: Built, monkeypatch) -> None:
