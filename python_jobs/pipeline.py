@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from python_jobs.dbt_runner import DbtOutcome, require_success, run_dbt, target_dir
 from python_jobs.export import ExportedTable, export_curated
+from python_jobs.feedback import land_pending, land_pending_for_build
 from python_jobs.generate import GenerationResult, GeneratorConfig, generate
 from python_jobs.lake.build_lock import building
 from python_jobs.lake.layout import Lake
@@ -68,9 +69,19 @@ def build(
 ) -> DbtOutcome:
     """Validates the raw files (quarantining bad ones), then `dbt build`; with daily_new_day,
     as the daily run does after delivering the days from then on (daily_build_args). Raw does
-    not change meanwhile: the real-time service's landings wait (python_jobs/lake/build_lock.py)."""
+    not change meanwhile: the real-time service's landings and investigators' verdicts wait
+    (python_jobs/lake/build_lock.py). Verdicts recorded while an earlier build ran land first,
+    inside the lock, so this build reads them; those recorded during this one land after it."""
     with building(lake):
-        return _build(lake, say=say, select=select, daily_new_day=daily_new_day)
+        _say_landed(say, land_pending_for_build(lake))
+        outcome = _build(lake, say=say, select=select, daily_new_day=daily_new_day)
+    _say_landed(say, land_pending(lake))
+    return outcome
+
+
+def _say_landed(say: Say, landed: list[str]) -> None:
+    if landed:
+        say(f"==> {len(landed)} investigator verdict(s) recorded during a build landed in raw")
 
 
 def _build(

@@ -6,7 +6,9 @@ build's own checks would fail (assert_raw_rows_reconcile does). So `banklake bui
 `demo` hold an exclusive lock on `<lake>/.build.lock` (flock) for the whole build, and the
 real-time service lands a micro-batch only when it gets the lock shared, without waiting:
 while a build runs, acknowledged records stay in the write-ahead log (durable) and land right
-after it.
+after it. Investigators' verdicts do the same (python_jobs/feedback.py): recorded at once in a
+pending queue, landed under the shared lock when no build runs, and by the build itself,
+inside its exclusive lock, before it reads raw.
 
 A `dbt build` started by hand does not take the lock, but it holds DuckDB's write lock on
 banklake.duckdb: a landing also skips while any process holds that (checked by trying to

@@ -37,6 +37,7 @@ from pydantic_core import to_json
 
 from ml.score import SCORES_SCHEMA, write_atomically
 from python_jobs.lake.build_lock import unless_building
+from python_jobs.lake.durable import fsync_dir, write_json_durably
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS, Feed
 from python_jobs.lake.writer import write_raw
@@ -46,25 +47,6 @@ TRANSACTION, REPORT = "transaction", "report"
 # landed segments are kept this long, for the same answer to a repeated request after a
 # restart; a repeat of an older transaction gets 409 (the lake has it)
 KEEP_SEGMENT_SECONDS = 24 * 3600
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_durably(path: Path, data: dict[str, Any]) -> None:
-    """Atomic and durable: temporary file, fsync, rename, fsync of the folder."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
 
 
 @dataclass
@@ -207,7 +189,7 @@ class WriteAheadLog:
         if self._segment is None:
             path = self.paths.wal / f"wal-{seq:012d}.jsonl"
             self._segment = path.open("a", encoding="utf-8")
-            _fsync_dir(self.paths.wal)
+            fsync_dir(self.paths.wal)
         return self._segment
 
     @property
@@ -268,7 +250,7 @@ class WriteAheadLog:
             landed.files.append(path)
             landed.rows["fraud_scores"] = landed.rows.get("fraud_scores", 0) + len(rows)
         for path in landed.files:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         self.landing = LandingState(last, None)
         write_json_durably(self.paths.landing, _landing_json(self.landing))
         return landed

@@ -1,14 +1,13 @@
 """The dashboard in a real browser: `banklake dashboard` started on 127.0.0.1, Debian's chromium
 driven by Playwright (executable_path: no browser is downloaded), every page opened while
 another process holds the database for writing (a build), key figures compared with SQL over
-the marts, a verdict given twice with one report in raw, no PII in any page, and a screenshot
-of each page saved as a test artifact (test-artifacts/dashboard/; with
-BANKLAKE_UPDATE_SCREENSHOTS=1 also the README's small copies in docs/images/dashboard/)."""
+the marts, a verdict given twice during that build (recorded once, pending, nothing in raw),
+no PII in any page, and a screenshot of each page saved as a test artifact
+(test-artifacts/dashboard/; with BANKLAKE_UPDATE_SCREENSHOTS=1 also the README's small copies
+in docs/images/dashboard/)."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from python_jobs.dashboard.browser import (
     shown_metrics,
 )
 from python_jobs.dashboard.server import running_dashboard
+from python_jobs.feedback import PendingVerdict, pending_files
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
 from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
@@ -173,9 +173,11 @@ def test_no_customer_name_or_cpf_in_any_page(page: Page, dashboard: Running) -> 
         assert not [name for name, cpf in customers if name in body or cpf in body], path
 
 
-def test_a_verdict_lands_in_raw_once_and_a_second_click_adds_nothing(
+def test_a_verdict_given_during_a_build_waits_for_it_and_a_second_click_adds_nothing(
     page: Page, dashboard: Running
 ) -> None:
+    """The database is held for writing (a build) the whole time: the verdict is recorded in
+    the pending queue, not in raw (test_feedback.py and test_dashboard_pages.py land it)."""
     from playwright.sync_api import expect
 
     lake = dashboard.lake
@@ -189,19 +191,23 @@ def test_a_verdict_lands_in_raw_once_and_a_second_click_adds_nothing(
         timeout=PAGE_TIMEOUT_MS
     )
     page.get_by_role("button", name="Confirm fraud").click()
-    expect(page.get_by_text("Recorded:")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-    reports = [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name]
-    verdicts = lake.raw_files(ALERT_VERDICTS)
-    assert len(reports) == len(verdicts) == 1
-    with gzip.open(reports[0], "rt") as handle:
-        (report,) = [json.loads(line) for line in handle]
-    assert (report["transaction_id"], report["report_channel"]) == (transaction_id, "analyst")
-    with gzip.open(verdicts[0], "rt") as handle:
-        (verdict,) = [json.loads(line) for line in handle]
-    assert (verdict["verdict"], verdict["investigator"]) == ("fraud", "browser.test")
+    expect(page.get_by_text("A build is running")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    expect(page.get_by_text("waiting for the running build: fraud")).to_be_visible(
+        timeout=PAGE_TIMEOUT_MS
+    )
+    assert not [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name]
+    assert not lake.raw_files(ALERT_VERDICTS)
+    (pending,) = pending_files(lake)
+    given = PendingVerdict.read(pending)
+    assert (given.transaction_id, given.verdict, given.investigator) == (
+        transaction_id,
+        "fraud",
+        "browser.test",
+    )
+    assert given.report_id is not None  # a confirmed fraud: its report lands with it
     screenshot(page, "fraud-feedback")
 
     page.get_by_role("button", name="Confirm fraud").click()  # the second click
     expect(page.get_by_text("Already recorded")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-    assert [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name] == reports
-    assert lake.raw_files(ALERT_VERDICTS) == verdicts
+    assert pending_files(lake) == [pending]
+    assert not lake.raw_files(ALERT_VERDICTS)

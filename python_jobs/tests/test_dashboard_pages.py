@@ -1,14 +1,20 @@
 """The dashboard's pages with Streamlit's AppTest on a really built, scored and published lake:
 every key figure equals SQL over the marts, the dashboard and the daily report agree on every
-number they both show, the feedback writes raw exactly once, no PII reaches a page, and the
-pages keep working while another process writes the database."""
+number they both show, the feedback writes raw exactly once (after the build when one runs),
+no PII reaches a page, and the pages keep working while another process writes the database
+and while a real `banklake build` rebuilds the lake."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,14 +33,22 @@ from python_jobs.aws.athena import query_cost_usd
 from python_jobs.dashboard import text
 from python_jobs.dashboard.config import INVESTIGATOR_ENV, SERVING_URL_ENV, TARGET_ENV
 from python_jobs.dashboard.figures import QUEUE_LENGTH
+from python_jobs.dashboard.pages import PAGES as DASHBOARD_PAGES
+from python_jobs.dashboard.server import running_dashboard
 from python_jobs.dashboard.session import SessionWarehouse, SharedResults
 from python_jobs.export import export_curated
+from python_jobs.feedback import pending_files
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
+from python_jobs.lake.published import current
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
 from python_jobs.serve.server import running_service
 from python_jobs.summary import summarize
 from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
-from python_jobs.tests.lake_writer_process import database_held_for_writing
+from python_jobs.tests.lake_writer_process import (
+    build_lock_held,
+    build_lock_is_held,
+    database_held_for_writing,
+)
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app" / "main.py"
 PAGES = ("overview", "fraud", "model_health", "data_quality", "ask", "live")
@@ -239,6 +253,35 @@ def test_a_verdict_from_the_page_lands_in_raw_exactly_once(own_lake: Built, monk
     assert lake.raw_files(ALERT_VERDICTS) == verdicts
     caption = " ".join(c.value for c in at.caption)
     assert f"{transaction_id}: not reviewed in the marts; verdicts in raw: fraud." in caption
+
+
+def test_a_verdict_given_during_a_build_lands_when_it_ends(own_lake: Built, monkeypatch) -> None:
+    lake = own_lake.lake
+    at = open_page(app(own_lake, monkeypatch), "fraud")
+    label = at.selectbox(key="review_alert").options[1]
+    transaction_id = label.split(" ", 1)[1]
+    at.selectbox(key="review_alert").set_value(label)
+    at.run()
+    with build_lock_held(lake):  # another process builds: raw must not change
+        at.button(key="verdict_legitimate").click()
+        at.run()
+        assert any("A build is running" in s.value for s in at.success)
+        at.button(key="verdict_legitimate").click()  # the second click
+        at.run()
+        assert any("when the running build ends" in i.value for i in at.info)
+        assert not lake.raw_files(ALERT_VERDICTS)
+        assert len(pending_files(lake)) == 1
+        caption = " ".join(c.value for c in at.caption)
+        waiting = "verdicts in raw: none; waiting for the running build: legitimate."
+        assert f"{transaction_id}: not reviewed in the marts; {waiting}" in caption
+    at.run()  # the page runs again once the build has ended: what waited lands, once
+    (verdict,) = lake.raw_files(ALERT_VERDICTS)
+    assert not pending_files(lake)
+    with gzip.open(verdict, "rt") as handle:
+        given = json.loads(handle.readline())
+    assert (given["transaction_id"], given["verdict"]) == (transaction_id, "legitimate")
+    caption = " ".join(c.value for c in at.caption)
+    assert f"{transaction_id}: not reviewed in the marts; verdicts in raw: legitimate." in caption
 
 
 def test_a_bad_investigator_name_is_refused_on_the_page(own_lake: Built, monkeypatch) -> None:
@@ -503,3 +546,122 @@ def test_every_page_works_while_a_build_holds_the_database(
         open_page(at, page)
         assert not at.warning or page == "ask", [w.value for w in at.warning]
     assert metrics(open_page(at, "overview"))["Transactions"][0] != "–"
+
+
+# --- during a real build ----------------------------------------------------------------------
+
+
+def holds_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (Linux's /proc): how the test knows dbt, inside
+    `banklake build`, holds the database, without opening it (an open, even read-only, would
+    make dbt's own open fail)."""
+    target = str(path.resolve())
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except FileNotFoundError:  # the process has ended
+        return False
+    links = []
+    for fd in fds:
+        try:
+            links.append(os.readlink(fd))
+        except FileNotFoundError:  # closed meanwhile
+            continue
+    return target in links
+
+
+def wait_until_dbt_builds(lake: Lake, build: subprocess.Popen[bytes], log: Path) -> None:
+    """Until `banklake build` holds the build lock and dbt holds the database open."""
+    deadline = time.monotonic() + 300
+    while not (build_lock_is_held(lake) and holds_open(build.pid, lake.database)):
+        if build.poll() is not None:
+            pytest.fail(f"the build ended before dbt held the database:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"dbt did not start in 300 s:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def still_building(lake: Lake, build: subprocess.Popen[bytes]) -> bool:
+    return (
+        build.poll() is None and build_lock_is_held(lake) and holds_open(build.pid, lake.database)
+    )
+
+
+@contextmanager
+def banklake_build(lake: Lake, dbt_target: Path, work: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`banklake build` on `lake` in its own process, as the daily job runs it, until the block
+    ends (killed if the block fails first); its output in work/build.log. dbt's target is a
+    copy of `dbt_target` (the first build's): dbt parses incrementally and starts sooner."""
+    target = work / "build-target"
+    shutil.copytree(dbt_target, target)
+    env = {**os.environ, "DBT_TARGET_PATH": str(target), "DBT_LOG_PATH": str(work / "logs")}
+    command = [sys.executable, "-m", "python_jobs.cli", "build", "--lake", str(lake.root)]
+    with (work / "build.log").open("wb") as output:
+        build = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        yield build
+    finally:
+        if build.poll() is None:
+            build.kill()
+        build.wait()
+
+
+def test_every_page_works_during_a_real_build(own_lake: Built, monkeypatch, tmp_path: Path) -> None:
+    """The dashboard reads the published export, never banklake.duckdb: while `banklake build`
+    rebuilds the lake (build lock held, dbt holding the database), the running server answers,
+    every page shows its key figures, and a verdict given meanwhile lands once, after it."""
+    lake = own_lake.lake
+    ((n,),) = sql(
+        own_lake,
+        "select sum(transactions) from curated.fct_daily_kpis where event_date = ?",
+        [LAST_DAY],
+    )
+    ((alerts,),) = sql(
+        own_lake, "select count(*) from curated.fct_fraud_alerts where score_date = ?", [LAST_DAY]
+    )
+    ((all_transactions,),) = sql(own_lake, "select sum(transactions) from curated.fct_daily_kpis")
+    summary = summarize(lake)
+    raw_rows = sum(summary.raw_rows(f) for f in summary.processed)
+    before = current(lake).version
+    env = {
+        "BANKLAKE_DBT_TARGET_PATH": str(own_lake.target),
+        SERVING_URL_ENV: "http://127.0.0.1:9",
+        "BANKLAKE_ASSISTANT_PROVIDER": "offline",
+    }
+    log = tmp_path / "build.log"
+    with (
+        running_dashboard(lake, log=tmp_path / "dashboard.log", extra_env=env) as url,
+        banklake_build(lake, own_lake.target, tmp_path) as build,
+    ):
+        wait_until_dbt_builds(lake, build, log)
+        assert httpx.get(f"{url}/_stcore/health").text == "ok"
+        for spec in DASHBOARD_PAGES:
+            assert httpx.get(f"{url}/{spec.url_path}").status_code == 200, spec.url_path
+        at = app(own_lake, monkeypatch)
+        assert metrics(open_page(at, "overview"))["Transactions"][0] == text.count(n)
+        open_page(at, "fraud")
+        assert metrics(at)["Alerts"][0] == text.count(alerts)
+        at.button(key="verdict_fraud").click()
+        at.run()
+        assert any("A build is running" in s.value for s in at.success)
+        assert metrics(open_page(at, "model_health"))["Last scored day"][0] == str(LAST_DAY)
+        assert metrics(open_page(at, "data_quality"))["Raw rows"][0] == text.count(raw_rows)
+        open_page(at, "ask")
+        at.radio(key="ask_mode").set_value("SQL")
+        at.run()
+        at.text_area(key="ask_sql").set_value(
+            "select sum(transactions) as n from curated.fct_daily_kpis"
+        )
+        at.button(key="ask_run").click()
+        at.run()
+        assert table(at)["n"].tolist() == [all_transactions]
+        assert any("not running" in i.value for i in open_page(at, "live").info)
+        assert not lake.raw_files(ALERT_VERDICTS)  # the verdict waits for the build
+        assert still_building(lake, build), "the build ended before the pages were loaded"
+        assert build.wait(timeout=600) == 0, log.read_text()
+    assert "1 investigator verdict(s) recorded during a build landed in raw" in log.read_text()
+    assert len(lake.raw_files(ALERT_VERDICTS)) == 1
+    assert len([p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name]) == 1
+    assert not pending_files(lake)
+    assert current(lake).version != before  # the build published a new export
+    assert metrics(open_page(at, "overview"))["Transactions"][0] == text.count(n)
+    assert at.session_state["banklake_warehouse"].published.version == current(lake).version

@@ -1,5 +1,6 @@
-"""Investigators' verdicts land in raw exactly once and become labels and confirmed negatives
-at the next build (python_jobs/feedback.py, docs/decisions/0014-alert-feedback-in-raw.md)."""
+"""Investigators' verdicts land in raw exactly once, never while a build reads raw, and become
+labels and confirmed negatives at the next build (python_jobs/feedback.py,
+docs/decisions/0014-alert-feedback-in-raw.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import gzip
 import json
 import shutil
 import threading
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +17,27 @@ import pyarrow as pa
 import pytest
 
 from python_jobs.cli import main
-from python_jobs.dbt_runner import run_dbt
 from python_jobs.feedback import (
     BANK_TIME,
     Alert,
     FeedbackError,
+    PendingVerdict,
+    land_pending,
+    land_pending_for_build,
+    pending_files,
+    pending_verdicts,
     record_verdict,
     recorded_verdicts,
     report_id,
     verdict_id,
 )
+from python_jobs.lake.build_lock import building
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, FEEDS, FRAUD_REPORTS
 from python_jobs.lake.validate import validate_lake
 from python_jobs.lake.writer import write_raw
+from python_jobs.pipeline import build
+from python_jobs.tests.lake_writer_process import build_lock_held
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ALERT = Alert("T20261101000000042", date(2026, 11, 1), "20261101T060000Z")
@@ -123,6 +131,95 @@ def test_clicks_at_the_same_moment_write_once(lake: Lake) -> None:
     assert len(lake.raw_files(FRAUD_REPORTS)) == len(lake.raw_files(ALERT_VERDICTS)) == 1
 
 
+# --- while a build reads raw: recorded at once, landed after it, still exactly once ----------
+
+
+def raw_bytes(lake: Lake) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in raw_files(lake)}
+
+
+def test_a_verdict_given_during_a_build_waits_for_it_then_lands_once(lake: Lake) -> None:
+    with build_lock_held(lake):  # another process builds
+        first = record_verdict(lake, ALERT, "fraud", "Ana Souza", now=NOW)
+        later = NOW + timedelta(minutes=2)
+        again = record_verdict(lake, ALERT, "fraud", "Bruno Lima", now=later)  # double click
+        assert first.written and not first.landed and first.files == []
+        assert "lands in raw when the build ends" in first.summary()
+        assert not again.written and again.pending == first.pending
+        assert "already recorded" in again.summary()
+        assert not raw_files(lake)  # raw untouched while the build reads it
+        assert pending_files(lake) == [first.pending]
+        assert pending_verdicts(lake, ALERT.transaction_id) == ["fraud"]
+        assert first.pending is not None
+        assert PendingVerdict.read(first.pending).investigator == "Ana Souza"  # the first click
+        assert land_pending(lake) == []  # the build still runs: nothing lands, no wait
+        assert not raw_files(lake)
+    landed_at = NOW + timedelta(minutes=20)  # the build has ended
+    assert land_pending(lake, now=landed_at) == [first.verdict_id]
+    (report,) = lake.raw_files(FRAUD_REPORTS)
+    (verdict,) = lake.raw_files(ALERT_VERDICTS)
+    (given,) = rows(verdict)
+    assert (given["investigator"], given["decided_at"]) == ("Ana Souza", "2026-11-03 11:30:00")
+    assert given["_ingested_at"].startswith("2026-11-03 14:50:00")  # the landing's time
+    assert rows(report)[0]["reported_at"] == "2026-11-03 11:30:00"  # the click's
+    assert not pending_files(lake) and pending_verdicts(lake, ALERT.transaction_id) == []
+    assert not validate_lake(lake).quarantined
+    before = raw_bytes(lake)
+    assert land_pending(lake) == []
+    third = record_verdict(lake, ALERT, "fraud", "Ana Souza", now=landed_at)
+    assert not third.written and third.landed
+    assert sorted(third.files) == sorted([report, verdict])
+    assert raw_bytes(lake) == before
+
+
+def test_a_build_lands_what_is_pending_inside_its_lock(lake: Lake) -> None:
+    with build_lock_held(lake):
+        legitimate = record_verdict(lake, ALERT, "legitimate", "Ana Souza", now=NOW)
+    assert legitimate.pending is not None
+    with building(lake):  # the next build, before it reads raw
+        assert land_pending(lake) == []  # to any other landing, a build runs
+        assert land_pending_for_build(lake, now=NOW) == [legitimate.verdict_id]
+        (verdict,) = lake.raw_files(ALERT_VERDICTS)
+    assert not pending_files(lake)
+    assert recorded_verdicts(lake, ALERT.transaction_id) == {"legitimate": [verdict]}
+
+
+def test_a_crash_before_the_pending_file_is_removed_lands_nothing_twice(lake: Lake) -> None:
+    with build_lock_held(lake):
+        given = record_verdict(lake, ALERT, "fraud", "Ana Souza", now=NOW)
+    assert given.pending is not None
+    saved = given.pending.read_bytes()
+    assert land_pending(lake, now=NOW) == [given.verdict_id]
+    landed = raw_bytes(lake)
+    assert len(landed) == 2
+    # the crash: raw written, the pending file still there; landed again on another day
+    given.pending.write_bytes(saved)
+    next_day = NOW + timedelta(days=1)
+    assert land_pending(lake, now=next_day) == [given.verdict_id]
+    assert raw_bytes(lake) == landed
+    assert not pending_files(lake)
+    # a crash between the report and the verdict: only the verdict is written again
+    (verdict,) = lake.raw_files(ALERT_VERDICTS)
+    verdict.unlink()
+    given.pending.write_bytes(saved)
+    assert land_pending(lake, now=next_day) == [given.verdict_id]
+    assert lake.raw_files(FRAUD_REPORTS) == [p for p in landed if FRAUD_REPORTS.name in p.name]
+    assert len(lake.raw_files(ALERT_VERDICTS)) == 1
+
+
+def test_cli_verdict_during_a_build(lake: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["verdict", ALERT.transaction_id, "fraud", "--by", "ana.souza"]
+    args += ["--score-date", "2026-11-01", "--model-version", ALERT.model_version]
+    args += ["--lake", str(lake.root)]
+    with build_lock_held(lake):
+        assert main(args) == 0
+        assert "lands in raw when the build ends" in capsys.readouterr().out
+        assert not raw_files(lake)
+    assert main(args) == 0  # no build now: what was pending lands, nothing new is written
+    assert "already recorded" in capsys.readouterr().out
+    assert len(lake.raw_files(ALERT_VERDICTS)) == len(lake.raw_files(FRAUD_REPORTS)) == 1
+
+
 @pytest.mark.parametrize(
     ("alert", "verdict", "investigator", "message"),
     [
@@ -196,7 +293,9 @@ def test_the_next_build_uses_the_verdicts(
     now = datetime.combine(LAST_DAY, time(23, 59), BANK_TIME)
     record_verdict(lake, fraud, "fraud", "Ana Souza", now=now)
     record_verdict(lake, fraud, "fraud", "Ana Souza", now=now)  # the second click
-    record_verdict(lake, legitimate, "legitimate", "Ana Souza", now=now)
+    with build_lock_held(lake):  # given while a build ran: pending until the next one
+        waiting = record_verdict(lake, legitimate, "legitimate", "Ana Souza", now=now)
+    assert waiting.pending is not None and len(lake.raw_files(ALERT_VERDICTS)) == 1
     # the same report delivered again under another name (by hand, through the writer): a
     # duplicate, not a second label
     (report,) = [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name]
@@ -205,14 +304,12 @@ def test_the_next_build_uses_the_verdicts(
         lake, FRAUD_REPORTS, LAST_DAY, resent, batch="resent", ingested_at=now.replace(tzinfo=None)
     )
 
-    outcome = run_dbt(
-        ["build", "--log-path", str(tmp_path / "logs")],
-        lake,
-        target_path=tmp_path / "target",
-        quiet=True,
-    )
+    # the next build (the pipeline's, as `banklake build` runs it) lands the pending verdict
+    # inside its lock, before it reads raw
+    outcome = build(lake)
     assert outcome.success, outcome.failures[:5]
     assert outcome.nodes["assert_raw_rows_reconcile"] == "pass"
+    assert not pending_files(lake)
 
     with duckdb.connect(str(lake.database), read_only=True) as con:
         triaged = con.execute(

@@ -2,7 +2,9 @@
 
 The day's alert figures are the report's (report_facts.alert_facts); the queue is the report's
 alert query at full length (figures.alert_queue); a verdict goes to raw through
-python_jobs/feedback.py, exactly once."""
+python_jobs/feedback.py, exactly once: at once when no build runs, else when the build ends
+(recorded meanwhile in the lake's pending queue). The page lands what is pending whenever it
+runs, without waiting for a build."""
 
 from __future__ import annotations
 
@@ -14,7 +16,15 @@ import streamlit as st
 
 from python_jobs.assistant.report_facts import FactsConfig, alert_facts
 from python_jobs.dashboard import figures, text, ui
-from python_jobs.feedback import Alert, FeedbackError, record_verdict, recorded_verdicts
+from python_jobs.feedback import (
+    Alert,
+    FeedbackError,
+    VerdictOutcome,
+    land_pending,
+    pending_verdicts,
+    record_verdict,
+    recorded_verdicts,
+)
 
 LOSS_TITLES = {
     "fraud_scenario": "Scenario",
@@ -24,7 +34,29 @@ LOSS_TITLES = {
     "customer_segment": "Segment",
 }
 
+
+def verdict_message(outcome: VerdictOutcome, transaction_id: str, verdict: str) -> tuple[str, str]:
+    """What a click answers: recorded (in raw now, or landing when the running build ends),
+    or already recorded (nothing written)."""
+    if outcome.written and outcome.landed:
+        return "success", (
+            f"Recorded: {transaction_id} is {verdict} ({outcome.verdict_id}). "
+            "In raw now; in the marts after the next build."
+        )
+    if outcome.written:
+        return "success", (
+            f"Recorded: {transaction_id} is {verdict} ({outcome.verdict_id}). A build is "
+            "running: it lands in raw when the build ends; in the marts after the next build."
+        )
+    later = "" if outcome.landed else "; it lands in raw when the running build ends"
+    return "info", (
+        f"Already recorded: {transaction_id} was marked {verdict} before "
+        f"({outcome.verdict_id}){later}; nothing written."
+    )
+
+
 cfg, warehouse = ui.start("Fraud and alerts")
+land_pending(cfg.lake)  # verdicts recorded during a build that has ended since: no wait
 history = figures.performance_history(warehouse)
 if not history:
     st.info("No scores published yet: the champion model scores each new day (`banklake run`).")
@@ -81,7 +113,8 @@ st.subheader("Review an alert")
 st.caption(
     "A confirmed fraud lands in the raw fraud reports (channel analyst) and a legitimate "
     "verdict in the raw alert verdicts, each exactly once: the next build's labels, monitoring "
-    "and training use them."
+    "and training use them. While a build runs a verdict is recorded at once and lands when "
+    "the build ends."
 )
 left, right = st.columns([2, 1])
 by_label = {f"#{row['rank']} {row['transaction_id']}": row for row in queue}
@@ -103,18 +136,9 @@ if fraud_clicked or legitimate_clicked:
     except FeedbackError as error:
         st.session_state["verdict_message"] = ("error", str(error))
     else:
-        if outcome.written:
-            message = (
-                f"Recorded: {alert['transaction_id']} is {verdict} ({outcome.verdict_id}). "
-                "In raw now; in the marts after the next build."
-            )
-            st.session_state["verdict_message"] = ("success", message)
-        else:
-            message = (
-                f"Already recorded: {alert['transaction_id']} was marked {verdict} before "
-                f"({outcome.verdict_id}); nothing written."
-            )
-            st.session_state["verdict_message"] = ("info", message)
+        st.session_state["verdict_message"] = verdict_message(
+            outcome, alert["transaction_id"], verdict
+        )
 kind, message = st.session_state.get("verdict_message", (None, None))
 if message:
     {"error": st.error, "success": st.success, "info": st.info}[kind](message)
@@ -122,8 +146,10 @@ given = recorded_verdicts(cfg.lake, alert["transaction_id"])
 published = (
     f"published review: {alert['review']}" if alert["review"] else "not reviewed in the marts"
 )
-pending = ", ".join(sorted(given)) or "none"
-st.caption(f"{alert['transaction_id']}: {published}; verdicts in raw: {pending}.")
+in_raw = ", ".join(sorted(given)) or "none"
+waiting = pending_verdicts(cfg.lake, alert["transaction_id"])
+later = f"; waiting for the running build: {', '.join(waiting)}" if waiting else ""
+st.caption(f"{alert['transaction_id']}: {published}; verdicts in raw: {in_raw}{later}.")
 
 st.subheader("Losses reported so far")
 st.caption("All days (fct_risk_analysis): frauds reported so far and their approved amount.")
