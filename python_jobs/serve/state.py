@@ -247,10 +247,17 @@ def _customer_features(tx: Transaction, t: int, f: dict[str, Any], history: Hist
     n30 = hi - lo30
     f["amount_zscore_30d"] = None
     if n30 > 1:
-        values = cents[lo30:hi].tolist()
-        s = sum(values)
-        # exact, as dbt's decimals: n * sum(x^2) - sum(x)^2 in cents^2
-        spread = n30 * sum(v * v for v in values) - s * s
+        values = cents[lo30:hi]
+        s = int(values.sum())
+        # exact, as dbt's decimals: n * sum(x^2) - sum(x)^2 in cents^2 (int64 while the sum
+        # of squares cannot overflow it, Python's integers beyond)
+        peak = int(np.abs(values).max())
+        squares = (
+            int(values @ values)
+            if n30 * peak * peak < 2**63
+            else sum(v * v for v in values.tolist())
+        )
+        spread = n30 * squares - s * s
         deviation = math.sqrt((spread / 10_000) / (n30 * (n30 - 1)))
         if deviation != 0:
             f["amount_zscore_30d"] = (amount - (s / 100) / n30) / deviation
@@ -262,17 +269,19 @@ def _customer_features(tx: Transaction, t: int, f: dict[str, Any], history: Hist
     lo7, _ = b[7]
     inbound = rows.column("inbound")
     new_sender = rows.column("new_sender")
-    f["cust_inbound_count_1d"] = int(inbound[lo1:hi1].sum())
+    f["cust_inbound_count_1d"] = int(np.count_nonzero(inbound[lo1:hi1]))
     inbound_cents = int(cents[lo1:hi1][inbound[lo1:hi1]].sum())
-    f["cust_inbound_new_sender_count_7d"] = int(new_sender[lo7:hi].sum())
-    f["cust_inbound_new_sender_count_1d"] = int(new_sender[lo1:hi1].sum())
+    f["cust_inbound_new_sender_count_7d"] = int(np.count_nonzero(new_sender[lo7:hi]))
+    f["cust_inbound_new_sender_count_1d"] = int(np.count_nonzero(new_sender[lo1:hi1]))
     f["cust_tx_count_1h"] = hour[1] - hour[0]
-    f["cust_declined_count_1h"] = int(rows.column("declined")[hour[0] : hour[1]].sum())
+    f["cust_declined_count_1h"] = int(np.count_nonzero(rows.column("declined")[hour[0] : hour[1]]))
     kinds = rows.column("kind")[lo30:strictly_before]
     same_kind = cents[lo30:strictly_before][kinds == kind_of(tx)]
     earlier_max = int(same_kind.max()) / 100 if same_kind.size else None
     same_state = (
-        0 if tx.state is None else int((rows.column("state")[lo30:hi] == history.state_code).sum())
+        0
+        if tx.state is None
+        else int(np.count_nonzero(rows.column("state")[lo30:hi] == history.state_code))
     )
     inbound_amount = inbound_cents / 100
     f["cust_inbound_amount_1d"] = inbound_amount
@@ -310,7 +319,7 @@ def _counterparty_features(t: int, f: dict[str, Any], rows: Rows) -> None:
         return int(times.searchsorted(t - days * DAY, side="right"))
 
     def frauds(start: int, end: int) -> int:
-        return int(reported[start:end].sum())
+        return int(np.count_nonzero(reported[start:end]))
 
     n = len(times)
     delay_start = since(delay)
@@ -326,8 +335,8 @@ def _counterparty_features(t: int, f: dict[str, Any], rows: Rows) -> None:
     f["cp_fraud_reported_30d"] = frauds(since(30), n)
     day_start = lo_all + since(1)
     day_rows = hi - day_start
-    f["cp_new_customer_count_1d"] = int(rows.column("first_time")[day_start:hi].sum())
-    unusual = int(rows.column("unusual")[day_start:hi].sum())
+    f["cp_new_customer_count_1d"] = int(np.count_nonzero(rows.column("first_time")[day_start:hi]))
+    unusual = int(np.count_nonzero(rows.column("unusual")[day_start:hi]))
     f["cp_unusual_state_share_1d"] = None if day_rows == 0 else unusual / day_rows
 
 

@@ -695,3 +695,20 @@ def test_warming_redis_from_the_export_equals_warming_the_process(
     reloaded = warm(restarted, built_lake)
     assert not reloaded.reused and reloaded.rows == warmed.rows
     assert not restarted.knows("PROBE-0")
+
+
+@pytest.mark.parametrize(
+    "cents",
+    [
+        [199, 1_000_001, 37, 250_000, 99_999_999],  # squares fit int64: numpy's exact sum
+        [3_037_000_500, 1, 2_999_999_999_999, 7],  # they do not: Python's integers
+    ],
+)
+def test_the_amount_z_score_is_exact_at_any_amount(state: StateBackend, cents: list[int]) -> None:
+    """dbt computes it over decimals: the sum of squares in exact integers, never rounded."""
+    steps: list[Step] = [tx(f"Z-{i}", i * 60, amount_cents=c) for i, c in enumerate(cents)]
+    steps.append(Probe("probe", tx("Z-probe", len(cents) * 60, amount_cents=12_345)))
+    z = play(state, steps)["probe"]["amount_zscore_30d"]
+    n, s, squares = len(cents), sum(cents), sum(c * c for c in cents)
+    deviation = math.sqrt(((n * squares - s * s) / 10_000) / (n * (n - 1)))
+    assert z == (123.45 - (s / 100) / n) / deviation
