@@ -12,6 +12,7 @@ the bank's), offered open loop at each rate for a fixed time by processes of the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -100,6 +101,16 @@ def payloads(lake: Lake) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -138,7 +149,10 @@ def run_serve_bench(
             results = []
             for rate in rates:
                 count = int(rate * seconds)
+                cpu = _cpu_seconds(service.process.pid)
                 result = offered_load(service.url, load[offset : offset + count], rate)
+                used = _cpu_seconds(service.process.pid) - cpu
+                result.server_cpu_ms = used / count * 1000
                 offset += count
                 results.append(result)
                 say(
@@ -199,15 +213,15 @@ def _markdown(record: dict[str, Any]) -> str:
         f"{machine['ram_bytes'] / 2**30:.0f} GiB; the load generator shares the cores.",
         "",
         "| offered /s | achieved /s | p50 ms | p90 ms | p99 ms | server p50 ms | server p99 ms "
-        "| statuses |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| server CPU ms/request | statuses |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for load in record["loads"]:
         latency, server = load["latency_ms"], load["server_latency_ms"]
         lines.append(
             f"| {load['offered_per_second']:,.0f} | {load['achieved_per_second']:,.0f} "
             f"| {latency['p50']} | {latency['p90']} | {latency['p99']} | {server['p50']} "
-            f"| {server['p99']} | {load['statuses']} |"
+            f"| {server['p99']} | {load.get('server_cpu_ms_per_request')} | {load['statuses']} |"
         )
     targets = record["targets"]
     lines += [

@@ -43,6 +43,9 @@ class LoadResult:
     latencies_ms: np.ndarray  # from each request's scheduled time to its answer
     server_ms: np.ndarray  # the service's own latency_ms of the 200s
     statuses: dict[int, int] = field(default_factory=dict)
+    # the service process's CPU time over the load per request sent, when the caller knew
+    # the process (banklake bench serve): what a decision costs the machine, queueing aside
+    server_cpu_ms: float | None = None
 
     @property
     def achieved(self) -> float:
@@ -62,6 +65,9 @@ class LoadResult:
             "server_latency_ms": {
                 f"p{q}": round(self.percentile(q, server=True), 2) for q in (50, 90, 99)
             },
+            "server_cpu_ms_per_request": None
+            if self.server_cpu_ms is None
+            else round(self.server_cpu_ms, 3),
         }
 
 

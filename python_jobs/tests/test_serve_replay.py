@@ -265,5 +265,6 @@ def test_the_serve_benchmark_records_loads_memory_and_warm_up(lakes: Lakes, tmp_
     written = json.loads(record.read_text())
     assert written["state"]["transactions_warmed"] == bench.rows_warmed
     assert [load["sent"] for load in written["loads"]] == [40, 80]
+    assert all(load["server_cpu_ms_per_request"] > 0 for load in written["loads"])
     assert "| offered /s |" in record.with_suffix(".md").read_text()
     assert written["lake"] == str(lakes.base.root)
