@@ -14,9 +14,9 @@ What it must equal, and how:
   logistic: `1 / (expf(min(-m, 88.7)) + 1)`; reg:squarederror: none). The base margin is
   the objective's `ProbToMargin(base_score)` in float32 (`-logf(1 / b - 1)`, or b). expf
   and logf are the C library's, which XGBoost calls too: numba's math.exp and math.log of
-  a float32 call them. (Neither numpy's float32 exp, its own SIMD code, nor a float64 exp
-  rounded to float32 is always the C library's expf: each gave a score one float32 step
-  away from XGBoost's on some rows.)
+  a float32 call them. (A float64 exp rounded to float32 is not always the C library's
+  expf: it put some real scores one float32 step away from XGBoost's. numpy's float32 exp,
+  its own SIMD code, differs from expf more often.)
 - A row goes left where `x < split_condition` (both float32) and a missing value (NaN) goes
   to the node's default side: XGBoost's rule, so every row reaches XGBoost's leaves.
 - Path attributions are XGBoost's `CalculateContributionsApprox`: each tree adds its root's
