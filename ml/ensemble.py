@@ -21,11 +21,20 @@ decomposed exactly:
 - the forest by its path attributions (each split's change of the node's fraud share,
   credited to the split's feature: XGBoost's approx_contribs): a fully grown tree's paths
   are too long for TreeSHAP at scoring speed.
+
+A handful of rows at a time (real-time scoring, `score_few`) are scored and given path
+attributions by the compiled trees of ml/compiled_trees.py: XGBoost's scores bit for bit and
+its path attributions to float32 rounding, without XGBoost's per-call costs. Each booster's
+compiled trees are built once, on first use (`warm_up` builds them ahead), and kept as long
+as the booster lives.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xgboost as xgb
@@ -35,6 +44,9 @@ from ml.dataset import row_blocks
 from ml.explain import Explanation, explain, xgboost_contributions
 from ml.features import FEATURES
 from ml.sampling import take_rows
+
+if TYPE_CHECKING:
+    from ml.compiled_trees import CompiledTrees
 
 WEIGHTS = (0.5, 0.5)  # booster, forest
 EXPLAIN_ROWS = 65_536  # rows explained at a time by XGBoost (its DMatrix is a float copy)
@@ -74,46 +86,68 @@ class FraudModel:
     def score_few(
         self, x: np.ndarray, *, exact: np.ndarray | None = None, threshold: float | None = None
     ) -> tuple[np.ndarray, Explanation]:
-        """predict() and explain() of a handful of rows (real-time scoring) from one DMatrix:
-        per call, XGBoost's fixed costs are most of a small batch's.
+        """predict() and explain() of a handful of rows (real-time scoring), from the compiled
+        trees: predict()'s scores bit for bit, without XGBoost's per-call costs.
 
         The booster's part of a row's explanation is exact TreeSHAP (XGBoost's own: the batch
         job's values) where `exact` is true, or where the score reaches `threshold` when that
         is given instead (default: every row), and path attributions (approx_contribs, as the
         forest's part always is) for the others: exact TreeSHAP costs a millisecond or more a
-        row, path attributions a fraction of that."""
+        row, path attributions tens of microseconds."""
         # the columns are FEATURES (the callers' contract): no names to check at every call
-        matrix = xgb.DMatrix(np.asarray(x, dtype=np.float32), missing=np.nan)
-        scores = _predict(self.booster, matrix)
+        rows = np.asarray(x, dtype=np.float32)
+        trees = compiled(self.booster)
+        booster = trees.evaluate(rows)
+        scores = trees.transform(booster.margin).astype(np.float64)
+        forest = None
         if self.forest is not None:
-            scores = combine(scores, _predict(self.forest, matrix))
+            forest_trees = compiled(self.forest)
+            forest = forest_trees.evaluate(rows)
+            scores = combine(scores, forest_trees.transform(forest.margin).astype(np.float64))
         if exact is None:
-            exact = np.ones(len(x), dtype=bool) if threshold is None else scores >= threshold
+            exact = np.ones(len(rows), dtype=bool) if threshold is None else scores >= threshold
         exact = np.asarray(exact, dtype=bool)
-        contributions = np.empty((len(x), x.shape[1]), dtype=np.float64)
-        if exact.all():
-            contributions[:] = _contribs(self.booster, matrix, approx=False)
-        else:
-            contributions[:] = _contribs(self.booster, matrix, approx=True)
-            if exact.any():
-                contributions[exact] = xgboost_contributions(self.booster, x[exact])
-        margin = _predict(self.booster, matrix, output_margin=True)
-        points = _points(contributions, margin)
+        contributions = booster.contributions  # the path attributions, replaced where exact
+        if exact.any():
+            contributions[exact] = xgboost_contributions(self.booster, rows[exact])
+        points = _points(contributions, booster.margin.astype(np.float64))
         method = "xgboost" if exact.all() else "xgboost+paths"
-        if self.forest is None:
+        if forest is None:
             return scores, Explanation(points, method)
-        forest = _contribs(self.forest, matrix, approx=True)
-        combined = WEIGHTS[0] * points + WEIGHTS[1] * forest
+        combined = WEIGHTS[0] * points + WEIGHTS[1] * forest.contributions
         return scores, Explanation(combined, f"{method}+forest-paths")
 
+    def warm_up(self) -> None:
+        """Builds what score_few uses, the compiled trees of both halves and numba's kernel,
+        so that the first call does not wait for them. Raises UnsupportedTrees
+        (ml/compiled_trees.py) for a model they do not model."""
+        for model in (self.booster, self.forest):
+            if model is not None:
+                trees = compiled(model)
+                trees.transform(trees.evaluate(np.zeros((1, trees.n_features))).margin)
 
-def _predict(model: xgb.Booster, matrix: xgb.DMatrix, **options: bool) -> np.ndarray:
-    values = model.predict(matrix, validate_features=False, **options)
-    return np.asarray(values, dtype=np.float64)
+
+_COMPILED: weakref.WeakKeyDictionary[xgb.Booster, CompiledTrees] = weakref.WeakKeyDictionary()
+_COMPILED_LOCK = threading.Lock()
 
 
-def _contribs(model: xgb.Booster, matrix: xgb.DMatrix, *, approx: bool) -> np.ndarray:
-    return _predict(model, matrix, pred_contribs=True, approx_contribs=approx)[:, :-1]
+def compiled(model: xgb.Booster) -> CompiledTrees:
+    """The booster's compiled trees, built on first use and kept while the booster lives (a
+    loaded model is not changed). Keyed by the booster itself: a FraudModel is made afresh
+    for every use (ml/artifacts.py LoadedModel.model). Two threads asking at once may both
+    build them, and get the same trees; the lock only guards the dictionary, so a model
+    being built never holds up scoring with another."""
+    # numba only where a few rows are scored: the SageMaker container imports this module
+    # without it (ml/sagemaker.py CONTAINER_REQUIREMENTS), and it takes 0.3 s to import
+    from ml.compiled_trees import CompiledTrees
+
+    with _COMPILED_LOCK:
+        trees = _COMPILED.get(model)
+    if trees is None:
+        trees = CompiledTrees.from_booster(model)
+        with _COMPILED_LOCK:
+            _COMPILED[model] = trees
+    return trees
 
 
 def _log_odds_to_points(

@@ -9,7 +9,14 @@ import xgboost as xgb
 from sklearn.ensemble import RandomForestClassifier
 
 from ml.booster import BoosterParams, fit_booster, predict
-from ml.ensemble import FraudModel, forest_contributions
+from ml.ensemble import (
+    WEIGHTS,
+    FraudModel,
+    _points,
+    compiled,
+    forest_contributions,
+    path_contributions,
+)
 from ml.features import FEATURES
 from ml.forest import _xgboost_condition, to_booster
 
@@ -106,3 +113,38 @@ def test_a_booster_alone_explains_in_score_points_too() -> None:
     contributions = alone.explain(x, workers=1).contributions
     base = scores - contributions.sum(axis=1)
     assert np.max(np.abs(base - base[0])) < 1e-5
+
+
+def test_a_few_rows_score_as_predict_bit_for_bit_and_explain_as_xgboost() -> None:
+    model, x = _model()
+    assert model.forest is not None
+    x = x[:64].copy()
+    x[::5, 0] = np.nan  # missing values on the signal's feature
+    paths = np.zeros(len(x), dtype=bool)
+    scores, explanation = model.score_few(x, exact=paths)
+    assert np.array_equal(scores, model.predict(x))  # the batch job's scores, bit for bit
+    assert explanation.method == "xgboost+paths+forest-paths"
+    # the path attributions are XGBoost's approx_contribs, in score points
+    margin = model.booster.inplace_predict(x, missing=np.nan, predict_type="margin")
+    booster = _points(path_contributions(model.booster, x), margin.astype(np.float64))
+    expected = WEIGHTS[0] * booster + WEIGHTS[1] * forest_contributions(model.forest, x)
+    np.testing.assert_allclose(explanation.contributions, expected, rtol=0, atol=1e-6)
+    # where exact, the booster's half is XGBoost's TreeSHAP, the batch job's
+    threshold = float(np.quantile(scores, 0.75))
+    again, mixed = model.score_few(x, threshold=threshold)
+    assert np.array_equal(again, scores)
+    exact = scores >= threshold
+    every = model.score_few(x)[1]
+    assert every.method == "xgboost+forest-paths"
+    np.testing.assert_array_equal(mixed.contributions[exact], every.contributions[exact])
+    np.testing.assert_array_equal(mixed.contributions[~exact], explanation.contributions[~exact])
+
+
+def test_the_compiled_trees_are_built_once_per_booster() -> None:
+    model, x = _model()
+    assert model.forest is not None
+    model.warm_up()
+    booster, forest = compiled(model.booster), compiled(model.forest)
+    again = FraudModel(model.booster, model.forest)  # as ml/artifacts.py makes one per use
+    again.score_few(x[:3])
+    assert compiled(model.booster) is booster and compiled(model.forest) is forest

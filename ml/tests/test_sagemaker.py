@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -274,6 +276,14 @@ def job(
     bucket, key = uri.removeprefix("s3://").split("/", 1)
     tarball = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return {"request": request, "uri": uri, "tarball": tarball}
+
+
+def test_the_entry_point_imports_without_numba() -> None:
+    """The container installs CONTAINER_REQUIREMENTS, not numba: real-time scoring's compiled
+    trees (ml/compiled_trees.py) are imported only where a few rows are scored."""
+    code = "import sys; sys.modules['numba'] = None; import ml.sagemaker_entry"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_waiting_backs_off_until_the_job_completes(job: dict[str, Any]) -> None:

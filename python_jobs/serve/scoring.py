@@ -140,12 +140,14 @@ class ModelHolder:
 
 
 def _for_serving(model: LoadedModel) -> LoadedModel:
-    """One XGBoost thread per call: decisions are made one batch at a time on one thread, and
-    for a few rows waking a team of OpenMP threads costs more than it saves (the other core
-    serves HTTP)."""
+    """One XGBoost thread per call (the alerts' TreeSHAP): decisions are made one batch at a
+    time on one thread, and for a few rows waking a team of OpenMP threads costs more than it
+    saves (the other core serves HTTP). The compiled trees that score are built here, before
+    the model answers (at start-up, or on the reloading thread), not by its first request."""
     model.booster.set_param({"nthread": 1})
     if model.forest is not None:
         model.forest.set_param({"nthread": 1})
+    model.model.warm_up()
     return model
 
 
