@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,10 +133,17 @@ class SessionWarehouse:
 
 
 def open_warehouse(
-    config: DashboardConfig, shared: SharedResults | None = SHARED
+    config: DashboardConfig,
+    shared: SharedResults | None = SHARED,
+    *,
+    athena_client_factory: Callable[[Any], Any] | None = None,
 ) -> SessionWarehouse:
-    """The target's warehouse for one session; on DuckDB its results shared by export."""
-    return SessionWarehouse(make_warehouse(config.target, config.lake), shared=shared)
+    """The target's warehouse for one session; on DuckDB its results shared by export. On
+    Athena `athena_client_factory` makes the boto3 client (warehouse.make_warehouse)."""
+    warehouse = make_warehouse(
+        config.target, config.lake, athena_client_factory=athena_client_factory
+    )
+    return SessionWarehouse(warehouse, shared=shared)
 
 
 def session_warehouse(config: DashboardConfig, state: Any) -> SessionWarehouse:
