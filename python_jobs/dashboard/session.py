@@ -77,6 +77,9 @@ class SessionWarehouse:
     warehouse: Warehouse
     log: list[QueryCost] = field(default_factory=list)
     shared: SharedResults | None = None
+    # called with each query that reached the warehouse, once logged: the sidebar's totals
+    # are drawn before the page's queries run, and redrawn by this as each one ends
+    on_query: Callable[[QueryCost], None] | None = field(default=None, repr=False)
     _cache: dict[str, QueryResult] = field(default_factory=dict)
 
     @property
@@ -108,10 +111,13 @@ class SessionWarehouse:
             from python_jobs.aws.athena import query_cost_usd
 
             cost = query_cost_usd(result.bytes_scanned)
-        self.log.append(QueryCost(sql, time.perf_counter() - started, result.bytes_scanned, cost))
+        logged = QueryCost(sql, time.perf_counter() - started, result.bytes_scanned, cost)
+        self.log.append(logged)
         self._cache[sql] = result
         if self.shared is not None and version is not None:
             self.shared.put(version, sql, result)
+        if self.on_query is not None:
+            self.on_query(logged)
         return result
 
     def is_current(self) -> bool:
