@@ -316,10 +316,17 @@ class AthenaWarehouse:
         return QueryResult(result.columns, rows, result.truncated, result.bytes_scanned)
 
 
-def make_warehouse(target: str, lake: Lake) -> DuckDBWarehouse | AthenaWarehouse:
-    """`duckdb`: the lake's published export; `athena`: the assistant's work group (env)."""
+def make_warehouse(
+    target: str,
+    lake: Lake,
+    *,
+    athena_client_factory: Callable[[Any], Any] | None = None,
+) -> DuckDBWarehouse | AthenaWarehouse:
+    """`duckdb`: the lake's published export; `athena`: the assistant's work group (env),
+    its boto3 client from `athena_client_factory(config)` when given (a client under
+    botocore's Stubber in tests), else one for the configured profile and region."""
     if target == "duckdb":
         return DuckDBWarehouse(lake)
     if target == "athena":
-        return AthenaWarehouse.from_env()
+        return AthenaWarehouse.from_env(client_factory=athena_client_factory)
     raise ValueError(f"unknown target {target!r}; choose duckdb or athena")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +77,9 @@ class SessionWarehouse:
     warehouse: Warehouse
     log: list[QueryCost] = field(default_factory=list)
     shared: SharedResults | None = None
+    # called with each query that reached the warehouse, once logged: the sidebar's totals
+    # are drawn before the page's queries run, and redrawn by this as each one ends
+    on_query: Callable[[QueryCost], None] | None = field(default=None, repr=False)
     _cache: dict[str, QueryResult] = field(default_factory=dict)
 
     @property
@@ -107,10 +111,13 @@ class SessionWarehouse:
             from python_jobs.aws.athena import query_cost_usd
 
             cost = query_cost_usd(result.bytes_scanned)
-        self.log.append(QueryCost(sql, time.perf_counter() - started, result.bytes_scanned, cost))
+        logged = QueryCost(sql, time.perf_counter() - started, result.bytes_scanned, cost)
+        self.log.append(logged)
         self._cache[sql] = result
         if self.shared is not None and version is not None:
             self.shared.put(version, sql, result)
+        if self.on_query is not None:
+            self.on_query(logged)
         return result
 
     def is_current(self) -> bool:
@@ -132,10 +139,17 @@ class SessionWarehouse:
 
 
 def open_warehouse(
-    config: DashboardConfig, shared: SharedResults | None = SHARED
+    config: DashboardConfig,
+    shared: SharedResults | None = SHARED,
+    *,
+    athena_client_factory: Callable[[Any], Any] | None = None,
 ) -> SessionWarehouse:
-    """The target's warehouse for one session; on DuckDB its results shared by export."""
-    return SessionWarehouse(make_warehouse(config.target, config.lake), shared=shared)
+    """The target's warehouse for one session; on DuckDB its results shared by export. On
+    Athena `athena_client_factory` makes the boto3 client (warehouse.make_warehouse)."""
+    warehouse = make_warehouse(
+        config.target, config.lake, athena_client_factory=athena_client_factory
+    )
+    return SessionWarehouse(warehouse, shared=shared)
 
 
 def session_warehouse(config: DashboardConfig, state: Any) -> SessionWarehouse:

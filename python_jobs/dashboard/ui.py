@@ -4,6 +4,7 @@ message (then a stop) when there is nothing to show yet."""
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from python_jobs.dashboard.config import DashboardConfig
 from python_jobs.dashboard.session import SessionWarehouse, session_warehouse
@@ -32,7 +33,9 @@ def warehouse(cfg: DashboardConfig) -> SessionWarehouse:
 
 
 def sidebar_status(cfg: DashboardConfig, current: SessionWarehouse) -> None:
-    """Which export the pages show, and on Athena what this session's queries cost."""
+    """Which export the pages show, and on Athena what this session's queries cost: drawn
+    now, and drawn again as each of the page's queries ends (SessionWarehouse.on_query), so
+    the totals include the queries of the run that shows them."""
     with st.sidebar:
         published = current.published
         if published is not None:
@@ -43,14 +46,24 @@ def sidebar_status(cfg: DashboardConfig, current: SessionWarehouse) -> None:
         else:
             st.caption(f"Athena · work group of the assistant · `{current.curated_schema}`")
         if current.dialect == "athena":
-            st.caption(
-                f"{len(current.log)} queries this session, "
-                f"{current.bytes_scanned / 1e6:,.1f} MB scanned, ${current.cost_usd:.4f}"
-            )
-            with st.expander("Each query's bytes and cost"):
-                for item in current.log[-50:]:
-                    first = " ".join(item.sql.split())[:80]
-                    st.caption(
-                        f"{(item.bytes_scanned or 0) / 1e6:,.1f} MB · ${item.cost_usd or 0:.4f}"
-                        f" · {item.seconds:.1f} s · {first}"
-                    )
+            slot = st.empty()
+            query_costs(slot, current)
+            current.on_query = lambda query: query_costs(slot, current)
+
+
+def query_costs(slot: DeltaGenerator, current: SessionWarehouse) -> None:
+    """The session's Athena totals and each query's bytes, cost and time, in `slot` (what
+    was there before is replaced)."""
+    with slot.container():
+        count = len(current.log)
+        st.caption(
+            f"{count} {'query' if count == 1 else 'queries'} this session, "
+            f"{current.bytes_scanned / 1e6:,.1f} MB scanned, ${current.cost_usd:.4f}"
+        )
+        with st.expander("Each query's bytes and cost"):
+            for item in current.log[-50:]:
+                first = " ".join(item.sql.split())[:80]
+                st.caption(
+                    f"{(item.bytes_scanned or 0) / 1e6:,.1f} MB · ${item.cost_usd or 0:.4f}"
+                    f" · {item.seconds:.1f} s · {first}"
+                )

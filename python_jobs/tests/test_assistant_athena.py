@@ -50,6 +50,9 @@ def warehouse_on(client: Any, env: dict[str, str] = ENV) -> AthenaWarehouse:
     return warehouse
 
 
+PAGE_ROWS = 1000  # GetQueryResults' MaxResults as AthenaRunner asks: rows a page, header included
+
+
 def expect_query(
     stubber: Stubber,
     query_id: str,
@@ -58,6 +61,9 @@ def expect_query(
     rows: list[list[str | None]],
     scanned: int = 12_345_678,
 ) -> None:
+    """Queues one query as AthenaRunner sends it from the assistant's environment (ENV): its
+    start in the assistant's work group, one poll that finds it SUCCEEDED with the bytes it
+    scanned, then its result pages of at most PAGE_ROWS rows, the header row first."""
     stubber.add_response(
         "start_query_execution",
         {"QueryExecutionId": query_id},
@@ -81,18 +87,23 @@ def expect_query(
     )
     header = {"Data": [{"VarCharValue": name} for name, _ in columns]}
     data = [{"Data": [{"VarCharValue": v} if v is not None else {} for v in row]} for row in rows]
-    stubber.add_response(
-        "get_query_results",
-        {
+    lines = [header, *data]  # a SELECT's first row is its header, on the first page
+    pages = [lines[start : start + PAGE_ROWS] for start in range(0, len(lines), PAGE_ROWS)]
+    for number, page in enumerate(pages):
+        response: dict[str, Any] = {
             "ResultSet": {
-                "Rows": [header, *data],
+                "Rows": page,
                 "ResultSetMetadata": {
                     "ColumnInfo": [{"Name": name, "Type": kind} for name, kind in columns]
                 },
             }
-        },
-        {"QueryExecutionId": query_id, "MaxResults": 1000},
-    )
+        }
+        if number + 1 < len(pages):
+            response["NextToken"] = f"{query_id}-page-{number + 2}"
+        expected = {"QueryExecutionId": query_id, "MaxResults": PAGE_ROWS}
+        if number:
+            expected["NextToken"] = f"{query_id}-page-{number + 1}"
+        stubber.add_response("get_query_results", response, expected)
 
 
 CONTEXT = SchemaContext(
@@ -153,6 +164,15 @@ def test_queries_run_in_the_assistant_work_group_with_typed_rows(athena) -> None
         (date(2026, 11, 28), None, None, None, False, None),
     ]
     assert result.bytes_scanned == 12_345_678 and not result.truncated
+
+
+def test_a_long_answer_is_read_page_by_page(athena) -> None:
+    client, stubber = athena
+    rows: list[list[str | None]] = [[str(n)] for n in range(2_500)]
+    expect_query(stubber, "q-long", "select n from t", [("n", "bigint")], rows)
+    result = warehouse_on(client).query("select n from t")
+    stubber.assert_no_pending_responses()  # three pages: 999 rows after the header, 1000, 501
+    assert result.rows == [(n,) for n in range(2_500)] and not result.truncated
 
 
 def test_a_failed_query_raises_athenas_reason(athena) -> None:

@@ -19,7 +19,7 @@ import io
 import json
 import random
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -127,11 +127,12 @@ def test_the_athena_median_is_exact_like_duckdbs() -> None:
 
 # --- canned Athena pages -> facts -> report ----------------------------------------------------
 
-DOUBLE, BIGINT, DECIMAL, DATE, TEXT, BOOL = (
+DOUBLE, BIGINT, DECIMAL, DATE, TIMESTAMP, TEXT, BOOL = (
     "double",
     "bigint",
     "decimal",
     "date",
+    "timestamp",
     "varchar",
     "boolean",
 )
@@ -512,6 +513,8 @@ def _athena_type(values: list[Any]) -> str:
         return DOUBLE
     if isinstance(value, Decimal):
         return DECIMAL
+    if isinstance(value, datetime):  # before date: a datetime is a date too
+        return TIMESTAMP
     if isinstance(value, date):
         return DATE
     return TEXT
@@ -525,6 +528,8 @@ def _athena_text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, datetime):  # Trino's text of a timestamp(6): a space, microseconds
+        return value.isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,18 +24,29 @@ import duckdb
 import httpx
 import pandas as pd
 import pytest
+from botocore.stub import Stubber
 from streamlit.testing.v1 import AppTest
 
 from ml.features import FEATURES
-from python_jobs.assistant.report_facts import compute_facts
+from python_jobs.assistant.report_facts import FactsSQL, compute_facts
 from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryResult
-from python_jobs.aws.athena import query_cost_usd
-from python_jobs.dashboard import text
-from python_jobs.dashboard.config import INVESTIGATOR_ENV, SERVING_URL_ENV, TARGET_ENV
+from python_jobs.aws.athena import PRICE_PER_TB_USD
+from python_jobs.dashboard import figures, text
+from python_jobs.dashboard.config import (
+    INVESTIGATOR_ENV,
+    SERVING_URL_ENV,
+    TARGET_ENV,
+    DashboardConfig,
+)
 from python_jobs.dashboard.figures import QUEUE_LENGTH
 from python_jobs.dashboard.pages import PAGES as DASHBOARD_PAGES
 from python_jobs.dashboard.server import running_dashboard
-from python_jobs.dashboard.session import SessionWarehouse, SharedResults
+from python_jobs.dashboard.session import (
+    SESSION_KEY,
+    SessionWarehouse,
+    SharedResults,
+    open_warehouse,
+)
 from python_jobs.export import export_curated
 from python_jobs.feedback import pending_files
 from python_jobs.lake.layout import LAKE_DIR_ENV, Lake
@@ -49,8 +60,11 @@ from python_jobs.tests.lake_writer_process import (
     build_lock_is_held,
     database_held_for_writing,
 )
+from python_jobs.tests.test_assistant_athena import ENV, expect_query
+from python_jobs.tests.test_assistant_report_athena import TranspiledWarehouse
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app" / "main.py"
+VIEWS = APP.parent / "views"
 PAGES = ("overview", "fraud", "model_health", "data_quality", "ask", "live")
 pytestmark = pytest.mark.dbt
 
@@ -75,14 +89,15 @@ def own_lake(built: Built, tmp_path: Path) -> Built:
     return Built(lake, built.target)
 
 
-def app(built: Built, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def app(built: Built, monkeypatch: pytest.MonkeyPatch, script: Path = APP) -> AppTest:
+    """The dashboard (or one page's script alone) on `built`, DuckDB target."""
     monkeypatch.setenv(LAKE_DIR_ENV, str(built.lake.root))
     monkeypatch.setenv(TARGET_ENV, "duckdb")
     monkeypatch.setenv(INVESTIGATOR_ENV, "test.investigator")
     monkeypatch.setenv(SERVING_URL_ENV, "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("BANKLAKE_DBT_TARGET_PATH", str(built.target))
     monkeypatch.delenv("BANKLAKE_ASSISTANT_PROVIDER", raising=False)
-    return AppTest.from_file(str(APP), default_timeout=120)
+    return AppTest.from_file(str(script), default_timeout=120)
 
 
 def open_page(at: AppTest, page: str) -> AppTest:
@@ -477,27 +492,132 @@ def test_a_session_moves_to_a_newer_export(own_lake: Built, monkeypatch) -> None
     assert after != before
 
 
-@dataclass
-class FakeAthena:
-    dialect: str = "athena"
-    curated_schema: str = "banklake_curated"
-    calls: int = 0
-
-    def query(self, sql: str) -> QueryResult:
-        self.calls += 1
-        return QueryResult(["n"], [(1,)], bytes_scanned=50_000_000)
+# On Athena: a real boto3 Athena client under botocore's Stubber (every request checked against
+# the service model, no network), with the assistant's environment (test_assistant_athena.ENV:
+# its own work group beside dbt's, which must not be used). expect_query queues the request
+# shapes AthenaRunner sends — the query in the assistant's work group "banklake-assistant",
+# the curated database as context, its own staging dir — and Athena's answers: the execution
+# SUCCEEDED with the bytes it scanned, then the result page, header row first.
 
 
-def test_athena_queries_are_metered_and_cached_per_session() -> None:
-    athena = FakeAthena()
-    session = SessionWarehouse(athena)
+def athena_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("BANKLAKE_ATHENA_SCHEMA", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def billed_usd(megabytes: int) -> float:
+    """Athena's on-demand price for `megabytes` billed (binary MB, $ per binary TB)."""
+    return megabytes * 2**20 / 2**40 * PRICE_PER_TB_USD
+
+
+def test_athena_queries_are_metered_and_cached_per_session(
+    athena: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client, stubber = athena
+    athena_environment(monkeypatch)
+    config = DashboardConfig(Lake(tmp_path / "lake"), "athena", "test.investigator", "-")
+    # in order: two queries of the first session, then the first one again in a new session;
+    # a query the session sends again would meet the next expected QueryString and fail
+    expect_query(stubber, "q-1", "select 1 as n", [("n", "bigint")], [["1"]], scanned=50_000_000)
+    expect_query(stubber, "q-2", "select 2 as n", [("n", "bigint")], [["2"]], scanned=1_000)
+    expect_query(stubber, "q-3", "select 1 as n", [("n", "bigint")], [["1"]], scanned=50_000_000)
+
+    first = open_warehouse(config, athena_client_factory=lambda athena_config: client)
+    assert first.dialect == "athena" and first.curated_schema == "banklake_curated"
     for _ in range(3):
-        assert session.query("select 1 as n").rows == [(1,)]
-    session.query("select 2 as n")
-    assert athena.calls == 2  # the repeated query came from the session's cache
-    assert [q.bytes_scanned for q in session.log] == [50_000_000, 50_000_000]
-    assert session.cost_usd == pytest.approx(2 * query_cost_usd(50_000_000))
-    assert session.bytes_scanned == 100_000_000
+        assert first.query("select 1 as n").rows == [(1,)]
+    assert first.query("select 2 as n").rows == [(2,)]
+    assert first.query("select 1 as n").rows == [(1,)]
+    assert [(q.sql, q.bytes_scanned) for q in first.log] == [
+        ("select 1 as n", 50_000_000),
+        ("select 2 as n", 1_000),
+    ]
+    # billed per query: rounded up to the next MB (47.7 MB -> 48), at least 10 MB
+    assert [q.cost_usd for q in first.log] == [
+        pytest.approx(billed_usd(48)),
+        pytest.approx(billed_usd(10)),
+    ]
+    assert first.bytes_scanned == 50_001_000
+    assert first.cost_usd == pytest.approx(billed_usd(58))
+
+    second = open_warehouse(config, athena_client_factory=lambda athena_config: client)
+    assert second.query("select 1 as n").rows == [(1,)]  # a new session asks Athena again
+    assert [q.bytes_scanned for q in second.log] == [50_000_000]
+    assert len(first.log) == 2
+    stubber.assert_no_pending_responses()
+
+
+def expect_on_athena(
+    stubber: Stubber,
+    built: Built,
+    query: Callable[[FactsSQL], str],
+    query_id: str,
+    scanned: int,
+) -> str:
+    """Queues Athena's answer to a query as a page builds it for the Athena target; returns
+    the SQL the page must send. The answer is real: the same query on the built lake, its
+    Athena SQL transpiled to DuckDB by sqlglot (TranspiledWarehouse, the report's own check),
+    given back as Athena's typed text result pages."""
+    replay = TranspiledWarehouse(built.lake)
+    try:
+        replay.query(query(FactsSQL.for_warehouse(replay)))
+    finally:
+        replay.close()
+    ((columns, rows),) = replay.answers
+    assert rows, "an empty answer would prove little"
+    sql = query(FactsSQL("athena", "banklake_curated"))
+    expect_query(stubber, query_id, sql, columns, rows, scanned=scanned)
+    return sql
+
+
+def test_a_page_on_athena_shows_each_querys_cost_and_reruns_from_the_session(
+    built: Built, monkeypatch: pytest.MonkeyPatch, athena: tuple[Any, Stubber]
+) -> None:
+    """The data quality page (one query) on `--target athena`. The session's warehouse is
+    opened the way session_warehouse opens it (open_warehouse, from the dashboard's own
+    environment), on the Stubber's client, and handed to the page in its session state."""
+    client, stubber = athena
+    scanned = 987_654_321  # under the assistant work group's 1 GiB scan cutoff
+    sent = expect_on_athena(stubber, built, figures.data_quality_sql, "q-quality", scanned)
+    at = app(built, monkeypatch, VIEWS / "data_quality.py")
+    monkeypatch.setenv(TARGET_ENV, "athena")
+    athena_environment(monkeypatch)
+    session = open_warehouse(
+        DashboardConfig.from_env(), athena_client_factory=lambda athena_config: client
+    )
+    at.session_state[SESSION_KEY] = session
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    stubber.assert_no_pending_responses()
+    assert at.session_state[SESSION_KEY] is session
+    assert [(q.sql, q.bytes_scanned) for q in session.log] == [(sent, scanned)]
+
+    summary = summarize(built.lake)  # the database dbt built, not Athena's answer
+    shown = metrics(at)
+    assert shown["Raw rows"][0] == text.count(sum(summary.raw_rows(f) for f in summary.processed))
+    assert shown["Rejected"][0] == text.count(
+        sum(c.get("rejected", 0) for c in summary.processed.values())
+    )
+    assert shown["Curated rows"][0] == "–"  # the published export's count: DuckDB only
+
+    # 987,654,321 bytes: 987.7 MB shown; billed as 942 binary MB (941.9 rounded up)
+    assert f"${billed_usd(942):.4f}" == "$0.0045"
+    sidebar = [caption.value for caption in at.sidebar.caption]
+    assert "1 query this session, 987.7 MB scanned, $0.0045" in sidebar, sidebar
+    first_words = " ".join(sent.split())[:80]
+    assert any(
+        c.startswith("987.7 MB · $0.0045 · ") and c.endswith(f" s · {first_words}") for c in sidebar
+    ), sidebar
+
+    at.run()  # a rerun, as at every click: from the session's cache, no call to Athena
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(session.log) == 1
+    assert metrics(at)["Raw rows"] == shown["Raw rows"]
+    assert "1 query this session, 987.7 MB scanned, $0.0045" in [
+        caption.value for caption in at.sidebar.caption
+    ]
 
 
 @dataclass
