@@ -38,6 +38,7 @@ from python_jobs.serve.service import (
     ScoringRequest,
     ScoringService,
     Unavailable,
+    Written,
 )
 
 MAX_BODY_BYTES = 1_000_000  # a batch of MAX_BATCH transactions is far below this
@@ -48,13 +49,18 @@ MAX_COALESCED = 64
 
 class Decider:
     """Every decision is made on one worker thread, in arrival order, so the event loop keeps
-    reading requests meanwhile; what queued up during one decision is decided in the next."""
+    reading requests meanwhile; what queued up during one decision is decided in the next.
+    A decided batch is answered from a second thread once the log has synced it, while the
+    first thread decides the next batch (group commit: the fsync no longer holds decisions
+    up, and one fsync covers every batch written by its start)."""
 
     def __init__(self, service: ScoringService) -> None:
         self.service = service
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="decide")
+        self.syncing = ThreadPoolExecutor(1, thread_name_prefix="sync")  # in batch order
         self.queue: asyncio.Queue[tuple[ScoringRequest, asyncio.Future[Any]]] = asyncio.Queue()
         self.coalesced = 0  # requests decided together with an earlier one
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -64,18 +70,33 @@ class Decider:
                 waiting.append(self.queue.get_nowait())
             self.coalesced += len(waiting) - 1
             requests = [request for request, _ in waiting]
+            futures = [future for _, future in waiting]
             try:
-                results = await loop.run_in_executor(
-                    self.executor, partial(self.service.decide, requests, atomic=False)
+                written = await loop.run_in_executor(
+                    self.executor, partial(self.service.decide_written, requests, atomic=False)
                 )
-            except Exception as error:  # every waiting request gets the error
-                for _, future in waiting:
-                    if not future.done():
-                        future.set_exception(error)
+            except Exception as error:
+                _fail(futures, error)
                 continue
-            for (_, future), result in zip(waiting, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            task = asyncio.create_task(self._answer(futures, written))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, futures: list[asyncio.Future[Any]], written: Written) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self.syncing, self.service.finish, written
+            )
+        except Exception as error:  # every waiting request gets the error
+            _fail(futures, error)
+            return
+        for future, result in zip(futures, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.syncing.shutdown(wait=True)
 
     async def decide(self, payload: dict[str, Any], include_features: bool) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -90,6 +111,12 @@ class Decider:
             self.executor,
             partial(self.service.submit, payloads, include_features=include_features),
         )
+
+
+def _fail(futures: list[asyncio.Future[Any]], error: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
 
 
 class Reason(BaseModel):
@@ -223,7 +250,7 @@ def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
             running.cancel()
             with suppress(asyncio.CancelledError):
                 await running
-            decider.executor.shutdown(wait=True)
+            decider.shutdown()
             if start:
                 service.stop()
 

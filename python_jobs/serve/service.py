@@ -1,13 +1,14 @@
 """Real-time scoring, without HTTP: validate, feature, score, log durably, apply, alert.
 
 One lock orders every change: a transaction is featured on the state as it is, its record is
-appended to the write-ahead log and fsync'ed, and only then answered. (Requests decided
-together are applied one after another before their common fsync, so that each sees the
-previous ones; should that fsync fail, the service stops answering until a restart rebuilds
-the state from the lake and the log.) A refused request changes nothing and is kept in the
-dead-letter file with its reason. The same transaction id (or report id) again within
-ANSWERS_KEPT_SECONDS gets the first answer, counted once; later the state still knows the
-transaction and refuses it (409), so it is never counted twice.
+written to the write-ahead log, and it is answered only once an fsync covers it. (Requests
+decided together are applied one after another before their common fsync, so that each sees
+the previous ones; the next requests are decided while the log syncs, and one fsync covers
+every record written by then (group commit). Should an fsync fail, the service stops
+answering until a restart rebuilds the state from the lake and the log.) A refused request
+changes nothing and is kept in the dead-letter file with its reason. The same transaction id
+(or report id) again within ANSWERS_KEPT_SECONDS gets the first answer, counted once; later
+the state still knows the transaction and refuses it (409), so it is never counted twice.
 
 Start-up (`start`): land a batch a crash interrupted, warm the state from the published lake,
 then re-apply what the lake's export does not hold yet: the stream's own landed files, then
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -89,6 +90,14 @@ class ScoringRequest:
     payload: dict[str, Any]
     include_features: bool
     started: float
+
+
+class Written(NamedTuple):
+    """Requests decided and written to the log, not yet durable (ScoringService.finish)."""
+
+    requests: list[ScoringRequest]
+    results: list[dict[str, Any] | Refused | None]  # None: none left once decided
+    records: list[Record]
 
 
 @dataclass
@@ -299,6 +308,13 @@ class ScoringService:
         atomic: a refusal is raised and nothing is applied (a client's batch). Otherwise each
         request stands alone and its refusal is returned in its place (independent requests
         the server coalesced to score them together: one model call, one fsync)."""
+        return self.finish(self.decide_written(requests, atomic=atomic))
+
+    def decide_written(self, requests: list[ScoringRequest], *, atomic: bool) -> Written:
+        """decide() up to the log: the decisions made, applied to the state and written to
+        the log, not yet durable. Nothing of them may be answered before `finish` (the
+        fsync): the API decides the next requests while the log syncs these (group commit),
+        and the requests decided meanwhile see these in the state, as one by one."""
         self._check_available()
         many = len(requests) > 1
         results: list[dict[str, Any] | Refused | None] = [None] * len(requests)
@@ -362,12 +378,9 @@ class ScoringService:
                 )
             if records:
                 try:
-                    self.wal.append(records)
+                    self.wal.write(records)
                 except OSError as error:
-                    # the state may hold rows the log does not: stop answering until a restart
-                    # rebuilds it from the lake and the log
-                    self.failed = f"write-ahead log failed: {error}"
-                    raise Unavailable(self.failed) from error
+                    raise self._log_failed(error) from error
                 if not many:
                     _, tx, featurized = fresh[0]
                     self.state.apply(tx, featurized)
@@ -376,6 +389,18 @@ class ScoringService:
             for i, tx in enumerate(transactions):
                 if results[i] is None and tx is not None:
                     results[i] = self._answers[tx.transaction_id]
+        return Written(requests, results, records)
+
+    def finish(self, written: Written) -> list[dict[str, Any] | Refused]:
+        """Waits until the log holds `written` durably (one fsync for every batch written by
+        then), then counts, alerts and answers: only what is durable is acknowledged."""
+        requests, results, records = written
+        if records:
+            self._check_available()  # an earlier sync failed: these are not durable either
+            try:
+                self.wal.sync(records[-1].seq)
+            except OSError as error:
+                raise self._log_failed(error) from error
         for record in records:
             self._count_decision(record.answer)
             if record.answer["decision"] != APPROVE:
@@ -400,6 +425,12 @@ class ScoringService:
                 fresh_ids.discard(decided["transaction_id"])
                 self.recent.append(_recent(decided))
         return final
+
+    def _log_failed(self, error: OSError) -> Unavailable:
+        # the state may hold rows the log does not: stop answering until a restart rebuilds
+        # it from the lake and the log
+        self.failed = f"write-ahead log failed: {error}"
+        return Unavailable(self.failed)
 
     def _already_in_lake(self, payload: dict[str, Any], tid: str) -> Refused:
         return self._refuse(

@@ -120,7 +120,10 @@ class WriteAheadLog:
         self.paths = StreamPaths(lake)
         self.paths.wal.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._pending: list[Record] = []  # appended, not landed yet
+        self._sync_lock = threading.Lock()  # one fsync at a time; waiters share it
+        self._pending: list[Record] = []  # written, not landed yet
+        self.written_through = 0  # the last seq written to a segment
+        self.synced_through = 0  # the last seq an fsync made durable
         self._segment: Any = None
         self.next_seq = 1
         self.landing = self._read_landing()
@@ -151,6 +154,9 @@ class WriteAheadLog:
         records = list(self.records())
         if records:
             self.next_seq = records[-1].seq + 1
+            # a record the process wrote but had not synced when it died may be in the file
+            # (the page cache outlives the process): it is kept, made durable here
+            self.written_through = self.synced_through = records[-1].seq
         self._pending = [r for r in records if r.seq > self.landing.landed_through]
         self._truncate_torn_tail()
         return records
@@ -162,21 +168,51 @@ class WriteAheadLog:
         last = segments[-1]
         data = last.read_bytes()
         end = data.rfind(b"\n") + 1
-        if end != len(data):
-            with last.open("r+b") as handle:
+        with last.open("r+b") as handle:
+            if end != len(data):
                 handle.truncate(end)
-                os.fsync(handle.fileno())
+            os.fsync(handle.fileno())
 
     # -- appending -------------------------------------------------------------------------
 
     def append(self, records: list[Record]) -> None:
         """Writes records (seq already assigned by `reserve`) and fsyncs before returning."""
+        self.write(records)
+        self.sync(records[-1].seq)
+
+    def write(self, records: list[Record]) -> None:
+        """Writes records to the current segment, not durably yet: `sync` makes them so.
+        Nothing written may be acknowledged, or landed, before it is synced."""
         with self._lock:
             handle = self._open_segment(records[0].seq)
             handle.write("".join(r.to_json() + "\n" for r in records))
             handle.flush()
-            os.fsync(handle.fileno())
             self._pending.extend(records)
+            self.written_through = records[-1].seq
+
+    def sync(self, through: int) -> None:
+        """Returns once every record up to seq `through` is durable. One fsync covers every
+        record written when it starts, so callers waiting together share it (group commit);
+        writers go on meanwhile (the fsync is on a duplicate of the segment's descriptor)."""
+        with self._sync_lock:
+            with self._lock:
+                target = self.written_through
+                if self.synced_through >= through or self._segment is None:
+                    return  # synced, or by a landing (which syncs before it rotates)
+                descriptor = os.dup(self._segment.fileno())
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            with self._lock:
+                self.synced_through = max(self.synced_through, target)
+
+    def _sync_segment(self) -> None:
+        """Under the lock: the current segment durable (before a landing reads the pending
+        records, and before the segment is closed)."""
+        if self._segment is not None and self.synced_through < self.written_through:
+            os.fsync(self._segment.fileno())
+            self.synced_through = self.written_through
 
     def reserve(self, n: int = 1) -> int:
         """The first of n new sequence numbers."""
@@ -207,6 +243,7 @@ class WriteAheadLog:
         with self._lock, unless_building(self.lake) as free:
             if not self._pending or not free:
                 return None
+            self._sync_segment()  # only durable records land
             if self.landing.intent is not None:  # a crash interrupted this range: same range
                 first, last = self.landing.intent
             else:
@@ -272,6 +309,7 @@ class WriteAheadLog:
 
     def close(self) -> None:
         with self._lock:
+            self._sync_segment()
             if self._segment is not None:
                 self._segment.close()
                 self._segment = None

@@ -6,8 +6,10 @@ the state starts empty and holds exactly what the tests send."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -375,6 +377,80 @@ def test_concurrent_clients_are_decided_one_after_another(
     seen_before = sorted(r.json()["features"]["cust_tx_count_1d"] for r in responses[: len(good)])
     assert seen_before == list(range(len(good)))  # a strict order, nobody missed or twice
     assert service.state.applied == len(good)
+
+
+def test_an_answer_waits_for_its_fsync_and_one_fsync_serves_many_batches(
+    client: TestClient, service: ScoringService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: the next batch is decided while the log syncs the previous ones, and no
+    answer leaves before an fsync covering its record has ended."""
+    durable: dict[str, float] = {}  # transaction id -> when an fsync covering it ended
+    syncing: list[tuple[float, float]] = []
+    decided_at: list[float] = []
+    real_fsync, real_decide = os.fsync, service.decide_written
+
+    def slow_fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if "/_stream/wal/" not in path:
+            real_fsync(fd)
+            return
+        covered = os.fstat(fd).st_size
+        started = time.perf_counter()
+        time.sleep(0.05)  # a slow disk: the decider runs ahead meanwhile
+        real_fsync(fd)
+        ended = time.perf_counter()
+        syncing.append((started, ended))
+        with open(path, "rb") as handle:
+            for line in handle.read(covered).splitlines():
+                durable.setdefault(json.loads(line)["answer"]["transaction_id"], ended)
+
+    def decide_written(*args: Any, **kwargs: Any) -> Any:
+        decided_at.append(time.perf_counter())
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(service, "decide_written", decide_written)
+    payloads = [tx(n, customer_id=f"C{n:04d}") for n in range(1, 61)]
+    with ThreadPoolExecutor(12) as pool:
+        answered = list(
+            pool.map(
+                lambda p: (client.post("/v1/transactions", json=p), time.perf_counter()),
+                payloads,
+            )
+        )
+    assert all(response.status_code == 200 for response, _ in answered)
+    for response, at in answered:
+        assert durable[response.json()["transaction_id"]] <= at
+    # decisions were made while an fsync ran, and fsyncs were fewer than the batches
+    assert any(start < t < end for t in decided_at for start, end in syncing)
+    assert 0 < len(syncing) < len(decided_at)
+    assert sorted(_landed_after_flush(service)) == sorted(p["transaction_id"] for p in payloads)
+
+
+def _landed_after_flush(service: ScoringService) -> list[str]:
+    service.flush()
+    return _landed(service.lake)
+
+
+def test_a_failed_fsync_answers_503_and_nothing_after_it_is_answered(
+    client: TestClient, service: ScoringService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert client.post("/v1/transactions", json=tx(1)).status_code == 200
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        if "/_stream/wal/" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    failed = client.post("/v1/transactions", json=tx(2))
+    assert failed.status_code == 503
+    assert "write-ahead log failed" in failed.json()["detail"]
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    # the state may hold what the log does not: no more answers until a restart
+    assert client.post("/v1/transactions", json=tx(3)).status_code == 503
+    assert client.get("/v1/ready").status_code == 503
 
 
 def test_the_api_keeps_answering_while_the_alert_webhook_is_down(
