@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +29,7 @@ from streamlit.testing.v1 import AppTest
 
 from ml.features import FEATURES
 from python_jobs.assistant.report_facts import FactsSQL, compute_facts
-from python_jobs.assistant.warehouse import DuckDBWarehouse, QueryResult
+from python_jobs.assistant.warehouse import DuckDBWarehouse
 from python_jobs.aws.athena import PRICE_PER_TB_USD
 from python_jobs.dashboard import figures, text
 from python_jobs.dashboard.config import (
@@ -43,7 +43,6 @@ from python_jobs.dashboard.pages import PAGES as DASHBOARD_PAGES
 from python_jobs.dashboard.server import running_dashboard
 from python_jobs.dashboard.session import (
     SESSION_KEY,
-    SessionWarehouse,
     SharedResults,
     open_warehouse,
 )
@@ -620,31 +619,40 @@ def test_a_page_on_athena_shows_each_querys_cost_and_reruns_from_the_session(
     ]
 
 
-@dataclass
-class FakeExport:
-    folder: str
-
-
-@dataclass
-class FakeDuckDB:
-    published: FakeExport
-    dialect: str = "duckdb"
-    calls: int = 0
-
-    def query(self, sql: str) -> QueryResult:
-        self.calls += 1
-        return QueryResult(["n"], [(self.calls,)])
-
-
-def test_sessions_share_results_per_published_export() -> None:
+def test_sessions_share_results_per_published_export(own_lake: Built) -> None:
+    """Sessions open the dashboard's own warehouse (open_warehouse: DuckDB over the published
+    export) with one SharedResults. A session's log lists every query that reached DuckDB:
+    the second session on the same export answers from the first one's result, its log
+    empty; after a newer export, with other data, the query runs again on the new export."""
+    lake = own_lake.lake
+    config = DashboardConfig(lake, "duckdb", "test.investigator", "-")
     shared = SharedResults()
-    first, second = FakeDuckDB(FakeExport("v1")), FakeDuckDB(FakeExport("v1"))
-    assert SessionWarehouse(first, shared=shared).query("select 1").rows == [(1,)]
-    assert SessionWarehouse(second, shared=shared).query("select 1").rows == [(1,)]
-    assert second.calls == 0  # the second session got the first one's result
-    newer = FakeDuckDB(FakeExport("v2"))
-    assert SessionWarehouse(newer, shared=shared).query("select 1").rows == [(1,)]
-    assert newer.calls == 1  # another export: asked again
+    count = "select count(*) as n from curated.fct_transactions"
+    published = current(lake)
+    with (
+        closing(open_warehouse(config, shared)) as first,
+        closing(open_warehouse(config, shared)) as second,
+    ):
+        assert first.warehouse is not second.warehouse  # a connection each, as two sessions
+        assert first.published.folder == second.published.folder == published.folder
+        answer = first.query(count)
+        assert answer.rows == [(published.marts["fct_transactions"].rows,)]
+        assert [q.sql for q in first.log] == [count]
+        assert second.query(count) is answer  # the first session's result...
+        assert second.log == []  # ...and DuckDB was not asked
+
+    # a newer export with fewer transactions: the last day's deleted from the database,
+    # then exported the way the build publishes (python_jobs/export.py)
+    with duckdb.connect(str(lake.database)) as con:
+        (removed,) = con.execute(
+            "delete from curated.fct_transactions where event_date = ?", [LAST_DAY]
+        ).fetchall()[0]
+    assert removed > 0
+    export_curated(lake)
+    with closing(open_warehouse(config, shared)) as newer:
+        assert newer.published.folder != published.folder
+        assert newer.query(count).rows == [(answer.rows[0][0] - removed,)]
+        assert [q.sql for q in newer.log] == [count]  # another export: DuckDB asked again
 
 
 # --- while another process writes the database -----------------------------------------------
