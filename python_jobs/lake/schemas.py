@@ -10,6 +10,7 @@ unparseable amount still lands and is rejected downstream with its reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import pyarrow as pa
 
@@ -33,8 +34,10 @@ class Feed:
     def file_suffix(self) -> str:
         return ".parquet" if self.file_format == "parquet" else ".jsonl.gz"
 
-    @property
+    @cached_property
     def payload_columns(self) -> list[str]:
+        """The contract's columns a producer sends (not the ingestion metadata). Computed
+        once: the real-time service reads it for every transaction. Do not mutate."""
         meta = {name for name, _ in INGESTION_COLUMNS}
         return [f.name for f in self.schema if f.name not in meta]
 

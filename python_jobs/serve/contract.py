@@ -209,7 +209,9 @@ def parse_timestamp(value: str) -> datetime | None:
     """try_strptime(value, '%Y-%m-%d %H:%M:%S'); None when DuckDB would give null."""
     if _CANONICAL_TS.fullmatch(value):
         try:
-            return datetime.strptime(value, TIMESTAMP_FORMAT)
+            # the canonical shape is ISO 8601's: fromisoformat parses it as strptime with
+            # TIMESTAMP_FORMAT does, at a tenth of the cost
+            return datetime.fromisoformat(value)
         except ValueError:
             pass  # e.g. 24:00:00 or 30 February: DuckDB decides
     return _DUCKDB.timestamp(value)
