@@ -26,7 +26,7 @@ What it must equal, and how:
   They are summed in float64 where XGBoost sums in float32, so the two differ by float32
   rounding only; a row's attributions add up to its margin minus the bias.
 
-Models it does not model are refused (`UnsupportedTrees`, naming what): categorical splits,
+Models it does not model are refused (`UnsupportedModel`, naming what): categorical splits,
 several outputs (classes, targets, vector leaves), boosters other than gbtree (dart,
 gblinear), objectives other than binary:logistic and reg:squarederror.
 
@@ -48,6 +48,8 @@ import numpy as np
 import xgboost as xgb
 from numba import njit
 
+from ml.tree_model import UnsupportedModel, gbtree_trees
+
 LOGISTIC, SQUARED_ERROR = "binary:logistic", "reg:squarederror"
 OBJECTIVES = (LOGISTIC, SQUARED_ERROR)
 _EXP_LIMIT = np.float32(88.7)  # XGBoost's Sigmoid clamps -x there (expf would overflow)
@@ -67,10 +69,6 @@ NODE = np.dtype(
         ("step", np.float32),  # mean(this node) - mean(its parent), XGBoost's float32; 0 at a root
     ]
 )
-
-
-class UnsupportedTrees(ValueError):
-    """The model uses something CompiledTrees does not model."""
 
 
 class Evaluation(NamedTuple):
@@ -130,36 +128,21 @@ def _base_margin(objective: str, base_score: str) -> np.float32:
     a bare number before), in XGBoost's float32 arithmetic."""
     values = [v for v in base_score.strip().strip("[]").split(",") if v.strip()]
     if len(values) != 1:
-        raise UnsupportedTrees(f"{len(values)} base scores (several outputs)")
+        raise UnsupportedModel(f"{len(values)} base scores (several outputs)")
     score = np.float32(float(values[0]))
     if objective == SQUARED_ERROR:
         return score
     if not 0.0 < score < 1.0:
-        raise UnsupportedTrees(f"base_score {score} outside (0, 1) for {objective}")
+        raise UnsupportedModel(f"base_score {score} outside (0, 1) for {objective}")
     return np.float32(_logit(score))
 
 
 def _supported_trees(learner: dict[str, Any]) -> list[dict[str, Any]]:
-    """The model's trees, or UnsupportedTrees naming what is not modelled."""
+    """The model's trees, or UnsupportedModel naming what is not modelled."""
     objective = learner["objective"]["name"]
     if objective not in OBJECTIVES:
-        raise UnsupportedTrees(f"objective {objective} (only {' and '.join(OBJECTIVES)})")
-    params = learner["learner_model_param"]
-    if int(params.get("num_class", "0")) > 1 or int(params.get("num_target", "1")) > 1:
-        raise UnsupportedTrees("several outputs (classes or targets)")
-    booster = learner["gradient_booster"]
-    if booster["name"] != "gbtree":
-        raise UnsupportedTrees(f"booster {booster['name']} (only gbtree)")
-    model = booster["model"]
-    trees: list[dict[str, Any]] = model["trees"]
-    if any(int(group) != 0 for group in model["tree_info"]):
-        raise UnsupportedTrees("several output groups")
-    for tree in trees:
-        if int(tree["tree_param"].get("size_leaf_vector", "1")) > 1:
-            raise UnsupportedTrees("vector leaves (several outputs)")
-        if any(tree["split_type"]) or tree["categories_nodes"]:
-            raise UnsupportedTrees("categorical splits")
-    return trees
+        raise UnsupportedModel(f"objective {objective} (only {' and '.join(OBJECTIVES)})")
+    return gbtree_trees(learner)
 
 
 def _column(trees: list[dict[str, Any]], key: str, dtype: type) -> np.ndarray:
@@ -214,7 +197,7 @@ class CompiledTrees:
         trees = _supported_trees(learner)
         sizes = np.array([len(t["left_children"]) for t in trees], dtype=np.int64)
         if sizes.sum() >= np.iinfo(np.int32).max:
-            raise UnsupportedTrees(f"{sizes.sum()} nodes (ids are int32)")
+            raise UnsupportedModel(f"{sizes.sum()} nodes (ids are int32)")
         # every node numbered globally (the model's own ids, shifted by the tree's offset)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         shift = np.repeat(offsets, sizes)

@@ -119,7 +119,7 @@ class FraudModel:
 
     def warm_up(self) -> None:
         """Builds what score_few uses, the compiled trees of both halves and numba's kernel,
-        so that the first call does not wait for them. Raises UnsupportedTrees
+        so that the first call does not wait for them. Raises UnsupportedModel
         (ml/compiled_trees.py) for a model they do not model."""
         for model in (self.booster, self.forest):
             if model is not None:

@@ -35,6 +35,8 @@ from multiprocessing import get_context
 import numpy as np
 import xgboost as xgb
 
+from ml.tree_model import UnsupportedModel, gbtree_trees
+
 MAX_PATH_FEATURES = 8  # 2^8 subsets a leaf; the bits of a leaf fit in one uint8
 CHUNK_ROWS = 2048  # rows per block: a tree's arrays for a block stay in the CPU cache
 CHECK_ROWS = 64  # rows checked against XGBoost's own TreeSHAP on every call
@@ -43,10 +45,6 @@ CHECK_TOLERANCE = 1e-4  # log-odds; float32 rounding is ~1e-6
 # process is faster: another has to start, import and compile the tables first. Above it, a
 # large day against a large model in one process leaves the other cores idle.
 PARALLEL_MIN_VISITS = 50_000_000
-
-
-class UnsupportedModel(ValueError):
-    """The booster uses something the tables do not model; use XGBoost's pred_contribs."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +160,6 @@ def _paths(tree: dict) -> list[tuple[float, list[tuple[int, _Slot]]]]:
 
 
 def _compile_tree(tree: dict) -> _Tree:
-    if any(tree["split_type"]):
-        raise UnsupportedModel("categorical splits")
     paths = _paths(tree)
     sizes = np.array([len(slots) for _, slots in paths])
     slots, leaves = max(1, int(sizes.max())), len(paths)
@@ -216,15 +212,8 @@ class TreeShap:
     @classmethod
     def from_booster(cls, booster: xgb.Booster) -> TreeShap:
         model = json.loads(booster.save_raw("json"))["learner"]
+        trees = gbtree_trees(model)
         params = model["learner_model_param"]
-        if int(params.get("num_class", "0")) > 1 or int(params.get("num_target", "1")) > 1:
-            raise UnsupportedModel("several outputs")
-        gradient_booster = model["gradient_booster"]
-        if gradient_booster["name"] != "gbtree":
-            raise UnsupportedModel(f"booster {gradient_booster['name']}")
-        trees = gradient_booster["model"]["trees"]
-        if any(int(t["tree_param"]["size_leaf_vector"]) > 1 for t in trees):
-            raise UnsupportedModel("vector leaves")
         return cls(tuple(_compile_tree(t) for t in trees), int(params["num_feature"]))
 
     def contributions(self, x: np.ndarray) -> np.ndarray:

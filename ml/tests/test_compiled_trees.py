@@ -10,7 +10,7 @@ import pytest
 import xgboost as xgb
 from sklearn.ensemble import RandomForestClassifier
 
-from ml.compiled_trees import CompiledTrees, UnsupportedTrees
+from ml.compiled_trees import CompiledTrees, UnsupportedModel
 from ml.forest import to_booster
 
 FEATURES = 6
@@ -161,14 +161,14 @@ def test_what_it_does_not_model_is_refused_by_name() -> None:
         xgb.DMatrix(frame, label=kind == "a", enable_categorical=True),
         num_boost_round=3,
     )
-    with pytest.raises(UnsupportedTrees, match="categorical"):
+    with pytest.raises(UnsupportedModel, match="categorical"):
         CompiledTrees.from_booster(categorical)
     classes = _train({"objective": "multi:softprob", "num_class": 3}, x, y.astype(int), rounds=2)
-    with pytest.raises(UnsupportedTrees, match="objective multi:softprob"):
+    with pytest.raises(UnsupportedModel, match="objective multi:softprob"):
         CompiledTrees.from_booster(classes)
     dart = _train({"objective": "binary:logistic", "booster": "dart"}, x, y, rounds=2)
-    with pytest.raises(UnsupportedTrees, match="booster dart"):
+    with pytest.raises(UnsupportedModel, match="booster dart"):
         CompiledTrees.from_booster(dart)
     poisson = _train({"objective": "count:poisson"}, x, y, rounds=2)
-    with pytest.raises(UnsupportedTrees, match="objective count:poisson"):
+    with pytest.raises(UnsupportedModel, match="objective count:poisson"):
         CompiledTrees.from_booster(poisson)

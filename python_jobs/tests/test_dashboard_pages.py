@@ -243,13 +243,19 @@ def test_fraud_page_agrees_with_the_report_and_the_marts(built: Built, monkeypat
     }
 
 
-def test_a_verdict_from_the_page_lands_in_raw_exactly_once(own_lake: Built, monkeypatch) -> None:
-    lake = own_lake.lake
+def _alert_under_review(own_lake: Built, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """The fraud page with its second queued alert picked for review, and that alert's
+    transaction id."""
     at = open_page(app(own_lake, monkeypatch), "fraud")
     label = at.selectbox(key="review_alert").options[1]
-    transaction_id = label.split(" ", 1)[1]
     at.selectbox(key="review_alert").set_value(label)
     at.run()
+    return at, label.split(" ", 1)[1]
+
+
+def test_a_verdict_from_the_page_lands_in_raw_exactly_once(own_lake: Built, monkeypatch) -> None:
+    lake = own_lake.lake
+    at, transaction_id = _alert_under_review(own_lake, monkeypatch)
     at.button(key="verdict_fraud").click()
     at.run()
     assert any("Recorded" in s.value for s in at.success)
@@ -271,11 +277,7 @@ def test_a_verdict_from_the_page_lands_in_raw_exactly_once(own_lake: Built, monk
 
 def test_a_verdict_given_during_a_build_lands_when_it_ends(own_lake: Built, monkeypatch) -> None:
     lake = own_lake.lake
-    at = open_page(app(own_lake, monkeypatch), "fraud")
-    label = at.selectbox(key="review_alert").options[1]
-    transaction_id = label.split(" ", 1)[1]
-    at.selectbox(key="review_alert").set_value(label)
-    at.run()
+    at, transaction_id = _alert_under_review(own_lake, monkeypatch)
     with build_lock_held(lake):  # another process builds: raw must not change
         at.button(key="verdict_legitimate").click()
         at.run()
@@ -375,16 +377,21 @@ def test_data_quality_counts_equal_the_lake_summary(own_lake: Built, monkeypatch
 # --- ask and live -----------------------------------------------------------------------------
 
 
-def test_ask_runs_guarded_sql_and_shows_it(built: Built, monkeypatch) -> None:
-    at = open_page(app(built, monkeypatch), "ask")
+def ask_sql(at: Any, query: str) -> Any:
+    """Runs `query` through the Ask page's SQL mode; the table it shows."""
     at.radio(key="ask_mode").set_value("SQL")
     at.run()
-    at.text_area(key="ask_sql").set_value(
-        "select channel, sum(transactions) as n from curated.fct_daily_kpis group by channel"
-    )
+    at.text_area(key="ask_sql").set_value(query)
     at.button(key="ask_run").click()
     at.run()
-    rows = table(at)
+    return table(at)
+
+
+def test_ask_runs_guarded_sql_and_shows_it(built: Built, monkeypatch) -> None:
+    at = open_page(app(built, monkeypatch), "ask")
+    rows = ask_sql(
+        at, "select channel, sum(transactions) as n from curated.fct_daily_kpis group by channel"
+    )
     expected = dict(
         sql(built, "select channel, sum(transactions) from curated.fct_daily_kpis group by 1")
     )
@@ -774,14 +781,8 @@ def test_every_page_works_during_a_real_build(own_lake: Built, monkeypatch, tmp_
         assert metrics(open_page(at, "model_health"))["Last scored day"][0] == str(LAST_DAY)
         assert metrics(open_page(at, "data_quality"))["Raw rows"][0] == text.count(raw_rows)
         open_page(at, "ask")
-        at.radio(key="ask_mode").set_value("SQL")
-        at.run()
-        at.text_area(key="ask_sql").set_value(
-            "select sum(transactions) as n from curated.fct_daily_kpis"
-        )
-        at.button(key="ask_run").click()
-        at.run()
-        assert table(at)["n"].tolist() == [all_transactions]
+        answer = ask_sql(at, "select sum(transactions) as n from curated.fct_daily_kpis")
+        assert answer["n"].tolist() == [all_transactions]
         assert any("not running" in i.value for i in open_page(at, "live").info)
         assert not lake.raw_files(ALERT_VERDICTS)  # the verdict waits for the build
         assert still_building(lake, build), "the build ended before the pages were loaded"
