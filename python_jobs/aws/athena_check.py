@@ -37,7 +37,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +124,7 @@ class CheckReport:
 # --- AWS stand-in -----------------------------------------------------------------------
 
 
-def _clean_environment() -> dict[str, str]:
+def clean_environment() -> dict[str, str]:
     """The parent environment without anything that could reach a real AWS account or
     change what the athena target renders to."""
     prefixes = ("AWS_", "BANKLAKE_ATHENA_", "BANKLAKE_S3_", "BANKLAKE_AWS_", "DBT_")
@@ -161,7 +161,8 @@ def moto_aws() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def _client(service: Service, aws: Mapping[str, str]) -> Any:
+def moto_client(service: Service, aws: Mapping[str, str]) -> Any:
+    """A boto3 client of the moto server moto_aws() started."""
     import boto3
 
     return boto3.client(
@@ -176,19 +177,20 @@ def _client(service: Service, aws: Mapping[str, str]) -> Any:
 
 def create_buckets(aws: Mapping[str, str]) -> None:
     """The buckets and the work group the athena target points at."""
-    s3 = _client("s3", aws)
+    s3 = moto_client("s3", aws)
     for bucket in (STAGING_BUCKET, DATA_BUCKET):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    _client("athena", aws).create_work_group(
+    moto_client("athena", aws).create_work_group(
         Name=WORK_GROUP,
         Configuration={"ResultConfiguration": {"OutputLocation": f"s3://{STAGING_BUCKET}/dbt/"}},
     )
 
 
-def queue_compile_time_answers(aws: Mapping[str, str]) -> None:
-    """Queues COMPILE_TIME_ANSWERS in moto's Athena (its /moto-api endpoint)."""
-    import urllib.request
-
+def queue_compile_time_answers(
+    aws: Mapping[str, str], answers: Sequence[Mapping[str, str]] = COMPILE_TIME_ANSWERS
+) -> None:
+    """Queues `answers` in moto's Athena (its /moto-api endpoint): the n-th query run gets
+    the n-th answer, one row of those columns."""
     results = [
         {
             "rows": [
@@ -197,7 +199,7 @@ def queue_compile_time_answers(aws: Mapping[str, str]) -> None:
             ],
             "column_info": [{"Name": name, "Type": "varchar"} for name in answer],
         }
-        for answer in COMPILE_TIME_ANSWERS
+        for answer in answers
     ]
     body = json.dumps({"region": REGION, "results": results}).encode()
     request = urllib.request.Request(
@@ -214,7 +216,7 @@ def queue_compile_time_answers(aws: Mapping[str, str]) -> None:
 def register_incremental_tables(manifest: Mapping[str, Any], aws: Mapping[str, str]) -> list[str]:
     """Every incremental model as an existing Iceberg table in moto's Glue, as dbt-athena
     would find it after a first build; returns their unique ids."""
-    glue = _client("glue", aws)
+    glue = moto_client("glue", aws)
     registered = []
     databases: set[str] = set()
     for node in manifest["nodes"].values():
@@ -428,7 +430,7 @@ def run_check(work: Path | None = None) -> CheckReport:
     lints: list[Lint] = []
     try:
         with moto_aws() as aws:
-            env = {**_clean_environment(), **aws}
+            env = {**clean_environment(), **aws}
             create_buckets(aws)
             tick = time.perf_counter()
             manifest = dbt_compile(env, work)
