@@ -69,6 +69,15 @@ def duckdb_only_constructs(sql: str) -> list[str]:
             found.append("`::` cast (use cast(x as type))")
         elif token.token_type == TokenType.ILIKE:
             found.append("ILIKE (use lower(x) like ...)")
+        elif (
+            token.token_type == TokenType.SLASH
+            and following is not None
+            and following.token_type == TokenType.SLASH
+            and following.start == token.end + 1
+        ):
+            found.append("`//` integer division (Athena's `/` of integers truncates)")
+        elif text == "hugeint":  # a type token (INT128) in the athena tokenizer
+            found.append("HUGEINT (Athena: bigint or decimal(38, 0))")
         elif token.token_type == TokenType.VAR and text == "qualify":
             found.append("QUALIFY (filter a row_number() in an outer query)")
         elif (

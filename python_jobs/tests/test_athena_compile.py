@@ -29,7 +29,8 @@ def test_duckdb_only_constructs_are_found_by_token_and_named() -> None:
     sql = """
         select a::int, strftime(ts, '%Y'), regexp_replace(a, 'b', 'c', 'g'),
             list_transform(xs, x -> x), epoch_ms(ts), isodow(d), struct_pack(a := 1),
-            x ilike 'a%', current_date - 7, d - interval 3 day, * exclude (a)
+            x ilike 'a%', current_date - 7, d - interval 3 day, * exclude (a),
+            a // b, cast(a as hugeint)
         from read_parquet('lake/*.parquet')
         qualify row_number() over () = 1
     """
@@ -48,6 +49,8 @@ def test_duckdb_only_constructs_are_found_by_token_and_named() -> None:
         "SELECT * EXCLUDE",
         "read_parquet()",
         "QUALIFY",
+        "`//` integer division",
+        "HUGEINT",
     ):
         assert construct in found, construct
 
@@ -83,6 +86,7 @@ def _macro_module(path: Path) -> object:
         ("macros/cross_db/text.sql", "mask_name", ("x",)),
         ("macros/staging/normalize_key.sql", "normalize_key", ("x",)),
         ("macros/cross_db/rolling_window.sql", "rolling_window", ("c", "ts", 7)),
+        ("macros/cross_db/decimal_divide.sql", "decimal_divide", ("x", "n", 2)),
     ],
 )
 def test_the_check_catches_every_duckdb_body_of_the_dispatch_macros(file, macro, args) -> None:
