@@ -1,17 +1,29 @@
 """dbt on a real generated lake: every raw row accounted for, PII kept out of curated,
-incremental runs equal to a full rebuild, and re-runs that change nothing."""
+incremental runs equal to a full rebuild, and re-runs that change nothing; and the Athena SQL
+of the same project executed over the same lake (python_jobs/aws/athena_dry_run.py), its
+first build and its incremental run equal to the DuckDB target's."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from python_jobs.dbt_runner import DbtOutcome, run_dbt
+from python_jobs.aws.athena_dry_run import (
+    AthenaOnDuckDB,
+    DryRunReport,
+    compare_relations,
+    compile_for_execution,
+    recorded_test_failures,
+    unaccounted,
+)
+from python_jobs.dbt_runner import PROJECT_DIR, DbtOutcome, run_dbt
+from python_jobs.dbt_runs import recent_runs
 from python_jobs.export import export_curated
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
@@ -82,6 +94,33 @@ def built_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     bad.write_bytes(b"not a parquet file")
     build(lake)
     return lake
+
+
+@pytest.fixture(scope="module")
+def athena_first_build(
+    built_lake: Lake, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AthenaOnDuckDB, DryRunReport]]:
+    """The project compiled for Athena (moto standing in for AWS) and its first build run on
+    DuckDB over built_lake's files, compared with the DuckDB target's build of them. Before
+    daily_increment: it must read the lake as the DuckDB target first built it."""
+    compiled = compile_for_execution(tmp_path_factory.mktemp("athena-dry-run"))
+    run = AthenaOnDuckDB(compiled, built_lake)
+    report = run.first_build(recorded_test_failures(recent_runs(built_lake)))
+    report.timings |= compiled.timings
+    print(report.summary())
+    yield run, report
+    run.close()
+
+
+@pytest.fixture(scope="module")
+def daily_increment(
+    built_lake: Lake, athena_first_build: tuple[AthenaOnDuckDB, DryRunReport]
+) -> DbtOutcome:
+    """Two new days delivered and built as the daily run builds them (tests scoped to the
+    rewritten rows, no unit tests), once for the module. After the Athena dry run's first
+    build (athena_first_build), which replays this increment."""
+    append_days(built_lake, 2)
+    return build(built_lake, daily_new_day=date(2026, 10, 11))
 
 
 def test_corrupt_file_is_quarantined_and_the_build_goes_on(built_lake: Lake) -> None:
@@ -229,6 +268,67 @@ def test_curated_export_matches_the_marts(built_lake: Lake) -> None:
     assert list((built_lake.curated / "fct_transactions").glob("event_date=*"))
 
 
+def test_athena_sql_of_every_model_snapshot_and_test_builds_what_duckdb_builds(
+    athena_first_build: tuple[AthenaOnDuckDB, DryRunReport],
+) -> None:
+    """Every model, the snapshot and every data test compiled for Athena and executed on
+    DuckDB (athena_transpile.py: Athena's semantics) over the lake's files: each relation
+    equals the DuckDB target's (rows, columns, a checksum per column and per row) and each
+    test fails with as many rows as in the target's build; nothing skipped unlisted."""
+    run, report = athena_first_build
+    assert report.findings == [], report.summary()
+    assert unaccounted(run.compiled, report) == []
+    counts = report.counts()
+    assert counts["model"] == len(list((PROJECT_DIR / "models").rglob("*.sql")))
+    assert counts["snapshot"] >= 1
+    assert counts["test"] > 300
+    assert len(report.compared) == counts["model"] + counts["snapshot"]
+    # tests with failing rows (the warn-severity relationships) compared too, not only zeros
+    assert sum(report.test_failures.values()) > 0
+
+
+def test_the_athena_dry_run_sees_a_changed_value_and_a_failing_row(
+    athena_first_build: tuple[AthenaOnDuckDB, DryRunReport],
+) -> None:
+    """No rubber stamp: one value changed in a relation built from Athena's SQL is a
+    difference, and a data test's Athena SQL counts the bad row (rolled back after)."""
+    run, _ = athena_first_build
+    (model,) = [uid for uid, node in run.compiled.first.items() if node.name == "fct_transactions"]
+    relation = run.compiled.manifest["nodes"][model]["relation_name"]
+    run.con.execute(f"create temp table planted as select * from {relation}")
+    run.con.execute(
+        "update planted set event_hour = 99 "
+        "where transaction_id = (select min(transaction_id) from planted)"
+    )
+    with run.target():
+        assert compare_relations(run.con, relation, run.target_relation(model)) == []
+        assert compare_relations(run.con, "planted", run.target_relation(model)) == [
+            "event_hour: different values (checksum)"
+        ]
+    run.con.execute("drop table planted")
+    (test,) = [
+        node
+        for node in run.compiled.first.values()
+        if node.name.startswith("accepted_range_fct_transactions_event_hour")
+    ]
+
+    def failing_rows() -> int:
+        select = run.run_select(test.sql, run.schema())
+        return int(one_row(run.con, f"select count(*) from ({select})")[0])
+
+    assert failing_rows() == 0
+    run.con.execute("begin transaction")
+    try:
+        run.con.execute(
+            f"update {relation} set event_hour = 99 "
+            f"where transaction_id = (select min(transaction_id) from {relation})"
+        )
+        assert failing_rows() == 1
+    finally:
+        run.con.execute("rollback")
+    assert failing_rows() == 0
+
+
 def test_rebuilding_the_same_data_changes_nothing(built_lake: Lake) -> None:
     before = table_digests(built_lake, "curated") | table_digests(built_lake, "processed")
     build(built_lake)
@@ -236,10 +336,11 @@ def test_rebuilding_the_same_data_changes_nothing(built_lake: Lake) -> None:
     assert after == before
 
 
-def test_daily_increment_equals_a_full_rebuild(built_lake: Lake, tmp_path: Path) -> None:
-    append_days(built_lake, 2)
+def test_daily_increment_equals_a_full_rebuild(
+    built_lake: Lake, daily_increment: DbtOutcome, tmp_path: Path
+) -> None:
     # as the daily run builds: tests scoped to the rewritten rows, no unit tests
-    outcome = build(built_lake, daily_new_day=date(2026, 10, 11))
+    outcome = daily_increment
     assert outcome.count("unit_test", "pass", "fail", "error") == 0
     assert outcome.count("test", "pass") > 0
     incremental = table_digests(built_lake, "processed") | table_digests(built_lake, "curated")
@@ -262,6 +363,29 @@ def test_daily_increment_equals_a_full_rebuild(built_lake: Lake, tmp_path: Path)
     assert outcome.success, outcome.failures
     rebuilt = table_digests(copy, "processed") | table_digests(copy, "curated")
     assert rebuilt == incremental
+
+
+def test_athena_incremental_sql_replays_the_daily_run(
+    athena_first_build: tuple[AthenaOnDuckDB, DryRunReport], daily_increment: DbtOutcome
+) -> None:
+    """The daily run replayed from the Athena SQL, as dbt-athena runs it: every incremental
+    model through its is_incremental() SQL (the values it asks Athena for while compiling
+    answered by its own query, run here at its turn) merged on its unique key, tables rebuilt;
+    every relation then equals the DuckDB target's after its own daily run."""
+    assert daily_increment.success
+    run, _ = athena_first_build
+    report = run.replay_increment()
+    print(report.summary())
+    assert report.findings == [], report.summary()
+    incremental = run.compiled.incremental
+    assert set(report.increment_rows) == {node.name for node in incremental.values()}
+    for uid, node in incremental.items():
+        assert node.sql != run.compiled.first[uid].sql, node.name  # the other branch
+    # the models that ask Athena for their bounds while compiling got real answers
+    assert run.compiled.bounds and set(run.compiled.bounds) <= set(incremental)
+    for name in ("stg_transactions_triaged", "fct_transactions", "ml_features"):
+        assert report.increment_rows[name] > 0, name
+    assert len(report.compared) == len(run.compiled.dag_order()) - 1  # but the snapshot
 
 
 def test_the_daily_run_tests_the_rows_it_rewrote_and_full_builds_everything(
