@@ -5,15 +5,20 @@ first build and its incremental run equal to the DuckDB target's."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from ml.layout import MlLayout
+from ml.score import SCORES_SCHEMA
 from python_jobs.aws.athena_dry_run import (
     AthenaOnDuckDB,
     DryRunReport,
@@ -25,6 +30,7 @@ from python_jobs.aws.athena_dry_run import (
 from python_jobs.dbt_runner import PROJECT_DIR, DbtOutcome, run_dbt
 from python_jobs.dbt_runs import recent_runs
 from python_jobs.export import export_curated
+from python_jobs.feedback import Alert, record_verdict
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.query import one_row
@@ -36,6 +42,7 @@ pytestmark = pytest.mark.dbt
 CONFIG = GeneratorConfig(
     seed=7, start_date=date(2026, 10, 1), days=10, customers=400, fault_rate=0.03
 )
+SCORES_MODEL = "pipeline-test-1"  # the model version of score_and_review's scores
 REJECTING_FAULTS = (
     "missing_transaction_id",
     "missing_account_id",
@@ -112,14 +119,56 @@ def athena_first_build(
     run.close()
 
 
+def score_and_review(lake: Lake, now: datetime) -> None:
+    """A day of fraud scores for the last event day built, in the scoring job's schema and
+    place (ml/score.py, ml/layout.py: training a model is ml/tests' business), 5% of them
+    alerts with reasons from the reason-code seed, and an investigator's verdicts on two of
+    the alerts, one fraud and one legitimate, recorded through the real feedback path: so
+    that the score marts, the verdicts and a label that changes are built, and compared."""
+    with duckdb.connect(str(lake.database), read_only=True) as con:
+        rows = con.execute(
+            "select transaction_id, customer_id, event_ts, event_date from curated.fct_transactions"
+            " where event_date = (select max(event_date) from curated.fct_transactions)"
+            " order by transaction_id"
+        ).fetchall()
+    with (PROJECT_DIR / "seeds" / "feature_reason_codes.csv").open(encoding="utf-8") as seed:
+        features = [row["feature"] for row in csv.DictReader(seed)]
+    n, threshold, day = len(rows), 0.95, rows[0][3]
+    scores = [round(((i * 7919) % n + 0.5) / n, 6) for i in range(n)]  # a permutation of ranks
+    columns = {
+        "transaction_id": pa.array([r[0] for r in rows], pa.string()),
+        "customer_id": pa.array([r[1] for r in rows], pa.string()),
+        "event_ts": pa.array([r[2] for r in rows], pa.timestamp("us")),
+        "model_version": pa.array([SCORES_MODEL] * n, pa.string()),
+        "score": pa.array(scores, pa.float64()),
+        "threshold": pa.array([threshold] * n, pa.float64()),
+        "decision": pa.array(["alert" if s >= threshold else "pass" for s in scores]),
+        "scored_at": pa.array([now.astimezone(UTC).replace(tzinfo=None)] * n, pa.timestamp("us")),
+    }
+    for k in (1, 2, 3):
+        columns[f"reason_{k}"] = pa.array([features[(i + k) % len(features)] for i in range(n)])
+        columns[f"reason_{k}_contribution"] = pa.array([round(s / k, 6) for s in scores])
+    path = MlLayout(lake).scores_file(day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns, schema=SCORES_SCHEMA), path)
+    alerts = [row[0] for row, score in zip(rows, scores, strict=True) if score >= threshold]
+    for transaction, verdict in zip(alerts, ("fraud", "legitimate"), strict=False):
+        recorded = record_verdict(
+            lake, Alert(transaction, day, SCORES_MODEL), verdict, "ana", now=now
+        )
+        assert recorded.landed, recorded.summary()
+
+
 @pytest.fixture(scope="module")
 def daily_increment(
     built_lake: Lake, athena_first_build: tuple[AthenaOnDuckDB, DryRunReport]
 ) -> DbtOutcome:
-    """Two new days delivered and built as the daily run builds them (tests scoped to the
+    """Two new days delivered, a day scored and two of its alerts reviewed
+    (score_and_review), all built as the daily run builds them (tests scoped to the
     rewritten rows, no unit tests), once for the module. After the Athena dry run's first
     build (athena_first_build), which replays this increment."""
     append_days(built_lake, 2)
+    score_and_review(built_lake, datetime(2026, 10, 12, 15, 0, tzinfo=UTC))
     return build(built_lake, daily_new_day=date(2026, 10, 11))
 
 
@@ -385,6 +434,12 @@ def test_athena_incremental_sql_replays_the_daily_run(
     assert run.compiled.bounds and set(run.compiled.bounds) <= set(incremental)
     for name in ("stg_transactions_triaged", "fct_transactions", "ml_features"):
         assert report.increment_rows[name] > 0, name
+    assert report.increment_rows["stg_alert_verdicts_triaged"] == 2  # score_and_review's
+    # the scores' marts were compared with rows in them, not empty against empty
+    with run.target():
+        for mart in ("fct_fraud_alerts", "fct_model_performance_daily", "int_alert_reviews"):
+            (uid,) = [u for u, n in run.compiled.first.items() if n.name == mart]
+            assert one_row(run.con, f"select count(*) from {run.target_relation(uid)}")[0] > 0
     assert len(report.compared) == len(run.compiled.dag_order()) - 1  # but the snapshot
 
 
