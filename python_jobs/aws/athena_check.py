@@ -43,7 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from python_jobs.aws.athena_sql import duckdb_only_constructs, millisecond_timestamps
+from python_jobs.aws.athena_sql import (
+    duckdb_only_constructs,
+    empty_typed_literals,
+    millisecond_timestamps,
+)
 from python_jobs.aws.clients import Service
 from python_jobs.dbt_runner import PROJECT_DIR
 
@@ -56,14 +60,25 @@ LINTED = COUNTED
 SQLFLUFF_CONFIG = Path(__file__).with_name("athena_compiled.sqlfluff")
 TABLE_MATERIALIZATIONS = {"table", "incremental", "snapshot"}
 WORK_GROUP = "banklake"  # the profile's default work group
+# Every column a compile-time query (query_first_row) may answer: the first day an
+# incremental run recomputes, and ml_features' window bounds (macros/features/
+# incremental_windows.sql: window_<N>d_from, shared_<N>d_from for its windows of N days).
+MAX_WINDOW_DAYS = 60
+BOUNDS_COLUMNS = (
+    "recompute_from",
+    "history_from",
+    *(f"window_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
+    *(f"shared_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
+)
 # moto's Athena accepts queries but runs none. A model that queries the warehouse while it
-# compiles (run_query) gets these answers, in this order, during the incremental compile:
+# compiles (run_query) gets these answers, in this order, during the incremental compile; a
+# column it reads that its answer lacks would render empty (`date ''`, a finding):
 COMPILE_TIME_ANSWERS: list[dict[str, str]] = [
     # fct_transactions (upstream of ml_features, so it asks first): the first ingestion day
     # an incremental run recomputes
     {"recompute_from": "2026-10-04"},
-    # ml_features: the window an incremental run recomputes (dates as text)
-    {"recompute_from": "2026-10-05", "history_from": "2026-09-05"},
+    # ml_features: the first day recomputed and every window bound (dates as text)
+    {column: "2026-10-05" for column in BOUNDS_COLUMNS},
 ]
 
 
@@ -330,6 +345,8 @@ def check_node(node: CompiledNode, phase: str, sources: Mapping[str, str]) -> li
         return [finding("sqlglot athena parse", str(error).splitlines()[0][:300])]
     for construct in duckdb_only_constructs(node.sql):
         findings.append(finding("DuckDB-only SQL", construct))
+    for literal in empty_typed_literals(node.sql):
+        findings.append(finding("empty typed literal", f"{literal} (a value rendered empty)"))
     for source in node.sources:
         if sources[source] not in node.sql:
             findings.append(finding("source", f"{source} is not read as {sources[source]}"))

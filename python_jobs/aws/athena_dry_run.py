@@ -75,6 +75,7 @@ import sqlglot
 from sqlglot.schema import MappingSchema
 
 from python_jobs.aws.athena_check import (
+    BOUNDS_COLUMNS,
     CompiledNode,
     clean_environment,
     compiled_nodes,
@@ -110,15 +111,8 @@ TARGET = "banklake"
 EXECUTED = ("model", "snapshot", "test")
 FLOAT_TOLERANCE = 1e-9  # relative: a double computed in another order differs in its last bits
 
-# Answer columns of a compile-time query (query_first_row) each get a sentinel date; a column
-# outside this list fails the compile step, naming it (extend the list).
-MAX_WINDOW_DAYS = 60
-BOUNDS_COLUMNS = (
-    "recompute_from",
-    "history_from",
-    *(f"window_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
-    *(f"shared_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
-)
+# Each answer column of a compile-time query (athena_check.BOUNDS_COLUMNS) gets a sentinel
+# date; a column outside that list fails the compile step, naming it (extend the list).
 SENTINELS = {
     column: (date(2900, 1, 1) + timedelta(days=i)).isoformat()
     for i, column in enumerate(BOUNDS_COLUMNS)
@@ -286,7 +280,7 @@ def _compile_time_queries(aws: Mapping[str, str]) -> dict[str, BoundsQuery]:
         if unknown:
             raise RuntimeError(
                 f"{node_id} asks Athena for {unknown} while compiling: add them to "
-                "athena_dry_run.BOUNDS_COLUMNS"
+                "athena_check.BOUNDS_COLUMNS"
             )
         if node_id in queries:
             raise RuntimeError(f"{node_id} ran two queries while compiling")

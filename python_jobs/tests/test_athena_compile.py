@@ -14,7 +14,11 @@ from python_jobs.aws.athena import AthenaConfig
 from python_jobs.aws.athena_check import SQLFLUFF_CONFIG, CheckReport, Lint, run_check
 from python_jobs.aws.athena_ddl import SCORES_TABLE
 from python_jobs.aws.athena_jobs import dbt_schemas
-from python_jobs.aws.athena_sql import duckdb_only_constructs, millisecond_timestamps
+from python_jobs.aws.athena_sql import (
+    duckdb_only_constructs,
+    empty_typed_literals,
+    millisecond_timestamps,
+)
 from python_jobs.dbt_runner import PROJECT_DIR
 
 TRIAGED = [f"stg_{feed}_triaged" for feed in ("transactions", "customers", "accounts")] + [
@@ -63,6 +67,12 @@ def test_literals_comments_and_athena_equivalents_are_not_duckdb_only() -> None:
         from t /* list_value(1) */
     """
     assert duckdb_only_constructs(sql) == []
+
+
+def test_empty_typed_literals_are_found() -> None:
+    sql = "select date '', timestamp ' ', date '2026-10-05', '' as empty from t where d = date ''"
+    assert empty_typed_literals(sql) == ["date ''", "timestamp ''", "date ''"]
+    assert empty_typed_literals("select date '2026-10-05', '' from t -- date ''") == []
 
 
 def _macro_module(path: Path) -> object:
@@ -168,6 +178,8 @@ def test_every_model_snapshot_analysis_and_test_compiles_for_athena(report) -> N
 @pytest.mark.dbt
 def test_incremental_models_compile_their_incremental_branch_once_registered(report) -> None:
     assert findings(report, "is_incremental()") == []
+    # every compile-time answer a model reads was given (none rendered `date ''`)
+    assert findings(report, "empty typed literal") == []
     names = {node.name for node in report.nodes["incremental"].values()}
     assert set(TRIAGED) <= names
     assert len(names) == len(report.incremental_models)
