@@ -90,8 +90,10 @@ final as (
         cast(coalesce(scored.transactions, 0) as bigint) as transactions,
         cast(coalesce(scored.active_days, 0) as bigint) as active_days,
         cast(coalesce(scored.spend_brl, 0) as decimal(18, 2)) as spend_brl,
-        cast(scored.spend_brl / nullif(scored.transactions, 0) as decimal(18, 2))
-            as average_ticket_brl,
+        cast(
+            {{ decimal_divide('scored.spend_brl', 'nullif(scored.transactions, 0)') }}
+            as decimal(18, 2)
+        ) as average_ticket_brl,
         channel_ranked.channel as preferred_channel,
         type_ranked.transaction_type as preferred_transaction_type,
         cast(coalesce(scored.recency_score, 1) as integer) as recency_score,

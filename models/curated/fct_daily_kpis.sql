@@ -36,7 +36,8 @@ final as (
         cast(approved_transactions as bigint) as approved_transactions,
         cast(approved_volume_brl as decimal(18, 2)) as approved_volume_brl,
         cast(
-            approved_volume_brl / nullif(approved_transactions, 0) as decimal(18, 2)
+            {{ decimal_divide('approved_volume_brl', 'nullif(approved_transactions, 0)') }}
+            as decimal(18, 2)
         ) as average_ticket_brl,
         cast(fraud_transactions as bigint) as fraud_transactions,
         cast(fraud_loss_brl as decimal(18, 2)) as fraud_loss_brl,

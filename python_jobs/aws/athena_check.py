@@ -37,13 +37,17 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from python_jobs.aws.athena_sql import duckdb_only_constructs, millisecond_timestamps
+from python_jobs.aws.athena_sql import (
+    duckdb_only_constructs,
+    empty_typed_literals,
+    millisecond_timestamps,
+)
 from python_jobs.aws.clients import Service
 from python_jobs.dbt_runner import PROJECT_DIR
 
@@ -56,14 +60,25 @@ LINTED = COUNTED
 SQLFLUFF_CONFIG = Path(__file__).with_name("athena_compiled.sqlfluff")
 TABLE_MATERIALIZATIONS = {"table", "incremental", "snapshot"}
 WORK_GROUP = "banklake"  # the profile's default work group
+# Every column a compile-time query (query_first_row) may answer: the first day an
+# incremental run recomputes, and ml_features' window bounds (macros/features/
+# incremental_windows.sql: window_<N>d_from, shared_<N>d_from for its windows of N days).
+MAX_WINDOW_DAYS = 60
+BOUNDS_COLUMNS = (
+    "recompute_from",
+    "history_from",
+    *(f"window_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
+    *(f"shared_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
+)
 # moto's Athena accepts queries but runs none. A model that queries the warehouse while it
-# compiles (run_query) gets these answers, in this order, during the incremental compile:
+# compiles (run_query) gets these answers, in this order, during the incremental compile; a
+# column it reads that its answer lacks would render empty (`date ''`, a finding):
 COMPILE_TIME_ANSWERS: list[dict[str, str]] = [
     # fct_transactions (upstream of ml_features, so it asks first): the first ingestion day
     # an incremental run recomputes
     {"recompute_from": "2026-10-04"},
-    # ml_features: the window an incremental run recomputes (dates as text)
-    {"recompute_from": "2026-10-05", "history_from": "2026-09-05"},
+    # ml_features: the first day recomputed and every window bound (dates as text)
+    {column: "2026-10-05" for column in BOUNDS_COLUMNS},
 ]
 
 
@@ -124,7 +139,7 @@ class CheckReport:
 # --- AWS stand-in -----------------------------------------------------------------------
 
 
-def _clean_environment() -> dict[str, str]:
+def clean_environment() -> dict[str, str]:
     """The parent environment without anything that could reach a real AWS account or
     change what the athena target renders to."""
     prefixes = ("AWS_", "BANKLAKE_ATHENA_", "BANKLAKE_S3_", "BANKLAKE_AWS_", "DBT_")
@@ -161,7 +176,8 @@ def moto_aws() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def _client(service: Service, aws: Mapping[str, str]) -> Any:
+def moto_client(service: Service, aws: Mapping[str, str]) -> Any:
+    """A boto3 client of the moto server moto_aws() started."""
     import boto3
 
     return boto3.client(
@@ -176,19 +192,20 @@ def _client(service: Service, aws: Mapping[str, str]) -> Any:
 
 def create_buckets(aws: Mapping[str, str]) -> None:
     """The buckets and the work group the athena target points at."""
-    s3 = _client("s3", aws)
+    s3 = moto_client("s3", aws)
     for bucket in (STAGING_BUCKET, DATA_BUCKET):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    _client("athena", aws).create_work_group(
+    moto_client("athena", aws).create_work_group(
         Name=WORK_GROUP,
         Configuration={"ResultConfiguration": {"OutputLocation": f"s3://{STAGING_BUCKET}/dbt/"}},
     )
 
 
-def queue_compile_time_answers(aws: Mapping[str, str]) -> None:
-    """Queues COMPILE_TIME_ANSWERS in moto's Athena (its /moto-api endpoint)."""
-    import urllib.request
-
+def queue_compile_time_answers(
+    aws: Mapping[str, str], answers: Sequence[Mapping[str, str]] = COMPILE_TIME_ANSWERS
+) -> None:
+    """Queues `answers` in moto's Athena (its /moto-api endpoint): the n-th query run gets
+    the n-th answer, one row of those columns."""
     results = [
         {
             "rows": [
@@ -197,7 +214,7 @@ def queue_compile_time_answers(aws: Mapping[str, str]) -> None:
             ],
             "column_info": [{"Name": name, "Type": "varchar"} for name in answer],
         }
-        for answer in COMPILE_TIME_ANSWERS
+        for answer in answers
     ]
     body = json.dumps({"region": REGION, "results": results}).encode()
     request = urllib.request.Request(
@@ -214,7 +231,7 @@ def queue_compile_time_answers(aws: Mapping[str, str]) -> None:
 def register_incremental_tables(manifest: Mapping[str, Any], aws: Mapping[str, str]) -> list[str]:
     """Every incremental model as an existing Iceberg table in moto's Glue, as dbt-athena
     would find it after a first build; returns their unique ids."""
-    glue = _client("glue", aws)
+    glue = moto_client("glue", aws)
     registered = []
     databases: set[str] = set()
     for node in manifest["nodes"].values():
@@ -328,6 +345,8 @@ def check_node(node: CompiledNode, phase: str, sources: Mapping[str, str]) -> li
         return [finding("sqlglot athena parse", str(error).splitlines()[0][:300])]
     for construct in duckdb_only_constructs(node.sql):
         findings.append(finding("DuckDB-only SQL", construct))
+    for literal in empty_typed_literals(node.sql):
+        findings.append(finding("empty typed literal", f"{literal} (a value rendered empty)"))
     for source in node.sources:
         if sources[source] not in node.sql:
             findings.append(finding("source", f"{source} is not read as {sources[source]}"))
@@ -428,7 +447,7 @@ def run_check(work: Path | None = None) -> CheckReport:
     lints: list[Lint] = []
     try:
         with moto_aws() as aws:
-            env = {**_clean_environment(), **aws}
+            env = {**clean_environment(), **aws}
             create_buckets(aws)
             tick = time.perf_counter()
             manifest = dbt_compile(env, work)

@@ -2,6 +2,7 @@
 
 - duckdb_only_constructs: DuckDB functions and syntax Athena (Trino) lacks, found by token so
   that string literals and comments never match;
+- empty_typed_literals: `date ''`, a value that rendered empty;
 - millisecond_timestamps: output columns that Athena types timestamp(3), followed through
   CTEs, stars and set operations; an Iceberg table refuses them (it stores timestamp(6)).
 
@@ -11,6 +12,7 @@ line of SQL.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +71,15 @@ def duckdb_only_constructs(sql: str) -> list[str]:
             found.append("`::` cast (use cast(x as type))")
         elif token.token_type == TokenType.ILIKE:
             found.append("ILIKE (use lower(x) like ...)")
+        elif (
+            token.token_type == TokenType.SLASH
+            and following is not None
+            and following.token_type == TokenType.SLASH
+            and following.start == token.end + 1
+        ):
+            found.append("`//` integer division (Athena's `/` of integers truncates)")
+        elif text == "hugeint":  # a type token (INT128) in the athena tokenizer
+            found.append("HUGEINT (Athena: bigint or decimal(38, 0))")
         elif token.token_type == TokenType.VAR and text == "qualify":
             found.append("QUALIFY (filter a row_number() in an outer query)")
         elif (
@@ -99,6 +110,23 @@ def duckdb_only_constructs(sql: str) -> list[str]:
         elif calls and text == "regexp_replace" and _argument_count(tokens, i + 1) > 3:
             found.append("regexp_replace() with a 4th (flags) argument: Athena replaces all")
     return found
+
+
+def empty_typed_literals(sql: str) -> list[str]:
+    """`date ''`, `timestamp ''`: a typed literal with no value, what a Jinja value that
+    rendered empty leaves behind (a compile-time answer lacking the column a model reads).
+    sqlglot parses it; Athena refuses it."""
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokens import TokenType
+
+    tokens = Dialect.get_or_raise("athena").tokenize(sql)
+    return [
+        f"{token.text.lower()} ''"
+        for token, following in itertools.pairwise(tokens)
+        if token.token_type in {TokenType.DATE, TokenType.TIMESTAMP}
+        and following.token_type == TokenType.STRING
+        and not following.text.strip()
+    ]
 
 
 def _argument_count(tokens: list[Any], open_index: int) -> int:

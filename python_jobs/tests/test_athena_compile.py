@@ -14,7 +14,11 @@ from python_jobs.aws.athena import AthenaConfig
 from python_jobs.aws.athena_check import SQLFLUFF_CONFIG, CheckReport, Lint, run_check
 from python_jobs.aws.athena_ddl import SCORES_TABLE
 from python_jobs.aws.athena_jobs import dbt_schemas
-from python_jobs.aws.athena_sql import duckdb_only_constructs, millisecond_timestamps
+from python_jobs.aws.athena_sql import (
+    duckdb_only_constructs,
+    empty_typed_literals,
+    millisecond_timestamps,
+)
 from python_jobs.dbt_runner import PROJECT_DIR
 
 TRIAGED = [f"stg_{feed}_triaged" for feed in ("transactions", "customers", "accounts")] + [
@@ -29,7 +33,8 @@ def test_duckdb_only_constructs_are_found_by_token_and_named() -> None:
     sql = """
         select a::int, strftime(ts, '%Y'), regexp_replace(a, 'b', 'c', 'g'),
             list_transform(xs, x -> x), epoch_ms(ts), isodow(d), struct_pack(a := 1),
-            x ilike 'a%', current_date - 7, d - interval 3 day, * exclude (a)
+            x ilike 'a%', current_date - 7, d - interval 3 day, * exclude (a),
+            a // b, cast(a as hugeint)
         from read_parquet('lake/*.parquet')
         qualify row_number() over () = 1
     """
@@ -48,6 +53,8 @@ def test_duckdb_only_constructs_are_found_by_token_and_named() -> None:
         "SELECT * EXCLUDE",
         "read_parquet()",
         "QUALIFY",
+        "`//` integer division",
+        "HUGEINT",
     ):
         assert construct in found, construct
 
@@ -60,6 +67,12 @@ def test_literals_comments_and_athena_equivalents_are_not_duckdb_only() -> None:
         from t /* list_value(1) */
     """
     assert duckdb_only_constructs(sql) == []
+
+
+def test_empty_typed_literals_are_found() -> None:
+    sql = "select date '', timestamp ' ', date '2026-10-05', '' as empty from t where d = date ''"
+    assert empty_typed_literals(sql) == ["date ''", "timestamp ''", "date ''"]
+    assert empty_typed_literals("select date '2026-10-05', '' from t -- date ''") == []
 
 
 def _macro_module(path: Path) -> object:
@@ -83,6 +96,7 @@ def _macro_module(path: Path) -> object:
         ("macros/cross_db/text.sql", "mask_name", ("x",)),
         ("macros/staging/normalize_key.sql", "normalize_key", ("x",)),
         ("macros/cross_db/rolling_window.sql", "rolling_window", ("c", "ts", 7)),
+        ("macros/cross_db/decimal_divide.sql", "decimal_divide", ("x", "n", 2)),
     ],
 )
 def test_the_check_catches_every_duckdb_body_of_the_dispatch_macros(file, macro, args) -> None:
@@ -164,6 +178,8 @@ def test_every_model_snapshot_analysis_and_test_compiles_for_athena(report) -> N
 @pytest.mark.dbt
 def test_incremental_models_compile_their_incremental_branch_once_registered(report) -> None:
     assert findings(report, "is_incremental()") == []
+    # every compile-time answer a model reads was given (none rendered `date ''`)
+    assert findings(report, "empty typed literal") == []
     names = {node.name for node in report.nodes["incremental"].values()}
     assert set(TRIAGED) <= names
     assert len(names) == len(report.incremental_models)

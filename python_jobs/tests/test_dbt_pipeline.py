@@ -1,18 +1,36 @@
 """dbt on a real generated lake: every raw row accounted for, PII kept out of curated,
-incremental runs equal to a full rebuild, and re-runs that change nothing."""
+incremental runs equal to a full rebuild, and re-runs that change nothing; and the Athena SQL
+of the same project executed over the same lake (python_jobs/aws/athena_dry_run.py), its
+first build and its incremental run equal to the DuckDB target's."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
-from datetime import date, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from python_jobs.dbt_runner import DbtOutcome, run_dbt
+from ml.layout import MlLayout
+from ml.score import SCORES_SCHEMA
+from python_jobs.aws.athena_dry_run import (
+    AthenaOnDuckDB,
+    DryRunReport,
+    compare_relations,
+    compile_for_execution,
+    recorded_test_failures,
+    unaccounted,
+)
+from python_jobs.dbt_runner import PROJECT_DIR, DbtOutcome, run_dbt
+from python_jobs.dbt_runs import recent_runs
 from python_jobs.export import export_curated
+from python_jobs.feedback import Alert, record_verdict
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.query import one_row
@@ -24,6 +42,7 @@ pytestmark = pytest.mark.dbt
 CONFIG = GeneratorConfig(
     seed=7, start_date=date(2026, 10, 1), days=10, customers=400, fault_rate=0.03
 )
+SCORES_MODEL = "pipeline-test-1"  # the model version of score_and_review's scores
 REJECTING_FAULTS = (
     "missing_transaction_id",
     "missing_account_id",
@@ -82,6 +101,75 @@ def built_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     bad.write_bytes(b"not a parquet file")
     build(lake)
     return lake
+
+
+@pytest.fixture(scope="module")
+def athena_first_build(
+    built_lake: Lake, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AthenaOnDuckDB, DryRunReport]]:
+    """The project compiled for Athena (moto standing in for AWS) and its first build run on
+    DuckDB over built_lake's files, compared with the DuckDB target's build of them. Before
+    daily_increment: it must read the lake as the DuckDB target first built it."""
+    compiled = compile_for_execution(tmp_path_factory.mktemp("athena-dry-run"))
+    run = AthenaOnDuckDB(compiled, built_lake)
+    report = run.first_build(recorded_test_failures(recent_runs(built_lake)))
+    report.timings |= compiled.timings
+    print(report.summary())
+    yield run, report
+    run.close()
+
+
+def score_and_review(lake: Lake, now: datetime) -> None:
+    """A day of fraud scores for the last event day built, in the scoring job's schema and
+    place (ml/score.py, ml/layout.py: training a model is ml/tests' business), 5% of them
+    alerts with reasons from the reason-code seed, and an investigator's verdicts on two of
+    the alerts, one fraud and one legitimate, recorded through the real feedback path: so
+    that the score marts, the verdicts and a label that changes are built, and compared."""
+    with duckdb.connect(str(lake.database), read_only=True) as con:
+        rows = con.execute(
+            "select transaction_id, customer_id, event_ts, event_date from curated.fct_transactions"
+            " where event_date = (select max(event_date) from curated.fct_transactions)"
+            " order by transaction_id"
+        ).fetchall()
+    with (PROJECT_DIR / "seeds" / "feature_reason_codes.csv").open(encoding="utf-8") as seed:
+        features = [row["feature"] for row in csv.DictReader(seed)]
+    n, threshold, day = len(rows), 0.95, rows[0][3]
+    scores = [round(((i * 7919) % n + 0.5) / n, 6) for i in range(n)]  # a permutation of ranks
+    columns = {
+        "transaction_id": pa.array([r[0] for r in rows], pa.string()),
+        "customer_id": pa.array([r[1] for r in rows], pa.string()),
+        "event_ts": pa.array([r[2] for r in rows], pa.timestamp("us")),
+        "model_version": pa.array([SCORES_MODEL] * n, pa.string()),
+        "score": pa.array(scores, pa.float64()),
+        "threshold": pa.array([threshold] * n, pa.float64()),
+        "decision": pa.array(["alert" if s >= threshold else "pass" for s in scores]),
+        "scored_at": pa.array([now.astimezone(UTC).replace(tzinfo=None)] * n, pa.timestamp("us")),
+    }
+    for k in (1, 2, 3):
+        columns[f"reason_{k}"] = pa.array([features[(i + k) % len(features)] for i in range(n)])
+        columns[f"reason_{k}_contribution"] = pa.array([round(s / k, 6) for s in scores])
+    path = MlLayout(lake).scores_file(day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns, schema=SCORES_SCHEMA), path)
+    alerts = [row[0] for row, score in zip(rows, scores, strict=True) if score >= threshold]
+    for transaction, verdict in zip(alerts, ("fraud", "legitimate"), strict=False):
+        recorded = record_verdict(
+            lake, Alert(transaction, day, SCORES_MODEL), verdict, "ana", now=now
+        )
+        assert recorded.landed, recorded.summary()
+
+
+@pytest.fixture(scope="module")
+def daily_increment(
+    built_lake: Lake, athena_first_build: tuple[AthenaOnDuckDB, DryRunReport]
+) -> DbtOutcome:
+    """Two new days delivered, a day scored and two of its alerts reviewed
+    (score_and_review), all built as the daily run builds them (tests scoped to the
+    rewritten rows, no unit tests), once for the module. After the Athena dry run's first
+    build (athena_first_build), which replays this increment."""
+    append_days(built_lake, 2)
+    score_and_review(built_lake, datetime(2026, 10, 12, 15, 0, tzinfo=UTC))
+    return build(built_lake, daily_new_day=date(2026, 10, 11))
 
 
 def test_corrupt_file_is_quarantined_and_the_build_goes_on(built_lake: Lake) -> None:
@@ -229,6 +317,67 @@ def test_curated_export_matches_the_marts(built_lake: Lake) -> None:
     assert list((built_lake.curated / "fct_transactions").glob("event_date=*"))
 
 
+def test_athena_sql_of_every_model_snapshot_and_test_builds_what_duckdb_builds(
+    athena_first_build: tuple[AthenaOnDuckDB, DryRunReport],
+) -> None:
+    """Every model, the snapshot and every data test compiled for Athena and executed on
+    DuckDB (athena_transpile.py: Athena's semantics) over the lake's files: each relation
+    equals the DuckDB target's (rows, columns, a checksum per column and per row) and each
+    test fails with as many rows as in the target's build; nothing skipped unlisted."""
+    run, report = athena_first_build
+    assert report.findings == [], report.summary()
+    assert unaccounted(run.compiled, report) == []
+    counts = report.counts()
+    assert counts["model"] == len(list((PROJECT_DIR / "models").rglob("*.sql")))
+    assert counts["snapshot"] >= 1
+    assert counts["test"] > 300
+    assert len(report.compared) == counts["model"] + counts["snapshot"]
+    # tests with failing rows (the warn-severity relationships) compared too, not only zeros
+    assert sum(report.test_failures.values()) > 0
+
+
+def test_the_athena_dry_run_sees_a_changed_value_and_a_failing_row(
+    athena_first_build: tuple[AthenaOnDuckDB, DryRunReport],
+) -> None:
+    """No rubber stamp: one value changed in a relation built from Athena's SQL is a
+    difference, and a data test's Athena SQL counts the bad row (rolled back after)."""
+    run, _ = athena_first_build
+    (model,) = [uid for uid, node in run.compiled.first.items() if node.name == "fct_transactions"]
+    relation = run.compiled.manifest["nodes"][model]["relation_name"]
+    run.con.execute(f"create temp table planted as select * from {relation}")
+    run.con.execute(
+        "update planted set event_hour = 99 "
+        "where transaction_id = (select min(transaction_id) from planted)"
+    )
+    with run.target():
+        assert compare_relations(run.con, relation, run.target_relation(model)) == []
+        assert compare_relations(run.con, "planted", run.target_relation(model)) == [
+            "event_hour: different values (checksum)"
+        ]
+    run.con.execute("drop table planted")
+    (test,) = [
+        node
+        for node in run.compiled.first.values()
+        if node.name.startswith("accepted_range_fct_transactions_event_hour")
+    ]
+
+    def failing_rows() -> int:
+        select = run.run_select(test.sql, run.schema())
+        return int(one_row(run.con, f"select count(*) from ({select})")[0])
+
+    assert failing_rows() == 0
+    run.con.execute("begin transaction")
+    try:
+        run.con.execute(
+            f"update {relation} set event_hour = 99 "
+            f"where transaction_id = (select min(transaction_id) from {relation})"
+        )
+        assert failing_rows() == 1
+    finally:
+        run.con.execute("rollback")
+    assert failing_rows() == 0
+
+
 def test_rebuilding_the_same_data_changes_nothing(built_lake: Lake) -> None:
     before = table_digests(built_lake, "curated") | table_digests(built_lake, "processed")
     build(built_lake)
@@ -236,10 +385,11 @@ def test_rebuilding_the_same_data_changes_nothing(built_lake: Lake) -> None:
     assert after == before
 
 
-def test_daily_increment_equals_a_full_rebuild(built_lake: Lake, tmp_path: Path) -> None:
-    append_days(built_lake, 2)
+def test_daily_increment_equals_a_full_rebuild(
+    built_lake: Lake, daily_increment: DbtOutcome, tmp_path: Path
+) -> None:
     # as the daily run builds: tests scoped to the rewritten rows, no unit tests
-    outcome = build(built_lake, daily_new_day=date(2026, 10, 11))
+    outcome = daily_increment
     assert outcome.count("unit_test", "pass", "fail", "error") == 0
     assert outcome.count("test", "pass") > 0
     incremental = table_digests(built_lake, "processed") | table_digests(built_lake, "curated")
@@ -262,6 +412,35 @@ def test_daily_increment_equals_a_full_rebuild(built_lake: Lake, tmp_path: Path)
     assert outcome.success, outcome.failures
     rebuilt = table_digests(copy, "processed") | table_digests(copy, "curated")
     assert rebuilt == incremental
+
+
+def test_athena_incremental_sql_replays_the_daily_run(
+    athena_first_build: tuple[AthenaOnDuckDB, DryRunReport], daily_increment: DbtOutcome
+) -> None:
+    """The daily run replayed from the Athena SQL, as dbt-athena runs it: every incremental
+    model through its is_incremental() SQL (the values it asks Athena for while compiling
+    answered by its own query, run here at its turn) merged on its unique key, tables rebuilt;
+    every relation then equals the DuckDB target's after its own daily run."""
+    assert daily_increment.success
+    run, _ = athena_first_build
+    report = run.replay_increment()
+    print(report.summary())
+    assert report.findings == [], report.summary()
+    incremental = run.compiled.incremental
+    assert set(report.increment_rows) == {node.name for node in incremental.values()}
+    for uid, node in incremental.items():
+        assert node.sql != run.compiled.first[uid].sql, node.name  # the other branch
+    # the models that ask Athena for their bounds while compiling got real answers
+    assert run.compiled.bounds and set(run.compiled.bounds) <= set(incremental)
+    for name in ("stg_transactions_triaged", "fct_transactions", "ml_features"):
+        assert report.increment_rows[name] > 0, name
+    assert report.increment_rows["stg_alert_verdicts_triaged"] == 2  # score_and_review's
+    # the scores' marts were compared with rows in them, not empty against empty
+    with run.target():
+        for mart in ("fct_fraud_alerts", "fct_model_performance_daily", "int_alert_reviews"):
+            (uid,) = [u for u, n in run.compiled.first.items() if n.name == mart]
+            assert one_row(run.con, f"select count(*) from {run.target_relation(uid)}")[0] > 0
+    assert len(report.compared) == len(run.compiled.dag_order()) - 1  # but the snapshot
 
 
 def test_the_daily_run_tests_the_rows_it_rewrote_and_full_builds_everything(

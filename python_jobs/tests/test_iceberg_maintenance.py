@@ -17,7 +17,7 @@ pytestmark = pytest.mark.dbt
 
 def test_optimize_and_vacuum_every_registered_iceberg_table(tmp_path: Path) -> None:
     with check.moto_aws() as aws:
-        env = check._clean_environment() | aws
+        env = check.clean_environment() | aws
         check.create_buckets(aws)
         check.queue_compile_time_answers(aws)
         manifest = check.dbt_compile(env, tmp_path, select="resource_type:model")
