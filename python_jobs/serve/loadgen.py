@@ -91,14 +91,19 @@ class _Connections:
         self.opened = 0
         self.freed = asyncio.Condition()
 
-    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def take(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+        """A connection, and whether it was used before (kept alive)."""
         async with self.freed:
             while not self.idle and self.opened >= MAX_CONNECTIONS:
                 await self.freed.wait()
             if self.idle:
-                return self.idle.pop()
+                return self.idle.pop(), True
             self.opened += 1
-        return await asyncio.open_connection(self.host, self.port)
+        try:
+            return await asyncio.open_connection(self.host, self.port), False
+        except OSError:
+            await self.give_back(None)
+            raise
 
     async def give_back(
         self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
@@ -112,27 +117,45 @@ class _Connections:
 
 
 async def _exchange(connections: _Connections, request: bytes) -> tuple[int, float | None]:
-    """Sends one request, reads its answer: (status, the service's latency_ms of a 200)."""
-    connection = await connections.take()
-    reader, writer = connection
-    try:
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length = next(
-            int(line.split(":", 1)[1])
-            for line in lines[1:]
-            if line.lower().startswith("content-length:")
-        )
-        body = await reader.readexactly(length)
-    except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
-        writer.close()
-        await connections.give_back(None)
-        return CONNECTION_ERROR, None
-    await connections.give_back(connection)
-    server = float(json.loads(body)["latency_ms"]) if status == 200 else None
-    return status, server
+    """Sends one request, reads its answer: (status, the service's latency_ms of a 200).
+
+    A kept-alive connection the server closed while it was idle (uvicorn's keep-alive
+    timeout) ends before any byte of the answer: the request is sent again, once, on a new
+    connection, as HTTP clients do (the service answers a repeated transaction id with its
+    first answer, so a resend never decides twice)."""
+    for attempt in range(2):
+        try:
+            connection, reused = await connections.take()
+        except OSError:  # refused: nothing was sent
+            return CONNECTION_ERROR, None
+        reader, writer = connection
+        try:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (OSError, asyncio.IncompleteReadError) as error:
+            writer.close()
+            await connections.give_back(None)
+            nothing = not isinstance(error, asyncio.IncompleteReadError) or not error.partial
+            if reused and nothing and attempt == 0:
+                continue
+            return CONNECTION_ERROR, None
+        try:
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            length = next(
+                int(line.split(":", 1)[1])
+                for line in lines[1:]
+                if line.lower().startswith("content-length:")
+            )
+            body = await reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+            writer.close()
+            await connections.give_back(None)
+            return CONNECTION_ERROR, None
+        await connections.give_back(connection)
+        server = float(json.loads(body)["latency_ms"]) if status == 200 else None
+        return status, server
+    return CONNECTION_ERROR, None
 
 
 async def _send_all(

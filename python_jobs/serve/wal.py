@@ -112,8 +112,9 @@ class LandedBatch:
 class WriteAheadLog:
     """Appends records durably, lands them into the lake, recovers after a crash.
 
-    Thread-safe: appends and landings take the same lock (a landing is short: the batch's
-    records are already in memory)."""
+    Thread-safe: writes, syncs and landings share one lock for the log's own fields, held
+    briefly; an fsync and a landing's file writes run outside it (a lock each), so
+    decisions are written while they run."""
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
@@ -121,6 +122,7 @@ class WriteAheadLog:
         self.paths.wal.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # one fsync at a time; waiters share it
+        self._landing_lock = threading.Lock()  # one landing at a time
         self._pending: list[Record] = []  # written, not landed yet
         self.written_through = 0  # the last seq written to a segment
         self.synced_through = 0  # the last seq an fsync made durable
@@ -239,23 +241,28 @@ class WriteAheadLog:
 
     def land(self) -> LandedBatch | None:
         """Lands every pending record as one batch; None when nothing is pending, or when a
-        build is reading the lake (the records wait in the log: build_lock.py)."""
-        with self._lock, unless_building(self.lake) as free:
-            if not self._pending or not free:
-                return None
-            self._sync_segment()  # only durable records land
-            if self.landing.intent is not None:  # a crash interrupted this range: same range
-                first, last = self.landing.intent
-            else:
-                first, last = self._pending[0].seq, self._pending[-1].seq
+        build is reading the lake (the records wait in the log: build_lock.py). The files
+        are written without the log's lock: decisions go on being written meanwhile, into a
+        new segment."""
+        with self._landing_lock, unless_building(self.lake) as free:
+            with self._lock:
+                if not self._pending or not free:
+                    return None
+                self._sync_segment()  # only durable records land
+                if self.landing.intent is not None:  # a crash interrupted this range: same
+                    first, last = self.landing.intent
+                else:
+                    first, last = self._pending[0].seq, self._pending[-1].seq
+                batch = [r for r in self._pending if first <= r.seq <= last]
+                if self._segment is not None:  # the next record starts a new segment
+                    self._segment.close()
+                    self._segment = None
+            if self.landing.intent is None:
                 self.landing = LandingState(self.landing.landed_through, (first, last))
                 write_json_durably(self.paths.landing, _landing_json(self.landing))
-            batch = [r for r in self._pending if first <= r.seq <= last]
             landed = self._land(batch, first, last)
-            self._pending = [r for r in self._pending if r.seq > last]
-            if self._segment is not None:  # the next record starts a new segment
-                self._segment.close()
-                self._segment = None
+            with self._lock:
+                self._pending = [r for r in self._pending if r.seq > last]
             self._drop_old_segments()
             return landed
 

@@ -1,8 +1,9 @@
 """The dashboard in a real browser: `banklake dashboard` started on 127.0.0.1, Debian's chromium
 driven by Playwright (executable_path: no browser is downloaded), every page opened while
 another process holds the database for writing (a build), key figures compared with SQL over
-the marts, a verdict given twice during that build (recorded once, pending, nothing in raw),
-no PII in any page, and a screenshot of each page saved as a test artifact
+the marts, a verdict given twice during that build (recorded once, pending, nothing in raw)
+that lands in raw exactly once when the build ends (a third click adds nothing), no PII in
+any page, and a screenshot of each page saved as a test artifact
 (test-artifacts/dashboard/; with BANKLAKE_UPDATE_SCREENSHOTS=1 also the README's small copies
 in docs/images/dashboard/)."""
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ from python_jobs.dashboard.server import running_dashboard
 from python_jobs.feedback import PendingVerdict, pending_files
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, CUSTOMERS, FRAUD_REPORTS
+from python_jobs.lake.writer import read_json_lines
 from python_jobs.tests.assistant_report_lake import LAST_DAY, scored_lake
 from python_jobs.tests.lake_writer_process import database_held_for_writing
 
@@ -62,12 +65,13 @@ def require_chromium() -> Path:
 class Running:
     lake: Lake
     url: str
+    end_build: Callable[[], None]  # releases the database (the module's last test does)
 
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """`banklake dashboard` on a copy of a scored, published lake whose database another
-    process holds for writing the whole time."""
+    process holds for writing (a build) until the verdict test ends that build."""
     require_chromium()
     built = scored_lake(tmp_path_factory)
     root = tmp_path_factory.mktemp("browser")
@@ -78,13 +82,14 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "BANKLAKE_SERVING_URL": "http://127.0.0.1:9",
         "BANKLAKE_ASSISTANT_PROVIDER": "offline",
     }
-    with (
-        database_held_for_writing(lake.database),
-        running_dashboard(
-            lake, log=root / "dashboard.log", investigator="browser.test", extra_env=env
-        ) as url,
-    ):
-        yield Running(lake, url)
+    with ExitStack() as build, ExitStack() as running:
+        build.enter_context(database_held_for_writing(lake.database))
+        url = running.enter_context(
+            running_dashboard(
+                lake, log=root / "dashboard.log", investigator="browser.test", extra_env=env
+            )
+        )
+        yield Running(lake, url, build.close)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +181,9 @@ def test_no_customer_name_or_cpf_in_any_page(page: Page, dashboard: Running) -> 
 def test_a_verdict_given_during_a_build_waits_for_it_and_a_second_click_adds_nothing(
     page: Page, dashboard: Running
 ) -> None:
-    """The database is held for writing (a build) the whole time: the verdict is recorded in
-    the pending queue, not in raw (test_feedback.py and test_dashboard_pages.py land it)."""
+    """While the database is held for writing (a build) the verdict is recorded in the pending
+    queue, not in raw; once the build ends, the fraud page lands it, exactly once. The
+    module's last test: it ends the build the other tests load the pages during."""
     from playwright.sync_api import expect
 
     lake = dashboard.lake
@@ -211,3 +217,18 @@ def test_a_verdict_given_during_a_build_waits_for_it_and_a_second_click_adds_not
     expect(page.get_by_text("Already recorded")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     assert pending_files(lake) == [pending]
     assert not lake.raw_files(ALERT_VERDICTS)
+
+    # the build ends; the fraud page, opened again, lands what waited: in raw exactly once
+    dashboard.end_build()
+    open_page(page, dashboard.url, "fraud")
+    analyst = [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name]
+    (verdict,) = lake.raw_files(ALERT_VERDICTS)
+    assert len(analyst) == 1 and not pending_files(lake)
+    assert [r["transaction_id"] for r in read_json_lines(analyst[0])] == [transaction_id]
+    assert [r["verdict"] for r in read_json_lines(verdict)] == ["fraud"]
+    page.get_by_test_id("stSelectbox").filter(has_text="Alert").first.click()
+    page.get_by_role("option").filter(has_text=transaction_id).first.click()
+    page.get_by_role("button", name="Confirm fraud").click()  # once more, after it landed
+    expect(page.get_by_text("Already recorded")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    assert [p for p in lake.raw_files(FRAUD_REPORTS) if "-analyst-" in p.name] == analyst
+    assert lake.raw_files(ALERT_VERDICTS) == [verdict]
