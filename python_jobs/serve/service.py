@@ -98,6 +98,9 @@ class Written(NamedTuple):
     requests: list[ScoringRequest]
     results: list[dict[str, Any] | Refused | None]  # None: none left once decided
     records: list[Record]
+    # the log's last record when these were decided: a repeated id's answer may be an
+    # earlier batch's, not synced yet, and is answered only once that batch is durable
+    through: int
 
 
 @dataclass
@@ -389,16 +392,17 @@ class ScoringService:
             for i, tx in enumerate(transactions):
                 if results[i] is None and tx is not None:
                     results[i] = self._answers[tx.transaction_id]
-        return Written(requests, results, records)
+            through = self.wal.written_through
+        return Written(requests, results, records, through)
 
     def finish(self, written: Written) -> list[dict[str, Any] | Refused]:
         """Waits until the log holds `written` durably (one fsync for every batch written by
         then), then counts, alerts and answers: only what is durable is acknowledged."""
-        requests, results, records = written
-        if records:
+        requests, results, records, through = written
+        if through:
             self._check_available()  # an earlier sync failed: these are not durable either
             try:
-                self.wal.sync(records[-1].seq)
+                self.wal.sync(through)
             except OSError as error:
                 raise self._log_failed(error) from error
         for record in records:

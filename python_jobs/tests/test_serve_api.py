@@ -411,11 +411,14 @@ def test_an_answer_waits_for_its_fsync_and_one_fsync_serves_many_batches(
     monkeypatch.setattr(os, "fsync", slow_fsync)
     monkeypatch.setattr(service, "decide_written", decide_written)
     payloads = [tx(n, customer_id=f"C{n:04d}") for n in range(1, 61)]
+    # each id sent twice, close together: a repeat's answer is its first one, which may
+    # still be waiting for its fsync
+    sent = [p for pair in zip(payloads, payloads, strict=True) for p in pair]
     with ThreadPoolExecutor(12) as pool:
         answered = list(
             pool.map(
                 lambda p: (client.post("/v1/transactions", json=p), time.perf_counter()),
-                payloads,
+                sent,
             )
         )
     assert all(response.status_code == 200 for response, _ in answered)
@@ -425,6 +428,35 @@ def test_an_answer_waits_for_its_fsync_and_one_fsync_serves_many_batches(
     assert any(start < t < end for t in decided_at for start, end in syncing)
     assert 0 < len(syncing) < len(decided_at)
     assert sorted(_landed_after_flush(service)) == sorted(p["transaction_id"] for p in payloads)
+
+
+def test_a_repeat_is_answered_only_once_its_first_answer_is_durable(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same id again while its first decision's fsync runs: the repeat gets that answer,
+    but not before that fsync has ended."""
+    syncing, disk_done = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        if "/_stream/wal/" in os.readlink(f"/proc/self/fd/{fd}"):
+            syncing.set()
+            disk_done.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/v1/transactions", json=tx(1))
+        assert syncing.wait(10)
+        # in a client's batch: decided and answered on the deciding thread, not queued
+        # behind the first answer
+        repeat = pool.submit(client.post, "/v1/transactions:batch", json={"transactions": [tx(1)]})
+        time.sleep(0.3)  # ample for the repeat to be decided: it must still wait
+        assert not repeat.done()
+        disk_done.set()
+        assert first.result().status_code == repeat.result().status_code == 200
+    (again,) = repeat.result().json()["decisions"]
+    assert _without_latency(again) == _without_latency(first.result().json())
 
 
 def _landed_after_flush(service: ScoringService) -> list[str]:
