@@ -77,6 +77,7 @@ from sqlglot.schema import MappingSchema
 from python_jobs.aws.athena_check import (
     BOUNDS_COLUMNS,
     CompiledNode,
+    Finding,
     clean_environment,
     compiled_nodes,
     create_buckets,
@@ -142,17 +143,6 @@ NOT_REPLAYED: dict[str, str] = {
         "exercised by the live tests (BANKLAKE_ATHENA_LIVE=1)."
     ),
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    node: str
-    phase: str
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.node} [{self.phase}] {self.kind}: {self.detail}"
 
 
 @dataclass(frozen=True)
