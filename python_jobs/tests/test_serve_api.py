@@ -237,6 +237,61 @@ def test_a_batch_is_its_transactions_one_by_one(
     ]
 
 
+DECIDING = {"latency_ms", "features"}  # the time it took, and what ?include=features adds
+
+
+def test_the_hot_path_answers_as_the_route_does(
+    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`POST /v1/transactions` without a query is decided by the FastDecisions middleware, not
+    by FastAPI's route; with `?include=features` the route decides. The same requests, good
+    and bad, to two services from the same lake: the same statuses, answers and dead letters."""
+    validated: list[bytes] = []
+    original = TransactionPayload.model_validate_json
+
+    def spy(data: Any, **kwargs: Any) -> TransactionPayload:
+        validated.append(data)
+        return original(data, **kwargs)
+
+    monkeypatch.setattr(TransactionPayload, "model_validate_json", spy)
+    sequence = [
+        tx(1),
+        tx(2, amount=1250.5, counterparty_key="key-b", device_id=None),
+        tx(3, amount="12,00"),  # refused by the processed layer's rules: 422 from the service
+        tx(4, channel="telepathy"),
+        {**tx(5), "nickname": "x"},  # not in the contract: 422 from validation
+        tx(6, amount="9000.00", device_id="dv-new", event_ts="2026-10-02 03:00:00"),
+        tx(1),  # a repeat: the first answer
+    ]
+    answers: dict[str, list[tuple[int, Any]]] = {}
+    dead_letters: dict[str, list[dict[str, Any]]] = {}
+    for name, params in [("hot", {}), ("route", {"include": "features"})]:
+        shutil.copytree(template, tmp_path / name)
+        service = ScoringService(ServeConfig(lake=tmp_path / name, batch_rows=10_000))
+        with TestClient(create_app(service)) as client:
+            responses = [client.post("/v1/transactions", json=p, params=params) for p in sequence]
+            raw = client.post(
+                "/v1/transactions",
+                content=b'{"transaction_id": ',  # not JSON
+                headers={"content-type": "application/json"},
+                params=params,
+            )
+        answers[name] = [
+            (r.status_code, {k: v for k, v in r.json().items() if k not in DECIDING})
+            for r in [*responses, raw]
+        ]
+        dead_letters[name] = [
+            {k: v for k, v in json.loads(line).items() if k != "refused_at"}
+            for line in service.wal.paths.dead_letter.open()
+        ]
+    assert answers["hot"] == answers["route"]
+    assert answers["hot"][0][1]["decision"] in {"approve", "review", "block"}
+    assert dead_letters["hot"] == dead_letters["route"]
+    assert [status for status, _ in answers["hot"]] == [200, 200, 422, 422, 422, 200, 200, 422]
+    # the hot path read every body without a query (and only those), the route none of them
+    assert len(validated) == len(sequence) + 1
+
+
 def test_a_batch_with_a_bad_transaction_applies_nothing(
     client: TestClient, service: ScoringService
 ) -> None:
