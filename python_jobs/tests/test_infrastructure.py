@@ -699,3 +699,32 @@ def test_the_real_time_outputs(template: dict[str, Any]) -> None:
     dns = outputs["ScoringApiDnsName"]
     assert dns["Condition"] == "DeployScoringApi"
     assert dns["Value"] == {"Fn::GetAtt": ["ScoringApiLoadBalancer", "DNSName"]}
+
+
+def test_every_dead_letter_queue_alarms_the_operators(template: dict[str, Any]) -> None:
+    """A queue that is only ever written when something failed is watched; the fraud-alert
+    queue itself (the case tooling's inbox) is not a dead-letter queue."""
+    resources = template["Resources"]
+    queues = set(_resources(template, "AWS::SQS::Queue"))
+    redrive_targets = {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in _resources(template, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    watched = {}
+    for name, alarm in _resources(template, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        if properties["Namespace"] != "AWS/SQS":
+            continue
+        (dimension,) = properties["Dimensions"]
+        queue = dimension["Value"]["Fn::GetAtt"][0]
+        assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}], name
+        assert properties["Threshold"] == 0, name
+        watched[queue] = name
+    assert set(watched) == queues - {"FraudAlertQueue"}
+    assert "FraudAlertDeadLetterQueue" in redrive_targets
+    behind = resources["StreamConsumerIteratorAgeAlarm"]
+    assert behind["Condition"] == "HasStreamConsumer"
+    assert behind["Properties"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "StreamConsumerFunction"}}
+    ]
