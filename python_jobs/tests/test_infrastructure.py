@@ -584,9 +584,14 @@ def test_the_real_time_roles_are_least_privilege(template: dict[str, Any]) -> No
         role = template["Resources"][name]
         assert role["Condition"] in {"HasStreamConsumer", "DeployScoringApi"}
         (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        assert trust["Condition"] == {
-            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-        }
+        assert trust["Action"] == "sts:AssumeRole"
+        if name.startswith("ScoringApi"):  # ECS documents aws:SourceAccount for its roles
+            assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+            assert trust["Condition"] == {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+            }
+        else:
+            assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
         granted: dict[str, set[str]] = {}
         for statement in _role_statements(template, name):
             assert statement["Effect"] == "Allow"
