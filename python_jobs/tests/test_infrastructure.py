@@ -651,7 +651,14 @@ def test_the_scoring_api_is_optional_internal_and_https_only(template: dict[str,
         "ScoringApiLoadBalancerToTasks",
         "ScoringApiTasksFromLoadBalancer",
     }
-    everything = {*api, "ScoringApiLogGroup", "ScoringApiExecutionRole", "ScoringApiTaskRole"}
+    everything = {
+        *api,
+        "ScoringApiLogGroup",
+        "ScoringApiExecutionRole",
+        "ScoringApiTaskRole",
+        "ScoringApiAccessLogsBucket",
+        "ScoringApiAccessLogsBucketPolicy",
+    }
     for name in everything:
         assert resources[name]["Condition"] == "DeployScoringApi", name
     assert template["Parameters"]["DeployScoringApi"]["Default"] == "false"
@@ -660,6 +667,24 @@ def test_the_scoring_api_is_optional_internal_and_https_only(template: dict[str,
     attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.bucket"] == {"Ref": "ScoringApiAccessLogsBucket"}
+    # ELB delivers access logs only to SSE-S3 buckets; the region's ELB account writes them
+    logs = resources["ScoringApiAccessLogsBucket"]["Properties"]
+    (encryption,) = logs["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    writes = resources["ScoringApiAccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]
+    (elb,) = [s for s in writes["Statement"] if s["Effect"] == "Allow"]
+    assert elb["Action"] == "s3:PutObject"
+    assert elb["Resource"] == {
+        "Fn::Sub": "${ScoringApiAccessLogsBucket.Arn}/AWSLogs/${AWS::AccountId}/*"
+    }
+    regions = set(template["Mappings"]["ElbLogDeliveryAccount"])
+    (region_rule,) = [
+        a["Assert"]["Fn::Contains"]
+        for a in template["Rules"]["ScoringApiNeedsItsNetworkCertificateAndImage"]["Assertions"]
+        if "Fn::Contains" in a["Assert"]
+    ]
+    assert set(region_rule[0]) == regions and region_rule[1] == {"Ref": "AWS::Region"}
     (listener,) = _resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()
     listener = listener["Properties"]
     assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
