@@ -7,6 +7,7 @@ they cannot see, a template that no longer matches the Python, dbt or profile it
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,10 @@ def _listify(value: Any) -> list[Any]:
 
 def test_lambda_handlers_and_environment_match_the_module(template: dict[str, Any]) -> None:
     functions = _resources(template, "AWS::Lambda::Function")
-    assert set(functions) == {"TriggerFunction", "SweepFunction"}
-    for function in functions.values():
+    assert set(functions) == {"TriggerFunction", "SweepFunction", "StreamConsumerFunction"}
+    zips = {n: f for n, f in functions.items() if f["Properties"].get("PackageType") != "Image"}
+    assert set(zips) == {"TriggerFunction", "SweepFunction"}  # the consumer: test_realtime_*
+    for function in zips.values():
         module, _, name = function["Properties"]["Handler"].rpartition(".")
         assert callable(getattr(importlib.import_module(module), name))
         assert function["Properties"]["Runtime"] == "python3.11"  # the project's Python
@@ -352,3 +355,409 @@ def test_the_runner_may_do_what_the_athena_scorer_does(template: dict[str, Any])
     rules = template["Resources"]["LakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     temporary = next(r for r in rules if r.get("Prefix") == "unload/")
     assert temporary["ExpirationInDays"] <= 7 and temporary["Status"] == "Enabled"
+
+
+# --- The real-time path (ADR 0023) ---------------------------------------------------------------
+
+CONSUMER_HANDLER = "python_jobs.aws.stream_consumer.handler"
+# what the consumer and the scoring API's task are told, and what each must name
+REALTIME_ENV = {
+    "BANKLAKE_LAKE_URI": {"Fn::Sub": "s3://${LakeBucket}/"},
+    "BANKLAKE_STATE": {"Fn::Sub": "dynamodb://${OnlineStateTable}"},
+    "BANKLAKE_ALERT_TOPIC_ARN": {"Ref": "FraudAlertTopic"},
+    "BANKLAKE_MODEL_URI": {"Fn::Sub": "s3://${LakeBucket}/models/fraud_xgb/"},
+}
+REALTIME_ROLES = ("StreamConsumerRole", "ScoringApiTaskRole", "ScoringApiExecutionRole")
+# actions AWS authorizes only on Resource "*" (no resource-level permissions)
+STAR_ONLY_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "ecr:GetAuthorizationToken",
+}
+
+
+def _lake_key(value: Any) -> bool:
+    return value in ({"Ref": "LakeKey"}, {"Fn::GetAtt": ["LakeKey", "Arn"]})
+
+
+def test_the_consumer_is_an_image_running_the_stream_handler(template: dict[str, Any]) -> None:
+    """numpy, xgboost and pyarrow are over a zip's 250 MB: a container image, its command the
+    handler; created only with an image (HasStreamConsumer), as its role and mapping."""
+    resources = template["Resources"]
+    function = resources["StreamConsumerFunction"]
+    properties = function["Properties"]
+    assert properties["PackageType"] == "Image" and "Handler" not in properties
+    assert properties["Code"] == {"ImageUri": {"Ref": "StreamConsumerImageUri"}}
+    assert properties["ImageConfig"]["Command"] == [CONSUMER_HANDLER]
+    assert properties["Role"] == {"Fn::GetAtt": ["StreamConsumerRole", "Arn"]}
+    assert _lake_key(properties["KmsKeyArn"])
+    for name in (
+        "StreamConsumerFunction",
+        "StreamConsumerRole",
+        "StreamConsumerEventSourceMapping",
+    ):
+        assert resources[name]["Condition"] == "HasStreamConsumer", name
+    assert template["Conditions"]["HasStreamConsumer"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "StreamConsumerImageUri"}, ""]}]
+    }
+    pattern = template["Parameters"]["StreamConsumerImageUri"]["AllowedPattern"]
+    ecr = "123456789012.dkr.ecr.sa-east-1.amazonaws.com/banklake-stream-consumer"
+    assert re.fullmatch(pattern, f"{ecr}:2026-12-06")
+    assert re.fullmatch(pattern, f"{ecr}@sha256:{'a' * 64}")
+    assert re.fullmatch(pattern, "")
+    assert not re.fullmatch(pattern, "docker.io/library/python:3.12")  # ECR only
+
+
+def test_the_consumer_handler_is_importable() -> None:
+    """The image runs CONSUMER_HANDLER: it must exist in the package the image is built from."""
+    module, _, name = CONSUMER_HANDLER.rpartition(".")
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not in this tree (the stream consumer's branch adds it)")
+    assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_the_consumer_and_the_api_are_told_the_stacks_resources(template: dict[str, Any]) -> None:
+    from ml.layout import MODEL_NAME
+
+    resources = template["Resources"]
+    consumer = resources["StreamConsumerFunction"]["Properties"]["Environment"]["Variables"]
+    (container,) = resources["ScoringApiTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    task = {e["Name"]: e["Value"] for e in container["Environment"]}
+    for environment in (consumer, task):
+        assert {n: v for n, v in environment.items() if n.startswith("BANKLAKE_")} == REALTIME_ENV
+        # numba caches the compiled trees where it can write: only /tmp is writable there
+        assert environment["NUMBA_CACHE_DIR"].startswith("/tmp/")
+    assert f"/models/{MODEL_NAME}/" in REALTIME_ENV["BANKLAKE_MODEL_URI"]["Fn::Sub"]
+    # every name in them is a resource of the stack, not a literal
+    for value in REALTIME_ENV.values():
+        text = value.get("Fn::Sub") or value["Ref"]
+        for name in re.findall(r"\$\{([A-Za-z]+)\}", text) or [text]:
+            assert name in resources, name
+    # the lake the consumer writes is where the trigger validates raw/ (no lake prefix)
+    trigger = resources["TriggerFunction"]["Properties"]["Environment"]["Variables"]
+    assert trigger[s3_trigger.LAKE_PREFIX_ENV] == ""
+
+
+def test_the_api_container_runs_banklake_serve_with_the_stacks_topic_and_state(
+    template: dict[str, Any],
+) -> None:
+    """The task's command is parsed by the CLI itself: a renamed flag fails here, not in ECS."""
+    from python_jobs.cli import build_parser
+
+    (container,) = template["Resources"]["ScoringApiTaskDefinition"]["Properties"][
+        "ContainerDefinitions"
+    ]
+    command = container["Command"]
+    literal = [c if isinstance(c, str) else f"<{next(iter(c))}>" for c in command]
+    args = build_parser().parse_args(literal)
+    assert args.command == "serve"
+    assert (args.host, args.port, str(args.lake)) == ("0.0.0.0", 8000, "/lake")
+    assert command[command.index("--alert-sns-topic") + 1] == {"Ref": "FraudAlertTopic"}
+    assert command[command.index("--state") + 1] == REALTIME_ENV["BANKLAKE_STATE"]
+    assert container["ReadonlyRootFilesystem"] is True and container["Privileged"] is False
+    # the writable places, on the task's ephemeral disk: the lake folder and scratch
+    assert {m["ContainerPath"] for m in container["MountPoints"]} == {"/lake", "/tmp"}
+
+
+def test_the_event_source_mapping_never_loses_a_record_silently(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    mapping = resources["StreamConsumerEventSourceMapping"]["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["TransactionStream", "Arn"]}
+    assert mapping["FunctionName"] == {"Ref": "StreamConsumerFunction"}
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"  # a first deploy reads what waits
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 < mapping["MaximumRetryAttempts"] <= 10  # a poison record cannot block a shard
+    assert mapping["MaximumRecordAgeInSeconds"] == -1  # a backlog is scored, not dropped
+    assert 1 <= mapping["BatchSize"] <= 1000 and mapping["MaximumBatchingWindowInSeconds"] <= 5
+    destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": ["StreamConsumerDeadLetterQueue", "Arn"]}
+    queue = resources["StreamConsumerDeadLetterQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["MessageRetentionPeriod"] == 1209600  # SQS's maximum, 14 days
+    # the role sends there, and the dead letters (metadata) outlive nothing of the stream:
+    # the stream keeps the records at least a day, a week by default
+    consumer = _role_statements(template, "StreamConsumerRole")
+    assert any(s["Action"] == "sqs:SendMessage" and s["Resource"] == destination for s in consumer)
+    retention = template["Parameters"]["StreamRetentionHours"]
+    assert retention["MinValue"] >= 24 and retention["Default"] >= 168
+    stream = resources["TransactionStream"]["Properties"]
+    assert stream["RetentionPeriodHours"] == {"Ref": "StreamRetentionHours"}
+    # every shard's concurrent batches fit in the reserved concurrency
+    shards = template["Parameters"]["StreamShardCount"]["MaxValue"]
+    reserved = resources["StreamConsumerFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert shards * mapping["ParallelizationFactor"] <= reserved
+
+
+def test_the_real_time_data_is_encrypted_with_the_lake_key(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    stream = resources["TransactionStream"]["Properties"]["StreamEncryption"]
+    assert stream["EncryptionType"] == "KMS" and _lake_key(stream["KeyId"])
+    table = resources["OnlineStateTable"]["Properties"]
+    sse = table["SSESpecification"]
+    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
+    assert _lake_key(sse["KMSMasterKeyId"])
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
+    assert keys == {"pk": "HASH", "sk": "RANGE"}
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {
+        "pk": "S",
+        "sk": "S",
+    }
+    # every queue, topic and log group of the stack, the new ones included
+    for name, queue in _resources(template, "AWS::SQS::Queue").items():
+        assert _lake_key(queue["Properties"]["KmsMasterKeyId"]), name
+    for name, topic in _resources(template, "AWS::SNS::Topic").items():
+        assert _lake_key(topic["Properties"]["KmsMasterKeyId"]), name
+    for name, group in _resources(template, "AWS::Logs::LogGroup").items():
+        assert _lake_key(group["Properties"]["KmsKeyId"]), name
+        assert group["Properties"]["RetentionInDays"] >= 365, name
+        assert group["Properties"]["LogGroupName"].startswith("/banklake/"), name  # key policy
+    for name in ("StreamConsumerLogGroup", "ScoringApiLogGroup"):
+        assert name in resources
+
+
+def test_fraud_alerts_go_topic_to_queue_to_dead_letters(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    topic_arn = {"Ref": "FraudAlertTopic"}
+    subscriptions = _resources(template, "AWS::SNS::Subscription")
+    assert set(subscriptions) == {"FraudAlertQueueSubscription", "FraudAlertEmailSubscription"}
+    undelivered = {"Fn::GetAtt": ["FraudAlertDeliveryDeadLetterQueue", "Arn"]}
+    for subscription in subscriptions.values():
+        properties = subscription["Properties"]
+        assert properties["TopicArn"] == topic_arn
+        assert properties["RedrivePolicy"] == {"deadLetterTargetArn": undelivered}
+    queue_subscription = subscriptions["FraudAlertQueueSubscription"]["Properties"]
+    assert queue_subscription["Protocol"] == "sqs"
+    assert queue_subscription["Endpoint"] == {"Fn::GetAtt": ["FraudAlertQueue", "Arn"]}
+    assert queue_subscription["RawMessageDelivery"] is True
+    email = subscriptions["FraudAlertEmailSubscription"]
+    assert email["Condition"] == "HasFraudAlertEmail"
+    assert email["Properties"]["Endpoint"] == {"Ref": "FraudAlertEmail"}
+    redrive = resources["FraudAlertQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["FraudAlertDeadLetterQueue", "Arn"]}
+    assert 1 <= redrive["maxReceiveCount"] <= 10
+    # the queue and the undelivered queue accept the topic only, over TLS only
+    policy = resources["FraudAlertQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [
+        {"Ref": "FraudAlertQueue"},
+        {"Ref": "FraudAlertDeliveryDeadLetterQueue"},
+    ]
+    allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": topic_arn}}
+    denies = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+    # SNS may use the lake key for the encrypted queues, from this account only
+    key = resources["LakeKey"]["Properties"]["KeyPolicy"]["Statement"]
+    sns = next(s for s in key if s["Principal"] == {"Service": "sns.amazonaws.com"})
+    assert set(sns["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert sns["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    # the ops topic is not the fraud topic: pipeline alarms stay on AlertTopic
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    assert all(topic_arn not in a["Properties"].get("AlarmActions", []) for a in alarms.values())
+
+
+def test_no_role_grants_a_wildcard_action(template: dict[str, Any]) -> None:
+    for name in _resources(template, "AWS::IAM::Role"):
+        for statement in _role_statements(template, name):
+            for action in _listify(statement["Action"]):
+                assert "*" not in action, f"{name}: {action}"
+
+
+def test_the_real_time_roles_are_least_privilege(template: dict[str, Any]) -> None:
+    lake_objects = "${LakeBucket.Arn}/"
+    allowed_s3 = {
+        "StreamConsumerRole": {
+            "s3:PutObject": {"raw/*", "processed/fraud_scores/*", "quarantine/stream/*"},
+            "s3:AbortMultipartUpload": {"raw/*", "processed/fraud_scores/*", "quarantine/stream/*"},
+            "s3:GetObject": {"models/fraud_xgb/*"},
+        },
+        "ScoringApiTaskRole": {"s3:GetObject": {"models/fraud_xgb/*"}},
+        "ScoringApiExecutionRole": {},
+    }
+    for name in REALTIME_ROLES:
+        role = template["Resources"][name]
+        assert role["Condition"] in {"HasStreamConsumer", "DeployScoringApi"}
+        (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Action"] == "sts:AssumeRole"
+        if name.startswith("ScoringApi"):  # ECS documents aws:SourceAccount for its roles
+            assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+            assert trust["Condition"] == {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+            }
+        else:
+            assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        granted: dict[str, set[str]] = {}
+        for statement in _role_statements(template, name):
+            assert statement["Effect"] == "Allow"
+            actions = _listify(statement["Action"])
+            resources = _listify(statement["Resource"])
+            if "*" in resources:
+                assert set(actions) <= STAR_ONLY_ACTIONS, f"{name}: {actions} on *"
+                continue
+            for action in actions:
+                service = action.split(":")[0]
+                for resource in resources:
+                    if service == "s3" and action != "s3:ListBucket":
+                        assert resource["Fn::Sub"].startswith(lake_objects), (name, resource)
+                        granted.setdefault(action, set()).add(
+                            resource["Fn::Sub"].removeprefix(lake_objects)
+                        )
+                    elif service == "s3":
+                        assert resource == {"Fn::GetAtt": ["LakeBucket", "Arn"]}
+                        assert statement["Condition"]["StringLike"]["s3:prefix"]
+                    elif service == "dynamodb":
+                        assert resource == {"Fn::GetAtt": ["OnlineStateTable", "Arn"]}
+                        assert action != "dynamodb:Scan"
+                    elif service == "sns":
+                        assert (action, resource) == ("sns:Publish", {"Ref": "FraudAlertTopic"})
+                    elif service == "kinesis":
+                        assert resource == {"Fn::GetAtt": ["TransactionStream", "Arn"]}
+                        assert action.split(":")[1].startswith(("Describe", "Get", "List"))
+                    elif service == "kms":
+                        assert _lake_key(resource) and action in {
+                            "kms:Decrypt",
+                            "kms:GenerateDataKey",
+                        }
+                    elif service == "logs":
+                        assert resource["Fn::GetAtt"][0].endswith("LogGroup"), (name, resource)
+                    elif service == "sqs":
+                        assert resource == {"Fn::GetAtt": ["StreamConsumerDeadLetterQueue", "Arn"]}
+                    elif service == "ecr":
+                        assert resource["Fn::Sub"].endswith(":repository/${NamePrefix}-*")
+                    else:
+                        raise AssertionError(f"{name}: unexpected {action}")
+        assert granted == allowed_s3[name], name
+
+
+def test_the_scoring_api_is_optional_internal_and_https_only(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    api_types = ("AWS::ECS::", "AWS::ElasticLoadBalancingV2::", "AWS::EC2::")
+    api = {n: r for n, r in resources.items() if r["Type"].startswith(api_types)}
+    assert set(api) == {
+        "ScoringApiCluster",
+        "ScoringApiTaskDefinition",
+        "ScoringApiService",
+        "ScoringApiLoadBalancer",
+        "ScoringApiTargetGroup",
+        "ScoringApiHttpsListener",
+        "ScoringApiLoadBalancerSecurityGroup",
+        "ScoringApiTaskSecurityGroup",
+        "ScoringApiLoadBalancerToTasks",
+        "ScoringApiTasksFromLoadBalancer",
+    }
+    everything = {
+        *api,
+        "ScoringApiLogGroup",
+        "ScoringApiExecutionRole",
+        "ScoringApiTaskRole",
+        "ScoringApiAccessLogsBucket",
+        "ScoringApiAccessLogsBucketPolicy",
+    }
+    for name in everything:
+        assert resources[name]["Condition"] == "DeployScoringApi", name
+    assert template["Parameters"]["DeployScoringApi"]["Default"] == "false"
+    balancer = resources["ScoringApiLoadBalancer"]["Properties"]
+    assert balancer["Scheme"] == "internal"
+    attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.bucket"] == {"Ref": "ScoringApiAccessLogsBucket"}
+    # ELB delivers access logs only to SSE-S3 buckets; the region's ELB account writes them
+    logs = resources["ScoringApiAccessLogsBucket"]["Properties"]
+    (encryption,) = logs["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    writes = resources["ScoringApiAccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]
+    (elb,) = [s for s in writes["Statement"] if s["Effect"] == "Allow"]
+    assert elb["Action"] == "s3:PutObject"
+    assert elb["Resource"] == {
+        "Fn::Sub": "${ScoringApiAccessLogsBucket.Arn}/AWSLogs/${AWS::AccountId}/*"
+    }
+    regions = set(template["Mappings"]["ElbLogDeliveryAccount"])
+    (region_rule,) = [
+        a["Assert"]["Fn::Contains"]
+        for a in template["Rules"]["ScoringApiNeedsItsNetworkCertificateAndImage"]["Assertions"]
+        if "Fn::Contains" in a["Assert"]
+    ]
+    assert set(region_rule[0]) == regions and region_rule[1] == {"Ref": "AWS::Region"}
+    (listener,) = _resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()
+    listener = listener["Properties"]
+    assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
+    assert listener["SslPolicy"].startswith("ELBSecurityPolicy-TLS13-1-2")
+    assert listener["Certificates"] == [{"CertificateArn": {"Ref": "ScoringApiCertificateArn"}}]
+    # the health check is the service's readiness (champion loaded, state warmed)
+    target = resources["ScoringApiTargetGroup"]["Properties"]
+    assert target["HealthCheckPath"] == "/v1/ready"
+    from python_jobs.serve import app
+
+    assert '@app.get("/v1/ready")' in Path(app.__file__).read_text()
+    service = resources["ScoringApiService"]["Properties"]
+    network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert network["Subnets"] == balancer["Subnets"] == {"Ref": "ScoringApiSubnetIds"}
+    # security groups: callers -> 443 on the balancer -> 8000 on the tasks, nothing else in
+    (ingress,) = resources["ScoringApiLoadBalancerSecurityGroup"]["Properties"][
+        "SecurityGroupIngress"
+    ]
+    assert (ingress["FromPort"], ingress["ToPort"], ingress["CidrIp"]) == (
+        443,
+        443,
+        {"Ref": "ScoringApiClientCidr"},
+    )
+    assert "SecurityGroupIngress" not in resources["ScoringApiTaskSecurityGroup"]["Properties"]
+    into_tasks = resources["ScoringApiTasksFromLoadBalancer"]["Properties"]
+    assert into_tasks["SourceSecurityGroupId"] == {"Ref": "ScoringApiLoadBalancerSecurityGroup"}
+    assert (into_tasks["FromPort"], into_tasks["ToPort"]) == (8000, 8000)
+    cidr = template["Parameters"]["ScoringApiClientCidr"]["AllowedPattern"]
+    assert re.fullmatch(cidr, "10.0.0.0/8") and not re.fullmatch(cidr, "0.0.0.0/0")
+    # deploying it without a network, certificate or image is refused at deploy time
+    rule = template["Rules"]["ScoringApiNeedsItsNetworkCertificateAndImage"]
+    asserted = str(rule["Assertions"])
+    for parameter in ("ScoringApiVpcId", "ScoringApiSubnetIds", "ScoringApiCertificateArn"):
+        assert parameter in asserted
+    assert "ScoringApiImageUri" in asserted
+
+
+def test_the_real_time_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["TransactionStreamName"]["Value"] == {"Ref": "TransactionStream"}
+    assert outputs["OnlineStateTableName"]["Value"] == {"Ref": "OnlineStateTable"}
+    assert outputs["FraudAlertTopicArn"]["Value"] == {"Ref": "FraudAlertTopic"}
+    assert outputs["FraudAlertQueueUrl"]["Value"] == {"Ref": "FraudAlertQueue"}
+    dns = outputs["ScoringApiDnsName"]
+    assert dns["Condition"] == "DeployScoringApi"
+    assert dns["Value"] == {"Fn::GetAtt": ["ScoringApiLoadBalancer", "DNSName"]}
+
+
+def test_every_dead_letter_queue_alarms_the_operators(template: dict[str, Any]) -> None:
+    """A queue that is only ever written when something failed is watched; the fraud-alert
+    queue itself (the case tooling's inbox) is not a dead-letter queue."""
+    resources = template["Resources"]
+    queues = set(_resources(template, "AWS::SQS::Queue"))
+    redrive_targets = {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in _resources(template, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    watched = {}
+    for name, alarm in _resources(template, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        if properties["Namespace"] != "AWS/SQS":
+            continue
+        (dimension,) = properties["Dimensions"]
+        queue = dimension["Value"]["Fn::GetAtt"][0]
+        assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}], name
+        assert properties["Threshold"] == 0, name
+        watched[queue] = name
+    assert set(watched) == queues - {"FraudAlertQueue"}
+    assert "FraudAlertDeadLetterQueue" in redrive_targets
+    behind = resources["StreamConsumerIteratorAgeAlarm"]
+    assert behind["Condition"] == "HasStreamConsumer"
+    assert behind["Properties"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "StreamConsumerFunction"}}
+    ]
