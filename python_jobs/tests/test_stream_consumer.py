@@ -24,7 +24,7 @@ from contextlib import redirect_stdout
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import duckdb
@@ -98,7 +98,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     return lake
 
 
-def client(endpoint: str, service: str) -> Any:
+def client(endpoint: str, service: Literal["kinesis", "sns", "sqs"]) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
 
 
@@ -369,10 +369,23 @@ def test_a_streamed_day_lands_once_scored_as_serve_with_alerts_and_dead_letters(
     after = {k: versions(setup.s3, setup.bucket, k) for k in keys(setup.s3, setup.bucket)}
     assert after == before
     assert queued_alerts(setup) == []
+    # ... and one that failed after its files, before its marker: landed again from its
+    # intent (no second object, no second version), its alerts published again (same ids)
+    shard, first_seq = events[0]["Records"][0]["eventID"].split(":")
+    (marker,) = [k for k in before if k.endswith(f"/{shard}/{first_seq}.landed.json")]
+    setup.s3.delete_object(Bucket=setup.bucket, Key=marker)
+    again = handler(events[0], None)
+    assert again["batchItemFailures"] == [] and again["metrics"]["replayed"] > 0
+    after = {k: versions(setup.s3, setup.bucket, k) for k in keys(setup.s3, setup.bucket)}
+    assert {k: v for k, v in after.items() if k != marker} == {
+        k: v for k, v in before.items() if k != marker
+    }
+    republished = queued_alerts(setup)
+    assert republished and {a["alert_id"] for a in republished} <= {a["alert_id"] for a in alerts}
 
 
 def put_one_shard(
-    setup: Setup, payloads: list[dict[str, Any]] | list[bytes]
+    setup: Setup, payloads: list[dict[str, Any] | bytes]
 ) -> tuple[str, str, list[dict[str, Any]]]:
     kinesis = client(setup.s3.meta.endpoint_url, "kinesis")
     stream = f"one-{setup.bucket}"
