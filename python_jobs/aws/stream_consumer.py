@@ -348,8 +348,9 @@ class Consumer:
         covered = {r.sequence for r in records}.issubset(set(intent["sequences"]))
         done_key = intent_key.removesuffix(".json") + ".landed.json"
         if self._read_json(done_key) is None:
-            alerts = self._land(intent)
+            alerts, undelivered = self._land(intent)
             metrics.alerts += alerts
+            metrics.alerts_undelivered += undelivered
             self._put(
                 done_key,
                 _json_bytes({"name": intent["name"], "alerts": alerts}),
@@ -399,7 +400,7 @@ class Consumer:
                     received_at=received_at,
                     ingestion_day=self._ingestion_day(record).isoformat(),
                     payload={c: read.payload.get(c) for c in TRANSACTIONS.payload_columns},
-                    answer=answer_body(tx, d.scored, d.featurized),
+                    answer=_without_features(answer_body(tx, d.scored, d.featurized)),
                     score=score_row(tx, d.scored, received_at),
                 ).__dict__
             )
@@ -415,9 +416,10 @@ class Consumer:
             return self.config.ingestion_day
         return datetime.fromtimestamp(record.arrival, SAO_PAULO).date()
 
-    def _land(self, intent: Mapping[str, Any]) -> int:
+    def _land(self, intent: Mapping[str, Any]) -> tuple[int, int]:
         """Uploads the intent's files (serve's landing, in /tmp), its dead letter, then
-        publishes its alerts. Returns the alerts published or kept."""
+        publishes its alerts. Returns the alerts raised, and those SNS did not take (kept in
+        the lake's alerts dead letter)."""
         name = intent["name"]
         records = [Record(**r) for r in intent["records"]]
         with tempfile.TemporaryDirectory(prefix="banklake-batch-") as folder:
@@ -436,11 +438,12 @@ class Consumer:
             for r in records
             if r.answer["decision"] != APPROVE
         ]
+        undelivered = 0
         if alerts and self.config.alert_topic_arn:
-            self._publish(name, alerts)
-        return len(alerts)
+            undelivered = self._publish(name, alerts)
+        return len(alerts), undelivered
 
-    def _publish(self, name: str, alerts: list[dict[str, Any]]) -> None:
+    def _publish(self, name: str, alerts: list[dict[str, Any]]) -> int:
         """Publishes with serve's SnsSink (its retries); what it could not deliver is kept in
         the lake's alerts dead letter, not lost with the container's /tmp."""
         assert self.config.alert_topic_arn is not None
@@ -460,6 +463,7 @@ class Consumer:
                 LOG.warning(
                     "%d alerts of %s undelivered: kept in %s", sink.dead_lettered, name, key
                 )
+            return sink.dead_lettered
 
     # -- S3 ------------------------------------------------------------------------------
 
@@ -505,6 +509,12 @@ def _dead_letter_entry(record: StreamRecord, refusal: Refusal) -> dict[str, Any]
         "shard": record.shard,
         "sequence_number": record.sequence,
     }
+
+
+def _without_features(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer as the intent keeps it: the feature vector answers no one here, and it is
+    most of an answer's size."""
+    return {k: v for k, v in answer.items() if k != "features"}
 
 
 def _json_bytes(value: Any) -> bytes:

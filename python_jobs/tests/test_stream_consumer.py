@@ -551,3 +551,21 @@ def test_only_failed_entries_are_put_again_then_it_gives_up() -> None:
                 policy=RetryPolicy(initial=0.1, max_attempts=2),
                 sleep=waits.append,
             )
+
+
+def test_alerts_sns_refuses_are_kept_in_the_lake(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shard, stream, records = put_one_shard(setup, [payload(n) for n in range(1, 4)])
+    monkeypatch.setenv(stream_consumer.ALERT_TOPIC_ENV, setup.topic + "-gone")
+    stream_consumer._consumer.cache_clear()
+    response = handler(event_of(shard, stream, records), None)
+    metrics = response["metrics"]
+    assert response["batchItemFailures"] == []
+    assert metrics["alerts"] > 0 and metrics["alerts_undelivered"] == metrics["alerts"]
+    kept = [
+        json.loads(line)
+        for body in objects(setup, stream_consumer.ALERTS_DEAD_LETTER_DIR).values()
+        for line in body.decode().splitlines()
+    ]
+    assert len(kept) == metrics["alerts"] and all("NotFound" in k["reason"] for k in kept)
