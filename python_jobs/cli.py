@@ -466,6 +466,23 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_consume(args: argparse.Namespace) -> int:
+    """run the Kinesis consumer's Lambda handler here over a stream (moto: AWS_ENDPOINT_URL)"""
+    from python_jobs.aws import stream_consumer
+    from python_jobs.aws.kinesis_stream import make_kinesis_client
+    from python_jobs.aws.stream_local import consume
+
+    result = consume(
+        make_kinesis_client(),
+        args.source,
+        stream_consumer.handler,
+        batch_size=args.batch_size,
+        max_records=args.max_records,
+    )
+    print(result.summary())
+    return 0
+
+
 def cmd_verdict(args: argparse.Namespace) -> int:
     """record an investigator's verdict on an alert in raw, exactly once (fraud: a report too)"""
     from python_jobs.feedback import Alert, record_verdict
@@ -827,6 +844,20 @@ def _serve_commands(commands: Commands) -> None:
     )
     stream.add_argument(
         "--out", default=None, help="answers, JSON lines (default: stream-<date>.jsonl)"
+    )
+    consume = _command(commands, cmd_consume, lake=False)
+    consume.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="kinesis://STREAM",
+        help="the stream; the handler reads BANKLAKE_LAKE_URI and the rest from the environment",
+    )
+    consume.add_argument(
+        "--batch-size", type=_positive_int, default=1000, help="records per invocation (1000)"
+    )
+    consume.add_argument(
+        "--max-records", type=_positive_int, default=1_000_000, help="at most N records a shard"
     )
 
 

@@ -46,6 +46,7 @@ from python_jobs.aws.kinesis_stream import (
     put_all,
 )
 from python_jobs.aws.stream_consumer import ConsumerConfig, handler
+from python_jobs.aws.stream_local import kinesis_event, read_shards
 from python_jobs.cli import main
 from python_jobs.generate import GeneratorConfig, generate
 from python_jobs.lake.layout import Lake
@@ -148,49 +149,6 @@ def setup(aws_env: str, template: Lake, monkeypatch: pytest.MonkeyPatch) -> Iter
     stream_consumer._consumer.cache_clear()
 
 
-def read_stream(kinesis: Any, stream: str) -> dict[str, list[dict[str, Any]]]:
-    """Every record of every shard, in order (GetShardIterator from TRIM_HORIZON)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        records: list[dict[str, Any]] = []
-        for _ in range(1000):  # bounded: a few pages per shard
-            page = kinesis.get_records(ShardIterator=iterator, Limit=500)
-            records += page["Records"]
-            iterator = page.get("NextShardIterator")
-            if not page["Records"] or iterator is None:
-                break
-        out[shard["ShardId"]] = records
-    return out
-
-
-def event_of(shard: str, stream: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The event Lambda's Kinesis event-source mapping sends, field for field."""
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r["PartitionKey"],
-                    "sequenceNumber": r["SequenceNumber"],
-                    "data": base64.b64encode(r["Data"]).decode(),
-                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{shard}:{r['SequenceNumber']}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/banklake-stream-consumer",
-                "awsRegion": REGION,
-                "eventSourceARN": f"arn:aws:kinesis:{REGION}:123456789012:stream/{stream}",
-            }
-            for r in records
-        ]
-    }
-
-
 def queued_alerts(setup: Setup) -> list[dict[str, Any]]:
     alerts = []
     for _ in range(100):  # bounded
@@ -246,7 +204,7 @@ def test_a_streamed_day_lands_once_scored_as_serve_with_alerts_and_dead_letters(
     # a producer's retry puts a few records again (the generated day has no such repeats)
     put_all(kinesis, stream, entries_of(sent[:5]))
     sent += sent[:5]
-    shards = read_stream(kinesis, stream)
+    shards = read_shards(kinesis, stream)
     assert sum(len(r) for r in shards.values()) == len(sent)
     assert all(shards.values()), "every shard holds records: the test covers two shards"
     # a customer's transactions are on one shard, in the order they were put
@@ -259,7 +217,7 @@ def test_a_streamed_day_lands_once_scored_as_serve_with_alerts_and_dead_letters(
             assert shard_of_key.setdefault(r["PartitionKey"], shard) == shard
 
     events = [
-        event_of(shard, stream, records[i : i + BATCH])
+        kinesis_event(shard, stream, records[i : i + BATCH])
         for shard, records in sorted(shards.items())
         for i in range(0, len(records), BATCH)
     ]
@@ -392,7 +350,7 @@ def put_one_shard(
     kinesis.create_stream(StreamName=stream, ShardCount=1)
     data = [p if isinstance(p, bytes) else json.dumps(p).encode() for p in payloads]
     kinesis.put_records(StreamName=stream, Records=[{"Data": d, "PartitionKey": "k"} for d in data])
-    ((shard, records),) = read_stream(kinesis, stream).items()
+    ((shard, records),) = read_shards(kinesis, stream).items()
     return shard, stream, records
 
 
@@ -425,7 +383,7 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_the_good_ones_land(
     shard, stream, records = put_one_shard(
         setup, [payload(1), b"{not json", missing, payload(3, amount="abc"), payload(1)]
     )
-    event = event_of(shard, stream, records)
+    event = kinesis_event(shard, stream, records)
     event["Records"].insert(
         1,
         {**event["Records"][1], "kinesis": {**event["Records"][1]["kinesis"], "data": "%%%"}},
@@ -453,14 +411,14 @@ def test_a_retry_reaching_further_lands_its_first_range_and_hands_back_the_rest(
     setup: Setup,
 ) -> None:
     shard, stream, records = put_one_shard(setup, [payload(n) for n in range(1, 9)])
-    first = handler(event_of(shard, stream, records[:5]), None)
+    first = handler(kinesis_event(shard, stream, records[:5]), None)
     assert first["batchItemFailures"] == []
     # the same start delivered again with more records: the first five are the first
     # delivery's, the sixth is handed back as the start of the next batch
-    wider = handler(event_of(shard, stream, records), None)
+    wider = handler(kinesis_event(shard, stream, records), None)
     assert wider["batchItemFailures"] == [{"itemIdentifier": records[5]["SequenceNumber"]}]
     assert wider["metrics"]["replayed"] == 5
-    rest = handler(event_of(shard, stream, records[5:]), None)
+    rest = handler(kinesis_event(shard, stream, records[5:]), None)
     assert rest["batchItemFailures"] == [] and rest["metrics"]["accepted"] == 3
     landed = [
         tid
@@ -480,7 +438,7 @@ def test_a_failure_hands_the_whole_batch_back(
         stream_consumer.MODEL_URI_ENV, f"s3://{setup.bucket}/banklake/models/fraud_xgb/"
     )
     stream_consumer._consumer.cache_clear()
-    response = handler(event_of(shard, stream, records), None)
+    response = handler(kinesis_event(shard, stream, records), None)
     assert response["batchItemFailures"] == [{"itemIdentifier": records[0]["SequenceNumber"]}]
 
 
@@ -559,7 +517,7 @@ def test_alerts_sns_refuses_are_kept_in_the_lake(
     shard, stream, records = put_one_shard(setup, [payload(n) for n in range(1, 4)])
     monkeypatch.setenv(stream_consumer.ALERT_TOPIC_ENV, setup.topic + "-gone")
     stream_consumer._consumer.cache_clear()
-    response = handler(event_of(shard, stream, records), None)
+    response = handler(kinesis_event(shard, stream, records), None)
     metrics = response["metrics"]
     assert response["batchItemFailures"] == []
     assert metrics["alerts"] > 0 and metrics["alerts_undelivered"] == metrics["alerts"]
@@ -569,3 +527,13 @@ def test_alerts_sns_refuses_are_kept_in_the_lake(
         for line in body.decode().splitlines()
     ]
     assert len(kept) == metrics["alerts"] and all("NotFound" in k["reason"] for k in kept)
+
+
+def test_banklake_consume_runs_the_handler_as_the_event_source_mapping(setup: Setup) -> None:
+    _, stream, _ = put_one_shard(setup, [payload(n) for n in range(1, 6)])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["consume", "--from", f"kinesis://{stream}", "--batch-size", "2"]) == 0
+    assert "3 invocations (0 redeliveries)" in out.getvalue()
+    assert "accepted 5" in out.getvalue()
+    assert len(objects(setup, RAW_KEY)) == 3  # one raw file a batch
