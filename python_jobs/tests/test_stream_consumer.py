@@ -537,3 +537,32 @@ def test_banklake_consume_runs_the_handler_as_the_event_source_mapping(setup: Se
     assert "3 invocations (0 redeliveries)" in out.getvalue()
     assert "accepted 5" in out.getvalue()
     assert len(objects(setup, RAW_KEY)) == 3  # one raw file a batch
+
+
+def test_on_a_shared_state_another_container_refuses_what_one_landed(
+    setup: Setup,
+    redis_socket: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The state on Redis (serve's backend, through serve's factory): a transaction landed by
+    one container is known to the next one, so a producer's repeat arriving as another batch
+    is dead-lettered, not landed twice."""
+    monkeypatch.setenv(stream_consumer.STATE_ENV, f"unix://{redis_socket}")
+    monkeypatch.setenv(stream_consumer.STATE_PREFIX_ENV, f"{request.node.name}:")
+    shard, stream, records = put_one_shard(
+        setup, [payload(1), payload(2), payload(3), payload(2), payload(3)]
+    )
+    first = handler(kinesis_event(shard, stream, records[:3]), None)
+    assert first["metrics"]["accepted"] == 3
+    stream_consumer._consumer.cache_clear()  # a new container
+    second = handler(kinesis_event(shard, stream, records[3:]), None)
+    assert second["batchItemFailures"] == []
+    assert (second["metrics"]["accepted"], second["metrics"]["duplicates"]) == (0, 2)
+    landed = [
+        tid
+        for body in objects(setup, RAW_KEY).values()
+        for tid in pq.read_table(io.BytesIO(body))["transaction_id"].to_pylist()
+    ]
+    assert sorted(landed) == ["TK000001", "TK000002", "TK000003"]
+    assert {e["reason"] for e in dead_letters(setup)} == {"already_known"}
