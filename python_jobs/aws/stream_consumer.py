@@ -19,8 +19,9 @@ One invocation is one batch of one shard, in sequence order. For each batch:
    not existing (If-None-Match: *): the range fixes the name and the intent fixes the bytes,
    so a key that exists already holds exactly these bytes, and a retried batch writes no
    second object nor a second version.
-5. review/block decisions are published to SNS (alerts.SnsSink: hashed keys only), then a
-   `.landed.json` marker is written beside the intent.
+5. review/block decisions are published to SNS (alerts.SnsSink: hashed keys only; what SNS
+   would not take is kept in the lake, `_stream/alerts_dead_letter/`), then a `.landed.json`
+   marker is written beside the intent.
 
 Delivery: Kinesis and Lambda deliver at least once. A batch delivered again (a retry, a lost
 checkpoint) finds its intent: it is landed again from the intent, not decided again, so the
@@ -35,8 +36,8 @@ landed twice). Should a record still be delivered twice into raw under two names
 triage takes the first delivery of a transaction id and marks the later ones `duplicate`
 (macros/staging/triage.sql), and stg_fraud_scores keeps one score per transaction.
 
-The figures of a batch (records, accepted, refused, duplicates, alerts, max lag from
-ApproximateArrivalTimestamp) are logged as one JSON line and returned under "metrics", for
+The figures of a batch (records, accepted, refused, duplicates, alerts, alerts undelivered,
+records replayed from an intent, max lag from ApproximateArrivalTimestamp) are logged as one JSON line and returned under "metrics", for
 CloudWatch EMF later.
 
 Configuration (environment variables, ConsumerConfig):
