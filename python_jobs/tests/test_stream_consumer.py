@@ -530,13 +530,23 @@ def test_alerts_sns_refuses_are_kept_in_the_lake(
 
 
 def test_banklake_consume_runs_the_handler_as_the_event_source_mapping(setup: Setup) -> None:
-    _, stream, _ = put_one_shard(setup, [payload(n) for n in range(1, 6)])
+    shard, stream, records = put_one_shard(setup, [payload(n) for n in range(1, 8)])
+    # an earlier delivery of the first two: the mapping's first batch of five is handed back
+    # from the third record, which starts the next batch
+    handler(kinesis_event(shard, stream, records[:2]), None)
     out = io.StringIO()
     with redirect_stdout(out):
-        assert main(["consume", "--from", f"kinesis://{stream}", "--batch-size", "2"]) == 0
-    assert "3 invocations (0 redeliveries)" in out.getvalue()
-    assert "accepted 5" in out.getvalue()
-    assert len(objects(setup, RAW_KEY)) == 3  # one raw file a batch
+        assert main(["consume", "--from", f"kinesis://{stream}", "--batch-size", "5"]) == 0
+    # records 1-5 (1-2 replayed from the intent, 3 handed back), then 3-7
+    assert "2 invocations (1 redeliveries)" in out.getvalue()
+    assert "accepted 7" in out.getvalue() and "replayed 2" in out.getvalue()
+    landed = [
+        tid
+        for body in objects(setup, RAW_KEY).values()
+        for tid in pq.read_table(io.BytesIO(body))["transaction_id"].to_pylist()
+    ]
+    assert sorted(landed) == [f"TK{n:06d}" for n in range(1, 8)]
+    assert len(objects(setup, RAW_KEY)) == 2  # one raw file a batch: 1-2 and 3-7
 
 
 def test_on_a_shared_state_another_container_refuses_what_one_landed(
