@@ -37,8 +37,8 @@ triage takes the first delivery of a transaction id and marks the later ones `du
 (macros/staging/triage.sql), and stg_fraud_scores keeps one score per transaction.
 
 The figures of a batch (records, accepted, refused, duplicates, alerts, alerts undelivered,
-records replayed from an intent, max lag from ApproximateArrivalTimestamp) are logged as one JSON line and returned under "metrics", for
-CloudWatch EMF later.
+records replayed from an intent, max lag from ApproximateArrivalTimestamp) are logged as one
+JSON line and returned under "metrics", for CloudWatch EMF later.
 
 Configuration (environment variables, ConsumerConfig):
     BANKLAKE_LAKE_URI         s3://bucket[/prefix]: the lake's root (raw/ under it)
