@@ -436,10 +436,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    """replay a lake's raw day against `banklake serve`, in arrival order (127.0.0.1 only)"""
+    """replay a lake's raw day against `banklake serve` (127.0.0.1) or onto a Kinesis stream"""
     from python_jobs.lake.layout import Lake
     from python_jobs.serve.stream import stream_day
 
+    if args.to is not None:
+        from python_jobs.aws.kinesis_stream import stream_to_kinesis
+
+        put = stream_to_kinesis(
+            Lake(Path(args.source_lake)),
+            args.date,
+            args.to,
+            limit=args.limit,
+            max_seconds=args.max_seconds,
+        )
+        print(put.summary())
+        return 0
     out = Path(args.out) if args.out else Path(f"stream-{args.date.isoformat()}.jsonl")
     result = stream_day(
         Lake(Path(args.source_lake)),
@@ -449,6 +461,23 @@ def cmd_stream(args: argparse.Namespace) -> int:
         rate=args.rate,
         limit=args.limit,
         max_seconds=args.max_seconds,
+    )
+    print(result.summary())
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    """run the Kinesis consumer's Lambda handler here over a stream (moto: AWS_ENDPOINT_URL)"""
+    from python_jobs.aws import stream_consumer
+    from python_jobs.aws.kinesis_stream import make_kinesis_client
+    from python_jobs.aws.stream_local import consume
+
+    result = consume(
+        make_kinesis_client(),
+        args.source,
+        stream_consumer.handler,
+        batch_size=args.batch_size,
+        max_records=args.max_records,
     )
     print(result.summary())
     return 0
@@ -797,7 +826,15 @@ def _serve_commands(commands: Commands) -> None:
     stream.add_argument(
         "--date", type=date.fromisoformat, required=True, help="the raw ingestion day, YYYY-MM-DD"
     )
-    stream.add_argument("--url", default="http://127.0.0.1:8000", help="the API (127.0.0.1 only)")
+    target = stream.add_mutually_exclusive_group()
+    target.add_argument("--url", default="http://127.0.0.1:8000", help="the API (127.0.0.1 only)")
+    target.add_argument(
+        "--to",
+        default=None,
+        metavar="kinesis://STREAM",
+        help="put the day's transactions on this Kinesis stream instead (PutRecords; "
+        "endpoint: AWS_ENDPOINT_URL when set)",
+    )
     stream.add_argument(
         "--rate", type=float, default=None, help="requests a second (as fast as answered)"
     )
@@ -807,6 +844,20 @@ def _serve_commands(commands: Commands) -> None:
     )
     stream.add_argument(
         "--out", default=None, help="answers, JSON lines (default: stream-<date>.jsonl)"
+    )
+    consume = _command(commands, cmd_consume, lake=False)
+    consume.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="kinesis://STREAM",
+        help="the stream; the handler reads BANKLAKE_LAKE_URI and the rest from the environment",
+    )
+    consume.add_argument(
+        "--batch-size", type=_positive_int, default=1000, help="records per invocation (1000)"
+    )
+    consume.add_argument(
+        "--max-records", type=_positive_int, default=1_000_000, help="at most N records a shard"
     )
 
 

@@ -29,10 +29,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pyarrow.parquet as pq
 
-from ml.features import FEATURES
 from ml.layout import MlLayout
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
@@ -47,6 +45,7 @@ from python_jobs.serve.contract import (
     normalize_transaction,
     text,
 )
+from python_jobs.serve.decisions import alert_body, answer_body, feature_matrix, score_row
 from python_jobs.serve.metrics import Metrics
 from python_jobs.serve.scoring import APPROVE, BLOCK, REVIEW, ModelHolder, score
 from python_jobs.serve.state import Featurized, OnlineState, StateBackend
@@ -364,7 +363,7 @@ class ScoringService:
                 if many:  # the next ones see it, as one by one
                     self.state.apply(tx, featurized)
                 fresh.append((i, tx, featurized))
-            scored = score(model, _matrix([f for _, _, f in fresh])) if fresh else []
+            scored = score(model, feature_matrix([f for _, _, f in fresh])) if fresh else []
             received_at, day = self._received()
             first = self.wal.reserve(len(fresh))
             for k, ((i, tx, featurized), s) in enumerate(zip(fresh, scored, strict=True)):
@@ -375,8 +374,8 @@ class ScoringService:
                         received_at=received_at,
                         ingestion_day=day,
                         payload={c: payloads[i].get(c) for c in TRANSACTIONS.payload_columns},
-                        answer=_answer(tx, s, featurized),
-                        score=_score_row(tx, s, received_at),
+                        answer=answer_body(tx, s, featurized),
+                        score=score_row(tx, s, received_at),
                     )
                 )
             if records:
@@ -457,21 +456,7 @@ class ScoringService:
         )
 
     def _alert(self, record: Record) -> None:
-        answer = record.answer
-        alert = {
-            "alert_id": f"A-{answer['transaction_id']}",
-            "raised_at": record.received_at,
-            **{
-                k: answer[k]
-                for k in ("transaction_id", "score", "decision", "reasons", "model_version")
-            },
-            **({k: record.score[k] for k in ("customer_id", "event_ts")} if record.score else {}),
-            "account_id": answer.get("account_id"),
-            "counterparty_key": answer.get("counterparty_key"),
-            "amount_brl": answer.get("amount_brl"),
-            "transaction_type": answer.get("transaction_type"),
-            "channel": answer.get("channel"),
-        }
+        alert = alert_body(record.answer, record.score, record.received_at)
         for sink in self.sinks:
             try:
                 sink.send(alert)
@@ -586,6 +571,12 @@ class ScoringService:
         return (now - datetime.fromisoformat(oldest)).total_seconds()
 
 
+def open_state(url: str | None, prefix: str = "banklake:") -> StateBackend:
+    """The online state at `url` (None: in this process), as `banklake serve --state` opens
+    it: the one factory the Kinesis consumer uses too."""
+    return _state(ServeConfig(lake=Path("."), state_url=url, state_prefix=prefix))
+
+
 def _state(config: ServeConfig) -> StateBackend:
     if config.state_url is None:
         return OnlineState()
@@ -602,48 +593,6 @@ def _age_seconds(received_at: str) -> float:
 
 def _reader(source: object, attribute: str) -> Callable[[], float]:
     return lambda: float(getattr(source, attribute))
-
-
-def _matrix(featurized: list[Featurized]) -> np.ndarray:
-    return np.vstack([f.vector() for f in featurized])
-
-
-def _answer(tx: Transaction, s: Any, featurized: Featurized) -> dict[str, Any]:
-    return {
-        "transaction_id": tx.transaction_id,
-        "score": s.score,
-        "decision": s.decision,
-        "reasons": s.reasons,
-        "reasons_exact": s.reasons_exact,
-        "model_version": s.model_version,
-        "threshold": s.threshold,
-        "account_id": tx.account_id,
-        "counterparty_key": tx.counterparty_key,
-        "amount_brl": tx.amount,
-        "transaction_type": tx.transaction_type,
-        "channel": tx.channel,
-        "event_ts": tx.event_ts.isoformat(sep=" "),
-        "features": {name: featurized.features[name] for name in FEATURES},
-    }
-
-
-def _score_row(tx: Transaction, s: Any, received_at: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "transaction_id": tx.transaction_id,
-        "customer_id": tx.customer_id,
-        "event_ts": tx.event_ts.isoformat(),
-        "model_version": s.model_version,
-        "score": s.score,
-        "threshold": s.threshold,
-        "decision": s.batch_decision,
-        "scored_at": received_at,
-        "score_date": tx.event_ts.date().isoformat(),
-    }
-    for i in range(3):
-        reason = s.reasons[i] if i < len(s.reasons) else None
-        row[f"reason_{i + 1}"] = None if reason is None else reason["feature"]
-        row[f"reason_{i + 1}_contribution"] = None if reason is None else reason["contribution"]
-    return row
 
 
 def _recent(answer: dict[str, Any]) -> dict[str, Any]:
@@ -680,4 +629,5 @@ __all__ = [
     "ScoringService",
     "ServeConfig",
     "Unavailable",
+    "open_state",
 ]

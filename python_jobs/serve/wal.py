@@ -267,32 +267,8 @@ class WriteAheadLog:
             return landed
 
     def _land(self, batch: list[Record], first: int, last: int) -> LandedBatch:
-        landed = LandedBatch(first, last)
-        name = f"stream-{first:012d}-{last:012d}"
-        for kind, feed in ((TRANSACTION, TRANSACTIONS), (REPORT, FRAUD_REPORTS)):
-            by_day: dict[str, list[Record]] = {}
-            for record in batch:
-                if record.kind == kind:
-                    by_day.setdefault(record.ingestion_day, []).append(record)
-            for day, records in sorted(by_day.items()):
-                path = _land_raw(self.lake, feed, date.fromisoformat(day), records, name)
-                landed.files.append(path)
-                landed.rows[feed.name] = landed.rows.get(feed.name, 0) + len(records)
-        scores: dict[str, list[dict[str, Any]]] = {}
-        for record in batch:
-            if record.score is not None:
-                scores.setdefault(record.score["score_date"], []).append(record.score)
-        for day, rows in sorted(scores.items()):
-            path = (
-                self.lake.root
-                / "processed"
-                / "fraud_scores"
-                / f"score_date={day}"
-                / f"{name}.parquet"
-            )
-            write_atomically(_scores_table(rows), path)
-            landed.files.append(path)
-            landed.rows["fraud_scores"] = landed.rows.get("fraud_scores", 0) + len(rows)
+        landed = land_records(self.lake, batch, f"stream-{first:012d}-{last:012d}")
+        landed.first, landed.last = first, last
         for path in landed.files:
             fsync_dir(path.parent)
         self.landing = LandingState(last, None)
@@ -320,6 +296,33 @@ class WriteAheadLog:
             if self._segment is not None:
                 self._segment.close()
                 self._segment = None
+
+
+def land_records(lake: Lake, batch: list[Record], name: str) -> LandedBatch:
+    """Writes a batch's raw files (one per feed and ingestion day) and fraud_scores files (one
+    per score date), every one named after `name` and a function of the records only: the
+    same records and name give the same files, byte for byte (a re-landing is harmless).
+    The Kinesis consumer lands its batches with this too, into a folder it then uploads."""
+    landed = LandedBatch(batch[0].seq if batch else 0, batch[-1].seq if batch else 0)
+    for kind, feed in ((TRANSACTION, TRANSACTIONS), (REPORT, FRAUD_REPORTS)):
+        by_day: dict[str, list[Record]] = {}
+        for record in batch:
+            if record.kind == kind:
+                by_day.setdefault(record.ingestion_day, []).append(record)
+        for day, records in sorted(by_day.items()):
+            path = _land_raw(lake, feed, date.fromisoformat(day), records, name)
+            landed.files.append(path)
+            landed.rows[feed.name] = landed.rows.get(feed.name, 0) + len(records)
+    scores: dict[str, list[dict[str, Any]]] = {}
+    for record in batch:
+        if record.score is not None:
+            scores.setdefault(record.score["score_date"], []).append(record.score)
+    for day, rows in sorted(scores.items()):
+        path = lake.root / "processed" / "fraud_scores" / f"score_date={day}" / f"{name}.parquet"
+        write_atomically(_scores_table(rows), path)
+        landed.files.append(path)
+        landed.rows["fraud_scores"] = landed.rows.get("fraud_scores", 0) + len(rows)
+    return landed
 
 
 def _landing_json(state: LandingState) -> dict[str, Any]:
