@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from python_jobs.aws import s3_trigger
+from python_jobs.aws.stream_consumer import ALERTS_DEAD_LETTER_DIR, DEAD_LETTER_DIR, STREAM_DIR
 from python_jobs.lake.validate import RAW_PREFIX
 from python_jobs.tests.cfn_yaml import load_template
 
@@ -361,6 +362,14 @@ def test_the_runner_may_do_what_the_athena_scorer_does(template: dict[str, Any])
 
 CONSUMER_HANDLER = "python_jobs.aws.stream_consumer.handler"
 # what the consumer and the scoring API's task are told, and what each must name
+# where the stream consumer writes (python_jobs/aws/stream_consumer.py): its role may write
+# there and nowhere else
+CONSUMER_WRITES = {
+    "raw/transactions/*",
+    "processed/fraud_scores/*",
+    *(f"{folder}*" for folder in (STREAM_DIR, DEAD_LETTER_DIR, ALERTS_DEAD_LETTER_DIR)),
+}
+
 REALTIME_ENV = {
     "BANKLAKE_LAKE_URI": {"Fn::Sub": "s3://${LakeBucket}/"},
     "BANKLAKE_STATE": {"Fn::Sub": "dynamodb://${OnlineStateTable}"},
@@ -466,7 +475,10 @@ def test_the_event_source_mapping_never_loses_a_record_silently(template: dict[s
     assert mapping["FunctionName"] == {"Ref": "StreamConsumerFunction"}
     assert mapping["StartingPosition"] == "TRIM_HORIZON"  # a first deploy reads what waits
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["BisectBatchOnFunctionError"] is True
+    # the handler names the first record it could not land (its intents are keyed by a
+    # batch's first record): a bisected retry would start inside an intent's range
+    assert mapping["BisectBatchOnFunctionError"] is False
+    assert mapping["ParallelizationFactor"] == 1
     assert 0 < mapping["MaximumRetryAttempts"] <= 10  # a poison record cannot block a shard
     assert mapping["MaximumRecordAgeInSeconds"] == -1  # a backlog is scored, not dropped
     assert 1 <= mapping["BatchSize"] <= 1000 and mapping["MaximumBatchingWindowInSeconds"] <= 5
@@ -573,9 +585,9 @@ def test_the_real_time_roles_are_least_privilege(template: dict[str, Any]) -> No
     lake_objects = "${LakeBucket.Arn}/"
     allowed_s3 = {
         "StreamConsumerRole": {
-            "s3:PutObject": {"raw/*", "processed/fraud_scores/*", "quarantine/stream/*"},
-            "s3:AbortMultipartUpload": {"raw/*", "processed/fraud_scores/*", "quarantine/stream/*"},
-            "s3:GetObject": {"models/fraud_xgb/*"},
+            "s3:PutObject": CONSUMER_WRITES,
+            "s3:AbortMultipartUpload": CONSUMER_WRITES,
+            "s3:GetObject": {"models/fraud_xgb/*", f"{STREAM_DIR}*"},
         },
         "ScoringApiTaskRole": {"s3:GetObject": {"models/fraud_xgb/*"}},
         "ScoringApiExecutionRole": {},

@@ -11,9 +11,9 @@ a test stack (e.g. NamePrefix=banklake-test).
 1. a small day is generated locally (fault-free, 20 customers) and its first transactions are
    given ids of this run (`rtlive<run>-...`), so that nothing of the run can be mistaken for
    anything else;
-2. they go on TransactionStream with put_records, one JSON object per record (the raw
-   contract's fields as text, the body `POST /v1/transactions` takes), partition key the
-   customer: the shape `banklake stream --to kinesis://` is to produce;
+2. they go on TransactionStream as `banklake stream --to kinesis://` puts them
+   (python_jobs/aws/kinesis_stream.py: one JSON object per record, the body
+   `POST /v1/transactions` takes; the customer's hash as the partition key);
 3. it waits (bounded) for every record in raw/transactions/ and in processed/fraud_scores/,
    then checks that the fraud-alert queue holds an alert for exactly the run's transactions
    scored `review` or `block`, and that none of them was dead-lettered;
@@ -46,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from python_jobs.aws.kinesis_stream import entries_of, make_kinesis_client, put_all
+from python_jobs.aws.stream_consumer import DEAD_LETTER_DIR
 
 RECORDS = 40
 WAIT_SECONDS = 600.0  # a cold start of the image and the consumer's landing interval
@@ -161,23 +164,10 @@ def _generated_records(work: Path, tag: str) -> list[dict[str, Any]]:
 
 
 def _put_records(stack: Stack, records: list[dict[str, Any]]) -> None:
-    """put_records until every record is accepted (a throttled record is sent again)."""
-    kinesis = _client("kinesis")
-    pending = [
-        {"Data": json.dumps(r, separators=(",", ":")).encode(), "PartitionKey": r["customer_id"]}
-        for r in records
-    ]
-    for _attempt in range(5):
-        answer = kinesis.put_records(StreamName=stack.stream, Records=pending)
-        pending = [
-            sent
-            for sent, result in zip(pending, answer["Records"], strict=True)
-            if "ErrorCode" in result
-        ]
-        if not pending:
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"{len(pending)} records were refused by the stream five times")
+    """On the stream as `banklake stream --to kinesis://` puts them (the customer's hash as
+    the partition key; a throttled entry put again, alone)."""
+    result = put_all(make_kinesis_client(), stack.stream, entries_of(records))
+    assert result.put == len(records), result.summary()
 
 
 def _new_objects(stack: Stack, prefix: str, since: datetime) -> Iterator[dict[str, Any]]:
@@ -333,7 +323,7 @@ def test_the_alerts_are_the_review_and_block_decisions(run: Run) -> None:
 
 def test_nothing_of_the_run_was_dead_lettered(stack: Stack, run: Run) -> None:
     since = run.started - timedelta(minutes=1)
-    for item in _new_objects(stack, "quarantine/stream/", since):
+    for item in _new_objects(stack, DEAD_LETTER_DIR, since):
         body = _client("s3").get_object(Bucket=stack.bucket, Key=item["Key"])["Body"].read()
         if item["Key"].endswith(".gz"):
             body = gzip.decompress(body)
