@@ -158,14 +158,19 @@ CATALOG = _metrics(
     Metric("Alerts", "Count", ("score", "monitor", "serve", "consumer"), "alerts raised"),
     Metric("AlertRate", "Percent", ("score", "monitor"), "alerts over scored transactions"),
     # monitor
-    Metric("ExpectedAlertRate", "Percent", ("monitor",), "the alert rate of the validation days"),
+    Metric(
+        "ExpectedAlertRate",
+        "Percent",
+        ("score", "monitor"),
+        "the alert rate of the validation days",
+    ),
     Metric(
         "AlertRateRatio",
         "None",
-        ("monitor",),
+        ("score", "monitor"),
         "alert rate over the expected one: its band is [1/2, 2] (MonitorConfig)",
     ),
-    Metric("ScorePsi", "None", ("monitor",), "PSI of the score against training"),
+    Metric("ScorePsi", "None", ("score", "monitor"), "PSI of the score against training"),
     Metric(
         "FeaturePsi",
         "None",

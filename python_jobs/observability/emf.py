@@ -151,9 +151,9 @@ def _check(job: str, figure: Figure) -> None:
             f"{figure.name}: dimensions {sorted(figure.dimensions)}, the catalog declares "
             f"{sorted(metric.dimensions)}"
         )
-    for name, value in figure.dimensions.items():
-        if not isinstance(value, str) or not _DIMENSION_VALUE.match(value):
-            raise ValueError(f"{figure.name}: dimension {name}={value!r} is not a short code")
+    for name, code in figure.dimensions.items():
+        if not isinstance(code, str) or not _DIMENSION_VALUE.match(code):
+            raise ValueError(f"{figure.name}: dimension {name}={code!r} is not a short code")
     value = figure.value
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{figure.name}: value {value!r} is not a finite number")

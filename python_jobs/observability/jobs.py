@@ -133,10 +133,15 @@ def emit_train(lake: Path, outcome: TrainOutcome) -> list[Record]:
 
 
 def emit_score(lake: Path, result: ScoreResult, *, target: str = "duckdb") -> list[Record]:
+    expected = result.expected_alert_rate
+    rate = result.alerts / result.rows if result.rows else None
     figures = [
         Figure("ScoredRows", result.rows),
         Figure("Alerts", result.alerts),
-        Figure("AlertRate", _percent(result.alerts, result.rows)),
+        Figure("AlertRate", _ratio_percent(rate)),
+        Figure("ExpectedAlertRate", _ratio_percent(expected)),
+        Figure("AlertRateRatio", rate / expected if rate is not None and expected else None),
+        Figure("ScorePsi", result.score_psi),
     ]
     properties = {"Day": result.day.isoformat(), "ModelVersion": result.model_version}
     return emit("score", figures, lake=lake, properties={**properties, "Target": target})
