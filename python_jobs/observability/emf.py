@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from python_jobs.observability.catalog import (
-    BASE_DIMENSIONS,
     CATALOG,
     JOBS,
     NAMESPACE,
@@ -55,7 +54,7 @@ AWS_RUNTIME_MARKERS = (
 )
 MAX_METRICS_PER_RECORD = 100  # the EMF specification's limit per MetricDirective
 # dimension values from closed vocabularies: a short code, never free text (no PII)
-_DIMENSION_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")
+_DIMENSION_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:+-]{0,127}$")
 
 log = logging.getLogger("banklake.metrics")
 
@@ -119,7 +118,8 @@ def records(
         names = list(values)
         for start in range(0, len(names), MAX_METRICS_PER_RECORD):
             chunk = names[start : start + MAX_METRICS_PER_RECORD]
-            dimension_set = [*BASE_DIMENSIONS, *(name for name, _ in key)]
+            # every metric of the group has these dimensions: in the catalog's order
+            dimension_set = list(CATALOG[chunk[0]].dimension_set)
             record: dict[str, Any] = {
                 "_aws": {
                     "Timestamp": stamp,
