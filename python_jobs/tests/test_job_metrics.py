@@ -360,3 +360,11 @@ def test_every_operator_alarm_watches_a_metric_a_job_emits(
     for function in ("TriggerFunction", "SweepFunction"):
         variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert variables[emf.ENVIRONMENT_ENV] == {"Ref": "NamePrefix"}
+
+
+def test_the_operations_doc_lists_the_catalog() -> None:
+    text = (REPO / "docs" / "operations.md").read_text()
+    for metric in CATALOG.values():
+        dims = ", ".join(metric.dimensions) or "–"
+        row = f"| `{metric.name}` | {metric.unit} | {', '.join(metric.jobs)} | {dims} |"
+        assert row in text, metric.name
