@@ -110,7 +110,7 @@ def _build(
     )
     # counted before require_success: a failing build's failures are the figures that matter
     scope = "daily" if daily_new_day else "select" if select else "full"
-    emit_build(lake.root, outcome, scope=scope)
+    emit_build(lake.root, outcome.statuses, scope=scope)
     return require_success(outcome)
 
 

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ml.monitor import MonitorReport
     from ml.score import ScoreResult
     from ml.train import TrainOutcome
-    from python_jobs.dbt_runner import DbtOutcome
     from python_jobs.generate import GenerationResult
     from python_jobs.importer.run import ImportResult
     from python_jobs.lake.validate import ValidationReport
@@ -78,19 +77,21 @@ def emit_trigger(actions: Iterable[str]) -> list[Record]:
     return emit_validation(None, done.count("validated"), done.count("quarantined"))
 
 
-def emit_build(lake: Path, outcome: DbtOutcome, *, scope: str) -> list[Record]:
-    """A `dbt build`'s tallies, before require_success (a failed build is counted too)."""
+def emit_build(lake: Path | None, statuses: Mapping[str, int], *, scope: str) -> list[Record]:
+    """A `dbt build`'s tallies from its count per "resource_type:status" (DbtOutcome.statuses
+    in process, python_jobs/dbt_runs.py's DbtRun.statuses from a run_results.json); called
+    before require_success, so a failing build is counted too."""
+
+    def count(kinds: tuple[str, ...], states: tuple[str, ...]) -> int:
+        return sum(statuses.get(f"{kind}:{state}", 0) for kind in kinds for state in states)
+
+    tests = ("test", "unit_test")
+    failed = ("fail", "error", "runtimeerr", "runtime error")
     figures = [
-        Figure("DbtTestsRun", outcome.tests_total),
-        Figure(
-            "DbtTestFailures",
-            outcome.count("test", "fail", "error") + outcome.count("unit_test", "fail", "error"),
-        ),
-        Figure("DbtTestWarnings", outcome.tests_warned),
-        Figure(
-            "DbtNodeErrors",
-            sum(outcome.count(kind, "error") for kind in ("model", "seed", "snapshot")),
-        ),
+        Figure("DbtTestsRun", sum(n for k, n in statuses.items() if k.split(":")[0] in tests)),
+        Figure("DbtTestFailures", count(tests, failed)),
+        Figure("DbtTestWarnings", count(("test",), ("warn",))),
+        Figure("DbtNodeErrors", count(("model", "seed", "snapshot"), failed)),
     ]
     return emit("build", figures, lake=lake, properties={"Scope": scope})
 

@@ -24,7 +24,7 @@ from python_jobs.importer import import_file, load_mapping
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
 from python_jobs.lake.validate import validate_lake
-from python_jobs.observability import emf
+from python_jobs.observability import dbt_results, emf
 from python_jobs.observability.catalog import CATALOG, DIMENSIONS, JOBS, UNITS
 from python_jobs.observability.emf import Figure, emit, records
 from python_jobs.observability.jobs import (
@@ -237,9 +237,44 @@ def test_the_reader_skips_a_line_still_being_written(tmp_path: Path) -> None:
 
 def test_latency_percentiles_are_latencies_requests_had() -> None:
     assert latency_percentiles([]) is None
-    p50, p99 = latency_percentiles([i / 1000 for i in range(100, 0, -1)])  # 1..100 ms
-    assert (p50, p99) == (pytest.approx(50.0), pytest.approx(99.0))
-    assert latency_percentiles([0.004]) == (pytest.approx(4.0), pytest.approx(4.0))
+    percentiles = latency_percentiles([i / 1000 for i in range(100, 0, -1)])  # 1..100 ms
+    assert percentiles == pytest.approx((50.0, 99.0))
+    assert latency_percentiles([0.004]) == pytest.approx((4.0, 4.0))
+
+
+def test_a_build_dbt_ran_itself_emits_from_its_run_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The AWS Build step (dbt in CodeBuild): the tallies of dbt's run_results.json."""
+    monkeypatch.setenv("CODEBUILD_BUILD_ID", "banklake-runner:1")
+    results = [
+        ("model.banklake.stg_transactions", "success"),
+        ("model.banklake.fct_transactions", "error"),
+        ("test.banklake.not_null_x.1", "pass"),
+        ("test.banklake.unique_y.2", "fail"),
+        ("test.banklake.freshness_z.3", "warn"),
+        ("unit_test.banklake.fct_transactions.u", "pass"),
+    ]
+    path = tmp_path / "run_results.json"
+    path.write_text(
+        json.dumps(
+            {
+                "metadata": {"generated_at": "2026-12-06T03:10:00Z", "invocation_id": "i"},
+                "elapsed_time": 12.5,
+                "results": [{"unique_id": u, "status": s} for u, s in results],
+            }
+        )
+    )
+    assert dbt_results.main([str(path)]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert problems(record) == [] and documented(record) == []
+    assert (record["DbtTestsRun"], record["DbtTestFailures"], record["DbtTestWarnings"]) == (
+        4,
+        1,
+        1,
+    )
+    assert record["DbtNodeErrors"] == 1 and record["Job"] == "build"
+    assert dbt_results.main([str(tmp_path / "missing.json")]) == 1
 
 
 # --- jobs on small lakes -----------------------------------------------------------------------
