@@ -177,10 +177,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     """rows per layer, rejections, marts"""
     if args.target == "athena":
         from python_jobs.aws.athena_summary import summary_on_athena
-        from python_jobs.observability.jobs import emit_summary
 
         on_athena = summary_on_athena(say=_quiet if args.json else print)
-        emit_summary(None, on_athena.summary, target="athena")
         if args.json:
             args.document.emit({"command": "summary", "target": "athena", **on_athena.to_dict()})
         return 0

@@ -23,6 +23,7 @@ from typing import Any
 
 from python_jobs.aws.athena import AthenaConfig, AthenaQueryFailed, AthenaRunner, QueryResult
 from python_jobs.aws.athena_ddl import glue_name
+from python_jobs.observability.jobs import emit_summary
 from python_jobs.summary import FEEDS, LakeSummary, render_body
 
 Say = Callable[[str], None]
@@ -214,5 +215,6 @@ def summary_on_athena(say: Say = print) -> AthenaSummary:
     with aws_errors("banklake summary on Athena"):
         runner = runner_from_env()
         result = summarize_athena(runner.config, runner)
+    emit_summary(None, result.summary, target="athena")  # EMF on the log (the Report step)
     say(result.render())
     return result
