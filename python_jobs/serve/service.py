@@ -181,10 +181,10 @@ class ScoringService:
         if self._flusher is not None:
             self._flusher.join(timeout=30)
         self.flush()
+        self._emit_metrics()  # the last interval, with what the last flush left
         self.wal.close()
         for sink in self.sinks:
             sink.close()
-        self._emit_metrics()
 
     def emit_metrics(self) -> list[dict[str, Any]]:
         """The interval since the last call as EMF records (job serve): latency percentiles
