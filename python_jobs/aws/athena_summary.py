@@ -46,11 +46,13 @@ def _literal(value: str) -> str:
 
 
 def processed_sql(database: str) -> str:
-    """Rows of every triaged table by disposition, in one query (one 10 MB minimum)."""
+    """Rows of every triaged table by ingestion day and disposition, in one query (one 10 MB
+    minimum): the summary adds the days up, and keeps the newest day's apart."""
     return "\nunion all\n".join(
-        f"select {_literal(feed)} as feed, disposition, count(*) as n\n"
+        f"select {_literal(feed)} as feed, cast(ingestion_date as varchar) as ingestion_date, "
+        "disposition, count(*) as n\n"
         f"from {_table(database, f'stg_{feed}_triaged')}\n"
-        "group by disposition"
+        "group by ingestion_date, disposition"
         for feed in FEEDS
     )
 
@@ -168,8 +170,11 @@ def summarize_athena(
         result.queries.append(answer)
         return answer.rows
 
-    for feed, disposition, n in ask(processed_sql(processed)):
-        summary.processed.setdefault(str(feed), {})[str(disposition)] = int(n or 0)
+    triaged: dict[str, list[tuple[object, object, object]]] = {}
+    for feed, day, disposition, n in ask(processed_sql(processed)):
+        triaged.setdefault(str(feed), []).append((day, disposition, n))
+    for feed, rows in triaged.items():
+        summary.add_triaged(feed, rows)
     summary.rejected = [
         (str(feed), str(reason), int(n or 0)) for feed, reason, n in ask(rejected_sql(processed))
     ]

@@ -141,6 +141,12 @@ CATALOG = _metrics(
         ("summary",),
         "rejected rows over raw rows, every feed (the lake's whole history)",
     ),
+    Metric(
+        "NewestDayRejectionRate",
+        "Percent",
+        ("summary",),
+        "rejected rows over raw rows of the newest ingestion day, every feed",
+    ),
     Metric("LakeQuarantinedFiles", "Count", ("summary",), "files in the lake's quarantine"),
     Metric("CuratedRows", "Count", ("summary",), "rows per curated mart", ("Table",)),
     # train

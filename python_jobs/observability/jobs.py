@@ -107,6 +107,10 @@ def emit_summary(lake: Path | None, summary: LakeSummary, *, target: str) -> lis
         Figure("LayerRows", accepted, {"Layer": "processed"}),
         Figure("LayerRows", sum(summary.curated.values()), {"Layer": "curated"}),
         Figure("RejectionRate", _percent(rejected, raw)),
+        Figure(
+            "NewestDayRejectionRate",
+            _percent(summary.newest_day[2], summary.newest_day[1]) if summary.newest_day else None,
+        ),
         Figure("LakeQuarantinedFiles", summary.quarantined_files),
     ]
     figures += [
@@ -119,7 +123,10 @@ def emit_summary(lake: Path | None, summary: LakeSummary, *, target: str) -> lis
         for feed, reason, n in summary.rejected
     ]
     figures += [Figure("CuratedRows", n, {"Table": t}) for t, n in summary.curated.items()]
-    return emit("summary", figures, lake=lake, properties={"Target": target})
+    properties = {"Target": target}
+    if summary.newest_day:
+        properties["Day"] = summary.newest_day[0]
+    return emit("summary", figures, lake=lake, properties=properties)
 
 
 def emit_train(lake: Path, outcome: TrainOutcome) -> list[Record]:

@@ -387,7 +387,7 @@ def test_data_quality_shows_each_job_s_latest_figures(own_lake: Built, monkeypat
     assert list(raw["value"]) == [sum(summary.raw_rows(f) for f in summary.processed)]
     generated = shown[(shown["job"] == "generate") & (shown["metric"] == "GeneratedRows")]
     assert generated["value"].sum() > 0
-    assert at.selectbox(key="quality_metric_history").value == "summary: RejectionRate"
+    assert at.selectbox(key="quality_metric_history").value == "summary: NewestDayRejectionRate"
 
 
 # --- ask and live -----------------------------------------------------------------------------

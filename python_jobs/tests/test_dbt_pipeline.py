@@ -532,6 +532,16 @@ def test_generate_validate_build_and_summary_emit_their_figures(built_lake: Lake
     for feed, reason, n in summary.rejected:
         assert values(lines, "RejectedRows", Feed=feed, Reason=reason)[-1] == n
     assert values(lines, "LakeQuarantinedFiles")[-1] == summary.quarantined_files == 1
+    newest, newest_raw, newest_rejected = query(
+        built_lake,
+        "select max(ingestion_date)::varchar, sum(raw_rows), "
+        "sum(raw_rows) filter (where disposition = 'rejected') from curated.fct_data_quality_daily "
+        "where ingestion_date = (select max(ingestion_date) from curated.fct_data_quality_daily)",
+    )[0]
+    assert summary.newest_day == (newest, newest_raw, newest_rejected)
+    assert values(lines, "NewestDayRejectionRate")[-1] == pytest.approx(
+        100 * newest_rejected / newest_raw
+    )
 
     with duckdb.connect() as con:
         people = con.execute(

@@ -59,15 +59,23 @@ def local_sink(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def a_summary() -> LakeSummary:
-    return LakeSummary(
-        processed={
-            "transactions": {"accepted": 940, "duplicate": 10, "rejected": 50},
-            "customers": {"accepted": 100},
-        },
+    summary = LakeSummary(
         rejected=[("transactions", "missing_amount", 30), ("transactions", "bad_ts", 20)],
         curated={"fct_transactions": 940, "dim_customers": 100},
         quarantined_files=2,
     )
+    summary.add_triaged(
+        "transactions",
+        [
+            ("2026-12-04", "accepted", 500),
+            ("2026-12-05", "accepted", 440),
+            ("2026-12-04", "duplicate", 10),
+            ("2026-12-04", "rejected", 10),
+            ("2026-12-05", "rejected", 40),
+        ],
+    )
+    summary.add_triaged("customers", [("2026-12-05", "accepted", 100)])
+    return summary
 
 
 def a_score(path: Path) -> ScoreResult:
@@ -90,6 +98,9 @@ def test_summary_figures_are_emf_with_the_documented_dimensions(tmp_path: Path) 
     emit_summary(tmp_path, a_summary(), target="duckdb")
     lines = lake_records(tmp_path, "summary")  # spec and catalog checked for every line
     assert values(lines, "RejectionRate") == [pytest.approx(100 * 50 / 1100)]
+    # the newest day: 440 + 40 transactions and 100 customers, 40 rejected
+    assert values(lines, "NewestDayRejectionRate") == [pytest.approx(100 * 40 / 580)]
+    assert {r["Day"] for r in lines} == {"2026-12-05"}
     assert values(lines, "LayerRows", Layer="raw") == [1100]
     assert values(lines, "LayerRows", Layer="processed") == [1040]
     assert values(lines, "LayerRows", Layer="curated") == [1040]
@@ -386,7 +397,7 @@ def test_every_operator_alarm_watches_a_metric_a_job_emits(
         topic = [{"Ref": "AlertTopic"}]
         assert properties["AlarmActions"] == topic and properties["OKActions"] == topic, name
         assert properties["TreatMissingData"] in {"notBreaching", "breaching", "missing"}, name
-    assert {"RejectionRate", "ScorePsi", "AlertRateRatio", "ApiLatencyP99"} <= watched
+    assert {"NewestDayRejectionRate", "ScorePsi", "AlertRateRatio", "ApiLatencyP99"} <= watched
     # the jobs on AWS set the Environment the alarms name
     runner = template["Resources"]["RunnerProject"]["Properties"]["Environment"]
     assert {"Name": emf.ENVIRONMENT_ENV, "Value": {"Ref": "NamePrefix"}} in runner[

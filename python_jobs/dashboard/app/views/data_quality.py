@@ -148,7 +148,7 @@ else:
     st.caption("Each job's latest figures, as sent to CloudWatch on AWS (namespace banklake).")
     st.dataframe(latest, hide_index=True, key="quality_job_metrics")
     labels = sorted({f"{p.job}: {p.label()}" for p in emitted.points})
-    default = "summary: RejectionRate"
+    default = "summary: NewestDayRejectionRate"  # what the operator alarm watches
     chosen = st.selectbox(
         "History of",
         labels,
