@@ -7,7 +7,9 @@ by line (the live suite does exactly that). The Daily pipeline's Report step run
 CodeBuild (infrastructure/buildspec.yml).
 
 Athena bills every query for at least 10 MB, so the summary asks as few questions as it can:
-one UNION ALL over the four triaged tables, one GROUP BY over the rejected rows, one
+one UNION ALL over the triaged tables (by ingestion day and disposition: the days add up to
+the summary's counts, and the newest day's rejection rate is an operator alarm's), one GROUP
+BY over the rejected rows, one
 information_schema lookup for the curated tables and one UNION ALL of their counts: four
 queries, about $0.0002, printed with the summary. Quarantined files are S3 objects, not rows:
 they are counted by listing `quarantine/` beside raw/ (BANKLAKE_S3_RAW_DIR), and reported as
