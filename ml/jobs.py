@@ -22,6 +22,7 @@ from ml.monitor import MonitorConfig, MonitorReport, monitor
 from ml.score import ScoreResult, score_day
 from ml.train import TrainConfig, TrainOutcome, WindowRequest, train
 from python_jobs.lake.layout import Lake
+from python_jobs.observability.jobs import emit_monitor, emit_score, emit_train
 
 if TYPE_CHECKING:
     from ml.sagemaker import SageMakerJob
@@ -55,6 +56,7 @@ def train_job(
         raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     outcome = train(layout, request, config, say=say)
     say(outcome.headline())
+    emit_train(lake.root, outcome)
     return outcome
 
 
@@ -89,12 +91,14 @@ def _collect_sagemaker(
         layout, name, config, sagemaker=sagemaker, s3=s3, wait=wait, say=say
     )
     say(outcome.headline())
+    emit_train(layout.lake.root, outcome)
     return outcome
 
 
 def score_job(lake: Lake, day: date | None = None, *, say: Say = print) -> ScoreResult:
     result = score_day(MlLayout(lake), day)
     say(result.summary())
+    emit_score(lake.root, result)
     return result
 
 
@@ -107,6 +111,7 @@ def monitor_job(
 ) -> MonitorReport:
     layout = MlLayout(lake)
     report = monitor(layout, day, config or MonitorConfig())
+    emit_monitor(lake.root, report)
     say(report.text())
     say(f"report: {layout.monitoring_file(report.day)}")
     return report

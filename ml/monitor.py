@@ -88,6 +88,11 @@ class MonitorReport:
         data["day"] = self.day.isoformat()
         return data
 
+    def judged_psi(self) -> dict[str, float]:
+        """The PSI of the features judged on the day (not warming up, not exempt)."""
+        not_judged = set(self.warming_up) | set(self.config.get("psi_not_judged", ()))
+        return {k: v for k, v in self.feature_psi.items() if k not in not_judged}
+
     def text(self) -> str:
         shown = self.findings[:3]
         more = len(self.findings) - len(shown)
@@ -95,9 +100,7 @@ class MonitorReport:
         reasons = reasons or "no drift, alert rate as expected"
         if self.warming_up:
             reasons += f"; {len(self.warming_up)} features warming up, not judged (below)"
-        not_judged = set(self.warming_up) | set(self.config.get("psi_not_judged", ()))
-        judged = {k: v for k, v in self.feature_psi.items() if k not in not_judged}
-        worst = sorted(judged.items(), key=lambda kv: -kv[1])[:3]
+        worst = sorted(self.judged_psi().items(), key=lambda kv: -kv[1])[:3]
         mature = self.realized["mature"]
         lines = [
             f"monitoring {self.day} (model {self.model_version}): {self.verdict}: {reasons}",

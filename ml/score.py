@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml import drift
 from ml.artifacts import LoadedModel, load_champion
 from ml.booster import top_reasons
 from ml.dataset import date_range, feature_matrix, load_features
@@ -103,6 +104,10 @@ class ScoreResult:
     model_version: str
     threshold: float
     explanation: str = ""  # how the reasons were computed, when not the usual way
+    # against the model's training-time reference (ml/monitor.py judges the same two), for
+    # the job's figures on AWS where no monitor runs: None for a model without a reference
+    score_psi: float | None = None
+    expected_alert_rate: float | None = None
 
     def summary(self) -> str:
         text = (
@@ -143,7 +148,25 @@ def score_features(
     write_atomically(table, path)
     alerts = int(np.sum(table["decision"].to_numpy(zero_copy_only=False) == ALERT))
     note = f"reasons from XGBoost's TreeSHAP: {explanation.note}" if explanation.note else ""
-    return ScoreResult(day, path, table.num_rows, alerts, model.version, model.threshold, note)
+    reference = model.metadata.get("reference", {})
+    score_psi = None
+    if "score" in reference and table.num_rows:
+        score_psi = drift.psi(
+            drift.Reference.from_dict(reference["score"]),
+            table["score"].to_numpy(zero_copy_only=False),
+        )
+    expected = reference.get("validation_alert_rate")
+    return ScoreResult(
+        day,
+        path,
+        table.num_rows,
+        alerts,
+        model.version,
+        model.threshold,
+        note,
+        score_psi=score_psi,
+        expected_alert_rate=None if expected is None else float(expected),
+    )
 
 
 def read_scores(layout: MlLayout, day: date) -> pd.DataFrame:

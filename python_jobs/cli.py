@@ -182,10 +182,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if args.json:
             args.document.emit({"command": "summary", "target": "athena", **on_athena.to_dict()})
         return 0
-    from python_jobs.summary import render, summarize
+    from python_jobs.pipeline import summarize_and_emit
+    from python_jobs.summary import render
 
     lake = _lake(args)
-    summary = summarize(lake)
+    summary = summarize_and_emit(lake)
     if args.json:
         args.document.emit(
             {
@@ -432,6 +433,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         alert_webhook=args.alert_webhook,
         alert_sns_topic=args.alert_sns_topic,
         state_url=args.state,
+        metrics_seconds=args.metrics_seconds,
     )
 
 
@@ -820,6 +822,13 @@ def _serve_commands(commands: Commands) -> None:
         metavar="URL",
         help="the online state: in this process (default), or on a Redis server: "
         "redis://host:port/db or unix:///path/redis.sock (rebuilt from the lake at start)",
+    )
+    serve.add_argument(
+        "--metrics-seconds",
+        type=float,
+        default=60.0,
+        help="emit the service's figures (latency p50/p99, decisions, refusals, flush lag) as "
+        "EMF every N seconds and at shutdown (60; docs/operations.md, Job metrics)",
     )
     stream = _command(commands, cmd_stream, lake=False)
     stream.add_argument("--source-lake", required=True, help="the lake whose raw day is replayed")

@@ -20,7 +20,8 @@ from python_jobs.generate import GenerationResult, GeneratorConfig, generate
 from python_jobs.lake.build_lock import building
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.validate import ValidationReport, validate_lake
-from python_jobs.summary import render, summarize
+from python_jobs.observability.jobs import emit_build, emit_summary
+from python_jobs.summary import LakeSummary, render, summarize
 
 Say = Callable[[str], None]
 T = TypeVar("T")
@@ -107,7 +108,17 @@ def _build(
             + ("" if o.success else f", {len(o.failures)} failures")
         ),
     )
+    # counted before require_success: a failing build's failures are the figures that matter
+    scope = "daily" if daily_new_day else "select" if select else "full"
+    emit_build(lake.root, outcome.statuses, scope=scope)
     return require_success(outcome)
+
+
+def summarize_and_emit(lake: Lake) -> LakeSummary:
+    """The lake summary, its figures emitted (job summary: rows per layer, rejections)."""
+    summary = summarize(lake)
+    emit_summary(lake.root, summary, target="duckdb")
+    return summary
 
 
 def build_docs(lake: Lake, *, say: Say = _quiet) -> Path:
@@ -165,7 +176,7 @@ def demo(lake: Lake, config: GeneratorConfig, *, say: Say = print) -> None:
     export(lake, say=say)
     docs = build_docs(lake, say=say)
     assistant_showcase(lake, say=say)
-    say(render(summarize(lake), lake, docs=docs))
+    say(render(summarize_and_emit(lake), lake, docs=docs))
     say(
         "\nNext: `source .venv/bin/activate`, then `dbt build`, `dbt test -s fct_transactions`,"
         f" `dbt docs serve`, or `duckdb {lake.database}`."
@@ -223,7 +234,7 @@ def daily_run(lake: Lake, days: int = 1, *, say: Say = print) -> None:
     build(lake, say=say, daily_new_day=result.first_day)
     score_new_days(lake, result.first_day, result.last_day, say=say)
     export(lake, say=say)
-    say(render(summarize(lake), lake))
+    say(render(summarize_and_emit(lake), lake))
 
 
 def score_new_days(lake: Lake, first: date, last: date, *, say: Say = _quiet) -> None:

@@ -7,6 +7,7 @@ render_body(), so the two engines' summaries read alike and can be compared line
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,24 @@ class LakeSummary:
     rejected: list[tuple[str, str, int]] = field(default_factory=list)  # feed, reason, rows
     curated: dict[str, int] = field(default_factory=dict)
     quarantined_files: int | None = 0  # None: not counted (no quarantine to look at)
+    # the newest ingestion day, every feed: (day, raw rows, rejected rows); its rejection
+    # rate is what the operator alarm watches (a bad delivery, not the lake's history)
+    newest_day: tuple[str, int, int] | None = None
+
+    def add_triaged(self, feed: str, rows: Iterable[tuple[object, object, object]]) -> None:
+        """A feed's triaged rows counted by (ingestion_date, disposition, n), either engine."""
+        counts = self.processed.setdefault(feed, {})
+        for day, disposition, n in rows:
+            counts[str(disposition)] = counts.get(str(disposition), 0) + int(str(n or 0))
+            self._by_day.append((str(day), str(disposition), int(str(n or 0))))
+        self.newest_day = None
+        if self._by_day:
+            newest = max(day for day, _, _ in self._by_day)
+            today = [(d, n) for day, d, n in self._by_day if day == newest]
+            rejected = sum(n for d, n in today if d == "rejected")
+            self.newest_day = (newest, sum(n for _, n in today), rejected)
+
+    _by_day: list[tuple[str, str, int]] = field(default_factory=list, repr=False, compare=False)
 
     def raw_rows(self, feed: str) -> int:
         return sum(self.processed.get(feed, {}).values())
@@ -91,9 +110,10 @@ def _count(con: duckdb.DuckDBPyConnection, summary: LakeSummary) -> None:
             summary.processed[feed] = {}
             continue
         rows = con.execute(
-            f"select disposition, count(*) from processed.stg_{feed}_triaged group by 1"
+            "select cast(ingestion_date as varchar), disposition, count(*) "
+            f"from processed.stg_{feed}_triaged group by 1, 2"
         ).fetchall()
-        summary.processed[feed] = {disposition: n for disposition, n in rows}
+        summary.add_triaged(feed, rows)
     summary.rejected = [
         (feed, reason, n)
         for feed, reason, n in con.execute(

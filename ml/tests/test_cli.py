@@ -15,6 +15,7 @@ from ml.layout import MlLayout
 from ml.sagemaker import SageMakerJob
 from ml.train import TrainConfig
 from python_jobs.cli import main
+from python_jobs.tests.emf_spec import lake_records, values
 
 
 def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) -> None:
@@ -48,6 +49,24 @@ def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) ->
     out = capsys.readouterr().out
     assert out.startswith("monitoring 2026-09-20 (model ")
     assert (Path(lake) / "monitoring" / "2026-09-20.json").exists()
+
+    # each job's figures (EMF, lake/metrics/<job>/): spec-checked, equal to what it reported
+    trained = lake_records(Path(lake), "train")
+    assert values(trained, "ModelPromoted") == [1]
+    assert trained[0]["ModelVersion"] == version
+    scored = lake_records(Path(lake), "score")
+    assert values(scored, "ScoredRows")[0] == 300
+    report = json.loads((Path(lake) / "monitoring" / "2026-09-20.json").read_text())
+    monitored = lake_records(Path(lake), "monitor")
+    assert values(monitored, "ScorePsi") == [pytest.approx(report["score_psi"])]
+    # the score job's PSI of the same day is the monitor's (one function, ml/drift.py)
+    assert values(scored, "ScorePsi")[0] == pytest.approx(report["score_psi"])
+    assert values(monitored, "AlertRate") == [pytest.approx(100 * report["alert_rate"])]
+    not_judged = set(report["warming_up"]) | set(report["config"]["psi_not_judged"])
+    judged = {k: v for k, v in report["feature_psi"].items() if k not in not_judged}
+    top = sorted(judged, key=lambda k: -judged[k])[:5]
+    shown = {r["Feature"]: r["FeaturePsi"] for r in monitored if "FeaturePsi" in r}
+    assert set(shown) == set(top) and all(shown[k] == pytest.approx(judged[k]) for k in top)
 
 
 def test_train_score_monitor_json_for_a_scheduler(ml_lake: MlLayout, capsys) -> None:

@@ -60,6 +60,7 @@ from python_jobs.aws.s3 import list_objects
 from python_jobs.aws.s3_location import S3Location
 from python_jobs.ingest import ingest
 from python_jobs.lake.layout import Lake
+from python_jobs.observability.jobs import emit_score
 
 Say = Callable[[str], None]
 FEATURES_TABLE = "ml_features"
@@ -297,6 +298,7 @@ def score_on_athena(
         raise
     deleted = delete_unloaded(s3, location)
     say(f"  removed {deleted} unloaded file(s) from {location.url}")
+    emit_score(lake.root, result, target="athena")
     return AthenaScoreResult(day, table, location, query, result, uploaded)
 
 

@@ -7,7 +7,9 @@ by line (the live suite does exactly that). The Daily pipeline's Report step run
 CodeBuild (infrastructure/buildspec.yml).
 
 Athena bills every query for at least 10 MB, so the summary asks as few questions as it can:
-one UNION ALL over the four triaged tables, one GROUP BY over the rejected rows, one
+one UNION ALL over the triaged tables (by ingestion day and disposition: the days add up to
+the summary's counts, and the newest day's rejection rate is an operator alarm's), one GROUP
+BY over the rejected rows, one
 information_schema lookup for the curated tables and one UNION ALL of their counts: four
 queries, about $0.0002, printed with the summary. Quarantined files are S3 objects, not rows:
 they are counted by listing `quarantine/` beside raw/ (BANKLAKE_S3_RAW_DIR), and reported as
@@ -23,6 +25,7 @@ from typing import Any
 
 from python_jobs.aws.athena import AthenaConfig, AthenaQueryFailed, AthenaRunner, QueryResult
 from python_jobs.aws.athena_ddl import glue_name
+from python_jobs.observability.jobs import emit_summary
 from python_jobs.summary import FEEDS, LakeSummary, render_body
 
 Say = Callable[[str], None]
@@ -45,11 +48,13 @@ def _literal(value: str) -> str:
 
 
 def processed_sql(database: str) -> str:
-    """Rows of every triaged table by disposition, in one query (one 10 MB minimum)."""
+    """Rows of every triaged table by ingestion day and disposition, in one query (one 10 MB
+    minimum): the summary adds the days up, and keeps the newest day's apart."""
     return "\nunion all\n".join(
-        f"select {_literal(feed)} as feed, disposition, count(*) as n\n"
+        f"select {_literal(feed)} as feed, cast(ingestion_date as varchar) as ingestion_date, "
+        "disposition, count(*) as n\n"
         f"from {_table(database, f'stg_{feed}_triaged')}\n"
-        "group by disposition"
+        "group by ingestion_date, disposition"
         for feed in FEEDS
     )
 
@@ -167,8 +172,11 @@ def summarize_athena(
         result.queries.append(answer)
         return answer.rows
 
-    for feed, disposition, n in ask(processed_sql(processed)):
-        summary.processed.setdefault(str(feed), {})[str(disposition)] = int(n or 0)
+    triaged: dict[str, list[tuple[object, object, object]]] = {}
+    for feed, day, disposition, n in ask(processed_sql(processed)):
+        triaged.setdefault(str(feed), []).append((day, disposition, n))
+    for feed, rows in triaged.items():
+        summary.add_triaged(feed, rows)
     summary.rejected = [
         (str(feed), str(reason), int(n or 0)) for feed, reason, n in ask(rejected_sql(processed))
     ]
@@ -214,5 +222,6 @@ def summary_on_athena(say: Say = print) -> AthenaSummary:
     with aws_errors("banklake summary on Athena"):
         runner = runner_from_env()
         result = summarize_athena(runner.config, runner)
+    emit_summary(None, result.summary, target="athena")  # EMF on the log (the Report step)
     say(result.render())
     return result

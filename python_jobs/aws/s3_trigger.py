@@ -54,6 +54,7 @@ from python_jobs.lake.validate import (
     quarantine_key,
     reason_note,
 )
+from python_jobs.observability.jobs import emit_trigger
 
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
@@ -106,6 +107,7 @@ def handle_event(event: dict[str, Any], s3: Any, config: TriggerConfig) -> list[
     outcomes = [process_object(s3, bucket, key, config) for bucket, key in created_objects(event)]
     for outcome in outcomes:
         LOG.info(json.dumps(asdict(outcome)))
+    emit_trigger(o.action for o in outcomes)
     return outcomes
 
 
@@ -215,6 +217,7 @@ def sweep_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     transactions file, so the state machine waits and retries instead of building nothing."""
     day = run_day(event)
     outcomes = sweep_day(_s3(), os.environ[LAKE_BUCKET_ENV], day, TriggerConfig.from_env())
+    emit_trigger(o.action for o in outcomes)
     counts = Counter(o.action for o in outcomes)
     transactions = [
         o

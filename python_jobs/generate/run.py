@@ -74,6 +74,7 @@ from python_jobs.generate.world import World, build_world
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS, Feed
 from python_jobs.lake.writer import write_raw
+from python_jobs.observability.jobs import emit_generate
 
 BATCH = "0001"
 TRUTH_DIR = "fraud_truth"  # under lake.generator_state
@@ -178,7 +179,7 @@ def generate(
         },
     )
     save_manifest(lake, manifest)
-    return GenerationResult(
+    result = GenerationResult(
         first_day=first,
         last_day=last,
         seconds=seconds,
@@ -189,6 +190,8 @@ def generate(
         config=effective,
         notes=tuple(notes),
     )
+    emit_generate(lake.root, result)
+    return result
 
 
 def _ignored_settings(config: GeneratorConfig, state: GeneratorState, first: date) -> list[str]:

@@ -29,6 +29,7 @@ from python_jobs.importer.transform import DAY, Feeds, build_feeds
 from python_jobs.lake.layout import Lake, partition_date
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS, Feed
 from python_jobs.lake.writer import RawFileConflict, write_raw
+from python_jobs.observability.jobs import emit_import
 
 BATCH_PREFIX = "import-"
 INGESTION_TIME = time(23, 59, 59)  # deterministic: the end of the partition day
@@ -102,6 +103,7 @@ def import_file(
         source, batch, tuple(landed), feeds.flags, rows.malformed, tuple(warnings)
     )
     _record(lake, result)
+    emit_import(lake.root, result)
     return result
 
 

@@ -66,6 +66,7 @@ import pyarrow.parquet as pq
 
 from python_jobs.lake.layout import Lake, is_being_written
 from python_jobs.lake.schemas import FEEDS, INGESTION_COLUMNS, Feed
+from python_jobs.observability.jobs import emit_validate
 
 RAW_PREFIX = "raw/"
 QUARANTINE_PREFIX = "quarantine/"
@@ -743,4 +744,5 @@ def validate_lake(lake: Lake, feeds: Iterable[Feed] | None = None) -> Validation
                 report.valid += 1
             else:
                 report.quarantined.append(quarantine(lake, path, feed, reason))
+    emit_validate(lake.root, report)
     return report

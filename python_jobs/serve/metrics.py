@@ -2,16 +2,22 @@
 
 Counters and a latency histogram kept in process; gauges are read when scraped. No client
 library: the format is a few lines of text (https://prometheus.io/docs/instrumenting/exposition_formats/).
+The latencies of the current interval are also kept, for the percentiles the service emits
+as EMF every interval (python_jobs/observability/jobs.py emit_serve): up to
+LATENCY_WINDOW_MAX of them, a uniform sample of the interval beyond that (reservoir).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable
 
 # seconds; the service's targets are a few milliseconds
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# latencies kept per interval: two minutes at 1,500 a second, about 1.5 MB of floats
+LATENCY_WINDOW_MAX = 180_000
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -32,6 +38,9 @@ class Metrics:
         self._buckets = [0] * len(LATENCY_BUCKETS)
         self._latency_sum = 0.0
         self._latency_count = 0
+        self._window: list[float] = []
+        self._window_seen = 0
+        self._sampler = random.Random(0)
         self._gauges: dict[
             str, tuple[str, dict[tuple[tuple[str, str], ...], Callable[[], float]]]
         ] = {}
@@ -48,6 +57,26 @@ class Metrics:
                     self._buckets[i] += 1
             self._latency_sum += seconds
             self._latency_count += 1
+            self._window_seen += 1
+            if len(self._window) < LATENCY_WINDOW_MAX:
+                self._window.append(seconds)
+            else:  # reservoir sampling: each latency of the interval kept with equal chance
+                slot = self._sampler.randrange(self._window_seen)
+                if slot < LATENCY_WINDOW_MAX:
+                    self._window[slot] = seconds
+
+    def take_latencies(self) -> tuple[list[float], int]:
+        """The interval's latencies (a sample when more than LATENCY_WINDOW_MAX) and how many
+        requests it answered; starts the next interval."""
+        with self._lock:
+            window, seen = self._window, self._window_seen
+            self._window, self._window_seen = [], 0
+        return window, seen
+
+    def totals(self, name: str) -> dict[tuple[tuple[str, str], ...], int]:
+        """A counter's values by label set, now."""
+        with self._lock:
+            return dict(self._counters.get(name, Counter()))
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float], **labels: str) -> None:
         """A value read when scraped; one name may have several label sets."""

@@ -35,6 +35,7 @@ def serve(
     alert_webhook: str | None = None,
     alert_sns_topic: str | None = None,
     state_url: str | None = None,
+    metrics_seconds: float = 60.0,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = ServeConfig(
@@ -43,6 +44,7 @@ def serve(
         batch_seconds=batch_seconds,
         ingestion_day=ingestion_day,
         state_url=state_url,
+        metrics_seconds=metrics_seconds,
         sinks=build_sinks(
             StreamPaths(lake).root / "alerts.jsonl",
             alert_webhook,

@@ -35,6 +35,7 @@ from ml.layout import MlLayout
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
 from python_jobs.lake.writer import read_json_lines
+from python_jobs.observability.jobs import emit_serve
 from python_jobs.serve.alerts import AlertSink, OutboxSink
 from python_jobs.serve.contract import (
     ContractError,
@@ -116,6 +117,9 @@ class ServeConfig:
     # start rebuilds it from the published lake and the log.
     state_url: str | None = None
     state_prefix: str = "banklake:"
+    # the service's figures (EMF, job serve: latency percentiles, decisions, refusals, flush
+    # lag) every this many seconds and at shutdown, from the flusher thread
+    metrics_seconds: float = 60.0
 
 
 class ScoringService:
@@ -141,6 +145,8 @@ class ScoringService:
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._register_gauges()
+        self._metrics_at = time.monotonic()
+        self._counted: dict[str, dict[str, int]] = {}  # counter -> label -> value last emitted
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -174,9 +180,52 @@ class ScoringService:
         if self._flusher is not None:
             self._flusher.join(timeout=30)
         self.flush()
+        self._emit_metrics()  # the last interval, with what the last flush left
         self.wal.close()
         for sink in self.sinks:
             sink.close()
+
+    def emit_metrics(self) -> list[dict[str, Any]]:
+        """The interval since the last call as EMF records (job serve): latency percentiles
+        over the requests answered in it, its decisions, alerts (decisions other than
+        approve) and refusals, and the flush lag now. Called by the flusher thread, never on
+        a request's path (the request path only appends its latency)."""
+        now = time.monotonic()
+        interval, self._metrics_at = now - self._metrics_at, now
+        latencies, answered = self.metrics.take_latencies()
+        decisions = self._since_emitted("banklake_decisions_total", "decision")
+        return emit_serve(
+            self.lake.root,
+            interval_seconds=interval,
+            requests=answered,
+            latencies_seconds=latencies,
+            decisions=decisions,
+            refusals=self._since_emitted("banklake_refused_total", "reason"),
+            alerts=sum(n for decision, n in decisions.items() if decision != APPROVE),
+            alert_failures=sum(
+                self._since_emitted("banklake_alert_failures_total", "sink").values()
+            ),
+            flush_lag_seconds=self._flush_lag(),
+            flush_pending=self.wal.pending,
+        )
+
+    def _emit_metrics(self) -> None:
+        try:
+            self.emit_metrics()
+        except Exception:
+            log.exception("emitting the service's metrics failed")
+
+    def _since_emitted(self, counter: str, label: str) -> dict[str, int]:
+        """A counter's growth per label value since the last emission (0 for a value seen
+        before and quiet since, so that each series stays continuous)."""
+        before = self._counted.setdefault(counter, {})
+        now: dict[str, int] = {}
+        for labels, n in self.metrics.totals(counter).items():
+            key = dict(labels).get(label, "")
+            now[key] = now.get(key, 0) + n
+        grown = {key: n - before.get(key, 0) for key, n in now.items()}
+        before.update(now)
+        return grown
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(min(self.config.batch_seconds, 0.5)):
@@ -192,6 +241,8 @@ class ScoringService:
                 except Exception:
                     log.exception("landing a micro-batch failed; retrying")
             self._forget_old_answers()
+            if time.monotonic() - self._metrics_at >= self.config.metrics_seconds:
+                self._emit_metrics()
             if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
                 with self._lock:
                     dropped = self.state.prune()

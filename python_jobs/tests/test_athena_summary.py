@@ -78,13 +78,14 @@ def expect_select(
     )
 
 
-PROCESSED_ROWS = [
-    ("transactions", "accepted", "880"),
-    ("transactions", "duplicate", "12"),
-    ("transactions", "rejected", "8"),
-    ("customers", "accepted", "300"),
-    ("accounts", "accepted", "410"),
-    ("accounts", "rejected", "1"),
+PROCESSED_ROWS = [  # feed, ingestion day, disposition, rows
+    ("transactions", "2026-11-01", "accepted", "500"),
+    ("transactions", "2026-11-02", "accepted", "380"),
+    ("transactions", "2026-11-01", "duplicate", "12"),
+    ("transactions", "2026-11-02", "rejected", "8"),
+    ("customers", "2026-11-01", "accepted", "300"),
+    ("accounts", "2026-11-01", "accepted", "410"),
+    ("accounts", "2026-11-02", "rejected", "1"),
 ]
 REJECTED_ROWS = [
     ("accounts", "unknown_customer", "1"),
@@ -96,7 +97,12 @@ CURATED = ["dim_customers", "fct_daily_kpis", "fct_transactions"]
 
 def expect_the_four_queries(stubber: Stubber, recorder: Recorder) -> None:
     expect_select(
-        stubber, "q-processed", ["feed", "disposition", "n"], PROCESSED_ROWS, recorder, 40 * MB
+        stubber,
+        "q-processed",
+        ["feed", "ingestion_date", "disposition", "n"],
+        PROCESSED_ROWS,
+        recorder,
+        40 * MB,
     )
     expect_select(
         stubber, "q-rejected", ["feed", "rejection_reason", "n"], REJECTED_ROWS, recorder, MB
@@ -140,6 +146,8 @@ def test_the_summary_is_four_athena_queries_and_a_quarantine_listing(athena, s3)
         "accounts": {"accepted": 410, "rejected": 1},
     }
     assert summary.raw_rows("transactions") == 900
+    # the newest ingestion day apart, every feed: 380 + 8 + 1 raw rows, 9 rejected
+    assert summary.newest_day == ("2026-11-02", 389, 9)
     assert summary.rejected == [
         ("accounts", "unknown_customer", 1),
         ("transactions", "invalid_amount", 5),

@@ -15,6 +15,7 @@ from python_jobs import pipeline
 from python_jobs.aws.daily_pipeline import ASL_PATH, DAILY_STEPS, local_sequence, state_sequence
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.validate import ValidationReport
+from python_jobs.summary import LakeSummary
 
 BUILDSPEC = ASL_PATH.parents[1] / "buildspec.yml"
 
@@ -117,14 +118,16 @@ def test_the_local_run_takes_the_same_steps_in_the_same_order(
         transactions_per_second=0.0,
         notes=[],
     )
-    dbt = SimpleNamespace(tests_passed=1, tests_total=1, tests_warned=0, success=True, failures=[])
+    dbt = SimpleNamespace(
+        tests_passed=1, tests_total=1, tests_warned=0, success=True, failures=[], statuses={}
+    )
     monkeypatch.setattr(pipeline, "generate", record("generate", generated))
     monkeypatch.setattr(pipeline, "validate_lake", record("validate_lake", ValidationReport()))
     monkeypatch.setattr(pipeline, "run_dbt", record("run_dbt", dbt))
     monkeypatch.setattr(pipeline, "score_new_days", record("score_new_days", None))
     monkeypatch.setattr(pipeline, "require_success", lambda outcome: outcome)
     monkeypatch.setattr(pipeline, "export_curated", record("export_curated", []))
-    monkeypatch.setattr(pipeline, "summarize", record("summarize", SimpleNamespace()))
+    monkeypatch.setattr(pipeline, "summarize", record("summarize", LakeSummary()))
     monkeypatch.setattr(pipeline, "render", lambda *args, **kwargs: "")
     (lake.generator_state).mkdir(parents=True)
     (lake.generator_state / "state.json").write_text("{}")

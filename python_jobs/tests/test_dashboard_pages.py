@@ -374,6 +374,22 @@ def test_data_quality_counts_equal_the_lake_summary(own_lake: Built, monkeypatch
     assert len(runs) >= 1 and set(runs["failed"]) == {0}
 
 
+def test_data_quality_shows_each_job_s_latest_figures(own_lake: Built, monkeypatch) -> None:
+    """The Job metrics view reads lake/metrics/: the generator's figures (the lake's own
+    `generate`) and a summary emitted now, each job's latest values, and a history."""
+    from python_jobs.pipeline import summarize_and_emit
+
+    summary = summarize_and_emit(own_lake.lake)
+    at = open_page(app(own_lake, monkeypatch), "data_quality")
+    shown = table(at, "job", "metric", "dimensions", "value")
+    assert {"generate", "summary"} <= set(shown["job"])
+    raw = shown[(shown["metric"] == "LayerRows") & (shown["dimensions"] == "Layer=raw")]
+    assert list(raw["value"]) == [sum(summary.raw_rows(f) for f in summary.processed)]
+    generated = shown[(shown["job"] == "generate") & (shown["metric"] == "GeneratedRows")]
+    assert generated["value"].sum() > 0
+    assert at.selectbox(key="quality_metric_history").value == "summary: NewestDayRejectionRate"
+
+
 # --- ask and live -----------------------------------------------------------------------------
 
 

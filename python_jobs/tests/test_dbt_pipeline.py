@@ -505,3 +505,48 @@ def test_feeds_nothing_has_delivered_yet_build_empty(small_raw_lake: Lake) -> No
         "(select count(*) from curated.fct_transactions where is_fraud_reported)",
     )
     assert counts == [(0, 0, 10, 0)]
+
+
+def test_generate_validate_build_and_summary_emit_their_figures(built_lake: Lake) -> None:
+    """built_lake's own jobs wrote EMF lines (docs/operations.md, Job metrics): what the
+    generator wrote, the corrupt file quarantined, the build's tests, and the summary's rows
+    per layer and rejections, equal to the summary itself; no CPF or name in any line."""
+    from python_jobs.pipeline import summarize_and_emit
+    from python_jobs.tests.emf_spec import lake_records, values
+
+    generated = lake_records(built_lake.root, "generate")
+    assert values(generated, "GeneratedRows", Feed="transactions")[0] > 0
+    validated = lake_records(built_lake.root, "validate")
+    assert values(validated, "QuarantinedFiles")[0] == 1  # the corrupt delivery
+    built = lake_records(built_lake.root, "build")
+    assert values(built, "DbtTestsRun")[0] > 0
+    assert values(built, "DbtTestFailures")[0] == values(built, "DbtNodeErrors")[0] == 0
+    assert {r["Scope"] for r in built} >= {"full"}
+
+    summary = summarize_and_emit(built_lake)
+    lines = lake_records(built_lake.root, "summary")
+    raw = sum(summary.raw_rows(feed) for feed in summary.processed)
+    rejected = sum(n for _, _, n in summary.rejected)
+    assert values(lines, "LayerRows", Layer="raw")[-1] == raw
+    assert values(lines, "RejectionRate")[-1] == pytest.approx(100 * rejected / raw)
+    for feed, reason, n in summary.rejected:
+        assert values(lines, "RejectedRows", Feed=feed, Reason=reason)[-1] == n
+    assert values(lines, "LakeQuarantinedFiles")[-1] == summary.quarantined_files == 1
+    newest, newest_raw, newest_rejected = query(
+        built_lake,
+        "select max(ingestion_date)::varchar, sum(raw_rows), "
+        "sum(raw_rows) filter (where disposition = 'rejected') from curated.fct_data_quality_daily "
+        "where ingestion_date = (select max(ingestion_date) from curated.fct_data_quality_daily)",
+    )[0]
+    assert summary.newest_day == (newest, newest_raw, newest_rejected)
+    assert values(lines, "NewestDayRejectionRate")[-1] == pytest.approx(
+        100 * newest_rejected / newest_raw
+    )
+
+    with duckdb.connect() as con:
+        people = con.execute(
+            "select distinct full_name, cpf from read_json(?, format = 'newline_delimited')",
+            [str(built_lake.raw / "customers" / "*" / "*" / "*" / "*.jsonl.gz")],
+        ).fetchall()
+    text = "\n".join(p.read_text() for p in (built_lake.root / "metrics").rglob("*.jsonl"))
+    assert people and not [n for n, c in people if (n and n in text) or (c and c in text)]

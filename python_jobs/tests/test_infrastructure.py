@@ -18,6 +18,7 @@ import yaml
 from python_jobs.aws import s3_trigger
 from python_jobs.aws.stream_consumer import ALERTS_DEAD_LETTER_DIR, DEAD_LETTER_DIR, STREAM_DIR
 from python_jobs.lake.validate import RAW_PREFIX
+from python_jobs.observability.emf import ENVIRONMENT_ENV
 from python_jobs.tests.cfn_yaml import load_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +76,12 @@ def test_lambda_handlers_and_environment_match_the_module(template: dict[str, An
         assert callable(getattr(importlib.import_module(module), name))
         assert function["Properties"]["Runtime"] == "python3.11"  # the project's Python
         variables = set(function["Properties"]["Environment"]["Variables"])
-        assert variables == {s3_trigger.LAKE_PREFIX_ENV, s3_trigger.LAKE_BUCKET_ENV}
+        # and the Environment dimension of its validation figures (EMF on its log)
+        assert variables == {
+            s3_trigger.LAKE_PREFIX_ENV,
+            s3_trigger.LAKE_BUCKET_ENV,
+            ENVIRONMENT_ENV,
+        }
 
 
 def test_the_bucket_notifies_the_trigger_of_new_raw_objects(template: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
 from python_jobs.lake.validate import ValidatorUnavailable, check_raw_file
 from python_jobs.lake.writer import write_raw
 from python_jobs.tests.conftest import transaction_rows
+from python_jobs.tests.emf_spec import documented, problems
 from python_jobs.tests.moto_s3 import CREDENTIALS, REGION, keys, moto_server, new_bucket, s3_client
 from python_jobs.tests.moto_s3 import versions as object_versions
 
@@ -179,6 +180,33 @@ def test_a_bad_file_moves_to_quarantine_with_its_reason_once(
     assert second["action"] == "already-quarantined"
     assert len(object_versions(s3, bucket, q_key)) == 1
     assert len(object_versions(s3, bucket, q_key + ".reason.json")) == 1
+
+
+def test_the_trigger_logs_its_validation_figures_as_emf(
+    small_raw_lake: Lake,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In Lambda the figures go to the function's log (EMF), where CloudWatch extracts them:
+    a file judged now counts, a redelivery finding it done does not."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "banklake-raw-trigger")
+    monkeypatch.delenv("BANKLAKE_METRICS", raising=False)
+    bad = "raw/transactions/year=2026/month=11/day=01/transactions-20261101-0003.parquet"
+    s3.put_object(Bucket=bucket, Key=bad, Body=b"not parquet")
+    good = land(s3, bucket, small_raw_lake, GOOD)
+    capsys.readouterr()
+    handler(s3_event(s3, bucket, good), None)
+    handler(s3_event(s3, bucket, bad), None)
+    handler(s3_event(s3, bucket, good), None)  # redelivered: already validated
+    err = capsys.readouterr().err.splitlines()
+    records = [json.loads(line) for line in err if '"_aws":' in line]
+    for record in records:
+        assert problems(record) == [] and documented(record) == []
+    counted = [(r["ValidatedFiles"], r["QuarantinedFiles"]) for r in records]
+    assert counted == [(1, 0), (0, 1), (0, 0)]
+    assert {r["Job"] for r in records} == {"validate"}
 
 
 def test_an_event_for_a_key_already_quarantined_is_a_no_op(s3: Any, bucket: str) -> None:

@@ -33,6 +33,7 @@ from python_jobs.serve.alerts import WEBHOOK_DEAD_LETTER, AlertSink, OutboxSink,
 from python_jobs.serve.app import MAX_BODY_BYTES, create_app
 from python_jobs.serve.contract import FraudReportPayload, TransactionPayload, hash_pii
 from python_jobs.serve.service import MAX_BATCH, ScoringService, ServeConfig
+from python_jobs.tests.emf_spec import lake_records, values
 
 PIX_KEY = "maria.silva@example.com"  # a person's PIX key: never in an answer or an alert
 
@@ -359,6 +360,34 @@ def test_ready_and_metrics_describe_the_service(client: TestClient, lake: Lake) 
     assert "banklake_request_latency_seconds_count 1" in text
     assert "banklake_flush_pending_records 1" in text
     assert client.get("/v1/ready").json()["not_landed"] == 1
+
+
+def test_the_service_emits_each_interval_s_figures(
+    client: TestClient, service: ScoringService, lake: Lake
+) -> None:
+    """EMF records (job serve) from the interval's own requests: latency percentiles equal to
+    the answers' latencies (nearest rank), decisions, alerts and refusals counted once."""
+    answers = [
+        client.post(
+            "/v1/transactions",
+            json=tx(n, amount=f"{50 * n}.00", event_ts=f"2026-10-02 03:{n:02d}:00", device_id=None),
+        ).json()
+        for n in range(1, 21)
+    ]
+    client.post("/v1/transactions", json=tx(99, amount="x"))
+    service.emit_metrics()
+    service.emit_metrics()  # a quiet interval: counts of zero, no latency
+    lines = lake_records(lake.root, "serve")
+    latencies = sorted(a["latency_ms"] for a in answers)
+    assert values(lines, "ApiRequests") == [20, 0]
+    assert values(lines, "ApiLatencyP50") == [pytest.approx(latencies[9], abs=0.001)]
+    assert values(lines, "ApiLatencyP99") == [pytest.approx(latencies[19], abs=0.001)]
+    for decision in {a["decision"] for a in answers}:
+        made = sum(a["decision"] == decision for a in answers)
+        assert values(lines, "Decisions", Decision=decision) == [made, 0]
+    assert values(lines, "Alerts") == [sum(a["decision"] != "approve" for a in answers), 0]
+    assert values(lines, "Refusals", Reason="unparseable_amount") == [1, 0]
+    assert values(lines, "FlushPendingRecords")[0] == 20
 
 
 def test_alerts_carry_reasons_and_hashed_keys_only(

@@ -1,5 +1,5 @@
 """Data quality: rows per layer, rejected rows by reason over time, quarantined files, the last
-dbt runs' tests and the raw sources' freshness."""
+dbt runs' tests, the raw sources' freshness, and the jobs' own figures (lake/metrics/)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import streamlit as st
 from python_jobs.dashboard import figures, lake_files, text, ui
 from python_jobs.dbt_runs import recent_runs
 from python_jobs.lake.schemas import FEEDS
+from python_jobs.observability.reading import latest_per_job, read_points
 
 cfg, warehouse = ui.start("Data quality")
 quality = figures.data_quality(warehouse, tuple(FEEDS))
@@ -122,6 +123,57 @@ else:
     if not_passed:
         st.caption(f"Tests of the last run that did not pass ({latest.generated_at[:19]}):")
         st.dataframe(pd.DataFrame(not_passed), hide_index=True, key="quality_failed_tests")
+
+st.subheader("Job metrics")
+emitted = read_points(cfg.lake.root, days=7)
+if not emitted.points:
+    st.info(
+        "No job has emitted metrics in this lake yet: every job appends its figures to "
+        "lake/metrics/<job>/ (docs/operations.md, Job metrics)."
+    )
+else:
+    latest = pd.DataFrame(
+        [
+            {
+                "job": p.job,
+                "emitted (UTC)": p.emitted_at.replace(microsecond=0),
+                "metric": p.metric,
+                "dimensions": ", ".join(f"{k}={v}" for k, v in sorted(p.dimensions.items())),
+                "value": p.value,
+                "unit": p.unit,
+            }
+            for p in latest_per_job(emitted.points)
+        ]
+    )
+    st.caption("Each job's latest figures, as sent to CloudWatch on AWS (namespace banklake).")
+    st.dataframe(latest, hide_index=True, key="quality_job_metrics")
+    labels = sorted({f"{p.job}: {p.label()}" for p in emitted.points})
+    default = "summary: NewestDayRejectionRate"  # what the operator alarm watches
+    chosen = st.selectbox(
+        "History of",
+        labels,
+        index=labels.index(default) if default in labels else 0,
+        key="quality_metric_history",
+    )
+    history = pd.DataFrame(
+        [
+            {"emitted": p.emitted_at, "value": p.value}
+            for p in emitted.points
+            if f"{p.job}: {p.label()}" == chosen
+        ]
+    )
+    st.altair_chart(
+        alt.Chart(history)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("emitted:T", title="emitted (UTC)"),
+            y=alt.Y("value:Q", title=chosen),
+            tooltip=["emitted:T", "value"],
+        ),
+        width="stretch",
+    )
+    if emitted.skipped_lines:
+        st.caption(f"{emitted.skipped_lines} line(s) not read (being written, or not EMF).")
 
 if published is not None:
     with st.expander("Published marts"):
