@@ -76,6 +76,7 @@ from ml.layout import MODEL_NAME, MlLayout
 from python_jobs.aws.clients import error_code
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import TRANSACTIONS
+from python_jobs.observability.jobs import emit_consumer
 from python_jobs.serve.alerts import SNS_DEAD_LETTER, SnsSink, make_sns_client
 from python_jobs.serve.contract import (
     ContractError,
@@ -330,6 +331,10 @@ class Consumer:
             if retry_from is not None:
                 failures.append({"itemIdentifier": retry_from})
         LOG.info(json.dumps({"banklake_stream_batch": metrics.as_dict()}))
+        # the same figures as CloudWatch EMF (the log in Lambda): the operators' alarms
+        emit_consumer(
+            metrics.records, metrics.accepted, metrics.refused, metrics.alerts, metrics.max_lag_ms
+        )
         return {"batchItemFailures": failures, "metrics": metrics.as_dict()}
 
     def process(self, records: Sequence[StreamRecord], metrics: Metrics) -> str | None:

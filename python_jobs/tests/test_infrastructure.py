@@ -367,7 +367,6 @@ def test_the_runner_may_do_what_the_athena_scorer_does(template: dict[str, Any])
 # --- The real-time path (ADR 0023) ---------------------------------------------------------------
 
 CONSUMER_HANDLER = "python_jobs.aws.stream_consumer.handler"
-# what the consumer and the scoring API's task are told, and what each must name
 # where the stream consumer writes (python_jobs/aws/stream_consumer.py): its role may write
 # there and nowhere else
 CONSUMER_WRITES = {
@@ -376,11 +375,13 @@ CONSUMER_WRITES = {
     *(f"{folder}*" for folder in (STREAM_DIR, DEAD_LETTER_DIR, ALERTS_DEAD_LETTER_DIR)),
 }
 
+# what the consumer and the scoring API's task are told, and what each must name
 REALTIME_ENV = {
     "BANKLAKE_LAKE_URI": {"Fn::Sub": "s3://${LakeBucket}/"},
     "BANKLAKE_STATE": {"Fn::Sub": "dynamodb://${OnlineStateTable}"},
     "BANKLAKE_ALERT_TOPIC_ARN": {"Ref": "FraudAlertTopic"},
     "BANKLAKE_MODEL_URI": {"Fn::Sub": "s3://${LakeBucket}/models/fraud_xgb/"},
+    "BANKLAKE_ENVIRONMENT": {"Ref": "NamePrefix"},  # their metrics' Environment dimension
 }
 REALTIME_ROLES = ("StreamConsumerRole", "ScoringApiTaskRole", "ScoringApiExecutionRole")
 # actions AWS authorizes only on Resource "*" (no resource-level permissions)
@@ -443,11 +444,11 @@ def test_the_consumer_and_the_api_are_told_the_stacks_resources(template: dict[s
         # numba caches the compiled trees where it can write: only /tmp is writable there
         assert environment["NUMBA_CACHE_DIR"].startswith("/tmp/")
     assert f"/models/{MODEL_NAME}/" in REALTIME_ENV["BANKLAKE_MODEL_URI"]["Fn::Sub"]
-    # every name in them is a resource of the stack, not a literal
+    # every name in them is a resource or parameter of the stack, not a literal
     for value in REALTIME_ENV.values():
         text = value.get("Fn::Sub") or value["Ref"]
         for name in re.findall(r"\$\{([A-Za-z]+)\}", text) or [text]:
-            assert name in resources, name
+            assert name in resources or name in template["Parameters"], name
     # the lake the consumer writes is where the trigger validates raw/ (no lake prefix)
     trigger = resources["TriggerFunction"]["Properties"]["Environment"]["Variables"]
     assert trigger[s3_trigger.LAKE_PREFIX_ENV] == ""

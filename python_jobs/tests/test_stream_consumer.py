@@ -376,7 +376,7 @@ def payload(n: int, **changes: Any) -> dict[str, Any]:
 
 
 def test_bad_records_are_dead_lettered_with_their_reason_and_the_good_ones_land(
-    setup: Setup,
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = payload(2)
     del missing["account_id"]
@@ -389,9 +389,14 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_the_good_ones_land(
         {**event["Records"][1], "kinesis": {**event["Records"][1]["kinesis"], "data": "%%%"}},
     )
     event["Records"][1]["kinesis"]["sequenceNumber"] = "1"  # its own, before the others
+    monkeypatch.setenv("BANKLAKE_METRICS", "log")
     response = handler(event, None)
     assert response["batchItemFailures"] == []
     assert response["metrics"]["accepted"] == 1 and response["metrics"]["refused"] == 5
+    # the same figures as CloudWatch EMF on the log (stderr), where the alarms find them
+    (emf,) = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "_aws" in line]
+    assert emf["Job"] == "consumer"
+    assert (emf["StreamRecords"], emf["StreamAccepted"], emf["StreamRefused"]) == (6, 1, 5)
     reasons = {(e["field"], e["reason"]) for e in dead_letters(setup)}
     assert reasons == {
         ("data", "bad_base64"),
