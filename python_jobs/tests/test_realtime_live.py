@@ -1,7 +1,7 @@
 """The real-time path against a deployed stack: what no offline test can show (the event source
 mapping invoking the consumer image, its role's rights, KMS on every hop, SNS -> SQS delivery).
 
-Skipped unless BANKLAKE_REALTIME_LIVE=1, BANKLAKE_STACK names a deployed stack of
+Skipped unless BANKLAKE_ATHENA_LIVE=1 (the live suite's one switch), BANKLAKE_STACK names a deployed stack of
 infrastructure/banklake.yaml with the consumer (StreamConsumerImageUri set) and boto3 finds
 credentials and a region. It refuses a stack deployed with the default NamePrefix
 (`banklake`): raw/ is immutable (ADR 0002; the bucket policy lets only the trigger delete it),
@@ -26,7 +26,7 @@ cloudformation:DescribeStacks/DescribeStackResource, s3 list/get on the lake buc
 delete-object-version on processed/fraud_scores/, sqs receive/delete on FraudAlertQueue,
 dynamodb Scan/DeleteItem on OnlineStateTable, kms on the lake key.
 
-    BANKLAKE_REALTIME_LIVE=1 BANKLAKE_STACK=banklake-test \\
+    BANKLAKE_ATHENA_LIVE=1 BANKLAKE_STACK=banklake-test \\
         .venv/bin/pytest -m realtime python_jobs/tests/test_realtime_live.py
 """
 
@@ -57,8 +57,8 @@ DEFAULT_PREFIX = "banklake"
 
 
 def _skip_reason() -> str | None:
-    if os.environ.get("BANKLAKE_REALTIME_LIVE") != "1":
-        return "live real-time tests: set BANKLAKE_REALTIME_LIVE=1 and BANKLAKE_STACK"
+    if os.environ.get("BANKLAKE_ATHENA_LIVE") != "1":
+        return "live real-time tests: set BANKLAKE_ATHENA_LIVE=1 and BANKLAKE_STACK"
     if not os.environ.get("BANKLAKE_STACK"):
         return "live real-time tests: BANKLAKE_STACK (a deployed test stack's name) is not set"
     import boto3
