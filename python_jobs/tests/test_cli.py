@@ -121,8 +121,9 @@ def _built_looking_lake(root: Path) -> Path:
         con.execute("create schema processed; create schema curated")
         for feed in ("transactions", "customers", "accounts", "fraud_reports"):
             con.execute(
-                f"create table processed.stg_{feed}_triaged as "
-                "select * from (values ('accepted'), ('accepted'), ('rejected')) t(disposition)"
+                f"create table processed.stg_{feed}_triaged as select * from (values "
+                "(date '2026-10-01', 'accepted'), (date '2026-10-02', 'accepted'), "
+                "(date '2026-10-02', 'rejected')) t(ingestion_date, disposition)"
             )
         con.execute(
             "create table processed.stg_rejected_rows as select * from "

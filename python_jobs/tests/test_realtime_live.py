@@ -1,9 +1,9 @@
 """The real-time path against a deployed stack: what no offline test can show (the event source
 mapping invoking the consumer image, its role's rights, KMS on every hop, SNS -> SQS delivery).
 
-Skipped unless BANKLAKE_ATHENA_LIVE=1 (the live suite's one switch), BANKLAKE_STACK names a deployed stack of
-infrastructure/banklake.yaml with the consumer (StreamConsumerImageUri set) and boto3 finds
-credentials and a region. It refuses a stack deployed with the default NamePrefix
+Skipped unless BANKLAKE_ATHENA_LIVE=1 (the live suites' one switch), BANKLAKE_STACK names a
+deployed stack of infrastructure/banklake.yaml with the consumer (StreamConsumerImageUri set)
+and boto3 finds credentials and a region. It refuses a stack deployed with the default NamePrefix
 (`banklake`): raw/ is immutable (ADR 0002; the bucket policy lets only the trigger delete it),
 so the records this test puts on the stream stay in that stack's raw/ for good. Run it against
 a test stack (e.g. NamePrefix=banklake-test).
