@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # boto3 is imported where a client is made: the CLI starts wi
     from botocore.config import Config
 
 # The services banklake calls. boto3-stubs types client() once per literal service name.
-Service = Literal["athena", "bedrock-runtime", "glue", "s3", "sagemaker", "sns"]
+Service = Literal["athena", "bedrock-runtime", "dynamodb", "glue", "s3", "sagemaker", "sns"]
 
 
 def aws_client(

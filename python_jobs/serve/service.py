@@ -112,11 +112,15 @@ class ServeConfig:
     # source lake had it. Default: the bank's calendar day when the request arrives.
     ingestion_day: date | None = None
     sinks: list[AlertSink] = field(default_factory=list)
-    # The online state: in this process (None, the default) or on a Redis server
-    # (redis://host:port/db, unix:///path/redis.sock), under this key prefix. Either way a
-    # start rebuilds it from the published lake and the log.
+    # The online state: in this process (None, the default), on a Redis server
+    # (redis://host:port/db, unix:///path/redis.sock) or in a DynamoDB table (dynamodb://TABLE),
+    # under this key prefix. Either way a start rebuilds it from the published lake and the log.
     state_url: str | None = None
     state_prefix: str = "banklake:"
+
+    def __post_init__(self) -> None:
+        if self.state_url is not None:
+            state_scheme(self.state_url)
 
 
 class ScoringService:
@@ -586,9 +590,28 @@ class ScoringService:
         return (now - datetime.fromisoformat(oldest)).total_seconds()
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+STATE_SCHEMES = (*REDIS_SCHEMES, "dynamodb")
+
+
+def state_scheme(url: str) -> str:
+    """The backend `url` names (--state): raises ValueError naming an unknown scheme."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in STATE_SCHEMES:
+        raise ValueError(
+            f"--state {url!r}: unknown scheme {scheme!r}; expected redis://host:port/db, "
+            "unix:///path/redis.sock or dynamodb://TABLE"
+        )
+    return scheme
+
+
 def _state(config: ServeConfig) -> StateBackend:
     if config.state_url is None:
         return OnlineState()
+    if state_scheme(config.state_url) == "dynamodb":
+        from python_jobs.serve.dynamodb_state import DynamoDBState
+
+        return DynamoDBState.from_url(config.state_url, config.state_prefix)
     from python_jobs.serve.redis_state import RedisState
 
     return RedisState.from_url(config.state_url, config.state_prefix)

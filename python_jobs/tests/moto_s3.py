@@ -1,4 +1,5 @@
-"""A real S3 API on 127.0.0.1 (moto's server) for the AWS tests: no network, no account.
+"""A real S3 API on 127.0.0.1 (moto's server) for the AWS tests: no network, no account (and
+DynamoDB, for the online state's table).
 
 The server speaks HTTP like S3 does, so boto3's transfer manager, multipart uploads,
 conditional writes, checksums, versioning and tagging go through the same code paths as in
@@ -79,3 +80,26 @@ def versions(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
     """Every stored version of exactly `key` (delete markers excluded)."""
     listed = s3.list_object_versions(Bucket=bucket, Prefix=key)
     return [v for v in listed.get("Versions", []) if v["Key"] == key]
+
+
+def dynamodb_client(endpoint: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
+
+
+def new_table(client: Any) -> str:
+    """A fresh table of the online state (python_jobs/serve/dynamodb_state.py's definition)."""
+    from python_jobs.serve.dynamodb_state import create_table
+
+    name = f"banklake-state-{uuid.uuid4().hex[:12]}"
+    create_table(client, name)
+    return name
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """The variables that point boto3 (in this process or a child) at moto's server."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+    }

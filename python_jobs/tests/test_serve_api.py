@@ -52,11 +52,14 @@ def lake(tmp_path: Path, template: Path) -> Lake:
     return Lake(tmp_path / "lake")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "dynamodb"])
 def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The online state: in process, or on a real redis-server (a key prefix per test)."""
+    """The online state: in process, on a real redis-server (a key prefix per test), or in a
+    DynamoDB table of moto's server (a table per test)."""
     if request.param == "memory":
         return {}
+    if request.param == "dynamodb":
+        return {"state_url": request.getfixturevalue("dynamodb_url")}
     socket = request.getfixturevalue("redis_socket")
     return {"state_url": f"unix://{socket}", "state_prefix": f"{request.node.name}:"}
 
