@@ -3,9 +3,9 @@
 DynamoDBState holds in a table what OnlineState holds in its dicts and tracks, and hands the
 rows a transaction's windows reach to the one implementation of the features
 (state.compute_features): the backends give the same features from the same rows. Nothing is
-kept in the process between calls but a cache of what `featurize` read for `apply` (checked by
-the write's conditions, never trusted), so a restarted service, or a second process on the same
-table, sees what `apply` wrote.
+kept in the process between calls but what `featurize` read for the `apply` that follows it
+(which markers and pairs exist), so a restarted service, or a second process on the same table,
+sees what `apply` wrote.
 
 Layout: one table, partition key `pk` and sort key `sk` (both strings; `table_definition`).
 Every `pk` starts with the state's prefix ("banklake:" by default, so states can share a table).
@@ -34,26 +34,28 @@ Round trips. `featurize` sends, at once from a small thread pool, three Query ca
 customer's partition from `i` through its rows at t: the marker, the pruned last row and every
 retained row; the counterparty's rows in its window; the device's first uses in its window) and
 one BatchGetItem (the two first-seen pairs, the counterparty's and the device's markers, a
-pending report): four requests, one round trip of wall time. `apply` is one TransactWriteItems
-(plus a conditional UpdateItem of `newest` when the transaction is the newest this process has
-seen, and a BatchGetItem first in the rare case of a late row that takes over as a first-time
-counterparty), `knows` one GetItem, `apply_report` a GetItem then one write.
+pending report, the transaction item): four requests, one round trip of wall time. `apply` is
+three in a row: one BatchWriteItem (its rows, pairs and markers), one conditional PutItem (the
+transaction item) and one UpdateItem (the counters, and `newest` when it rises); a late row
+that takes over as a first-time counterparty adds two UpdateItem. `knows` is one GetItem,
+`apply_report` a GetItem and an UpdateItem.
 
-Idempotence: `apply` is one transaction whose first item is the `t#<tid>` item, put on the
-condition that it does not exist: a retried or repeated apply is cancelled whole, so nothing is
-counted twice. Its other conditions check what `featurize` read (a marker or a pair still
-missing, the same first pair, no report arrived since): another writer in between cancels it and
-it re-reads and tries again. Counters are ADDs inside that transaction. `apply_report` lowers
-`rp` only (a minimum: repeating it changes nothing); a report of an unknown transaction is
-written in a transaction that checks the transaction is still unknown, and `apply` checks no
-report arrived since it read, so a report racing its transaction is never lost.
+Idempotence. Every row, pair and marker has a deterministic key and values computed from the
+transaction and what featurize read, so writing them twice writes the same items. The
+transaction item is written after them on the condition that it does not exist: it is the gate
+of the counters, which are added only by the apply that put it. A repeated apply (featurize
+read the transaction item: nothing is written) or a retried one (the gate fails: nothing is
+counted) therefore counts nothing twice; an apply interrupted before its gate is completed by
+the next one. Reports lower `rp` only (a minimum: repeating one changes nothing).
 
-Consistency: every read is strongly consistent (ConsistentRead on Query, GetItem, BatchGetItem
+Consistency. Every read is strongly consistent (ConsistentRead on Query, GetItem, BatchGetItem
 and the prune's Scan): a read sees every write acknowledged before it, which is what
-`featurize` after `apply` needs. The four reads of one `featurize` are not one snapshot (no
-transaction spans a Query): a write landing between them could be half seen, so the features
-equal OnlineState's when one writer applies at a time (the service holds its lock around
-featurize and apply). `prune` and `load` assume one process runs them.
+`featurize` after `apply` needs. The writes of one apply are not one transaction, and the four
+reads of one featurize are not one snapshot: the state assumes ONE writer at a time (the
+service decides and applies under its lock); any number of processes may read. Several writing
+services would need TransactWriteItems with conditions on what was read (docs/decisions/0021
+says why it is not used: moto copies the whole table for every item of a transaction, so it
+could not be tested at lake scale). `prune` and `load` run in the writer too.
 
 Pruning: `prune` scans for rows and transaction items behind the horizon (RETENTION_DAYS behind
 the newest event) and deletes them, keeping each customer's latest dropped row (`l`), exactly
@@ -67,6 +69,7 @@ in OnlineState.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import zlib
@@ -104,7 +107,6 @@ TTL_GRACE_DAYS = 30  # beyond the retention: TTL is a backstop, `prune` does the
 META_SHARDS = 8  # counter items: one hot item would cap writes at ~1,000 a second
 BATCH_WRITE = 25  # BatchWriteItem's limit
 BATCH_GET = 100  # BatchGetItem's limit
-APPLY_ATTEMPTS = 8  # a transaction cancelled by another writer is re-read and retried
 WRITERS = 4  # threads of the warm-up's and the prune's batch writes
 COUNTERS = (
     "applied",
@@ -168,6 +170,9 @@ def _epoch_key(ts: int) -> str:
     return f"{ts:012d}"
 
 
+ROW_TID = len("r#") + 12 + len("#")  # where a row's sort key holds its transaction id
+
+
 def _row(ts: int, suffix: str) -> str:
     return f"r#{_epoch_key(ts)}#{suffix}"
 
@@ -217,6 +222,7 @@ class _Facts:
     first_counterparty: tuple[int, str] | None
     first_device: tuple[int, str] | None
     pending: int | None  # a report waiting for this transaction: its epoch
+    known: bool  # the transaction is stored already
 
 
 class _Count:
@@ -380,33 +386,47 @@ class DynamoDBState:
                 self._query, self._pk("d", device), _rows_from(t - DEVICE_DAYS * DAY + 1), through
             )
         )
-        wanted = [self._key("t", tx.transaction_id, "p")]
+        wanted = [self._key("t", tx.transaction_id, "p"), self._key("t", tx.transaction_id, "t")]
         if key is not None:
             wanted += [self._key("c", customer, f"fk#{key}"), self._key("k", key, "i")]
         if device is not None:
             wanted += [self._key("c", customer, f"fd#{device}"), self._key("d", device, "i")]
         points = {(i["pk"]["S"], i["sk"]["S"]): i for i in self._get_many(wanted)}
+        known = (self._pk("t", tx.transaction_id), "t") in points
+        # Without its transaction item, anything of this transaction is what an apply
+        # interrupted before its gate wrote: not its past, so not read.
+        own = None if known else tx.transaction_id
 
         def pair(kind: str, name: str | None) -> tuple[int, str] | None:
             if name is None:
                 return None
             item = points.get((self._pk("c", customer), f"{kind}#{name}"))
-            return None if item is None else (_int(item, "at"), item["tid"]["S"])
+            if item is None or item["tid"]["S"] == own:
+                return None
+            return _int(item, "at"), item["tid"]["S"]
 
-        def known(kind: str, name: str | None) -> bool:
+        def marked(kind: str, name: str | None) -> bool:
             return name is not None and (self._pk(kind, name), "i") in points
 
+        first_device = pair("fd", device)
+        own_first_use = None
+        if device is not None and own is not None and first_device is None:
+            own_first_use = _row(t, customer)  # (written by it, if anything)
         pending = points.get((self._pk("t", tx.transaction_id), "p"))
-        rows, marker, dropped_last = _customer_columns(customer_items.result(), tx.state)
+        rows, marker, dropped_last = _customer_columns(customer_items.result(), tx.state, own)
         history = History(
             customer=rows,
             counterparty=_counterparty_columns(
-                [] if counterparty_items is None else counterparty_items.result()
+                [] if counterparty_items is None else counterparty_items.result(), own
             ),
             device=Columns(
                 {
                     "ts": np.array(
-                        sorted(_int(i, "ts") for i in device_items.result())
+                        sorted(
+                            _int(i, "ts")
+                            for i in device_items.result()
+                            if i["sk"]["S"] != own_first_use
+                        )
                         if device_items is not None
                         else [],
                         dtype=np.int64,
@@ -414,17 +434,18 @@ class DynamoDBState:
                 }
             ),
             first_counterparty=pair("fk", key),
-            first_device=pair("fd", device),
+            first_device=first_device,
             dropped_last=dropped_last,
             state_code=UNKNOWN_STATE if tx.state is None else 0,
         )
         facts = _Facts(
             customer_known=marker,
-            counterparty_known=known("k", key),
-            device_known=known("d", device),
+            counterparty_known=marked("k", key),
+            device_known=marked("d", device),
             first_counterparty=history.first_counterparty,
             first_device=history.first_device,
             pending=None if pending is None else _int(pending, "rp"),
+            known=known,
         )
         return history, facts
 
@@ -446,55 +467,60 @@ class DynamoDBState:
     # -- writing ---------------------------------------------------------------------------
 
     def apply(self, tx: Transaction, featurized: Featurized) -> None:
-        """Adds a featured transaction in one transaction (a stored id changes nothing).
-
-        The write is conditioned on what `featurize` read (or, without one, what apply reads
-        now). Another writer in between cancels it: it reads again, features the transaction
-        again for the flags it stores (first time, new device, unusual state: as a featurize
-        now would), and retries."""
+        """Adds a featured transaction (featurize must have seen the same state): its rows,
+        then the transaction item on the condition that it is new (the gate), then the
+        counters. A transaction already stored changes nothing."""
         with self._facts_lock:
             facts = self._facts.pop(tx.transaction_id, None)
         if facts is None:
             facts = self._read(tx)[1]
-        for attempt in range(1, APPLY_ATTEMPTS + 1):
-            try:
-                self.client.transact_write_items(
-                    TransactItems=self._apply_items(tx, featurized, facts)
-                )
-                break
-            except self.client.exceptions.TransactionCanceledException as error:
-                if _reasons(error)[0] == "ConditionalCheckFailed":
-                    break  # the transaction is stored already: nothing to do
-                if attempt == APPLY_ATTEMPTS:
-                    raise
-                time.sleep(0.01 * attempt)  # (a TransactionConflict clears in milliseconds)
-                history, facts = self._read(tx)
-                featurized = compute_features(tx, history)
-        self._raise_newest(tx.transaction_id, featurized.epoch)
+        if facts.known:
+            return
+        t, tid = featurized.epoch, tx.transaction_id
+        self._write_all(self._rows(tx, featurized, facts))
+        record = {**self._key("t", tid, "t"), "ts": _n(t), TTL_ATTRIBUTE: self._expires(t)}
+        if tx.counterparty_key is not None:
+            record["cp"] = _s(tx.counterparty_key)
+        try:
+            self.client.put_item(
+                TableName=self.table, Item=record, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return  # stored meanwhile: counted by whoever stored it
+        # past the gate: the new ids' markers and the counters (an apply stopped here counts
+        # less, never twice)
+        counters = {"applied": 1, "transactions": 1, "customer_rows": 1}
+        markers = []
+        if not facts.customer_known:
+            counters["customers"] = 1
+            markers.append(self._key("c", tx.customer_id, "i"))
+        if tx.counterparty_key is not None:
+            counters["counterparty_rows"] = 1
+            if not facts.counterparty_known:
+                counters["counterparties"] = 1
+                markers.append(self._key("k", tx.counterparty_key, "i"))
+        if featurized.new_device and not facts.device_known:
+            assert tx.device_id is not None
+            counters["devices"] = 1
+            markers.append(self._key("d", tx.device_id, "i"))
+        pairs = (featurized.first_time_counterparty and facts.first_counterparty is None) + (
+            featurized.new_device and facts.first_device is None
+        )
+        if pairs:
+            counters["first_seen_pairs"] = pairs
+        written = self._pool.submit(self._write_all, [{"PutRequest": {"Item": m}} for m in markers])
+        self._count(counters, _shard(tid), newest=t)
+        written.result()
 
-    def _apply_items(
-        self, tx: Transaction, featurized: Featurized, facts: _Facts
-    ) -> list[dict[str, Any]]:
-        """The transaction's items: the transaction item (on the condition it is new) first."""
+    def _rows(self, tx: Transaction, featurized: Featurized, facts: _Facts) -> list[Any]:
+        """The BatchWriteItem requests of a transaction's rows, pairs and markers: every key is
+        deterministic and every value a function of the transaction and what was read, so
+        writing them again writes the same items."""
         t, tid = featurized.epoch, tx.transaction_id
         customer, key, device = tx.customer_id, tx.counterparty_key, tx.device_id
-        now = self._clock()
-        expires = _expires(t, now)
-        counters = {"applied": 1, "transactions": 1, "customer_rows": 1}
-        items: list[dict[str, Any]] = []
-
-        def put(item: dict[str, Any], condition: str | None = None, **values: Any) -> None:
-            entry: dict[str, Any] = {"TableName": self.table, "Item": item}
-            if condition is not None:
-                entry["ConditionExpression"] = condition
-                if values:
-                    entry["ExpressionAttributeValues"] = values
-            items.append({"Put": entry})
-
-        record = {**self._key("t", tid, "t"), "ts": _n(t), TTL_ATTRIBUTE: expires}
-        if key is not None:
-            record["cp"] = _s(key)
-        put(record, "attribute_not_exists(pk)")
+        expires = self._expires(t)
+        puts: list[dict[str, Any]] = []
+        deletes: list[dict[str, Any]] = []
         inbound = tx.direction == "inbound"
         first_time = featurized.first_time_counterparty
         row = {
@@ -509,64 +535,23 @@ class DynamoDBState:
         }
         if tx.state is not None:
             row["st"] = _s(tx.state)
-        put(row)
-        if not facts.customer_known:
-            put(self._key("c", customer, "i"), "attribute_not_exists(pk)")
-            counters["customers"] = 1
+        puts.append(row)
         if first_time:
             assert key is not None
-            previous = facts.first_counterparty
-            pair = {**self._key("c", customer, f"fk#{key}"), "at": _n(t), "tid": _s(tid)}
-            if previous is None:
-                put(pair, "attribute_not_exists(pk)")
-                counters["first_seen_pairs"] = counters.get("first_seen_pairs", 0) + 1
-            else:
-                put(pair, "tid = :tid", **{":tid": _s(previous[1])})
-                items += self._unmark_first_counterparty(customer, key, previous)
+            puts.append({**self._key("c", customer, f"fk#{key}"), "at": _n(t), "tid": _s(tid)})
+            if facts.first_counterparty is not None:
+                self._unmark_first_counterparty(customer, key, facts.first_counterparty)
         if featurized.new_device:
             assert device is not None
+            puts.append({**self._key("c", customer, f"fd#{device}"), "at": _n(t), "tid": _s(tid)})
             previous = facts.first_device
-            pair = {**self._key("c", customer, f"fd#{device}"), "at": _n(t), "tid": _s(tid)}
-            if previous is None:
-                put(pair, "attribute_not_exists(pk)")
-                counters["first_seen_pairs"] = counters.get("first_seen_pairs", 0) + 1
-            else:
-                put(pair, "tid = :tid", **{":tid": _s(previous[1])})
-                if previous[0] != t:  # at the same time the put below replaces it
-                    items.append(
-                        {
-                            "Delete": {
-                                "TableName": self.table,
-                                "Key": self._key("d", device, _row(previous[0], customer)),
-                            }
-                        }
-                    )
-            put({**self._key("d", device, _row(t, customer)), "ts": _n(t), TTL_ATTRIBUTE: expires})
-            if not facts.device_known:
-                put(self._key("d", device, "i"), "attribute_not_exists(pk)")
-                counters["devices"] = 1
-        pending_key = self._key("t", tid, "p")
-        if facts.pending is None:  # and no report arrived since it was read
-            items.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self.table,
-                        "Key": pending_key,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
+            if previous is not None and previous[0] != t:  # (at t, the put replaces it)
+                deletes.append(self._key("d", device, _row(previous[0], customer)))
+            puts.append(
+                {**self._key("d", device, _row(t, customer)), "ts": _n(t), TTL_ATTRIBUTE: expires}
             )
-        else:
-            items.append(
-                {
-                    "Delete": {
-                        "TableName": self.table,
-                        "Key": pending_key,
-                        "ConditionExpression": "rp = :rp",
-                        "ExpressionAttributeValues": {":rp": _n(facts.pending)},
-                    }
-                }
-            )
+        if facts.pending is not None:
+            deletes.append(self._key("t", tid, "p"))
         if key is not None:
             entry = {
                 **self._key("k", key, _row(t, tid)),
@@ -577,123 +562,91 @@ class DynamoDBState:
             }
             if facts.pending is not None:
                 entry["rp"] = _n(facts.pending)
-            put(entry)
-            counters["counterparty_rows"] = 1
-            if not facts.counterparty_known:
-                put(self._key("k", key, "i"), "attribute_not_exists(pk)")
-                counters["counterparties"] = 1
-        items.append(self._count(counters, _shard(tid)))
-        return items
+            puts.append(entry)
+        return [{"PutRequest": {"Item": item}} for item in puts] + [
+            {"DeleteRequest": {"Key": k}} for k in deletes
+        ]
 
     def _unmark_first_counterparty(
         self, customer: str, key: str, previous: tuple[int, str]
-    ) -> list[dict[str, Any]]:
+    ) -> None:
         """A late, earlier row takes over as the first: the previous first's rows, where still
-        held, lose their flags (read first: an update must not create a pruned row)."""
+        held, lose their flags (conditional: an update must not create a pruned row)."""
         at, tid = previous
-        targets = [
+        for target, flag in (
             (self._key("c", customer, _row(at, tid)), "ns"),
             (self._key("k", key, _row(at, tid)), "ft"),
-        ]
-        held = {(i["pk"]["S"], i["sk"]["S"]) for i in self._get_many([k for k, _ in targets])}
-        return [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": target,
-                    "UpdateExpression": f"SET {flag} = :no",
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeValues": {":no": _b(False)},
-                }
-            }
-            for target, flag in targets
-            if (target["pk"]["S"], target["sk"]["S"]) in held
-        ]
+        ):
+            # (the condition fails on a pruned row: nothing to clear)
+            with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=target,
+                    UpdateExpression=f"SET {flag} = :no",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":no": _b(False)},
+                )
 
-    def _count(self, counters: dict[str, int], shard: int) -> dict[str, Any]:
-        """A transaction item adding `counters` to a meta shard."""
+    def _expires(self, ts: int) -> dict[str, str]:
+        return _expires(ts, self._clock())
+
+    def _count(self, counters: dict[str, int], shard: int, *, newest: int | None = None) -> None:
+        """Adds `counters` to a meta shard, and raises its `newest` to `newest` in the same
+        write when this object has not seen the table hold a newer one (a maximum: the
+        condition keeps it; when another process wrote a newer one, the counters alone)."""
         names = sorted(counters)
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": {"pk": _s(self._meta_pk), "sk": _s(f"n#{shard:02d}")},
-                "UpdateExpression": "ADD " + ", ".join(f"{n} :{n}" for n in names),
-                "ExpressionAttributeValues": {f":{n}": _n(counters[n]) for n in names},
-            }
-        }
-
-    def _raise_newest(self, tid: str, t: int) -> None:
-        """newest = max(newest, t) on the transaction's shard (a maximum: safe to repeat)."""
-        if t <= self._newest_written:
-            return
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": _s(self._meta_pk), "sk": _s(f"n#{_shard(tid):02d}")},
-                UpdateExpression="SET newest = :t",
-                ConditionExpression="attribute_not_exists(newest) OR newest < :t",
-                ExpressionAttributeValues={":t": _n(t)},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass
-        self._newest_written = t
+        expression = "ADD " + ", ".join(f"{n} :{n}" for n in names)
+        values = {f":{n}": _n(counters[n]) for n in names}
+        key = {"pk": _s(self._meta_pk), "sk": _s(f"n#{shard:02d}")}
+        if newest is not None and newest > self._newest_written:
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression=f"{expression} SET newest = :t",
+                    ConditionExpression="attribute_not_exists(newest) OR newest < :t",
+                    ExpressionAttributeValues={**values, ":t": _n(newest)},
+                )
+                self._newest_written = newest
+                return
+            except self.client.exceptions.ConditionalCheckFailedException:
+                pass  # this shard holds a newer one already
+        self.client.update_item(
+            TableName=self.table,
+            Key=key,
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+        )
 
     def apply_report(self, transaction_id: str, reported_epoch: int) -> None:
-        """A fraud report: the first report's time is the label's (int_fraud_labels)."""
+        """A fraud report: the first report's time is the label's (int_fraud_labels). A
+        minimum, so a repeated report changes nothing."""
         rp = _n(reported_epoch)
-        for _ in range(APPLY_ATTEMPTS):
-            stored = self.client.get_item(
+        stored = self.client.get_item(
+            TableName=self.table, Key=self._key("t", transaction_id, "t"), ConsistentRead=True
+        ).get("Item")
+        if stored is None:  # it waits for its transaction
+            key = self._key("t", transaction_id, "p")
+            expression = f"SET rp = :rp, {TTL_ATTRIBUTE} = :x"
+            values = {":rp": rp, ":x": self._expires(reported_epoch)}
+        elif "cp" in stored:  # its counterparty's row, while held
+            key = self._key("k", stored["cp"]["S"], _row(_int(stored, "ts"), transaction_id))
+            expression = "SET rp = :rp"
+            values = {":rp": rp}
+        else:
+            return
+        condition = "attribute_not_exists(rp) OR rp > :rp"
+        if stored is not None:
+            condition = f"attribute_exists(pk) AND ({condition})"
+        # (the condition fails when reported earlier already, or its row was pruned)
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
                 TableName=self.table,
-                Key=self._key("t", transaction_id, "t"),
-                ConsistentRead=True,
-            ).get("Item")
-            if stored is not None:
-                if "cp" not in stored:
-                    return
-                try:
-                    self.client.update_item(
-                        TableName=self.table,
-                        Key=self._key("k", stored["cp"]["S"], _row(_int(stored, "ts"), transaction_id)),
-                        UpdateExpression="SET rp = :rp",
-                        ConditionExpression=(
-                            "attribute_exists(pk) AND (attribute_not_exists(rp) OR rp > :rp)"
-                        ),
-                        ExpressionAttributeValues={":rp": rp},
-                    )
-                except self.client.exceptions.ConditionalCheckFailedException:
-                    pass  # pruned, or reported earlier
-                return
-            try:  # waits for its transaction, which must still be unknown
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "ConditionCheck": {
-                                "TableName": self.table,
-                                "Key": self._key("t", transaction_id, "t"),
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        },
-                        {
-                            "Update": {
-                                "TableName": self.table,
-                                "Key": self._key("t", transaction_id, "p"),
-                                "UpdateExpression": f"SET rp = :rp, {TTL_ATTRIBUTE} = :x",
-                                "ConditionExpression": "attribute_not_exists(rp) OR rp > :rp",
-                                "ExpressionAttributeValues": {
-                                    ":rp": rp,
-                                    ":x": _expires(reported_epoch, self._clock()),
-                                },
-                            }
-                        },
-                    ]
-                )
-                return
-            except self.client.exceptions.TransactionCanceledException as error:
-                reasons = _reasons(error)
-                if reasons[0] != "ConditionalCheckFailed" and reasons[1] == "ConditionalCheckFailed":
-                    return  # an earlier report waits already
-                # the transaction arrived meanwhile (or a conflict): its row takes the report
-        raise RuntimeError(f"{self.table}: the report of {transaction_id} kept conflicting")
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
 
     def prune(self) -> int:
         """Forgets rows no window can reach any more (RETENTION_DAYS behind the newest)."""
@@ -722,11 +675,11 @@ class DynamoDBState:
         list(self._pool.map(lambda c: self._keep_last(c[0], c[1]), last.items()))
         self._write_all({"DeleteRequest": {"Key": key}} for key in stale)
         if stale:
-            self.client.update_item(**self._count({k: -v for k, v in dropped.items()}, 0)["Update"])
+            self._count({k: -v for k, v in dropped.items()}, 0)
         return dropped["customer_rows"]
 
     def _keep_last(self, customer: str, ts: int) -> None:
-        try:
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table,
                 Key=self._key("c", customer, "l"),
@@ -734,8 +687,6 @@ class DynamoDBState:
                 ConditionExpression="attribute_not_exists(ts) OR ts < :ts",
                 ExpressionAttributeValues={":ts": _n(ts)},
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass
 
     def _scan(self, condition: str, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Items of this prefix matching `condition` (pk, sk, ts only), strongly consistent."""
@@ -888,12 +839,6 @@ class DynamoDBState:
         self._pool.shutdown(wait=False)
 
 
-def _reasons(error: Any) -> list[str]:
-    """The code of each item of a cancelled transaction, in order ("None" for an item that
-    did not fail)."""
-    return [str(r.get("Code", "None")) for r in error.response.get("CancellationReasons", [])]
-
-
 def check_table(client: Any, table: str) -> None:
     """Raises StateTableError unless `table` exists with the key schema of table_definition."""
     try:
@@ -920,10 +865,11 @@ def check_table(client: Any, table: str) -> None:
 
 
 def _customer_columns(
-    items: list[dict[str, Any]], state: str | None
+    items: list[dict[str, Any]], state: str | None, own: str | None
 ) -> tuple[Columns, bool, int | None]:
-    """The customer's partition as read: its rows (sorted by time, the state as a code: 0 for
-    `state`, 1 for another, NO_STATE for none), whether its marker exists, its pruned last."""
+    """The customer's partition as read: its rows but transaction `own`'s (sorted by time, the
+    state as a code: 0 for `state`, 1 for another, NO_STATE for none), whether its marker
+    exists, its pruned last row."""
     marker, dropped_last = False, None
     rows = []
     for item in items:
@@ -932,7 +878,7 @@ def _customer_columns(
             marker = True
         elif sk == "l":
             dropped_last = _int(item, "ts")
-        else:
+        elif sk[ROW_TID:] != own:
             rows.append(item)
     rows.sort(key=lambda i: i["sk"]["S"])  # by (time, transaction id): Query's order already
 
@@ -950,14 +896,14 @@ def _customer_columns(
             "declined": np.array([i["dc"]["BOOL"] for i in rows], dtype=np.bool_),
             "kind": np.array([_int(i, "kd") for i in rows], dtype=np.int16),
             "state": np.array([code(i) for i in rows], dtype=np.int16),
-            "tid": np.array([i["sk"]["S"][15:] for i in rows], dtype=object),
+            "tid": np.array([i["sk"]["S"][ROW_TID:] for i in rows], dtype=object),
         }
     )
     return columns, marker, dropped_last
 
 
-def _counterparty_columns(items: list[dict[str, Any]]) -> Columns:
-    items = sorted(items, key=lambda i: i["sk"]["S"])
+def _counterparty_columns(items: list[dict[str, Any]], own: str | None) -> Columns:
+    items = sorted((i for i in items if i["sk"]["S"][ROW_TID:] != own), key=lambda i: i["sk"]["S"])
     return Columns(
         {
             "ts": np.array([_int(i, "ts") for i in items], dtype=np.int64),

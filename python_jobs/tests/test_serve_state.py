@@ -41,6 +41,7 @@ from python_jobs.serve.contract import Transaction, epoch
 from python_jobs.serve.dynamodb_state import DynamoDBState, StateTableError
 from python_jobs.serve.parity import same
 from python_jobs.serve.redis_state import RedisState
+from python_jobs.serve.service import ServeConfig
 from python_jobs.serve.state import (
     DAY,
     NEVER,
@@ -51,9 +52,7 @@ from python_jobs.serve.state import (
     Snapshot,
     StateBackend,
 )
-from python_jobs.serve.service import ServeConfig
 from python_jobs.serve.warmup import warm
-from python_jobs.tests.moto_s3 import dynamodb_client
 
 T0 = datetime(2026, 3, 2, 12, 0, 0)  # a Monday, noon
 ZERO = epoch(T0)
@@ -569,21 +568,26 @@ def test_a_retried_apply_counts_once_and_prefixes_do_not_meet(dynamodb_url: str)
     assert first.featurize(probe).features["cp_fraud_reported_30d"] == 1
 
 
-def test_another_writer_between_featurize_and_apply_is_seen(dynamodb_url: str) -> None:
-    """apply checks what featurize read: a pair, a marker or a report written meanwhile by
-    another process makes it read again rather than overwrite or count twice."""
-    online = OnlineState()
-    mine, other = DynamoDBState.from_url(dynamodb_url), DynamoDBState.from_url(dynamodb_url)
-    late = tx("L-1", 0)
-    read_before = mine.featurize(late)  # C1 and K1 unknown: a new customer, a first pair
-    for s in (tx("L-0", -60), Report("L-1", 30)):  # meanwhile, elsewhere
-        step(other, s)
+def test_an_apply_interrupted_before_its_gate_is_not_its_own_past(dynamodb_url: str) -> None:
+    """Rows written by an apply that stopped before its transaction item (a crash, a
+    throttled call) are not read as history by the transaction's next featurize, and the
+    next apply completes it, counting it once."""
+    online, state = OnlineState(), DynamoDBState.from_url(dynamodb_url)
+    for s in (tx("I-0", -60, device_id="D9"), tx("I-1", -30, customer_id="C2")):
         step(online, s)
-    mine.apply(late, read_before)
-    online.apply(late, online.featurize(late))  # (the same flags: L-0 is no first after it)
-    assert mine.size() == online.size()
-    probe = tx("L-p", 120)
-    assert repr(mine.featurize(probe).features) == repr(online.featurize(probe).features)
+        step(state, s)
+    row = tx("I-2", 0, direction="inbound", counterparty_key="K7", device_id="D9")
+    featurized = state.featurize(row)
+    state._write_all(state._rows(row, featurized, state._read(row)[1]))  # then it stopped
+    assert not state.knows("I-2")
+    again = state.featurize(row)
+    assert repr(again.features) == repr(online.featurize(row).features)
+    state.apply(row, again)
+    online.apply(row, online.featurize(row))
+    assert state.size() == online.size()
+    assert (state.newest, state.applied) == (online.newest, online.applied)
+    probe = tx("I-p", 60, customer_id="C2", counterparty_key="K7", device_id="D9")
+    assert repr(state.featurize(probe).features) == repr(online.featurize(probe).features)
 
 
 def test_unknown_state_urls_and_missing_tables_are_refused_by_name(dynamodb_url: str) -> None:
@@ -600,7 +604,7 @@ def _operation(target: str | bytes) -> str:
     return (target.decode() if isinstance(target, bytes) else target).split(".")[1]
 
 
-def test_a_featurize_is_four_requests_at_once_and_an_apply_one_transaction(
+def test_a_featurize_is_four_requests_at_once_and_an_apply_three(
     dynamodb_url: str,
 ) -> None:
     """Counted, not timed: the requests each call sends (botocore's before-send event)."""
@@ -615,15 +619,12 @@ def test_a_featurize_is_four_requests_at_once_and_an_apply_one_transaction(
         assert not state.knows(row.transaction_id)
         featurized = state.featurize(row)
         state.apply(row, featurized)
-    # per transaction: GetItem (knows); three Query and one BatchGetItem (featurize);
-    # TransactWriteItems and the newest's UpdateItem (apply)
+    # per transaction: GetItem (knows); three Query and one BatchGetItem (featurize); its
+    # rows' BatchWriteItem, the gate's PutItem, the counters' UpdateItem (apply); the first
+    # one also writes the markers of its new customer, counterparty and device
     per_transaction = ["GetItem", "BatchGetItem", "Query", "Query", "Query"]
-    per_transaction += ["TransactWriteItems", "UpdateItem"]
-    assert sorted(sent) == sorted(per_transaction * 3)
-    sent.clear()
-    state.featurize(tx("RT-p", 0))  # not newer: nothing to raise
-    state.apply(tx("RT-p", 0), state.featurize(tx("RT-p", 0)))
-    assert sent.count("TransactWriteItems") == 1 and "UpdateItem" not in sent
+    per_transaction += ["BatchWriteItem", "PutItem", "UpdateItem"]
+    assert sorted(sent) == sorted([*(per_transaction * 3), "BatchWriteItem"])
 
 
 # -- loading an export ---------------------------------------------------------------------
