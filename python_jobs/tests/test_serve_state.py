@@ -806,8 +806,11 @@ def _replayed_later_peers(rows: list[Transaction]) -> set[str]:
 
 @pytest.mark.dbt
 def test_replaying_the_lake_through_either_backend_gives_ml_features(
-    built_lake: Lake, both: tuple[OnlineState, StateBackend]
+    built_lake: Lake, redis_client: redis.Redis
 ) -> None:
+    """(Redis and the process; DynamoDB's replay of a lake is the served one of
+    test_serve_replay.py: here, through moto, it would take over ten minutes.)"""
+    both = (OnlineState(), RedisState(redis_client))
     con = _published(built_lake)
     raw = con.execute(TRANSACTIONS_SQL).fetchall()
     rows = [Transaction(*r[:12]) for r in raw]
