@@ -508,9 +508,14 @@ class DynamoDBState:
         )
         if pairs:
             counters["first_seen_pairs"] = pairs
-        written = self._pool.submit(self._write_all, [{"PutRequest": {"Item": m}} for m in markers])
+        written = (
+            self._pool.submit(self._write_all, [{"PutRequest": {"Item": m}} for m in markers])
+            if markers
+            else None
+        )
         self._count(counters, _shard(tid), newest=t)
-        written.result()
+        if written is not None:
+            written.result()
 
     def _rows(self, tx: Transaction, featurized: Featurized, facts: _Facts) -> list[Any]:
         """The BatchWriteItem requests of a transaction's rows, pairs and markers: every key is
@@ -715,7 +720,10 @@ class DynamoDBState:
                 chunk = []
         if chunk:
             chunks.append(chunk)
-        list(self._pool.map(self._write_chunk, chunks))
+        if len(chunks) == 1:  # (inline: apply calls this from a thread of the pool)
+            self._write_chunk(chunks[0])
+        else:
+            list(self._pool.map(self._write_chunk, chunks))
 
     def _write_chunk(self, chunk: list[dict[str, Any]]) -> None:
         request: dict[str, Any] = {self.table: chunk}
