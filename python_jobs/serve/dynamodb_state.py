@@ -267,7 +267,12 @@ class DynamoDBState:
         table = parsed.netloc + parsed.path.rstrip("/")
         if parsed.scheme != "dynamodb" or not table or "/" in table:
             raise ValueError(f"--state {url!r}: expected dynamodb://TABLE")
-        client = make_dynamodb_client()
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            client = make_dynamodb_client()
+        except BotoCoreError as error:  # no region
+            raise StateTableError(f"--state {url}: {error}") from error
         check_table(client, table)
         return cls(client, table, prefix)
 
@@ -849,17 +854,19 @@ class DynamoDBState:
 
 def check_table(client: Any, table: str) -> None:
     """Raises StateTableError unless `table` exists with the key schema of table_definition."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         described = client.describe_table(TableName=table)["Table"]
-    except client.exceptions.ResourceNotFoundException as error:
-        raise StateTableError(
-            f"--state dynamodb://{table}: no DynamoDB table {table!r} in this account and region "
-            "(create it from infrastructure/banklake.yaml's OnlineStateTable)"
-        ) from error
-    except Exception as error:
-        if error_code(error) in {"AccessDeniedException", "UnrecognizedClientException"}:
-            raise StateTableError(f"--state dynamodb://{table}: {error}") from error
-        raise
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            raise StateTableError(
+                f"--state dynamodb://{table}: no DynamoDB table {table!r} in this account and "
+                "region (create it from infrastructure/banklake.yaml's OnlineStateTable)"
+            ) from error
+        raise StateTableError(f"--state dynamodb://{table}: {error}") from error
+    except BotoCoreError as error:  # no endpoint, no credentials, no region
+        raise StateTableError(f"--state dynamodb://{table}: {error}") from error
     expected = {(k["AttributeName"], k["KeyType"]) for k in table_definition(table)["KeySchema"]}
     found = {(k["AttributeName"], k["KeyType"]) for k in described["KeySchema"]}
     if found != expected:
