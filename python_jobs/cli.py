@@ -820,8 +820,10 @@ def _serve_commands(commands: Commands) -> None:
         "--state",
         default=None,
         metavar="URL",
-        help="the online state: in this process (default), or on a Redis server: "
-        "redis://host:port/db or unix:///path/redis.sock (rebuilt from the lake at start)",
+        help="the online state: in this process (default), on a Redis server "
+        "(redis://host:port/db or unix:///path/redis.sock) or in a DynamoDB table "
+        "(dynamodb://TABLE: region and credentials from the environment, endpoint from "
+        "AWS_ENDPOINT_URL when set); rebuilt from the lake at start",
     )
     serve.add_argument(
         "--metrics-seconds",

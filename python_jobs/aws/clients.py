@@ -13,7 +13,9 @@ if TYPE_CHECKING:  # boto3 is imported where a client is made: the CLI starts wi
     from botocore.config import Config
 
 # The services banklake calls. boto3-stubs types client() once per literal service name.
-Service = Literal["athena", "bedrock-runtime", "glue", "kinesis", "s3", "sagemaker", "sns"]
+Service = Literal[
+    "athena", "bedrock-runtime", "dynamodb", "glue", "kinesis", "s3", "sagemaker", "sns"
+]
 
 
 def aws_client(

@@ -112,14 +112,18 @@ class ServeConfig:
     # source lake had it. Default: the bank's calendar day when the request arrives.
     ingestion_day: date | None = None
     sinks: list[AlertSink] = field(default_factory=list)
-    # The online state: in this process (None, the default) or on a Redis server
-    # (redis://host:port/db, unix:///path/redis.sock), under this key prefix. Either way a
-    # start rebuilds it from the published lake and the log.
+    # The online state: in this process (None, the default), on a Redis server
+    # (redis://host:port/db, unix:///path/redis.sock) or in a DynamoDB table (dynamodb://TABLE),
+    # under this key prefix. Either way a start rebuilds it from the published lake and the log.
     state_url: str | None = None
     state_prefix: str = "banklake:"
     # the service's figures (EMF, job serve: latency percentiles, decisions, refusals, flush
     # lag) every this many seconds and at shutdown, from the flusher thread
     metrics_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.state_url is not None:
+            state_scheme(self.state_url)
 
 
 class ScoringService:
@@ -628,9 +632,28 @@ def open_state(url: str | None, prefix: str = "banklake:") -> StateBackend:
     return _state(ServeConfig(lake=Path("."), state_url=url, state_prefix=prefix))
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+STATE_SCHEMES = (*REDIS_SCHEMES, "dynamodb")
+
+
+def state_scheme(url: str) -> str:
+    """The backend `url` names (--state): raises ValueError naming an unknown scheme."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in STATE_SCHEMES:
+        raise ValueError(
+            f"--state {url!r}: unknown scheme {scheme!r}; expected redis://host:port/db, "
+            "unix:///path/redis.sock or dynamodb://TABLE"
+        )
+    return scheme
+
+
 def _state(config: ServeConfig) -> StateBackend:
     if config.state_url is None:
         return OnlineState()
+    if state_scheme(config.state_url) == "dynamodb":
+        from python_jobs.serve.dynamodb_state import DynamoDBState
+
+        return DynamoDBState.from_url(config.state_url, config.state_prefix)
     from python_jobs.serve.redis_state import RedisState
 
     return RedisState.from_url(config.state_url, config.state_prefix)

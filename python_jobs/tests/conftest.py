@@ -18,7 +18,15 @@ import redis
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import CUSTOMERS, TRANSACTIONS
 from python_jobs.lake.writer import write_raw
-from python_jobs.tests.moto_s3 import moto_server, new_bucket, s3_client, stubbed
+from python_jobs.tests.moto_s3 import (
+    aws_environment,
+    dynamodb_client,
+    moto_server,
+    new_bucket,
+    new_table,
+    s3_client,
+    stubbed,
+)
 
 
 def transaction_rows(day: date, count: int, prefix: str = "T") -> pa.Table:
@@ -93,6 +101,17 @@ def s3(endpoint: str) -> Any:
 @pytest.fixture
 def bucket(s3: Any) -> str:
     return new_bucket(s3)
+
+
+@pytest.fixture
+def dynamodb_url(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """dynamodb://TABLE of a fresh online-state table in moto, with the environment pointing
+    boto3 at it (this process and the processes it starts)."""
+    for name, value in aws_environment(endpoint).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("BANKLAKE_AWS_PROFILE", raising=False)
+    return f"dynamodb://{new_table(dynamodb_client(endpoint))}"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The online state's two backends against the same scenarios: OnlineState (numpy tracks in the
-process) and RedisState (a real `redis-server`, started here on a unix socket).
+"""The online state's backends against the same scenarios: OnlineState (numpy tracks in the
+process), RedisState (a real `redis-server`, started here on a unix socket) and DynamoDBState
+(a table in moto's DynamoDB server on 127.0.0.1).
 
 Both hand their rows to the one implementation of the features (state.compute_features), so
 they must agree exactly, step by step: every window edge (1 hour, 1/7/30 days, the labelled
@@ -7,8 +8,8 @@ past), rows of the same instant, late rows, first-time counterparties and device
 late earlier rows, fraud reports before, after and without their transaction, missing keys,
 pruning. A few values are computed by hand. Then, on a lake built by dbt: replaying its
 transactions through either backend gives `ml_features`, and warming either from the export
-gives the same state. Redis's state outlives the object that wrote it: another client, or
-another process, computes the same features from it."""
+gives the same state. Redis's and DynamoDB's state outlives the object that wrote it: another
+client, or another process, computes the same features from it."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ from python_jobs.lake.layout import Lake
 from python_jobs.lake.published import current
 from python_jobs.pipeline import build, export
 from python_jobs.serve.contract import Transaction, epoch
+from python_jobs.serve.dynamodb_state import DynamoDBState, StateTableError
 from python_jobs.serve.parity import same
 from python_jobs.serve.redis_state import RedisState
+from python_jobs.serve.service import ServeConfig
 from python_jobs.serve.state import (
     DAY,
     NEVER,
@@ -50,6 +53,7 @@ from python_jobs.serve.state import (
     StateBackend,
 )
 from python_jobs.serve.warmup import warm
+from python_jobs.tests.moto_s3 import UNINDEXED, dynamodb_client, new_table
 
 T0 = datetime(2026, 3, 2, 12, 0, 0)  # a Monday, noon
 ZERO = epoch(T0)
@@ -66,16 +70,32 @@ def redis_client(redis_socket: Path) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["online", "redis"])
+def _stored(request: pytest.FixtureRequest, backend: str) -> StateBackend:
+    """A persistent backend on an empty store: Redis, or a fresh DynamoDB table in moto."""
+    if backend == "redis":
+        return RedisState(request.getfixturevalue("redis_client"))
+    return DynamoDBState.from_url(request.getfixturevalue("dynamodb_url"))
+
+
+def reopened(state: StateBackend) -> StateBackend:
+    """A new object on the same store: what a restarted service holds."""
+    if isinstance(state, RedisState):
+        return RedisState(state.client, state.prefix)
+    assert isinstance(state, DynamoDBState)
+    return DynamoDBState(state.client, state.table, state.prefix)
+
+
+@pytest.fixture(params=["online", "redis", "dynamodb"])
 def state(request: pytest.FixtureRequest) -> StateBackend:
     if request.param == "online":
         return OnlineState()
-    return RedisState(request.getfixturevalue("redis_client"))
+    return _stored(request, request.param)
 
 
-@pytest.fixture
-def both(redis_client: redis.Redis) -> tuple[OnlineState, RedisState]:
-    return OnlineState(), RedisState(redis_client)
+@pytest.fixture(params=["redis", "dynamodb"])
+def both(request: pytest.FixtureRequest) -> tuple[OnlineState, StateBackend]:
+    """The in-process state, and a persistent one to compare with it."""
+    return OnlineState(), _stored(request, request.param)
 
 
 # -- scenarios -----------------------------------------------------------------------------
@@ -296,7 +316,7 @@ def random_steps(seed: int, n: int = 600) -> list[Step]:
     ids=[*SCENARIOS, "random 1", "random 2"],
 )
 def test_both_backends_give_the_same_features_at_every_step(
-    both: tuple[OnlineState, RedisState], steps: list[Step]
+    both: tuple[OnlineState, StateBackend], steps: list[Step]
 ) -> None:
     online, stored = both
     for i, s in enumerate(steps):
@@ -491,6 +511,173 @@ def test_redis_state_needs_bytes_replies(redis_socket: Path) -> None:
         RedisState(client)
 
 
+# -- the DynamoDB backend's own guarantees -------------------------------------------------
+
+
+def test_dynamodb_state_outlives_its_object_and_is_shared_by_processes(dynamodb_url: str) -> None:
+    steps = random_steps(3, n=300)
+    online, writer = OnlineState(), DynamoDBState.from_url(dynamodb_url)
+    for s in steps:
+        step(online, s)
+        step(writer, s)
+    probe = tx("PROBE", 10**7, customer_id="C1", counterparty_key="K1", device_id="D1")
+    expected = online.featurize(probe).features
+    # a new client and state object: what a restarted service sees
+    restarted = DynamoDBState.from_url(dynamodb_url)
+    assert all(restarted.knows(s.transaction_id) == online.knows(s.transaction_id)
+               for s in steps if isinstance(s, Transaction))  # fmt: skip
+    assert repr(restarted.featurize(probe).features) == repr(expected)
+    assert restarted.size() == online.size()
+    assert (restarted.newest, restarted.applied) == (online.newest, online.applied)
+    # another process, through the URL `banklake serve --state` takes (the environment
+    # points boto3 at moto)
+    code = (
+        "import json, sys\n"
+        "from python_jobs.serve.dynamodb_state import DynamoDBState\n"
+        "from python_jobs.tests.test_serve_state import tx\n"
+        "state = DynamoDBState.from_url(sys.argv[1])\n"
+        "probe = tx('PROBE', 10**7, customer_id='C1', counterparty_key='K1', device_id='D1')\n"
+        "print(json.dumps(state.featurize(probe).features))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, dynamodb_url],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert json.loads(result.stdout) == json.loads(json.dumps(expected))
+
+
+def test_a_retried_apply_counts_once_and_prefixes_do_not_meet(dynamodb_url: str) -> None:
+    first = DynamoDBState.from_url(dynamodb_url, "a:")
+    second = DynamoDBState.from_url(dynamodb_url, "b:")
+    row = tx("P-1", 0, direction="inbound")
+    featurized = first.featurize(row)
+    first.apply(row, featurized)
+    first.apply(row, featurized)  # a retry after a lost answer
+    reopened(first).apply(row, featurized)  # another writer, read nothing
+    assert first.size()["customer_rows"] == 1 and first.applied == 1
+    assert first.size()["first_seen_pairs"] == 2 and len(first.transactions) == 1
+    assert first.knows("P-1") and not second.knows("P-1")
+    second.load(Snapshot.empty("v1"))  # drops b:*, not a:*
+    assert first.knows("P-1") and second.loaded() == "v1" and first.loaded() is None
+    # a report applied twice: the first report's time stays
+    first.apply_report("P-1", ZERO + 50)
+    first.apply_report("P-1", ZERO + 90)
+    probe = tx("P-2", 100 * 60, customer_id="C2")
+    assert first.featurize(probe).features["cp_fraud_reported_30d"] == 1
+
+
+def test_an_apply_interrupted_before_its_gate_is_not_its_own_past(dynamodb_url: str) -> None:
+    """Rows written by an apply that stopped before its transaction item (a crash, a
+    throttled call) are not read as history by the transaction's next featurize, and the
+    next apply completes it, counting it once."""
+    online, state = OnlineState(), DynamoDBState.from_url(dynamodb_url)
+    for s in (tx("I-0", -60, device_id="D9"), tx("I-1", -30, customer_id="C2")):
+        step(online, s)
+        step(state, s)
+    row = tx("I-2", 0, direction="inbound", counterparty_key="K7", device_id="D9")
+    featurized = state.featurize(row)
+    state._write_all(state._rows(row, featurized, state._read(row)[1]))  # then it stopped
+    assert not state.knows("I-2")
+    again = state.featurize(row)
+    assert repr(again.features) == repr(online.featurize(row).features)
+    state.apply(row, again)
+    online.apply(row, online.featurize(row))
+    assert state.size() == online.size()
+    assert (state.newest, state.applied) == (online.newest, online.applied)
+    probe = tx("I-p", 60, customer_id="C2", counterparty_key="K7", device_id="D9")
+    assert repr(state.featurize(probe).features) == repr(online.featurize(probe).features)
+
+
+def test_moto_queries_indexed_by_partition_answer_as_moto_s_own(endpoint: str) -> None:
+    """The tests' speed-up of moto's Query (moto_s3.index_moto_dynamodb_queries) changes no
+    answer: the same queries with and without it, over several partitions, pages included."""
+    client = dynamodb_client(endpoint)
+    table = new_table(client)
+    rng = random.Random(7)
+    for pk in ("a", "b", "ab", "c#1"):
+        for i in range(60):
+            item = {"pk": {"S": pk}, "sk": {"S": f"r#{rng.randrange(100):03d}#{i}"}}
+            client.put_item(TableName=table, Item={**item, "v": {"N": str(i)}})
+    queries: list[dict[str, Any]] = [
+        {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": pk}}}
+        for pk in ("a", "ab", "c#1", "none")
+    ]
+    between = "pk = :p AND sk BETWEEN :l AND :h"
+    queries += [
+        {
+            "KeyConditionExpression": between,
+            "ExpressionAttributeValues": {
+                ":p": {"S": "b"},
+                ":l": {"S": "r#020"},
+                ":h": {"S": "r#070$"},
+            },
+            **extra,
+        }
+        for extra in ({}, {"ScanIndexForward": False}, {"Limit": 7}, {"ConsistentRead": True})
+    ]
+    queries.append(
+        {
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "ExpressionAttributeValues": {":p": {"S": "ab"}, ":s": {"S": "r#05"}},
+        }
+    )
+
+    def answers() -> list[Any]:
+        out = []
+        for query in queries:
+            pages = client.get_paginator("query").paginate(TableName=table, **query)
+            out.append([page["Items"] for page in pages])
+        return out
+
+    indexed = answers()
+    UNINDEXED.set()
+    try:
+        assert answers() == indexed
+    finally:
+        UNINDEXED.clear()
+    assert sum(len(page) for pages in indexed for page in pages) > 100
+
+
+def test_unknown_state_urls_and_missing_tables_are_refused_by_name(dynamodb_url: str) -> None:
+    with pytest.raises(ValueError, match="unknown scheme 'memcached'"):
+        ServeConfig(lake=Path("lake"), state_url="memcached://localhost")
+    with pytest.raises(StateTableError, match="no DynamoDB table 'nowhere'"):
+        DynamoDBState.from_url("dynamodb://nowhere")
+    with pytest.raises(ValueError, match="expected dynamodb://TABLE"):
+        DynamoDBState.from_url("dynamodb://")
+
+
+def _operation(target: str | bytes) -> str:
+    """DynamoDB's operation from a request's X-Amz-Target ("DynamoDB_20120810.Query")."""
+    return (target.decode() if isinstance(target, bytes) else target).split(".")[1]
+
+
+def test_a_featurize_is_four_requests_at_once_and_an_apply_three(
+    dynamodb_url: str,
+) -> None:
+    """Counted, not timed: the requests each call sends (botocore's before-send event)."""
+    state = DynamoDBState.from_url(dynamodb_url)
+    sent: list[str] = []
+    state.client.meta.events.register(
+        "before-send.dynamodb",
+        lambda request, **_: sent.append(_operation(request.headers["X-Amz-Target"])),
+    )
+    for i in range(3):
+        row = tx(f"RT-{i}", i * 60)
+        assert not state.knows(row.transaction_id)
+        featurized = state.featurize(row)
+        state.apply(row, featurized)
+    # per transaction: GetItem (knows); three Query and one BatchGetItem (featurize); its
+    # rows' BatchWriteItem, the gate's PutItem, the counters' UpdateItem (apply); the first
+    # one also writes the markers of its new customer, counterparty and device
+    per_transaction = ["GetItem", "BatchGetItem", "Query", "Query", "Query"]
+    per_transaction += ["BatchWriteItem", "PutItem", "UpdateItem"]
+    assert sorted(sent) == sorted([*(per_transaction * 3), "BatchWriteItem"])
+
+
 # -- loading an export ---------------------------------------------------------------------
 
 
@@ -544,7 +731,7 @@ def _probes(customers: list[str], keys: list[str | None], at: int) -> list[Trans
 
 
 def test_a_loaded_export_gives_the_same_features_on_both_backends(
-    both: tuple[OnlineState, RedisState],
+    both: tuple[OnlineState, StateBackend],
 ) -> None:
     online, stored = both
     snapshot = _snapshot()
@@ -619,8 +806,11 @@ def _replayed_later_peers(rows: list[Transaction]) -> set[str]:
 
 @pytest.mark.dbt
 def test_replaying_the_lake_through_either_backend_gives_ml_features(
-    built_lake: Lake, both: tuple[OnlineState, RedisState]
+    built_lake: Lake, redis_client: redis.Redis
 ) -> None:
+    """(Redis and the process; DynamoDB's replay of a lake is the served one of
+    test_serve_replay.py: here, through moto, it would take over ten minutes.)"""
+    both = (OnlineState(), RedisState(redis_client))
     con = _published(built_lake)
     raw = con.execute(TRANSACTIONS_SQL).fetchall()
     rows = [Transaction(*r[:12]) for r in raw]
@@ -656,8 +846,8 @@ def test_replaying_the_lake_through_either_backend_gives_ml_features(
 
 
 @pytest.mark.dbt
-def test_warming_redis_from_the_export_equals_warming_the_process(
-    built_lake: Lake, both: tuple[OnlineState, RedisState]
+def test_warming_a_stored_state_from_the_export_equals_warming_the_process(
+    built_lake: Lake, both: tuple[OnlineState, StateBackend]
 ) -> None:
     online, stored = both
     warmed = warm(online, built_lake)
@@ -688,7 +878,7 @@ def test_warming_redis_from_the_export_equals_warming_the_process(
     for s in steps:
         assert repr(step(stored, s)) == repr(step(online, s))
     # a restart: reusing the stored state keeps what was applied; a plain warm-up reloads
-    restarted = RedisState(stored.client)
+    restarted = reopened(stored)
     assert warm(restarted, built_lake, reuse=True).reused
     assert restarted.knows("PROBE-0")
     assert restarted.size() == online.size()
