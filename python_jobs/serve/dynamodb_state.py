@@ -102,7 +102,7 @@ from python_jobs.serve.state import (
     kind_of,
 )
 
-TTL_ATTRIBUTE = "x"
+TTL_ATTRIBUTE = "expires_at"
 TTL_GRACE_DAYS = 30  # beyond the retention: TTL is a backstop, `prune` does the exact work
 META_SHARDS = 8  # counter items: one hot item would cap writes at ~1,000 a second
 BATCH_WRITE = 25  # BatchWriteItem's limit

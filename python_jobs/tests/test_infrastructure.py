@@ -19,6 +19,8 @@ from python_jobs.aws import s3_trigger
 from python_jobs.aws.stream_consumer import ALERTS_DEAD_LETTER_DIR, DEAD_LETTER_DIR, STREAM_DIR
 from python_jobs.lake.validate import RAW_PREFIX
 from python_jobs.observability.emf import ENVIRONMENT_ENV
+from python_jobs.serve import dynamodb_state
+from python_jobs.serve.dynamodb_state import table_definition
 from python_jobs.tests.cfn_yaml import load_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -518,13 +520,15 @@ def test_the_real_time_data_is_encrypted_with_the_lake_key(template: dict[str, A
     assert _lake_key(sse["KMSMasterKeyId"])
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["BillingMode"] == "PAY_PER_REQUEST"
-    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
-    assert keys == {"pk": "HASH", "sk": "RANGE"}
-    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {
-        "pk": "S",
-        "sk": "S",
+    # the table the backend creates in the tests (dynamodb_state.table_definition) is this one
+    definition = table_definition("any")
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": definition["TimeToLiveAttribute"],
+        "Enabled": True,
     }
+    assert table["KeySchema"] == definition["KeySchema"]
+    assert table["AttributeDefinitions"] == definition["AttributeDefinitions"]
+    assert table["BillingMode"] == definition["BillingMode"]
     # every queue, topic and log group of the stack, the new ones included
     for name, queue in _resources(template, "AWS::SQS::Queue").items():
         assert _lake_key(queue["Properties"]["KmsMasterKeyId"]), name
@@ -630,9 +634,8 @@ def test_the_real_time_roles_are_least_privilege(template: dict[str, Any]) -> No
                     elif service == "s3":
                         assert resource == {"Fn::GetAtt": ["LakeBucket", "Arn"]}
                         assert statement["Condition"]["StringLike"]["s3:prefix"]
-                    elif service == "dynamodb":
+                    elif service == "dynamodb":  # which actions: the test below
                         assert resource == {"Fn::GetAtt": ["OnlineStateTable", "Arn"]}
-                        assert action != "dynamodb:Scan"
                     elif service == "sns":
                         assert (action, resource) == ("sns:Publish", {"Ref": "FraudAlertTopic"})
                     elif service == "kinesis":
@@ -780,3 +783,35 @@ def test_every_dead_letter_queue_alarms_the_operators(template: dict[str, Any]) 
     assert behind["Properties"]["Dimensions"] == [
         {"Name": "FunctionName", "Value": {"Ref": "StreamConsumerFunction"}}
     ]
+
+
+def _dynamodb_actions_called() -> set[str]:
+    """The DynamoDB actions DynamoDBState calls, from its source (create_table and its waiter
+    and TTL call are the tests' set-up: the stack creates the table)."""
+    source = Path(dynamodb_state.__file__).read_text()
+    calls = set(re.findall(r"client\.([a-z_]+)\(", source))
+    calls -= {"create_table", "update_time_to_live", "get_waiter"}
+    return {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
+
+
+def test_the_state_s_rights_are_what_the_backend_calls(template: dict[str, Any]) -> None:
+    called = _dynamodb_actions_called()
+    assert {"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:Scan"} <= called
+    by_role = {
+        name: {
+            action
+            for statement in _role_statements(template, name)
+            for action in (
+                [statement["Action"]]
+                if isinstance(statement["Action"], str)
+                else statement["Action"]
+            )
+            if action.startswith("dynamodb:")
+        }
+        for name in ("StreamConsumerRole", "ScoringApiTaskRole")
+    }
+    # the service loads and prunes the table (Scan); the consumer only reads and applies
+    assert by_role["ScoringApiTaskRole"] == called
+    assert by_role["StreamConsumerRole"] == called - {"dynamodb:Scan"}
+    consumer = Path("python_jobs/aws/stream_consumer.py").read_text()
+    assert [call for call in ("state.prune(", "state.load(", "warm(") if call in consumer] == []
