@@ -34,6 +34,7 @@ ALERT, PASS = "alert", "pass"
 ALERTS, ALL = "alerts", "all"
 REASON_MODES = (ALERTS, ALL)
 PATHS = "path attributions"
+SCORING_KEYS = ("transaction_id", "customer_id")  # the text keys the scores file carries
 SCORES_SCHEMA = pa.schema(
     [
         ("transaction_id", pa.string()),
@@ -69,7 +70,8 @@ def score_frame(
     x = feature_matrix(frame)
     if reasons == ALL:
         scores = model.model.predict(x)
-        explanation = model.model.explain(x)
+        exact = model.model.explain(x)
+        explanation = Explanation(exact.contributions, f"{exact.method} for every row", exact.note)
     else:
         scores, explanation = score_alerts_explained(model, x)
     index, value = top_reasons(explanation.contributions, N_REASONS)
@@ -174,7 +176,7 @@ def score_day(
     model = load_champion(layout)
     if day is None:
         day = date_range(layout.features)[1]
-    frame = load_features(layout.features, day, day)
+    frame = load_features(layout.features, day, day, keys=SCORING_KEYS)
     if frame.empty:
         first, last = date_range(layout.features)
         raise ValueError(f"no transactions on {day} in the features (they cover {first}..{last})")
