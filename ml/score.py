@@ -108,7 +108,8 @@ def score_alerts_explained(
     above the threshold explained again by FraudModel.explain, the computation every row gets
     with reasons=ALL. A passed row's reasons are what real-time scoring gives an approval;
     an alert's are the exact TreeSHAP. A model the compiled trees do not model gets
-    XGBoost's scores and exact TreeSHAP for every row (the note says so)."""
+    XGBoost's scores and exact TreeSHAP for every row (its method, in the output line, says
+    why)."""
     from ml.tree_model import UnsupportedModel
 
     try:

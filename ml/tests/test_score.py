@@ -186,3 +186,25 @@ def test_alerts_only_reasons_do_not_depend_on_how_many_threads_share_the_rows(
     two = score_alerts_explained(model, x, threads=2)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[0], model.model.predict(x))
     assert np.array_equal(one[1].contributions, two[1].contributions)
+
+
+def test_a_model_the_compiled_trees_do_not_model_gets_exact_reasons_for_every_row(
+    trained_lake: MlLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.dataset import feature_matrix, load_features
+    from ml.ensemble import FraudModel
+    from ml.score import score_alerts_explained
+    from ml.tree_model import UnsupportedModel
+
+    def refuse(self: FraudModel, x: np.ndarray, *, threads: int = 1) -> None:
+        raise UnsupportedModel("categorical splits")
+
+    model = artifacts.load_champion(trained_lake)
+    x = feature_matrix(load_features(trained_lake.features, date(2026, 9, 20)))
+    monkeypatch.setattr(FraudModel, "score_paths", refuse)
+    scores, explanation = score_alerts_explained(model, x)
+    assert "for every row (the compiled trees do not model categorical splits)" in (
+        explanation.method
+    )
+    assert np.array_equal(scores, model.model.predict(x))
+    assert np.array_equal(explanation.contributions, model.model.explain(x).contributions)
