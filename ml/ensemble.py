@@ -83,8 +83,19 @@ class FraudModel:
         """explain() for a handful of rows (real-time scoring): see score_few."""
         return self.score_few(x, exact=exact)[1]
 
+    def score_paths(self, x: np.ndarray, *, threads: int = 1) -> tuple[np.ndarray, Explanation]:
+        """predict()'s scores bit for bit and every row's path attributions in score points,
+        from the compiled trees, `threads` sharing the rows: what score_few gives a row it
+        does not explain exactly (a real-time approval), for a whole day of rows."""
+        return self.score_few(x, exact=np.zeros(len(x), dtype=bool), threads=threads)
+
     def score_few(
-        self, x: np.ndarray, *, exact: np.ndarray | None = None, threshold: float | None = None
+        self,
+        x: np.ndarray,
+        *,
+        exact: np.ndarray | None = None,
+        threshold: float | None = None,
+        threads: int = 1,
     ) -> tuple[np.ndarray, Explanation]:
         """predict() and explain() of a handful of rows (real-time scoring), from the compiled
         trees: predict()'s scores bit for bit, without XGBoost's per-call costs.
@@ -97,12 +108,12 @@ class FraudModel:
         # the columns are FEATURES (the callers' contract): no names to check at every call
         rows = np.asarray(x, dtype=np.float32)
         trees = compiled(self.booster)
-        booster = trees.evaluate(rows)
+        booster = trees.evaluate(rows, threads=threads)
         scores = trees.transform(booster.margin).astype(np.float64)
         forest = None
         if self.forest is not None:
             forest_trees = compiled(self.forest)
-            forest = forest_trees.evaluate(rows)
+            forest = forest_trees.evaluate(rows, threads=threads)
             scores = combine(scores, forest_trees.transform(forest.margin).astype(np.float64))
         if exact is None:
             exact = np.ones(len(rows), dtype=bool) if threshold is None else scores >= threshold

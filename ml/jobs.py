@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ml.layout import MlLayout
 from ml.monitor import MonitorConfig, MonitorReport, monitor
-from ml.score import ScoreResult, score_day
+from ml.score import ALERTS, ScoreResult, score_day
 from ml.train import TrainConfig, TrainOutcome, WindowRequest, train
 from python_jobs.lake.layout import Lake
 from python_jobs.observability.jobs import emit_monitor, emit_score, emit_train
@@ -95,8 +95,10 @@ def _collect_sagemaker(
     return outcome
 
 
-def score_job(lake: Lake, day: date | None = None, *, say: Say = print) -> ScoreResult:
-    result = score_day(MlLayout(lake), day)
+def score_job(
+    lake: Lake, day: date | None = None, *, say: Say = print, reasons: str = ALERTS
+) -> ScoreResult:
+    result = score_day(MlLayout(lake), day, reasons=reasons)
     say(result.summary())
     emit_score(lake.root, result)
     return result

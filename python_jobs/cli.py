@@ -326,7 +326,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         if args.date is None:
             raise ValueError("--target athena needs --date YYYY-MM-DD (the day to score)")
-        on_athena = score_on_athena_job(_lake(args), args.date, say=_say(args))
+        on_athena = score_on_athena_job(
+            _lake(args), args.date, say=_say(args), reasons=args.reasons
+        )
         if args.json:
             args.document.emit(cli_json.scored_on_athena(on_athena))
         else:
@@ -334,7 +336,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return 0
     from ml.jobs import score_job
 
-    result = score_job(_lake(args), args.date, say=_say(args))
+    result = score_job(_lake(args), args.date, say=_say(args), reasons=args.reasons)
     if args.json:
         args.document.emit(cli_json.scored(result, result.day, "duckdb"))
     return 0
@@ -707,6 +709,13 @@ def _train_command(commands: Commands) -> None:
 def _score_and_monitor_commands(commands: Commands) -> None:
     score = _command(commands, cmd_score)
     _add_date(score, "day to score (default: the last)")
+    score.add_argument(
+        "--reasons",
+        choices=("alerts", "all"),
+        default="alerts",
+        help="which transactions get exact TreeSHAP reasons: the alerted ones (default; the "
+        "others get path attributions, as real-time approvals do) or every one (slower)",
+    )
     _add_json(score)
     _add_target(
         score,

@@ -135,6 +135,8 @@ def scored(result: ScoreResult | None, day: Any, target: str) -> dict[str, Any]:
         "threshold": result.threshold if result else None,
         "scores_file": str(result.path) if result else None,
         "explanation": (result.explanation or None) if result else None,
+        "reasons": result.reasons if result else None,
+        "reasons_method": result.reasons_method if result else None,
     }
 
 

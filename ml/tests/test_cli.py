@@ -41,8 +41,9 @@ def test_train_score_monitor_from_the_command_line(ml_lake: MlLayout, capsys) ->
 
     assert main(["score", "--lake", lake]) == 0
     assert "scored 300 transactions of 2026-09-20" in capsys.readouterr().out
-    assert main(["score", "--lake", lake, "--date", "2026-09-19"]) == 0
+    assert main(["score", "--lake", lake, "--date", "2026-09-19", "--reasons", "all"]) == 0
     assert ml_lake.scores_file(date(2026, 9, 19)).exists()
+    assert "forest-paths for every row" in capsys.readouterr().out
     capsys.readouterr()
 
     assert main(["monitor", "--lake", lake]) == 0
@@ -129,7 +130,10 @@ def test_train_score_monitor_json_for_a_scheduler(ml_lake: MlLayout, capsys) -> 
         "threshold": trained["threshold"],
         "scores_file": str(ml_lake.scores_file(date(2026, 9, 20))),
         "explanation": scored["explanation"],
+        "reasons": "alerts",
+        "reasons_method": scored["reasons_method"],
     }
+    assert "for the others" in scored["reasons_method"]  # exact for the alerts only
     assert "scored 300 transactions" in captured.err
 
     assert main(["monitor", "--lake", lake, "--json"]) == 0

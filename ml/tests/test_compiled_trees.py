@@ -172,3 +172,19 @@ def test_what_it_does_not_model_is_refused_by_name() -> None:
     poisson = _train({"objective": "count:poisson"}, x, y, rounds=2)
     with pytest.raises(UnsupportedModel, match="objective count:poisson"):
         CompiledTrees.from_booster(poisson)
+
+
+def test_rows_shared_among_threads_and_tiles_score_as_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ml.compiled_trees as compiled_trees
+
+    x, y = _data(3_000, seed=11, missing=0.1)  # several kernel tiles (TILE_ROWS) of rows
+    booster = _train({"objective": "binary:logistic", "max_depth": 4}, x, y, rounds=30)
+    model = assert_same_as_xgboost(booster, x)
+    alone = model.evaluate(x)
+    monkeypatch.setattr(compiled_trees, "BLOCK_ROWS", 333)  # blocks that end mid-tile
+    shared = model.evaluate(x, threads=3)
+    assert np.array_equal(shared.margin, alone.margin)
+    assert np.array_equal(shared.contributions, alone.contributions)
+    assert np.array_equal(shared.margin, _xgboost(booster, x, output_margin=True))

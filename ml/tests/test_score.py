@@ -128,3 +128,83 @@ def test_real_time_reasons_are_the_batch_job_s_where_exact_and_paths_elsewhere(
     paths = path_contributions(model.booster, x[~mixed])
     assert not np.allclose(paths, model.explain(x[~mixed]).contributions)
     np.testing.assert_allclose(few.sum(axis=1), batch.sum(axis=1), rtol=1e-4, atol=1e-6)
+
+
+def test_alerts_only_reasons_keep_every_alert_exact_and_give_the_others_serve_s_paths(
+    trained_lake: MlLayout,
+) -> None:
+    from ml.booster import top_reasons
+    from ml.dataset import feature_matrix, load_features
+    from ml.score import ALL
+
+    day, now = date(2026, 9, 20), datetime(2026, 9, 21, tzinfo=UTC)
+    every = score_day(trained_lake, day, now=now, reasons=ALL)
+    every_rows = pq.read_table(every.path).to_pandas()
+    default = score_day(trained_lake, day, now=now)  # the alerts only
+    assert (every.reasons, default.reasons) == ("all", "alerts")
+    assert "alerts" in default.reasons_method and "path attributions" in default.reasons_method
+    rows = pq.read_table(default.path).to_pandas()
+    # the same rows, scores bit for bit, the same decisions
+    keys = ["transaction_id", "customer_id", "event_ts", "threshold", "decision", "scored_at"]
+    assert rows[keys].equals(every_rows[keys])
+    assert np.array_equal(rows["score"].to_numpy(), every_rows["score"].to_numpy())
+    alerted = (rows["decision"] == "alert").to_numpy()
+    assert 0 < alerted.sum() < len(rows) and default.alerts == every.alerts == alerted.sum()
+    # an alert's reasons: identical, names and contributions bit for bit
+    reasons = [f"reason_{i}{part}" for i in (1, 2, 3) for part in ("", "_contribution")]
+    assert rows.loc[alerted, reasons].equals(every_rows.loc[alerted, reasons])
+    # the others: real-time scoring's reasons for an approval (path attributions), not the
+    # exact ones (they would be the same file otherwise)
+    assert not rows.loc[~alerted, reasons].equals(every_rows.loc[~alerted, reasons])
+    frame = load_features(trained_lake.features, day, day)
+    frame = frame.sort_values("transaction_id", kind="stable").reset_index(drop=True)
+    assert frame["transaction_id"].tolist() == rows["transaction_id"].tolist()
+    model = artifacts.load_champion(trained_lake).model
+    x = feature_matrix(frame)
+    served = model.score_few(x[~alerted], exact=np.zeros(int((~alerted).sum()), dtype=bool))
+    assert np.array_equal(served[0], rows.loc[~alerted, "score"].to_numpy())
+    index, value = top_reasons(served[1].contributions, 3)
+    names = np.array([*FEATURES, None], dtype=object)
+    for i in range(3):
+        assert list(names[index[:, i]]) == rows.loc[~alerted, f"reason_{i + 1}"].tolist()
+        np.testing.assert_array_equal(
+            value[:, i], rows.loc[~alerted, f"reason_{i + 1}_contribution"].to_numpy()
+        )
+
+
+def test_alerts_only_reasons_do_not_depend_on_how_many_threads_share_the_rows(
+    trained_lake: MlLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml import compiled_trees
+    from ml.dataset import feature_matrix, load_features
+    from ml.score import score_alerts_explained
+
+    model = artifacts.load_champion(trained_lake)
+    x = feature_matrix(load_features(trained_lake.features))
+    monkeypatch.setattr(compiled_trees, "BLOCK_ROWS", 97)  # many blocks of a small lake
+    one = score_alerts_explained(model, x, threads=1)
+    two = score_alerts_explained(model, x, threads=2)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[0], model.model.predict(x))
+    assert np.array_equal(one[1].contributions, two[1].contributions)
+
+
+def test_a_model_the_compiled_trees_do_not_model_gets_exact_reasons_for_every_row(
+    trained_lake: MlLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.dataset import feature_matrix, load_features
+    from ml.ensemble import FraudModel
+    from ml.score import score_alerts_explained
+    from ml.tree_model import UnsupportedModel
+
+    def refuse(self: FraudModel, x: np.ndarray, *, threads: int = 1) -> None:
+        raise UnsupportedModel("categorical splits")
+
+    model = artifacts.load_champion(trained_lake)
+    x = feature_matrix(load_features(trained_lake.features, date(2026, 9, 20)))
+    monkeypatch.setattr(FraudModel, "score_paths", refuse)
+    scores, explanation = score_alerts_explained(model, x)
+    assert "for every row (the compiled trees do not model categorical splits)" in (
+        explanation.method
+    )
+    assert np.array_equal(scores, model.model.predict(x))
+    assert np.array_equal(explanation.contributions, model.model.explain(x).contributions)

@@ -76,3 +76,28 @@ def test_train_score_monitor_on_the_dbt_mart_and_read_back_by_dbt(tmp_path: Path
     with duckdb.connect(str(lake.database), read_only=True) as con:
         (alerts,) = one_row(con, "select count(*) from curated.fct_fraud_alerts")
     assert alerts == result.alerts
+
+    # the alert queue is the same, reasons bit for bit, when every row is explained exactly
+    # (`--reasons all`, the behaviour before the default explained only the alerts)
+    queue = (
+        "select score_date, model_version, alert_rank, transaction_id, score, threshold, "
+        + ", ".join(
+            f"reason_{i}_{part}"
+            for i in (1, 2, 3)
+            for part in ("feature", "code", "description", "contribution")
+        )
+        + " from curated.fct_fraud_alerts order by alert_rank"
+    )
+    with duckdb.connect(str(lake.database), read_only=True) as con:
+        default_queue = con.execute(queue).fetchall()
+    assert result.reasons == "alerts" and default_queue
+    assert score_day(layout, reasons="all").alerts == result.alerts
+    again = run_dbt(
+        ["build", "--select", "stg_fraud_scores+", *no_tests],
+        lake,
+        target_path=target,
+        quiet=True,
+    )
+    assert again.success, again.failures
+    with duckdb.connect(str(lake.database), read_only=True) as con:
+        assert con.execute(queue).fetchall() == default_queue

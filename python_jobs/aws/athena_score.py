@@ -53,7 +53,7 @@ from ml.dataset import (
     select_expression,
 )
 from ml.layout import MlLayout
-from ml.score import ScoreResult, score_features
+from ml.score import ALERTS, ScoreResult, score_features
 from python_jobs.aws.athena import DATA_CATALOG, AthenaConfig, AthenaRunner, QueryResult
 from python_jobs.aws.clients import error_code
 from python_jobs.aws.s3 import list_objects
@@ -251,6 +251,7 @@ def score_on_athena(
     upload: bool = True,
     now: datetime | None = None,
     say: Say = print,
+    reasons: str = ALERTS,
 ) -> AthenaScoreResult:
     """Scores `day` from Athena's ml_features with `lake`'s champion, writes
     `<lake>/processed/fraud_scores/score_date=D/scores.parquet` and (with `upload`) uploads
@@ -288,7 +289,7 @@ def score_on_athena(
                 f"no rows in Athena {table} for event_date {day}: is the day built (dbt build "
                 "--target athena) and is it a day with transactions?"
             )
-        result = score_features(layout, model, day, frame, now=now)
+        result = score_features(layout, model, day, frame, now=now, reasons=reasons)
         uploaded = 0
         if upload:
             report = ingest(lake, destination, kind="scores", days=[day], s3=s3, say=say)
@@ -302,10 +303,14 @@ def score_on_athena(
     return AthenaScoreResult(day, table, location, query, result, uploaded)
 
 
-def score_on_athena_job(lake: Lake, day: date, *, say: Say = print) -> AthenaScoreResult:
+def score_on_athena_job(
+    lake: Lake, day: date, *, say: Say = print, reasons: str = ALERTS
+) -> AthenaScoreResult:
     """The CLI's entry: configuration from the environment (README, 'Run on AWS')."""
     from python_jobs.aws.athena import runner_from_env
     from python_jobs.aws.s3 import make_s3_client
 
     runner = runner_from_env(need_raw_location=True)
-    return score_on_athena(lake, day, runner.config, runner=runner, s3=make_s3_client(), say=say)
+    return score_on_athena(
+        lake, day, runner.config, runner=runner, s3=make_s3_client(), say=say, reasons=reasons
+    )

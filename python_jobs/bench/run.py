@@ -164,13 +164,16 @@ def _run_stages(
         lambda t: {k: v for k, v in t.items() if k != "rows"},
         isolated=True,
     )
-    watch.run(
-        report.SCORING,
-        partial(stages.scoring, ws),
-        lambda s: s["rows"],
-        lambda s: {k: v for k, v in s.items() if k != "rows"},
-        isolated=True,
-    )
+    for name, reasons in ((report.SCORING_ALL, "all"), (report.SCORING, "alerts")):
+        # every row's exact reasons first: the day's file is then the default's, as
+        # `banklake score` leaves it
+        watch.run(
+            name,
+            partial(stages.scoring, ws, reasons),
+            lambda s: s["rows"],
+            lambda s: {k: v for k, v in s.items() if k != "rows"},
+            isolated=True,
+        )
     appended = watch.run(
         report.DAILY_GENERATION,
         partial(stages.append_day, ws),

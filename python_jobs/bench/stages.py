@@ -161,13 +161,20 @@ def training(ws: Workspace, config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def scoring(ws: Workspace) -> dict[str, Any]:
-    """`banklake score` of the features' last day with the champion."""
+def scoring(ws: Workspace, reasons: str = "alerts") -> dict[str, Any]:
+    """`banklake score --reasons R` of the features' last day with the champion: "alerts"
+    (the default: exact reasons for the alerted rows only) or "all" (for every row)."""
     from ml.layout import MlLayout
     from ml.score import score_day
 
-    scored = score_day(MlLayout(ws.lake))
-    return {"rows": scored.rows, "day": scored.day.isoformat(), "alerts": scored.alerts}
+    scored = score_day(MlLayout(ws.lake), reasons=reasons)
+    return {
+        "rows": scored.rows,
+        "day": scored.day.isoformat(),
+        "alerts": scored.alerts,
+        "reasons": scored.reasons,
+        "reasons_method": scored.reasons_method,
+    }
 
 
 def compile_analysis(ws: Workspace, name: str) -> str:

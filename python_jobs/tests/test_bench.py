@@ -195,6 +195,7 @@ SMOKE_STAGES = (
     report.PANDAS_WINDOWS,
     report.SAME_WORK_WINDOWS,
     report.TRAINING,
+    report.SCORING_ALL,
     report.SCORING,
     report.DAILY_GENERATION,
     report.INCREMENTAL,
@@ -253,6 +254,14 @@ def test_smoke_run_writes_json_and_markdown_with_the_targets(smoke: BenchOutcome
     verdicts = {t["name"]: t["met"] for t in smoke.result["targets"]}
     assert verdicts["full pipeline, generation excluded"] is None  # not at 10M
     assert "| raw Parquet vs CSV |" in markdown
+    # scoring: both figures, the default's (exact reasons for the alerts) and every row's
+    stages = {s["name"]: s for s in smoke.result["stages"]}
+    default, every = stages[report.SCORING], stages[report.SCORING_ALL]
+    assert (default["detail"]["reasons"], every["detail"]["reasons"]) == ("alerts", "all")
+    assert default["rows"] == every["rows"]
+    assert default["detail"]["alerts"] == every["detail"]["alerts"]
+    speed = next(t for t in smoke.result["targets"] if t["name"].startswith("scoring speed"))
+    assert speed["met"] is None and "exact reasons for every row" in speed["measured"]
 
 
 @pytest.mark.dbt
