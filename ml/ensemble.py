@@ -26,7 +26,10 @@ A handful of rows at a time (real-time scoring, `score_few`) are scored and give
 attributions by the compiled trees of ml/compiled_trees.py: XGBoost's scores bit for bit and
 its path attributions to float32 rounding, without XGBoost's per-call costs. Each booster's
 compiled trees are built once, on first use (`warm_up` builds them ahead), and kept as long
-as the booster lives.
+as the booster lives. The rows explained exactly (real-time alerts) get the booster's TreeSHAP
+from the batch job's own tables walked by a compiled loop (ml/compiled_shap.py), checked
+against XGBoost's TreeSHAP when they are built; a model they do not cover, or one they
+disagree with, is explained by XGBoost itself.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ml.features import FEATURES
 from ml.sampling import take_rows
 
 if TYPE_CHECKING:
+    from ml.compiled_shap import CompiledShap
     from ml.compiled_trees import CompiledTrees
 
 WEIGHTS = (0.5, 0.5)  # booster, forest
@@ -101,10 +105,11 @@ class FraudModel:
         trees: predict()'s scores bit for bit, without XGBoost's per-call costs.
 
         The booster's part of a row's explanation is exact TreeSHAP (XGBoost's own: the batch
-        job's values) where `exact` is true, or where the score reaches `threshold` when that
-        is given instead (default: every row), and path attributions (approx_contribs, as the
-        forest's part always is) for the others: exact TreeSHAP costs a millisecond or more a
-        row, path attributions tens of microseconds."""
+        job's values, from its tables: `exact_contributions`) where `exact` is true, or where
+        the score reaches `threshold` when that is given instead (default: every row), and
+        path attributions (approx_contribs, as the forest's part always is) for the others:
+        exact TreeSHAP costs milliseconds a row on a large booster, path attributions tens of
+        microseconds."""
         # the columns are FEATURES (the callers' contract): no names to check at every call
         rows = np.asarray(x, dtype=np.float32)
         trees = compiled(self.booster)
@@ -120,25 +125,35 @@ class FraudModel:
         exact = np.asarray(exact, dtype=bool)
         contributions = booster.contributions  # the path attributions, replaced where exact
         if exact.any():
-            contributions[exact] = xgboost_contributions(self.booster, rows[exact])
+            tables = shap_tables(self.booster)
+            contributions[exact] = (
+                xgboost_contributions(self.booster, rows[exact])
+                if tables is None
+                else tables.contributions(rows[exact])
+            )
+            method = "xgboost" if tables is None else "treeshap-tables"
+            method = method if exact.all() else f"{method}+paths"
+        else:
+            method = "paths"
         points = _points(contributions, booster.margin.astype(np.float64))
-        method = "xgboost" if exact.all() else "xgboost+paths"
         if forest is None:
             return scores, Explanation(points, method)
         combined = WEIGHTS[0] * points + WEIGHTS[1] * forest.contributions
         return scores, Explanation(combined, f"{method}+forest-paths")
 
     def warm_up(self) -> None:
-        """Builds what score_few uses, the compiled trees of both halves and numba's kernel,
-        so that the first call does not wait for them. Raises UnsupportedModel
-        (ml/compiled_trees.py) for a model they do not model."""
+        """Builds what score_few uses, the compiled trees of both halves, the booster's
+        TreeSHAP tables and numba's kernels, so that the first call does not wait for them.
+        Raises UnsupportedModel (ml/compiled_trees.py) for a model the trees do not model."""
         for model in (self.booster, self.forest):
             if model is not None:
                 trees = compiled(model)
                 trees.transform(trees.evaluate(np.zeros((1, trees.n_features))).margin)
+        shap_tables(self.booster)
 
 
 _COMPILED: weakref.WeakKeyDictionary[xgb.Booster, CompiledTrees] = weakref.WeakKeyDictionary()
+_SHAP: weakref.WeakKeyDictionary[xgb.Booster, CompiledShap | None] = weakref.WeakKeyDictionary()
 _COMPILED_LOCK = threading.Lock()
 
 
@@ -159,6 +174,29 @@ def compiled(model: xgb.Booster) -> CompiledTrees:
         with _COMPILED_LOCK:
             _COMPILED[model] = trees
     return trees
+
+
+def shap_tables(booster: xgb.Booster) -> CompiledShap | None:
+    """The booster's TreeSHAP tables compiled for a few rows (ml/compiled_shap.py), built on
+    first use and kept like `compiled`'s trees; None, and XGBoost's own TreeSHAP instead,
+    for a booster the tables do not model or whose tables disagree with XGBoost on probe
+    rows (the batch job's check, ml/explain.py)."""
+    from ml.compiled_shap import CompiledShap, probe_rows
+    from ml.tree_model import UnsupportedModel
+
+    with _COMPILED_LOCK:
+        if booster in _SHAP:
+            return _SHAP[booster]
+    tables: CompiledShap | None
+    try:
+        tables = CompiledShap.from_booster(booster)
+    except UnsupportedModel:
+        tables = None
+    if tables is not None and not tables.agrees_with(booster, probe_rows(tables)):
+        tables = None
+    with _COMPILED_LOCK:
+        _SHAP[booster] = tables
+    return tables
 
 
 def _log_odds_to_points(

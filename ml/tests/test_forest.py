@@ -123,7 +123,7 @@ def test_a_few_rows_score_as_predict_bit_for_bit_and_explain_as_xgboost() -> Non
     paths = np.zeros(len(x), dtype=bool)
     scores, explanation = model.score_few(x, exact=paths)
     assert np.array_equal(scores, model.predict(x))  # the batch job's scores, bit for bit
-    assert explanation.method == "xgboost+paths+forest-paths"
+    assert explanation.method == "paths+forest-paths"
     # the path attributions are XGBoost's approx_contribs, in score points
     margin = model.booster.inplace_predict(x, missing=np.nan, predict_type="margin")
     booster = _points(path_contributions(model.booster, x), margin.astype(np.float64))
@@ -135,7 +135,11 @@ def test_a_few_rows_score_as_predict_bit_for_bit_and_explain_as_xgboost() -> Non
     assert np.array_equal(again, scores)
     exact = scores >= threshold
     every = model.score_few(x)[1]
-    assert every.method == "xgboost+forest-paths"
+    assert every.method == "treeshap-tables+forest-paths"
+    assert mixed.method == "treeshap-tables+paths+forest-paths"
+    # the batch job's explanation of the same rows (its numpy tables, XGBoost's margins)
+    batch = model.explain(x, workers=1).contributions
+    np.testing.assert_allclose(every.contributions, batch, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(mixed.contributions[exact], every.contributions[exact])
     np.testing.assert_array_equal(mixed.contributions[~exact], explanation.contributions[~exact])
 

@@ -2,8 +2,9 @@
 
 Scores are those of the batch job (ml/score.py): the same model object. Reasons are the
 features adding the most score points, as there; for a `review` or `block` they are the batch
-job's exactly (the booster's TreeSHAP), for an `approve` the booster's part is its path
-attributions instead (ml/ensemble.py explain_few: a millisecond less per transaction). The
+job's (the booster's TreeSHAP from the batch job's tables, ml/compiled_shap.py), for an
+`approve` the booster's part is its path attributions instead (ml/ensemble.py score_few:
+milliseconds less per transaction on a large booster). The
 decision adds a stricter threshold (ml/train.py block_threshold): `block` at or above it,
 `review` at or above the alert threshold (the alert budget's), `approve` below. A model
 trained before the block threshold existed only reviews.
@@ -154,8 +155,8 @@ def _for_serving(model: LoadedModel) -> LoadedModel:
 def score(model: LoadedModel, x: np.ndarray) -> list[Scored]:
     """Scores rows of the model input (ml/dataset.py feature_matrix)."""
     review = model.threshold
-    # an alert's reasons are the batch job's, exactly (TreeSHAP); an approval's are path
-    # attributions: exact TreeSHAP costs a millisecond or more a row
+    # an alert's reasons are the batch job's (TreeSHAP); an approval's are path
+    # attributions: exact TreeSHAP costs milliseconds a row on a large booster
     scores, explanation = model.model.score_few(x, threshold=review)
     alerted = scores >= review
     reasons = reasons_of(explanation.contributions)

@@ -40,6 +40,7 @@ import numpy as np
 
 from ml.features import FEATURES, LABEL_DELAY_DAYS, WINDOW_DAYS
 from python_jobs.serve.contract import Transaction
+from python_jobs.serve.sharded import ShardedDict
 from python_jobs.serve.tracks import Track
 
 DAY = 86_400
@@ -489,16 +490,18 @@ class OnlineState:
     """The in-process state (the embedded default): one Track per key, dicts for the rest."""
 
     def __init__(self) -> None:
-        self.customers: dict[str, Track] = {}
-        self.counterparties: dict[str, Track] = {}
-        self.devices: dict[str, Track] = {}
+        # the maps that reach millions of entries are sharded: growing one rebuilds a shard,
+        # not a table of millions in one call holding the interpreter lock
+        self.customers: ShardedDict[str, Track] = ShardedDict()
+        self.counterparties: ShardedDict[str, Track] = ShardedDict()
+        self.devices: ShardedDict[str, Track] = ShardedDict()
         # (customer, key) -> (event epoch, transaction id) of the first transaction
-        self.first_counterparty: dict[tuple[str, str], tuple[int, str]] = {}
-        self.first_device: dict[tuple[str, str], tuple[int, str]] = {}
+        self.first_counterparty: ShardedDict[tuple[str, str], tuple[int, str]] = ShardedDict()
+        self.first_device: ShardedDict[tuple[str, str], tuple[int, str]] = ShardedDict()
         # a customer's latest transaction among the rows already dropped from its track
         self.dropped_last: dict[str, int] = {}
         # transaction id -> (counterparty, epoch): where a fraud report updates its row
-        self.transactions: dict[str, tuple[str | None, int]] = {}
+        self.transactions: ShardedDict[str, tuple[str | None, int]] = ShardedDict()
         # reports whose transaction has not arrived: transaction id -> first reported epoch
         self.pending_reports: dict[str, int] = {}
         self.states: dict[str, int] = {}

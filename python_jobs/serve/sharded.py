@@ -1,0 +1,73 @@
+"""A dict split into many small dicts by the key's hash, for the in-process state's big maps.
+
+Why: a dict grows by rebuilding its whole table in one C call that holds the interpreter
+lock. The state's maps hold millions of entries at bank scale (every transaction of the last
+weeks, every first-seen pair), so one insert now and then stalled every request in flight
+for the rebuild of millions of entries (seen as a half-second decision on the 10M lake).
+Split into SHARDS dicts, a growth rebuilds one shard: a few hundredth of the entries.
+
+Only the in-process backend uses it (python_jobs/serve/state.py OnlineState); lookups cost
+one hash (cached for strings) and one list index more than a dict's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import TypeVar, overload
+
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+
+SHARDS = 256  # a power of two: the shard is the hash's low bits
+
+
+class ShardedDict(MutableMapping[K, V]):
+    """A MutableMapping over SHARDS dicts; iteration goes shard by shard (no global order)."""
+
+    __slots__ = ("_shards",)
+
+    def __init__(self) -> None:
+        self._shards: list[dict[K, V]] = [{} for _ in range(SHARDS)]
+
+    def shard(self, key: K) -> dict[K, V]:
+        return self._shards[hash(key) & (SHARDS - 1)]
+
+    def __getitem__(self, key: K) -> V:
+        return self._shards[hash(key) & (SHARDS - 1)][key]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._shards[hash(key) & (SHARDS - 1)][key] = value
+
+    def __delitem__(self, key: K) -> None:
+        del self._shards[hash(key) & (SHARDS - 1)][key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._shards[hash(key) & (SHARDS - 1)]
+
+    def __iter__(self) -> Iterator[K]:
+        for shard in self._shards:
+            yield from shard
+
+    def __len__(self) -> int:
+        return sum(len(shard) for shard in self._shards)
+
+    @overload
+    def get(self, key: K, /) -> V | None: ...
+    @overload
+    def get(self, key: K, default: V | D, /) -> V | D: ...
+
+    def get(self, key: K, default: object = None) -> object:
+        return self._shards[hash(key) & (SHARDS - 1)].get(key, default)
+
+    _MISSING = object()
+
+    def pop(self, key: K, default: object = _MISSING) -> object:  # type: ignore[override]
+        shard = self._shards[hash(key) & (SHARDS - 1)]
+        if default is ShardedDict._MISSING:
+            return shard.pop(key)
+        return shard.pop(key, default)
+
+    def shards(self) -> list[dict[K, V]]:
+        """The dicts themselves, for work done one shard at a time (pruning)."""
+        return self._shards
