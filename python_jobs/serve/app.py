@@ -312,6 +312,25 @@ def _refusal(error: Refused) -> JSONResponse:
     )
 
 
+class ServingApi(FastAPI):
+    """FastAPI with the guard and the hot path in front of it: every request passes them
+    before FastAPI's own middleware (its error page, body limit and telemetry layers cost
+    the hot path more than they gave it; the guard limits bodies, and an exception on the
+    hot path gets uvicorn's 500)."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
+
+    async def behind(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself, for what the front hands on."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
     """The API over a service; `start` warms it when the app starts (uvicorn's lifespan)."""
 
@@ -339,16 +358,15 @@ def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
             raise Unavailable("starting")
         return decider
 
-    app = FastAPI(
+    app = ServingApi(
         title="banklake real-time scoring",
         version="1",
         description="Fraud decisions while the payment is in flight (docs/serving.md).",
         lifespan=lifespan,
     )
 
-    # the last added runs first: the guard counts and size-checks the fast path's requests too
-    app.add_middleware(FastDecisions, deciding=deciding)
-    app.add_middleware(Guard, metrics=service.metrics)
+    # the guard first: it counts and size-checks the hot path's requests too
+    app.front = Guard(FastDecisions(app.behind, deciding=deciding), metrics=service.metrics)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
