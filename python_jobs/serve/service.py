@@ -248,10 +248,23 @@ class ScoringService:
             if time.monotonic() - self._metrics_at >= self.config.metrics_seconds:
                 self._emit_metrics()
             if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
-                with self._lock:
-                    dropped = self.state.prune()
+                dropped = self._prune()
                 self._pruned_at = time.monotonic()
                 log.info("state pruned: %s rows past every window dropped", f"{dropped:,}")
+
+    def _prune(self) -> int:
+        """The state's prune under the lock; in parts, the lock released between them, where
+        the backend prunes in parts (the in-process state: a whole pass holds decisions up
+        for seconds at bank scale)."""
+        parts = getattr(self.state, "prune_parts", None)
+        if parts is None:
+            with self._lock:
+                return self.state.prune()
+        dropped = 0
+        for part in range(parts):
+            with self._lock:
+                dropped += self.state.prune_part(part)  # type: ignore[attr-defined]
+        return dropped
 
     def _remember(self, key: str, answer: dict[str, Any], *, report: bool) -> None:
         (self._reports if report else self._answers)[key] = answer

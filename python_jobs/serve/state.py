@@ -40,7 +40,7 @@ import numpy as np
 
 from ml.features import FEATURES, LABEL_DELAY_DAYS, WINDOW_DAYS
 from python_jobs.serve.contract import Transaction
-from python_jobs.serve.sharded import ShardedDict
+from python_jobs.serve.sharded import SHARDS, ShardedDict
 from python_jobs.serve.tracks import Track
 
 DAY = 86_400
@@ -643,22 +643,31 @@ class OnlineState:
 
     def prune(self) -> int:
         """Forgets rows no window can reach any more (RETENTION_DAYS behind the newest)."""
+        return sum(self.prune_part(part) for part in range(self.prune_parts))
+
+    # a prune in parts, the service's lock released between them: one pass over a 10M
+    # state's maps takes seconds, which every decision would wait for
+    prune_parts = SHARDS
+
+    def prune_part(self, part: int) -> int:
+        """prune() of one shard of every map (part < prune_parts): the rows dropped."""
         horizon = self.newest - RETENTION_DAYS * DAY
         dropped = 0
-        for customer_id, track in self.customers.items():
+        dropped_last = self.dropped_last
+        for customer_id, track in self.customers.shards()[part].items():
             k = track.before(horizon)
             if k:
                 # the latest dropped row: a late row dropped now may be earlier than one
                 # dropped before
                 last = int(track.column("ts")[k - 1])
-                self.dropped_last[customer_id] = max(last, self.dropped_last.get(customer_id, last))
+                dropped_last[customer_id] = max(last, dropped_last.get(customer_id, last))
                 dropped += track.drop_before(horizon)
         for tracks in (self.counterparties, self.devices):
-            for track in tracks.values():
+            for track in tracks.shards()[part].values():
                 track.drop_before(horizon)
-        stale = [tid for tid, (_, t) in self.transactions.items() if t < horizon]
-        for tid in stale:
-            del self.transactions[tid]
+        shard = self.transactions.shards()[part]
+        for tid in [tid for tid, (_, t) in shard.items() if t < horizon]:
+            del shard[tid]
         return dropped
 
     def size(self) -> dict[str, int]:

@@ -625,3 +625,38 @@ def test_an_old_answer_is_forgotten_but_the_transaction_is_never_counted_twice(
     assert again.status_code == 409
     assert again.json()["detail"][0]["type"] == "already_in_lake"
     assert service.state.applied == 1
+
+
+def test_the_hourly_prune_lets_decisions_in_between_its_parts(
+    client: TestClient, service: ScoringService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process state prunes one shard at a time, the service's lock taken for each part
+    only (a whole pass over a bank's state held every decision up for seconds); the other
+    backends prune in one call. Either way the rows past every window are gone."""
+    assert client.post("/v1/transactions", json=tx(1)).status_code == 200
+    # a day a hundred days later: every row of the first is behind the horizon
+    late = tx(2, event_ts="2027-01-10 10:00:00", customer_id="C0002")
+    assert client.post("/v1/transactions", json=late).status_code == 200
+    state = service.state
+    lock = service._lock
+    taken: list[int] = []  # the prune's acquisitions of the service's lock
+
+    pruning = threading.get_ident()
+
+    class Counting:
+        def __enter__(self) -> None:
+            lock.acquire()
+            if threading.get_ident() == pruning:  # not the service's own background thread
+                taken.append(1)
+
+        def __exit__(self, *exc: object) -> None:
+            lock.release()
+
+    monkeypatch.setattr(service, "_lock", Counting())
+    service._prune()
+    parts = getattr(state, "prune_parts", 1)
+    # one acquisition per part: the lock (not reentrant) was released between parts
+    assert len(taken) == parts
+    assert parts > 1 or not hasattr(state, "prune_parts")
+    assert state.knows("TAPI00000002")
+    assert not state.knows("TAPI00000001")
