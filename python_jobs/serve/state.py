@@ -32,7 +32,7 @@ so a state rebuilt from the same rows in the same order is the same state.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sized
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,7 +40,7 @@ import numpy as np
 
 from ml.features import FEATURES, LABEL_DELAY_DAYS, WINDOW_DAYS
 from python_jobs.serve.contract import Transaction
-from python_jobs.serve.sharded import SHARDS, ShardedDict
+from python_jobs.serve.sharded import SHARDS, PairMap, ShardedDict, pair_key
 from python_jobs.serve.tracks import Track
 
 DAY = 86_400
@@ -373,14 +373,12 @@ class FirstSeen:
     ts: list[int]
     tids: list[str]
 
-    def pairs(self) -> list[tuple[tuple[str, str], tuple[int, str]]]:
-        return list(
-            zip(
-                zip(self.customers, self.keys, strict=True),
-                zip(self.ts, self.tids, strict=True),
-                strict=True,
-            )
-        )
+    def pairs(self) -> Iterator[tuple[str, tuple[int, str]]]:
+        """(pair_key(customer, key), (epoch, transaction id)) of every first transaction."""
+        for customer, key, t, tid in zip(
+            self.customers, self.keys, self.ts, self.tids, strict=True
+        ):
+            yield pair_key(customer, key), (t, tid)
 
     def __len__(self) -> int:
         return len(self.customers)
@@ -495,13 +493,13 @@ class OnlineState:
         self.customers: ShardedDict[str, Track] = ShardedDict()
         self.counterparties: ShardedDict[str, Track] = ShardedDict()
         self.devices: ShardedDict[str, Track] = ShardedDict()
-        # (customer, key) -> (event epoch, transaction id) of the first transaction
-        self.first_counterparty: ShardedDict[tuple[str, str], tuple[int, str]] = ShardedDict()
-        self.first_device: ShardedDict[tuple[str, str], tuple[int, str]] = ShardedDict()
+        # pair_key(customer, key) -> (event epoch, transaction id) of the first transaction
+        self.first_counterparty: PairMap[int, str] = PairMap()
+        self.first_device: PairMap[int, str] = PairMap()
         # a customer's latest transaction among the rows already dropped from its track
         self.dropped_last: dict[str, int] = {}
         # transaction id -> (counterparty, epoch): where a fraud report updates its row
-        self.transactions: ShardedDict[str, tuple[str | None, int]] = ShardedDict()
+        self.transactions: PairMap[str | None, int] = PairMap()
         # reports whose transaction has not arrived: transaction id -> first reported epoch
         self.pending_reports: dict[str, int] = {}
         self.states: dict[str, int] = {}
@@ -535,10 +533,10 @@ class OnlineState:
             counterparty=NO_COUNTERPARTY_ROWS if counterparty is None else counterparty,
             device=NO_DEVICE_ROWS if first_uses is None else first_uses,
             first_counterparty=(
-                None if key is None else self.first_counterparty.get((tx.customer_id, key))
+                None if key is None else self.first_counterparty.get(pair_key(tx.customer_id, key))
             ),
             first_device=(
-                None if device is None else self.first_device.get((tx.customer_id, device))
+                None if device is None else self.first_device.get(pair_key(tx.customer_id, device))
             ),
             dropped_last=self.dropped_last.get(tx.customer_id),
             state_code=(
@@ -557,14 +555,14 @@ class OnlineState:
         tid = tx.transaction_id
         if featurized.first_time_counterparty:
             assert tx.counterparty_key is not None
-            pair = (tx.customer_id, tx.counterparty_key)
+            pair = pair_key(tx.customer_id, tx.counterparty_key)
             previous = self.first_counterparty.get(pair)
             if previous is not None:  # a late, earlier row takes over as the first
                 self._unmark_first_counterparty(tx, previous)
             self.first_counterparty[pair] = (t, tid)
         if featurized.new_device:
             assert tx.device_id is not None
-            pair = (tx.customer_id, tx.device_id)
+            pair = pair_key(tx.customer_id, tx.device_id)
             previous = self.first_device.get(pair)
             device = self.devices.get(tx.device_id)
             if device is None:
@@ -665,9 +663,7 @@ class OnlineState:
         for tracks in (self.counterparties, self.devices):
             for track in tracks.shards()[part].values():
                 track.drop_before(horizon)
-        shard = self.transactions.shards()[part]
-        for tid in [tid for tid, (_, t) in shard.items() if t < horizon]:
-            del shard[tid]
+        self.transactions.drop(part, lambda _, t: t >= horizon)
         return dropped
 
     def size(self) -> dict[str, int]:

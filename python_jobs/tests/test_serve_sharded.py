@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from python_jobs.serve.sharded import SHARDS, ShardedDict
+from python_jobs.serve.sharded import SHARDS, PairMap, ShardedDict, pair_key
 
 
 def test_random_operations_give_what_a_dict_gives() -> None:
@@ -48,3 +48,35 @@ def test_missing_keys_raise_as_a_dict_does() -> None:
     with pytest.raises(KeyError):
         del sharded["T1"]
     assert sharded.get("T1", 3) == 3
+
+
+def test_pair_maps_stay_out_of_the_cyclic_collector() -> None:
+    """A dict of tuples is untracked by a collection and tracked again by the next insert of
+    a new tuple, so every collection walked millions of entries; PairMap's dicts hold
+    strings and ints only and are never tracked, however they are filled."""
+    import gc
+
+    pairs: PairMap[str | None, int] = PairMap()
+    pairs.update((f"T{n}", (f"K{n % 9}" if n % 3 else None, n)) for n in range(5_000))
+    gc.collect()
+    pairs[pair_key("C1", "K1")] = ("T9", 10)
+    tracked = [d for m in (pairs.firsts, pairs.seconds) for d in m.shards() if gc.is_tracked(d)]
+    assert tracked == []
+    assert pairs.get(pair_key("C1", "K1")) == ("T9", 10) and pairs.get("nope") is None
+    assert pairs.get("T4") == ("K4", 4) and pairs.get("T3") == (None, 3)
+    assert len(pairs) == 5_001 and "T1" in pairs
+    # the same entries as a dict of tuples: tracked again at once by an insert
+    plain = {f"T{n}": (f"K{n}", n) for n in range(100)}
+    gc.collect()
+    plain["new"] = (f"K{len(plain)}", 1)  # a tuple built at run time (a literal is a constant)
+    assert gc.is_tracked(plain)
+    # drop: what `keep` refuses, in one shard
+    dropped = sum(pairs.drop(part, lambda _, n: n >= 2_500) for part in range(SHARDS))
+    assert (
+        dropped == 2_501 and pairs.get("T2499") is None
+    )  # with the pair (10) and pairs.get("T2500") is not None
+
+
+def test_pair_keys_are_unambiguous() -> None:
+    assert pair_key("a:b", "c") != pair_key("a", ":bc")
+    assert pair_key("ab", "c") != pair_key("a", "bc")
