@@ -18,6 +18,7 @@ the log's records. After a kill -9 the state is the one a rebuild from the lake 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
+from pydantic_core import to_json
 
 from ml.layout import MlLayout
 from python_jobs.lake.layout import Lake
@@ -138,8 +140,11 @@ class ScoringService:
         self.sinks = config.sinks or [OutboxSink(StreamPaths(self.lake).root / "alerts.jsonl")]
         self._lock = threading.Lock()
         # transaction id -> answer and report id -> answer, oldest first (pruned by age)
-        self._answers: dict[str, dict[str, Any]] = {}
-        self._reports: dict[str, dict[str, Any]] = {}
+        # kept as JSON bytes, not dicts: a quarter of an hour of answers at hundreds a second
+        # is millions of small objects the cyclic collector would walk at every full
+        # collection; bytes are not tracked
+        self._answers: dict[str, bytes] = {}
+        self._reports: dict[str, bytes] = {}
         self._answered_at: deque[tuple[float, str, bool]] = deque()  # (time, id, is_report)
         self._pruned_at = time.monotonic()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
@@ -267,7 +272,7 @@ class ScoringService:
         return dropped
 
     def _remember(self, key: str, answer: dict[str, Any], *, report: bool) -> None:
-        (self._reports if report else self._answers)[key] = answer
+        (self._reports if report else self._answers)[key] = to_json(answer)
         self._answered_at.append((time.monotonic(), key, report))
 
     def _forget_old_answers(self) -> None:
@@ -456,9 +461,13 @@ class ScoringService:
                     self.state.apply(tx, featurized)
                 for record in records:
                     self._remember(record.answer["transaction_id"], record.answer, report=False)
+            answered = {record.answer["transaction_id"]: record.answer for record in records}
             for i, tx in enumerate(transactions):
                 if results[i] is None and tx is not None:
-                    results[i] = self._answers[tx.transaction_id]
+                    answer = answered.get(tx.transaction_id)
+                    results[i] = (
+                        json.loads(self._answers[tx.transaction_id]) if answer is None else answer
+                    )
             through = self.wal.written_through
         return Written(requests, results, records, through)
 
@@ -549,9 +558,9 @@ class ScoringService:
                 REPORT, payload, Refused(422, error.field, error.reason, error.detail)
             ) from error
         with self._lock:
-            answer = self._reports.get(report.report_id)
-            if answer is not None:
-                return answer
+            known = self._reports.get(report.report_id)
+            if known is not None:
+                return dict(json.loads(known))
             received_at, day = self._received()
             answer = _report_answer(report, self.state.knows(report.transaction_id))
             record = Record(
