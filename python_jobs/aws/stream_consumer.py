@@ -86,6 +86,7 @@ from python_jobs.serve.contract import (
     text,
 )
 from python_jobs.serve.decisions import alert_body, answer_body, decide_in_order, score_row
+from python_jobs.serve.dynamodb_generations import GenerationalState
 from python_jobs.serve.scoring import APPROVE, ModelHolder
 from python_jobs.serve.service import open_state
 from python_jobs.serve.state import StateBackend
@@ -374,6 +375,10 @@ class Consumer:
     def _decide(self, records: Sequence[StreamRecord]) -> dict[str, Any]:
         """Reads, refuses and decides the batch (the state is updated): the intent."""
         model = self.champion.model()
+        if isinstance(self.state, GenerationalState):
+            # once a batch: the generation it reads (docs/decisions/0021; each apply reads the
+            # pointer again after its gate, so a switch during the batch loses nothing)
+            self.state.read_pointer()
         name = f"kinesis-{records[0].shard}-{records[0].sequence}-{records[-1].sequence}"
         refused: list[dict[str, Any]] = []
         accepted: list[tuple[StreamRecord, Accepted]] = []
