@@ -44,8 +44,9 @@ Configuration (environment variables, ConsumerConfig):
     BANKLAKE_LAKE_URI         s3://bucket[/prefix]: the lake's root (raw/ under it)
     BANKLAKE_MODEL_URI        where the champion is read: s3://.../models/fraud_xgb/ or a
                               local folder; default <lake>/models/fraud_xgb/
-    BANKLAKE_STATE            the online state (serve's factory: redis://, unix://, and the
-                              backends added there); unset = in this process (tests, local runs)
+    BANKLAKE_STATE            the online state (serve's factory: redis://, unix://,
+                              dynamodb:// in generations, loaded by `banklake state load`, its
+                              pointer read once a batch); unset = in this process (tests)
     BANKLAKE_STATE_PREFIX     its key prefix (banklake:)
     BANKLAKE_ALERT_TOPIC_ARN  the SNS topic for review/block alerts; unset = no alerts
     BANKLAKE_INGESTION_DAY    a replay's raw partition (YYYY-MM-DD); default: each record's

@@ -58,7 +58,10 @@ reads of one featurize are not one snapshot: the state assumes ONE writer at a t
 service decides and applies under its lock); any number of processes may read. Several writing
 services would need TransactWriteItems with conditions on what was read (docs/decisions/0021
 says why it is not used: moto copies the whole table for every item of a transaction, so it
-could not be tested at lake scale). `prune` and `load` run in the writer too.
+could not be tested at lake scale). `prune` and `load` run in the writer too. On a table the
+Kinesis consumer shares, the service and the consumer use it through
+dynamodb_generations.GenerationalState: one DynamoDBState per generation (prefix), loaded
+beside the live one and switched to atomically.
 
 Pruning: `prune` scans for rows and transaction items behind the horizon (RETENTION_DAYS behind
 the newest event) and deletes them, keeping each customer's latest dropped row (`l`), exactly
