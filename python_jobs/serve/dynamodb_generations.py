@@ -305,11 +305,11 @@ class GenerationalState:
         self._stage("built")
         horizon = snapshot.newest - RETENTION_DAYS * DAY
         caught_up: set[str] = set()
-        self._catch_up(source, target, horizon, caught_up)
+        again = self._catch_up(source, target, horizon, caught_up)
         self._stage("caught_up")
         pointer = self._write_pointer(pointer, replace(pointer, loading=target_name))
         self._stage("bumped")
-        self._catch_up(source, target, horizon, caught_up)
+        again += self._catch_up(source, target, horizon, caught_up)
         self._stage("final")
         old = pointer.active
         pointer = self._write_pointer(
@@ -328,27 +328,31 @@ class GenerationalState:
             self.table,
             target_name,
             snapshot.version,
-            len(caught_up),
+            again,
         )
         self._delete_retired(pointer, self.grace_seconds)
 
     def _stage(self, name: str) -> None:
+        assert name in STAGES
         if self.on_stage is not None:
             self.on_stage(name)
 
     def _catch_up(
         self, source: DynamoDBState, target: DynamoDBState, horizon: int, done: set[str]
-    ) -> None:
+    ) -> int:
         """Applies to `target` every transaction applied to `source` at or after `horizon`
         that it was not handed before (`done`) and does not hold, in event order, features
         computed on `target` as the consumer would have. Rows older than the horizon are
-        beyond every window of the new export."""
+        beyond every window of the new export. Returns how many it applied."""
+        applied = 0
         for tx in source.applied_transactions(horizon):
             if tx.transaction_id in done:
                 continue
             done.add(tx.transaction_id)
             if not target.knows(tx.transaction_id):
                 target.apply(tx, target.featurize(tx))
+                applied += 1
+        return applied
 
     def _sweep(self, pointer: Pointer) -> Pointer:
         """Retires what a stopped load left (its building or loading generation), then deletes
