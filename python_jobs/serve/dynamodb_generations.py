@@ -28,7 +28,8 @@ The load (`load`, what `warm` calls; docs/decisions/0021 argues it):
    pass (a strongly consistent Scan started after the bump sees every apply whose gate was
    acknowledged before it);
 6. the switch: ac=g', ld and bd removed, the old generation retired (conditional on the
-   version); after `grace` seconds it is deleted.
+   version); `banklake state load` deletes it `grace` seconds later, a service start leaves it
+   to the next load's sweep (a start must not wait).
 
 The fence: after an apply, the writer reads the pointer again (strongly consistent) and
 applies to every generation it names that the apply did not reach yet, until a read names
@@ -38,7 +39,7 @@ that finishes after the bump lands only in the old generation, and applies are i
 transaction (deterministic items, the gate), so one landed twice in g' counts once. Readers
 cache the pointer for `pointer_seconds` (each apply refreshes it): a reader that still uses
 the old generation just after a switch reads what was there, and the old one is deleted only
-`grace` seconds later.
+`grace` seconds later (or at the next load).
 
 Loads are serialized by the pointer's version: a second loader's conditional write fails and
 it stops with GenerationConflict, leaving the first to finish.
@@ -122,7 +123,7 @@ class GenerationalState:
         base: str = "banklake:",
         *,
         pointer_seconds: float = POINTER_SECONDS,
-        grace_seconds: float = GRACE_SECONDS,
+        grace_seconds: float | None = None,
         on_stage: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -330,7 +331,8 @@ class GenerationalState:
             snapshot.version,
             again,
         )
-        self._delete_retired(pointer, self.grace_seconds)
+        if self.grace_seconds is not None:  # else: the next load's sweep deletes it
+            self._delete_retired(pointer, self.grace_seconds)
 
     def _stage(self, name: str) -> None:
         assert name in STAGES
@@ -364,7 +366,9 @@ class GenerationalState:
                 replace(pointer, building=None, loading=None, retired=pointer.retired | left),
             )
         # writers that read `loading` before it was removed may still write there: wait
-        return self._delete_retired(pointer, self.grace_seconds if left else 0.0)
+        # (a switch retired the others at least one load ago: no writer still reads them)
+        grace = GRACE_SECONDS if self.grace_seconds is None else self.grace_seconds
+        return self._delete_retired(pointer, grace if left else 0.0)
 
     def _delete_retired(self, pointer: Pointer, grace: float) -> Pointer:
         if pointer.retired and grace > 0:
