@@ -487,6 +487,31 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state_load(args: argparse.Namespace) -> int:
+    """load the lake's published export into a DynamoDB state, switched atomically (ADR 0021)
+
+    The export goes into a new generation of the table while the Kinesis consumer and the API
+    keep serving the active one; what they applied since the export's cut is applied to it
+    again; then one conditional write switches them over (serve/dynamodb_generations.py)."""
+    from python_jobs.serve.dynamodb_generations import load_state
+
+    warmup = load_state(
+        _lake(args),
+        args.state,
+        args.prefix,
+        force=args.force,
+        grace_seconds=args.grace_seconds,
+    )
+    if warmup.reused:
+        print(f"{args.state} serves export {warmup.version} already: nothing loaded")
+    else:
+        print(
+            f"{args.state}: export {warmup.version} ({warmup.rows:,} rows) loaded and switched "
+            f"to in {warmup.seconds:.1f} s"
+        )
+    return 0
+
+
 def cmd_verdict(args: argparse.Namespace) -> int:
     """record an investigator's verdict on an alert in raw, exactly once (fraud: a report too)"""
     from python_jobs.feedback import Alert, record_verdict
@@ -864,6 +889,24 @@ def _serve_commands(commands: Commands) -> None:
     )
     stream.add_argument(
         "--out", default=None, help="answers, JSON lines (default: stream-<date>.jsonl)"
+    )
+    state = commands.add_parser("state", help="the shared online state (DynamoDB)")
+    state_steps = state.add_subparsers(dest="state_command", required=True, metavar="step")
+    load = _command(state_steps, cmd_state_load, name="load")
+    load.add_argument(
+        "--state", required=True, metavar="dynamodb://TABLE", help="the state's table"
+    )
+    load.add_argument("--prefix", default="banklake:", help="its key prefix (banklake:)")
+    load.add_argument(
+        "--force",
+        action="store_true",
+        help="load even when the table serves this export already",
+    )
+    load.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        help="wait this long after the switch before deleting the old generation (30)",
     )
     consume = _command(commands, cmd_consume, lake=False)
     consume.add_argument(

@@ -44,8 +44,9 @@ Configuration (environment variables, ConsumerConfig):
     BANKLAKE_LAKE_URI         s3://bucket[/prefix]: the lake's root (raw/ under it)
     BANKLAKE_MODEL_URI        where the champion is read: s3://.../models/fraud_xgb/ or a
                               local folder; default <lake>/models/fraud_xgb/
-    BANKLAKE_STATE            the online state (serve's factory: redis://, unix://, and the
-                              backends added there); unset = in this process (tests, local runs)
+    BANKLAKE_STATE            the online state (serve's factory: redis://, unix://,
+                              dynamodb:// in generations, loaded by `banklake state load`, its
+                              pointer read once a batch); unset = in this process (tests)
     BANKLAKE_STATE_PREFIX     its key prefix (banklake:)
     BANKLAKE_ALERT_TOPIC_ARN  the SNS topic for review/block alerts; unset = no alerts
     BANKLAKE_INGESTION_DAY    a replay's raw partition (YYYY-MM-DD); default: each record's
@@ -86,6 +87,7 @@ from python_jobs.serve.contract import (
     text,
 )
 from python_jobs.serve.decisions import alert_body, answer_body, decide_in_order, score_row
+from python_jobs.serve.dynamodb_generations import GenerationalState
 from python_jobs.serve.scoring import APPROVE, ModelHolder
 from python_jobs.serve.service import open_state
 from python_jobs.serve.state import StateBackend
@@ -374,6 +376,10 @@ class Consumer:
     def _decide(self, records: Sequence[StreamRecord]) -> dict[str, Any]:
         """Reads, refuses and decides the batch (the state is updated): the intent."""
         model = self.champion.model()
+        if isinstance(self.state, GenerationalState):
+            # once a batch: the generation it reads (docs/decisions/0021; each apply reads the
+            # pointer again after its gate, so a switch during the batch loses nothing)
+            self.state.read_pointer()
         name = f"kinesis-{records[0].shard}-{records[0].sequence}-{records[-1].sequence}"
         refused: list[dict[str, Any]] = []
         accepted: list[tuple[StreamRecord, Accepted]] = []

@@ -24,7 +24,10 @@ Event times in sort keys are 12-digit zero-padded epochs, so strings sort as tim
                                            rp (first fraud report, absent until reported), x
     d#<device>      i                      (had a first use)
     d#<device>      r#<ts>#<customer>      a first use within the retention: ts, x
-    t#<tid>         t                      the transaction is stored: ts, cp (its counterparty)
+    t#<tid>         t                      the transaction is stored: ts, cp (its counterparty),
+                                           tx (an applied one's fields, JSON: what a new
+                                           generation's catch-up applies again; absent when
+                                           loaded from an export)
     t#<tid>         p                      a report of a transaction not arrived: rp, x
     meta            n#<shard>              counters (applied, transactions, customers, ...)
                                            and newest, summed / maxed over META_SHARDS items
@@ -55,7 +58,10 @@ reads of one featurize are not one snapshot: the state assumes ONE writer at a t
 service decides and applies under its lock); any number of processes may read. Several writing
 services would need TransactWriteItems with conditions on what was read (docs/decisions/0021
 says why it is not used: moto copies the whole table for every item of a transaction, so it
-could not be tested at lake scale). `prune` and `load` run in the writer too.
+could not be tested at lake scale). `prune` and `load` run in the writer too. On a table the
+Kinesis consumer shares, the service and the consumer use it through
+dynamodb_generations.GenerationalState: one DynamoDBState per generation (prefix), loaded
+beside the live one and switched to atomically.
 
 Pruning: `prune` scans for rows and transaction items behind the horizon (RETENTION_DAYS behind
 the newest event) and deletes them, keeping each customer's latest dropped row (`l`), exactly
@@ -70,13 +76,15 @@ in OnlineState.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -263,10 +271,7 @@ class DynamoDBState:
         """dynamodb://TABLE: the region and credentials from the environment, the endpoint from
         AWS_ENDPOINT_URL when set (as boto3 reads it). The table must exist with the key
         schema of `table_definition`."""
-        parsed = urlparse(url)
-        table = parsed.netloc + parsed.path.rstrip("/")
-        if parsed.scheme != "dynamodb" or not table or "/" in table:
-            raise ValueError(f"--state {url!r}: expected dynamodb://TABLE")
+        table = table_name(url)
         from botocore.exceptions import BotoCoreError
 
         try:
@@ -483,7 +488,12 @@ class DynamoDBState:
             return
         t, tid = featurized.epoch, tx.transaction_id
         self._write_all(self._rows(tx, featurized, facts))
-        record = {**self._key("t", tid, "t"), "ts": _n(t), TTL_ATTRIBUTE: self._expires(t)}
+        record = {
+            **self._key("t", tid, "t"),
+            "ts": _n(t),
+            "tx": _s(transaction_json(tx)),
+            TTL_ATTRIBUTE: self._expires(t),
+        }
         if tx.counterparty_key is not None:
             record["cp"] = _s(tx.counterparty_key)
         try:
@@ -698,15 +708,40 @@ class DynamoDBState:
                 ExpressionAttributeValues={":ts": _n(ts)},
             )
 
-    def _scan(self, condition: str, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Items of this prefix matching `condition` (pk, sk, ts only), strongly consistent."""
+    def applied_transactions(self, since: int) -> list[Transaction]:
+        """Every transaction applied to this prefix (not loaded from an export) whose event is
+        at `since` or later, in event order (time, then id): a Scan of the whole table, strongly
+        consistent, so it returns every apply whose gate was acknowledged before it started
+        (what a new generation's catch-up needs; docs/decisions/0021)."""
+        found = [
+            transaction_from_json(item["tx"]["S"])
+            for item in self._scan(
+                "begins_with(pk, :prefix) AND begins_with(pk, :tpk) AND sk = :t "
+                "AND attribute_exists(#tx) AND ts >= :since",
+                {":tpk": _s(self._pk("t", "")), ":t": _s("t"), ":since": _n(since)},
+                projection="pk, sk, ts, #tx",
+                names={"#tx": "tx"},
+            )
+        ]
+        return sorted(found, key=lambda tx: (tx.epoch, tx.transaction_id))
+
+    def _scan(
+        self,
+        condition: str,
+        values: dict[str, Any],
+        projection: str = "pk, sk, ts",
+        names: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Items of this prefix matching `condition` (the `projection`), strongly consistent."""
         arguments: dict[str, Any] = {
             "TableName": self.table,
             "ConsistentRead": True,
             "FilterExpression": condition,
-            "ProjectionExpression": "pk, sk, ts",
+            "ProjectionExpression": projection,
             "ExpressionAttributeValues": {":prefix": _s(self.prefix), **values},
         }
+        if names:
+            arguments["ExpressionAttributeNames"] = names
         while True:
             page = self.client.scan(**arguments)
             yield from page["Items"]
@@ -852,6 +887,15 @@ class DynamoDBState:
         self._pool.shutdown(wait=False)
 
 
+def table_name(url: str) -> str:
+    """The table of a dynamodb://TABLE URL (ValueError naming the URL otherwise)."""
+    parsed = urlparse(url)
+    table = parsed.netloc + parsed.path.rstrip("/")
+    if parsed.scheme != "dynamodb" or not table or "/" in table:
+        raise ValueError(f"--state {url!r}: expected dynamodb://TABLE")
+    return table
+
+
 def check_table(client: Any, table: str) -> None:
     """Raises StateTableError unless `table` exists with the key schema of table_definition."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -874,6 +918,19 @@ def check_table(client: Any, table: str) -> None:
             f"--state dynamodb://{table}: table {table!r} has key schema {sorted(found)}, "
             f"the state needs {sorted(expected)}"
         )
+
+
+def transaction_json(tx: Transaction) -> str:
+    """A transaction's fields as the transaction item keeps them (an applied one's)."""
+    values = {f.name: getattr(tx, f.name) for f in fields(tx)}
+    values["event_ts"] = tx.event_ts.isoformat()
+    return json.dumps(values, separators=(",", ":"), sort_keys=True)
+
+
+def transaction_from_json(text: str) -> Transaction:
+    values = json.loads(text)
+    values["event_ts"] = datetime.fromisoformat(values["event_ts"])
+    return Transaction(**values)
 
 
 # -- items to columns ----------------------------------------------------------------------

@@ -162,7 +162,10 @@ class ScoringService:
     def start(self, *, flusher: bool = True) -> None:
         self.models.load()
         records = self.wal.recover()
-        self.warmup = warm(self.state, self.lake)
+        # a generational DynamoDB state is shared with the Kinesis consumer and loaded by
+        # `banklake state load`: a start loads it only for an export it does not serve yet
+        # (and keeps what was applied since: dynamodb_generations.py)
+        self.warmup = warm(self.state, self.lake, reuse=getattr(self.state, "generational", False))
         self._apply_landed_stream_files()
         for record in records:
             self._reapply(record)
@@ -673,9 +676,9 @@ def _state(config: ServeConfig) -> StateBackend:
     if config.state_url is None:
         return OnlineState()
     if state_scheme(config.state_url) == "dynamodb":
-        from python_jobs.serve.dynamodb_state import DynamoDBState
+        from python_jobs.serve.dynamodb_generations import GenerationalState
 
-        return DynamoDBState.from_url(config.state_url, config.state_prefix)
+        return GenerationalState.from_url(config.state_url, config.state_prefix)
     from python_jobs.serve.redis_state import RedisState
 
     return RedisState.from_url(config.state_url, config.state_prefix)

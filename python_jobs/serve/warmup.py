@@ -109,7 +109,9 @@ def _epochs(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def warm(state: StateBackend, lake: Lake, *, reuse: bool = False) -> Warmup:
-    """Loads the published lake into `state`, replacing what it held.
+    """Loads the published lake into `state`, replacing what it held (a DynamoDB state in
+    generations loads it beside what it serves and keeps what was applied since the export:
+    dynamodb_generations.py).
 
     With `reuse`, a state that already holds the current export (a persistent store such as
     RedisState, after a restart) is kept as it is, with what was applied since: only safe when

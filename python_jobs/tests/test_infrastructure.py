@@ -19,7 +19,7 @@ from python_jobs.aws import s3_trigger
 from python_jobs.aws.stream_consumer import ALERTS_DEAD_LETTER_DIR, DEAD_LETTER_DIR, STREAM_DIR
 from python_jobs.lake.validate import RAW_PREFIX
 from python_jobs.observability.emf import ENVIRONMENT_ENV
-from python_jobs.serve import dynamodb_state
+from python_jobs.serve import dynamodb_generations, dynamodb_state
 from python_jobs.serve.dynamodb_state import table_definition
 from python_jobs.tests.cfn_yaml import load_template
 
@@ -786,9 +786,12 @@ def test_every_dead_letter_queue_alarms_the_operators(template: dict[str, Any]) 
 
 
 def _dynamodb_actions_called() -> set[str]:
-    """The DynamoDB actions DynamoDBState calls, from its source (create_table and its waiter
-    and TTL call are the tests' set-up: the stack creates the table)."""
-    source = Path(dynamodb_state.__file__).read_text()
+    """The DynamoDB actions DynamoDBState and its generations (the pointer, the load) call,
+    from their source (create_table and its waiter and TTL call are the tests' set-up: the
+    stack creates the table)."""
+    source = "".join(
+        Path(str(module.__file__)).read_text() for module in (dynamodb_state, dynamodb_generations)
+    )
     calls = set(re.findall(r"client\.([a-z_]+)\(", source))
     calls -= {"create_table", "update_time_to_live", "get_waiter"}
     return {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}

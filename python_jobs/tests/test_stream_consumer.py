@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +56,7 @@ from python_jobs.retry import RetryPolicy
 from python_jobs.serve.contract import ContractError, normalize_transaction, text
 from python_jobs.serve.service import ScoringRequest, ScoringService, ServeConfig
 from python_jobs.serve.stream import day_events
+from python_jobs.tests.exports import publish
 from python_jobs.tests.moto_s3 import (
     CREDENTIALS,
     REGION,
@@ -581,3 +582,47 @@ def test_on_a_shared_state_another_container_refuses_what_one_landed(
     ]
     assert sorted(landed) == ["TK000001", "TK000002", "TK000003"]
     assert {e["reason"] for e in dead_letters(setup)} == {"already_known"}
+
+
+def test_on_a_loaded_dynamodb_state_the_consumer_s_batch_sees_the_export_s_history(
+    setup: Setup, template: Lake, tmp_path: Path, dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DynamoDB state of the stack (serve's factory: generations, ADR 0021) loaded with
+    `banklake state load` from a lake's export, then a batch through the handler: its
+    scores are those of the in-process service warmed from the same export, and not those
+    of an empty state (the history changes them)."""
+    history = [
+        payload(n, event_ts=f"{DAY - timedelta(days=1)} {12 + n // 10}:{n % 10:02d}:00")
+        for n in range(1, 21)
+    ]
+    serving = Lake(tmp_path / "serving")
+    shutil.copytree(template.root, serving.root)
+    publish(serving, [normalize_transaction({k: text(v) for k, v in p.items()}) for p in history])
+    load = ["state", "load", "--lake", str(serving.root), "--state", dynamodb_url]
+    assert main([*load, "--grace-seconds", "0"]) == 0
+    monkeypatch.setenv(stream_consumer.STATE_ENV, dynamodb_url)
+    streamed = [payload(n, amount=f"{90 + n}.00") for n in range(21, 31)]
+    shard, stream, records = put_one_shard(setup, list[dict[str, Any] | bytes](streamed))
+    response = handler(kinesis_event(shard, stream, records), None)
+    assert response["batchItemFailures"] == [] and response["metrics"]["accepted"] == 10
+    scores = {
+        row["transaction_id"]: row["score"]
+        for body in objects(setup, SCORES_KEY).values()
+        for row in pq.read_table(io.BytesIO(body)).to_pylist()
+    }
+
+    def in_process(lake: Lake) -> dict[str, float]:
+        service = ScoringService(ServeConfig(lake=lake.root, ingestion_day=DAY))
+        service.start(flusher=False)
+        try:
+            answers = service.decide(
+                [ScoringRequest(p, False, 0.0) for p in streamed], atomic=False
+            )
+        finally:
+            service.stop()
+        return {a["transaction_id"]: a["score"] for a in answers if isinstance(a, dict)}
+
+    assert scores == in_process(serving)
+    cold = Lake(tmp_path / "cold")
+    shutil.copytree(template.root, cold.root)
+    assert scores != in_process(cold)
