@@ -56,12 +56,9 @@ from typing import TYPE_CHECKING, Any
 from python_jobs.serve.contract import Transaction
 from python_jobs.serve.dynamodb_state import (
     DynamoDBState,
-    StateTableError,
     _n,
     _s,
-    check_table,
-    make_dynamodb_client,
-    table_name,
+    connect,
 )
 from python_jobs.serve.state import (
     DAY,
@@ -140,16 +137,8 @@ class GenerationalState:
 
     @classmethod
     def from_url(cls, url: str, base: str = "banklake:") -> GenerationalState:
-        """dynamodb://TABLE, as DynamoDBState.from_url reads it."""
-        table = table_name(url)
-        from botocore.exceptions import BotoCoreError
-
-        try:
-            client = make_dynamodb_client()
-        except BotoCoreError as error:  # no region
-            raise StateTableError(f"--state {url}: {error}") from error
-        check_table(client, table)
-        return cls(client, table, base)
+        """dynamodb://TABLE (dynamodb_state.connect)."""
+        return cls(*connect(url), base)
 
     # -- the pointer -------------------------------------------------------------------------
 

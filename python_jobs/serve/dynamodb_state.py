@@ -243,6 +243,21 @@ class _Count:
         return self._state._meta()[self._name]
 
 
+def connect(url: str) -> tuple[Any, str]:
+    """A client and the table of dynamodb://TABLE: the region and credentials from the
+    environment, the endpoint from AWS_ENDPOINT_URL when set (as boto3 reads it). The table
+    must exist with the key schema of `table_definition`."""
+    table = table_name(url)
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        client = make_dynamodb_client()
+    except BotoCoreError as error:  # no region
+        raise StateTableError(f"--state {url}: {error}") from error
+    check_table(client, table)
+    return client, table
+
+
 class DynamoDBState:
     """The online state in one DynamoDB table (the module's docstring has the layout)."""
 
@@ -268,18 +283,8 @@ class DynamoDBState:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "banklake:") -> DynamoDBState:
-        """dynamodb://TABLE: the region and credentials from the environment, the endpoint from
-        AWS_ENDPOINT_URL when set (as boto3 reads it). The table must exist with the key
-        schema of `table_definition`."""
-        table = table_name(url)
-        from botocore.exceptions import BotoCoreError
-
-        try:
-            client = make_dynamodb_client()
-        except BotoCoreError as error:  # no region
-            raise StateTableError(f"--state {url}: {error}") from error
-        check_table(client, table)
-        return cls(client, table, prefix)
+        """dynamodb://TABLE (`connect`)."""
+        return cls(*connect(url), prefix)
 
     def _pk(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}#{name}"
