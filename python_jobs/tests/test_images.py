@@ -31,8 +31,9 @@ from typing import Any
 
 import pytest
 
-from python_jobs.aws import stream_consumer
+from python_jobs.aws import serve_task, stream_consumer
 from python_jobs.cli import build_parser
+from python_jobs.cli import main as cli_main
 from python_jobs.serve.contract import normalize_transaction
 from python_jobs.tests.cfn_yaml import load_template
 from python_jobs.tests.dockerfile import DockerIgnore, Stage, parse_dockerfile, stage_chain
@@ -42,7 +43,7 @@ DOCKERFILE = REPO / "infrastructure" / "images" / "Dockerfile"
 LAMBDA_LOCK = "infrastructure/images/requirements-lambda.lock"
 TARGETS = ("consumer", "api")
 # what each image runs: the modules its entry point imports first
-ENTRY_MODULES = {"consumer": "python_jobs.aws.stream_consumer", "api": "python_jobs.cli"}
+ENTRY_MODULES = {"consumer": "python_jobs.aws.stream_consumer", "api": "python_jobs.aws.serve_task"}
 
 
 @pytest.fixture(scope="module")
@@ -287,10 +288,11 @@ def test_the_api_image_runs_banklake_serve_as_the_stack_expects(
         api.last(k) for k in ("ENTRYPOINT", "CMD", "EXPOSE", "HEALTHCHECK", "USER")
     )
     assert entrypoint and cmd and expose and healthcheck and user
-    # `banklake` is python_jobs.cli:main: the entry point runs that module
+    # the entry point is `banklake` (python_jobs.cli:main) behind the champion's copy
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    assert pyproject["project"]["scripts"]["banklake"] == f"{ENTRY_MODULES['api']}:main"
+    assert pyproject["project"]["scripts"]["banklake"] == "python_jobs.cli:main"
     assert entrypoint.exec_form() == ["python", "-m", ENTRY_MODULES["api"]]
+    assert serve_task.banklake is cli_main
     # not root
     assert user.text.split(":")[0] not in {"0", "root"}
 
@@ -512,10 +514,10 @@ def test_the_image_s_code_runs_from_what_the_dockerfile_copies(
     code = staged[target] / _workdir(chain).lstrip("/")
     assert env["PYTHONPATH"] == _workdir(chain)
     packages = [sysconfig.get_paths()[k] for k in ("purelib", "platlib")]
-    # the consumer's handler (its CMD), the API's `banklake` (python_jobs.cli:main)
+    # the consumer's handler (its CMD), the API's entry point
     consumer_cmd = _stage(stages, "consumer").last("CMD")
     assert consumer_cmd
-    entry = consumer_cmd.exec_form()[0] if target == "consumer" else "python_jobs.cli.main"
+    entry = consumer_cmd.exec_form()[0] if target == "consumer" else f"{ENTRY_MODULES['api']}.main"
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", _PROBE, str(code), str(REPO) + "/", *packages],
         input=json.dumps(entry),
