@@ -36,6 +36,7 @@ CREDENTIALS = Credentials(aws_access_key_id="testing", aws_secret_access_key="te
 @contextmanager
 def moto_server() -> Iterator[str]:
     """Starts moto on a free local port; yields its endpoint URL."""
+    list_moto_modules_once()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     try:
@@ -43,6 +44,28 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def list_moto_modules_once() -> None:
+    """Makes moto's server list its service modules once, not at every request.
+
+    moto 5.2.5's server finds a request's backend with `host in list_of_moto_modules()`, a
+    generator that lists moto's package folder and stats each entry (some 150 system calls),
+    twice per request and under the dispatcher's one lock, so that every request of every
+    thread waits for it. The folder does not change while the tests run: the list is read
+    once, the same names in the same order (test_moto_speedups compares). Idempotent."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "cached_by_banklake", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def listed() -> Iterator[str]:
+        return iter(modules)
+
+    listed.cached_by_banklake = True  # type: ignore[attr-defined]
+    listed.uncached = backends.list_of_moto_modules  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = listed
 
 
 def offline_client(service: Service) -> Any:

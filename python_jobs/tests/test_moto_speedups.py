@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from moto.core.serialize import JSONSerializer
 
-from python_jobs.tests.moto_s3 import SERIALIZED, dynamodb_client, new_table
+from python_jobs.tests.moto_s3 import (
+    SERIALIZED,
+    dynamodb_client,
+    list_moto_modules_once,
+    new_table,
+)
 
 ITEMS: list[dict[str, Any]] = [
     {
@@ -129,3 +134,15 @@ def test_moto_item_results_written_as_json_answer_as_moto_s_serializer(
     assert as_json == serialized
     assert as_json[0]["Item"] == {**ITEMS[3]} and as_json[1]["Item"]["b"]["B"] == b"\x00\xffbytes"
     assert as_json[3]["Count"] == 7 and "LastEvaluatedKey" in as_json[3]
+
+
+def test_moto_s_module_list_read_once_is_the_list_it_reads(endpoint: str) -> None:
+    from moto import backends
+
+    list_moto_modules_once()  # (moto_server did already: idempotent)
+    cached = list(backends.list_of_moto_modules())
+    assert cached == list(backends.list_of_moto_modules.uncached())  # type: ignore[attr-defined]
+    assert {"dynamodb", "s3", "kinesis", "sns", "sqs"} <= set(cached)
+    # the server still finds the backend of each request
+    client = dynamodb_client(endpoint)
+    assert new_table(client) in client.list_tables()["TableNames"]
