@@ -11,7 +11,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: demo test lint lint-python lint-types lint-sql lint-iac lint-docs pytest docs clean lock venv bench debian-packages
+.PHONY: demo test lint lint-python lint-types lint-sql lint-iac lint-docs pytest docs clean lock venv bench debian-packages images
 
 venv: $(STAMP) profiles.yml
 
@@ -85,6 +85,19 @@ pytest: venv debian-packages
 # passwordless sudo; otherwise the tests say so and skip.
 debian-packages:
 	@.ci/install-debian-packages
+
+# The real-time path's images (infrastructure/images/Dockerfile, docs/aws.md "Container images"):
+# the stream consumer Lambda and the scoring API, tagged with the commit (-dirty when the tree has
+# uncommitted changes: never push those). IMAGE_PREFIX names the repositories, e.g. an ECR
+# registry and the stack's NamePrefix: make images IMAGE_PREFIX=<account>.dkr.ecr.<region>.amazonaws.com/banklake
+IMAGE_PREFIX ?= banklake
+IMAGE_TAG ?= $(shell git rev-parse HEAD)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+IMAGE_BUILD = docker build --platform linux/amd64 -f infrastructure/images/Dockerfile
+images:
+	@docker info > /dev/null 2>&1 || { echo "make images: no Docker daemon reachable ('docker info' fails). Start Docker (or point DOCKER_HOST at one) and run it again; the images' checks without Docker: pytest python_jobs/tests/test_images.py" >&2; exit 1; }
+	$(IMAGE_BUILD) --target consumer -t $(IMAGE_PREFIX)-stream-consumer:$(IMAGE_TAG) .
+	$(IMAGE_BUILD) --target api -t $(IMAGE_PREFIX)-scoring-api:$(IMAGE_TAG) .
+	@echo "built $(IMAGE_PREFIX)-stream-consumer:$(IMAGE_TAG) and $(IMAGE_PREFIX)-scoring-api:$(IMAGE_TAG)"
 
 # The manual (mkdocs, README.md as its home page) with the dbt docs site inside it: site/index.html,
 # the dbt site at site/dbt/index.html. Strict: a broken link or anchor fails the build. Offline.
