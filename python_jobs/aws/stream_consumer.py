@@ -72,8 +72,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from ml.artifacts import FOREST_FILE, METADATA_FILE, MODEL_FILE, LoadedModel
+from ml.artifacts import LoadedModel
 from ml.layout import MODEL_NAME, MlLayout
+from python_jobs.aws.champion_copy import copy_champion
 from python_jobs.aws.clients import error_code
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import TRANSACTIONS
@@ -255,23 +256,12 @@ class ChampionSource:
         champion = self.s3.get_object(Bucket=bucket, Key=prefix + "champion.json")["Body"].read()
         if champion == self._champion and self._holder is not None:
             return
-        version = str(json.loads(champion)["version"])
-        root = Path(tempfile.mkdtemp(prefix="banklake-model-"))
-        layout = MlLayout(Lake(root))
-        target = layout.version_dir(version)
-        target.mkdir(parents=True)
-        for name in (MODEL_FILE, METADATA_FILE, FOREST_FILE):
-            try:
-                body = self.s3.get_object(Bucket=bucket, Key=f"{prefix}{version}/{name}")["Body"]
-            except ClientError as error:
-                if error_code(error) in _MISSING and name == FOREST_FILE:
-                    continue  # a model without the forest (the loader checks the metadata)
-                raise
-            (target / name).write_bytes(body.read())
-        layout.champion_file.write_bytes(champion)
+        layout = MlLayout(Lake(Path(tempfile.mkdtemp(prefix="banklake-model-"))))
+        copy_champion(self.s3, self.uri, layout)
         holder = ModelHolder(layout)
         holder.load()  # verifies the sha256s and the feature list, or raises
-        self._holder, self._champion = holder, champion
+        # the pointer this copy read (a promotion in between is picked up next time)
+        self._holder, self._champion = holder, layout.champion_file.read_bytes()
         LOG.info(json.dumps({"champion": holder.version, "from": self.uri}))
 
 
