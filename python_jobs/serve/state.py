@@ -505,6 +505,10 @@ class OnlineState:
         self.states: dict[str, int] = {}
         self.newest = 0  # the latest event epoch seen
         self.applied = 0
+        # rows in the customers' and the counterparties' tracks, kept as they change: the
+        # readiness page asks for them, and summing a bank's tracks took most of a second
+        self.customer_rows = 0
+        self.counterparty_rows = 0
         self._loaded: str | None = None
 
     # -- reading ---------------------------------------------------------------------------
@@ -589,6 +593,7 @@ class OnlineState:
                 "tid": tid,
             }
         )
+        self.customer_rows += 1
         if tx.counterparty_key is not None:
             counterparty = self.counterparties.get(tx.counterparty_key)
             if counterparty is None:
@@ -604,6 +609,7 @@ class OnlineState:
                     "tid": tid,
                 }
             )
+            self.counterparty_rows += 1
         else:
             self.pending_reports.pop(tid, None)
         self.transactions[tid] = (tx.counterparty_key, t)
@@ -660,9 +666,11 @@ class OnlineState:
                 last = int(track.column("ts")[k - 1])
                 dropped_last[customer_id] = max(last, dropped_last.get(customer_id, last))
                 dropped += track.drop_before(horizon)
-        for tracks in (self.counterparties, self.devices):
-            for track in tracks.shards()[part].values():
-                track.drop_before(horizon)
+        self.customer_rows -= dropped
+        for track in self.counterparties.shards()[part].values():
+            self.counterparty_rows -= track.drop_before(horizon)
+        for track in self.devices.shards()[part].values():
+            track.drop_before(horizon)
         self.transactions.drop(part, lambda _, t: t >= horizon)
         return dropped
 
@@ -671,8 +679,8 @@ class OnlineState:
             "customers": len(self.customers),
             "counterparties": len(self.counterparties),
             "devices": len(self.devices),
-            "customer_rows": sum(len(t) for t in self.customers.values()),
-            "counterparty_rows": sum(len(t) for t in self.counterparties.values()),
+            "customer_rows": self.customer_rows,
+            "counterparty_rows": self.counterparty_rows,
             "first_seen_pairs": len(self.first_counterparty) + len(self.first_device),
             "transactions": len(self.transactions),
         }
@@ -694,6 +702,8 @@ class OnlineState:
         ):
             for value, take in by_key(key):
                 target[value] = Track.from_arrays({name: rows[name][take] for name in columns})
+        self.customer_rows = sum(len(t) for t in self.customers.values())
+        self.counterparty_rows = sum(len(t) for t in self.counterparties.values())
         self.transactions.update(
             zip(
                 recent["tid"].tolist(),
