@@ -159,6 +159,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """publish the curated marts to lake/curated/ as Parquet (what readers read)"""
+    if args.target == "athena":
+        from python_jobs.aws.athena_export import export_from_athena_job
+
+        export_from_athena_job(_lake(args), say=print)
+        return 0
     from python_jobs.pipeline import export
 
     export(_lake(args), say=print)
@@ -614,7 +619,14 @@ def _lake_commands(commands: Commands) -> None:
     _command(commands, cmd_validate)
     build = _command(commands, cmd_build)
     build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
-    _command(commands, cmd_export)
+    export = _command(commands, cmd_export)
+    _add_target(
+        export,
+        "duckdb: the marts of the lake's banklake.duckdb (default); athena: the columns of "
+        "fct_transactions and ml_features the online state warms from, UNLOADed from the Glue "
+        "tables into --lake, a lake of its own (README's 'Run on AWS' variables; "
+        "docs/aws.md)",
+    )
     _command(commands, cmd_docs)
     summary = _command(commands, cmd_summary)
     _add_json(summary)

@@ -77,33 +77,43 @@ def _export_table(
     return partition
 
 
-def export_curated(lake: Lake) -> list[ExportedTable]:
-    if not lake.database.exists():
-        raise FileNotFoundError(
-            f"{lake.database} does not exist: run `banklake build` (or `make demo`) first"
-        )
+def publish_marts(
+    con: duckdb.DuckDBPyConnection, lake: Lake, tables: list[str] | None = None
+) -> list[ExportedTable]:
+    """The tables of `con`'s curated schema (all, or `tables`) written into a new version
+    folder of `lake` and switched to (python_jobs/lake/published.py). `banklake export` hands
+    it the build's DuckDB file; `banklake export --target athena` an in-memory database of
+    what Athena unloaded (python_jobs/aws/athena_export.py)."""
     folder = new_version_folder(lake)
     exported: list[ExportedTable] = []
     marts: list[PublishedMart] = []
     try:
-        con = duckdb.connect(str(lake.database), read_only=True)
-        try:
-            tables = curated_tables(con)
-            if not tables:
-                raise RuntimeError(f"no curated tables in {lake.database}: did dbt build succeed?")
-            for table in tables:
-                rows = one_row(con, f'select count(*) from curated."{table}"')[0]
-                partition = _export_table(con, table, folder / table, rows)
-                files = sorted(
-                    p.relative_to(folder).as_posix() for p in (folder / table).rglob("*.parquet")
-                )
-                marts.append(PublishedMart(table, rows, _columns(con, table), partition, files))
-                exported.append(ExportedTable(table, rows, lake.curated / table))
-        finally:
-            con.close()
+        for table in tables if tables is not None else curated_tables(con):
+            rows = one_row(con, f'select count(*) from curated."{table}"')[0]
+            partition = _export_table(con, table, folder / table, rows)
+            files = sorted(
+                p.relative_to(folder).as_posix() for p in (folder / table).rglob("*.parquet")
+            )
+            marts.append(PublishedMart(table, rows, _columns(con, table), partition, files))
+            exported.append(ExportedTable(table, rows, lake.curated / table))
         write_manifest(folder, marts)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     switch_to(lake, folder)
     return exported
+
+
+def export_curated(lake: Lake) -> list[ExportedTable]:
+    if not lake.database.exists():
+        raise FileNotFoundError(
+            f"{lake.database} does not exist: run `banklake build` (or `make demo`) first"
+        )
+    con = duckdb.connect(str(lake.database), read_only=True)
+    try:
+        tables = curated_tables(con)
+        if not tables:
+            raise RuntimeError(f"no curated tables in {lake.database}: did dbt build succeed?")
+        return publish_marts(con, lake, tables)
+    finally:
+        con.close()

@@ -83,6 +83,12 @@ class AthenaConfig:
                 raise AthenaConfigError(f"{name} must be an s3:// URI, got {value!r}")
 
     @property
+    def curated_database(self) -> str:
+        """Where dbt writes the curated marts on Athena: `<schema>_curated`
+        (macros/generate_schema_name.sql)."""
+        return f"{self.schema}_curated"
+
+    @property
     def scores_database(self) -> str:
         """The Glue database of the files other jobs write under processed/ (the fraud
         scores): `<schema>_processed_files`, what the dbt source processed_files renders to on

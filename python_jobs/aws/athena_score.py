@@ -11,11 +11,8 @@ DuckDB file.
    a missing column is named before any byte is scanned.
 4. An Athena `UNLOAD` writes the day's rows, contract columns in contract order and cast as
    ml/dataset.load_features casts them, as Snappy Parquet to a prefix of its own:
-   `s3://<lake bucket>/<lake root>unload/ml_features/<D>/<run id>/`. UNLOAD refuses a target
-   that holds data, so every run gets a new run id (and the prefix is checked empty first).
-   Athena names the files itself, `<query id>_<uuid>` with no extension, and writes its
-   manifest to the work group's results location, not here: every object under the prefix
-   is a data file.
+   `s3://<lake bucket>/<lake root>unload/ml_features/<D>/<run id>/` (the plumbing, shared with
+   `banklake export --target athena`, is python_jobs/aws/athena_unload.py).
 5. The files are downloaded and read with pyarrow into load_features' frame (contract order,
    string keys, float32 features, timestamps as naive datetime64[us]: Athena may write
    timestamps as INT96 or INT64 and may mark them UTC-adjusted, all normalized here).
@@ -34,10 +31,9 @@ from __future__ import annotations
 
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +50,19 @@ from ml.dataset import (
 )
 from ml.layout import MlLayout
 from ml.score import ALERTS, ScoreResult, score_features
-from python_jobs.aws.athena import DATA_CATALOG, AthenaConfig, AthenaRunner, QueryResult
-from python_jobs.aws.clients import error_code
+from python_jobs.aws.athena import AthenaConfig, AthenaRunner, QueryResult
+from python_jobs.aws.athena_unload import (
+    UNLOAD_ROOT,
+    UnloadError,
+    UnloadLocation,
+    check_run_id,
+    delete_unloaded,
+    new_run_id,
+    read_tables,
+    run_unload,
+    table_columns,
+    unload_statement,
+)
 from python_jobs.aws.s3 import list_objects
 from python_jobs.aws.s3_location import S3Location
 from python_jobs.ingest import ingest
@@ -64,22 +71,11 @@ from python_jobs.observability.jobs import emit_score
 
 Say = Callable[[str], None]
 FEATURES_TABLE = "ml_features"
-CURATED_SCHEMA = "curated"
-UNLOAD_PREFIX = "unload/ml_features/"  # under the lake root, beside raw/
+UNLOAD_PREFIX = f"{UNLOAD_ROOT}ml_features/"  # under the lake root, beside raw/
 
 
-class AthenaScoreError(RuntimeError):
+class AthenaScoreError(UnloadError):
     """The day cannot be scored from Athena (no rows, an unload that went wrong)."""
-
-
-@dataclass(frozen=True)
-class UnloadLocation:
-    bucket: str
-    prefix: str  # ends with "/"
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
 
 
 @dataclass(frozen=True)
@@ -102,23 +98,11 @@ class AthenaScoreResult:
         return f"{self.score.summary()} (features from Athena {self.table}{cost})"
 
 
-def curated_database(config: AthenaConfig) -> str:
-    """Where dbt writes the curated marts on Athena: `<schema>_curated`
-    (macros/generate_schema_name.sql)."""
-    return f"{config.schema}_{CURATED_SCHEMA}"
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{uuid.uuid4().hex[:8]}"
-
-
 def unload_location(destination: S3Location, day: date, run_id: str) -> UnloadLocation:
     """`<lake root>unload/ml_features/<D>/<run id>/` in the lake bucket."""
-    if not run_id or "/" in run_id:
-        raise ValueError(f"run id must be one path segment, got {run_id!r}")
     return UnloadLocation(
-        destination.bucket, f"{destination.lake_prefix}{UNLOAD_PREFIX}{day.isoformat()}/{run_id}/"
+        destination.bucket,
+        f"{destination.lake_prefix}{UNLOAD_PREFIX}{day.isoformat()}/{check_run_id(run_id)}/",
     )
 
 
@@ -135,65 +119,24 @@ def select_sql(database: str, day: date) -> str:
 
 
 def unload_sql(database: str, day: date, location: UnloadLocation) -> str:
-    return (
-        f"unload (\n{select_sql(database, day)}\n)\nto '{location.url}'\n"
-        "with (format = 'PARQUET', compression = 'SNAPPY')"
-    )
+    return unload_statement(select_sql(database, day), location)
 
 
 def check_table_columns(athena: Any, database: str) -> None:
     """The Athena table's columns against the contract (names), before anything is scanned:
     a missing or unexpected column raises FeatureContractError naming it."""
-    from botocore.exceptions import ClientError
-
+    described = table_columns(athena, database, FEATURES_TABLE, FeaturesUnavailableError)
     try:
-        metadata = athena.get_table_metadata(
-            CatalogName=DATA_CATALOG, DatabaseName=database, TableName=FEATURES_TABLE
-        )["TableMetadata"]
-    except ClientError as error:
-        if error_code(error) == "MetadataException":
-            raise FeaturesUnavailableError(
-                f"{database}.{FEATURES_TABLE} is not in the Glue catalog ({error}): build it "
-                "with `dbt build --target athena` first"
-            ) from error
-        raise
-    described = [*metadata.get("Columns", []), *metadata.get("PartitionKeys", [])]
-    columns = [column["Name"] for column in described]
-    try:
-        check_contract(columns)
+        check_contract([name for name, _ in described])
     except FeatureContractError as error:
         raise FeatureContractError(f"Athena {database}.{FEATURES_TABLE}: {error}") from None
-
-
-def _list_keys(s3: Any, location: UnloadLocation) -> list[tuple[str, int]]:
-    return sorted((o["Key"], o["Size"]) for o in list_objects(s3, location.bucket, location.prefix))
 
 
 def unload_features(
     runner: AthenaRunner, s3: Any, database: str, day: date, location: UnloadLocation
 ) -> QueryResult:
     """Runs the UNLOAD into an empty prefix (Athena refuses one that holds data)."""
-    if _list_keys(s3, location):
-        raise AthenaScoreError(
-            f"{location.url} already holds objects: UNLOAD needs an empty prefix (another run "
-            "with the same run id?)"
-        )
-    return runner.run(unload_sql(database, day, location), max_rows=None)
-
-
-def _microsecond_timestamps(table: Any) -> Any:
-    """Every timestamp column as naive timestamp[us]: INT96 files read as [ns], INT64 ones as
-    [ms] or [us], and a writer that marks them adjusted to UTC gives tz=UTC (the instant is
-    kept: Athena's timestamps are UTC wall-clock times, as the lake's are)."""
-    import pyarrow as pa
-
-    for index, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type) and field.type != pa.timestamp("us"):
-            column = table.column(index).cast(pa.timestamp("us", tz=field.type.tz))
-            if field.type.tz is not None:
-                column = column.cast(pa.timestamp("us"))
-            table = table.set_column(index, field.name, column)
-    return table
+    return run_unload(runner, s3, select_sql(database, day), location)
 
 
 def read_unloaded(s3: Any, location: UnloadLocation, workdir: Path) -> pd.DataFrame:
@@ -201,37 +144,21 @@ def read_unloaded(s3: Any, location: UnloadLocation, workdir: Path) -> pd.DataFr
     into load_features' frame: contract columns in contract order, sorted by (event_ts,
     transaction_id). A file without a contract column raises FeatureContractError naming it."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     tables = []
-    for index, (key, size) in enumerate(_list_keys(s3, location)):
-        if key.endswith("/") or size == 0:
-            continue  # a folder marker, not a file
-        path = workdir / f"part-{index:05d}.parquet"
-        s3.download_file(location.bucket, key, str(path))
-        table = pq.read_table(path)
+    for key, table in read_tables(s3, location, workdir):
         try:
             check_contract(table.column_names)
         except FeatureContractError as error:
             raise FeatureContractError(
                 f"unloaded file s3://{location.bucket}/{key}: {error}"
             ) from None
-        tables.append(_microsecond_timestamps(table.select(list(CONTRACT_COLUMNS))))
+        tables.append(table.select(list(CONTRACT_COLUMNS)))
     if not tables:
         return normalize_frame(pd.DataFrame({c: [] for c in CONTRACT_COLUMNS}))
     combined = pa.concat_tables(tables, promote_options="permissive")
     frame = normalize_frame(combined.to_pandas())
     return frame.sort_values(["event_ts", "transaction_id"], kind="stable").reset_index(drop=True)
-
-
-def delete_unloaded(s3: Any, location: UnloadLocation) -> int:
-    keys = [key for key, _ in _list_keys(s3, location)]
-    for start in range(0, len(keys), 1000):
-        s3.delete_objects(
-            Bucket=location.bucket,
-            Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
-        )
-    return len(keys)
 
 
 def scores_on_s3(s3: Any, destination: S3Location, day: date) -> list[str]:
@@ -263,7 +190,7 @@ def score_on_athena(
     # the champion's feature list must be FEATURES (load_champion refuses any other), the
     # list the UNLOAD selects and feature_matrix feeds it, in that order
     model = load_champion(layout)
-    database = curated_database(config)
+    database = config.curated_database
     table = f"{database}.{FEATURES_TABLE}"
     if upload and (existing := scores_on_s3(s3, destination, day)):
         say(

@@ -32,7 +32,6 @@ Say = Callable[[str], None]
 # The custom schemas of dbt_project.yml; on Athena generate_schema_name prefixes them with the
 # target schema (<schema>_processed, <schema>_curated), as AthenaConfig.schema holds.
 PROCESSED_SCHEMA = "processed"
-CURATED_SCHEMA = "curated"
 MAX_ROWS = 100_000  # far above any answer here; a truncated answer is an error, not a summary
 # dbt-athena's temporary and backup tables (`<model>__dbt_tmp`, `__ha`, `__bkp`) can outlive a
 # failed build; they are not marts. No model name holds a double underscore.
@@ -147,7 +146,7 @@ def summarize_athena(
     """Four Athena queries through `runner`; the quarantine count through `s3` (a client, made
     from the environment when None) when config.raw_location says where the lake is."""
     processed = f"{config.schema}_{PROCESSED_SCHEMA}"
-    curated = f"{config.schema}_{CURATED_SCHEMA}"
+    curated = config.curated_database
     summary = LakeSummary()
     result = AthenaSummary(
         summary=summary,

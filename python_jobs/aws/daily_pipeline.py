@@ -56,8 +56,12 @@ DAILY_STEPS: tuple[PipelineStep, ...] = (
     PipelineStep(
         "export curated",
         local=("export_curated",),
-        state=None,
-        why="on Athena the curated marts already are Iceberg tables in S3: nothing to export",
+        state="LoadOnlineState",
+        why="locally the export is what every reader reads, `banklake serve` included (it "
+        "warms from it); on Athena the curated marts already are Iceberg tables that readers "
+        "query, so the state exports only what the real-time path's online state warms from "
+        "(`banklake export --target athena`, python_jobs/aws/athena_export.py) and loads it "
+        "into the DynamoDB table with `banklake state load`",
     ),
     PipelineStep(
         "report",

@@ -37,6 +37,33 @@ from python_jobs.serve.state import (
 )
 
 NEEDED_MARTS = ("fct_transactions", "ml_features")
+# Every column the queries below read, with its type in the marts (DuckDB's names): an export
+# that holds only these warms the same state. `banklake export --target athena` unloads exactly
+# these from Athena (python_jobs/aws/athena_export.py); the warm-up tests check it against the
+# marts dbt builds.
+WARMUP_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "fct_transactions": (
+        ("transaction_id", "VARCHAR"),
+        ("event_ts", "TIMESTAMP"),
+        ("customer_id", "VARCHAR"),
+        ("counterparty_key", "VARCHAR"),
+        ("device_id", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("transaction_type", "VARCHAR"),
+        ("direction", "VARCHAR"),
+        ("amount_brl", "DECIMAL(18,2)"),
+        ("status", "VARCHAR"),
+        ("is_fraud_reported", "BOOLEAN"),
+        ("fraud_reported_at", "TIMESTAMP"),
+        ("event_date", "DATE"),
+    ),
+    "ml_features": (
+        ("transaction_id", "VARCHAR"),
+        ("is_first_time_counterparty", "BOOLEAN"),
+        ("cust_same_state_share_30d", "DOUBLE"),
+        ("event_date", "DATE"),
+    ),
+}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ isolated from whatever the account already runs:
 4. a day is scored from Athena (`banklake score --target athena`: UNLOAD of the curated
    ml_features, scored with a tiny champion, uploaded under the run's prefix) and the scores
    must equal local scoring of the DuckDB mart's same day;
-5. the run's Glue databases and every object version under its S3 prefix are deleted, even
+5. the online state's export is made from Athena (`banklake export --target athena`: two
+   UNLOADs of the curated marts' warm-up columns) and must warm the same state as the DuckDB
+   build's own export;
+6. the run's Glue databases and every object version under its S3 prefix are deleted, even
    when a step failed (Athena's query results stay in the work group's results bucket, which
    expires them).
 
@@ -426,3 +429,49 @@ def test_scoring_on_athena_equals_local_scoring(built, runner, tmp_path: Path) -
     assert s3.head_object(Bucket=home.bucket, Key=key)["ContentLength"] > 0
     listed = s3.list_objects_v2(Bucket=home.bucket, Prefix=home.lake_prefix + UNLOAD_PREFIX)
     assert listed.get("KeyCount", 0) == 0  # the unload prefix was removed after success
+
+
+def test_the_online_state_s_export_from_athena_warms_as_the_local_export(
+    built, runner, tmp_path: Path
+) -> None:
+    """`banklake export --target athena` (the daily pipeline's LoadOnlineState step) against
+    the live build: Athena accepts both UNLOADs, the export publishes, and the state it warms
+    gives the same features as the state warmed from the DuckDB build's own export."""
+    from python_jobs.aws.athena_export import UNLOAD_PREFIX, export_from_athena
+    from python_jobs.aws.s3 import make_s3_client
+    from python_jobs.aws.s3_location import S3Location
+    from python_jobs.export import export_curated
+    from python_jobs.lake.layout import Lake
+    from python_jobs.serve.contract import Transaction
+    from python_jobs.serve.state import OnlineState
+    from python_jobs.serve.warmup import warm
+
+    local = Lake(tmp_path / "local")
+    local.root.mkdir()
+    shutil.copyfile(built.lake.database, local.database)
+    export_curated(local)
+    s3 = make_s3_client(built.env)
+    result = export_from_athena(Lake(tmp_path / "athena"), built.config, runner=runner, s3=s3)
+    assert result.bytes_scanned > 0
+    whole, remote = OnlineState(), OnlineState()
+    expected = warm(whole, local)
+    assert warm(remote, Lake(tmp_path / "athena")).rows == expected.rows > 0
+    assert (remote.size(), remote.newest) == (whole.size(), whole.newest)
+    import duckdb
+
+    con = duckdb.connect(str(local.database), read_only=True)
+    try:
+        rows = con.execute(
+            "select transaction_id, account_id, customer_id, event_ts, transaction_type, "
+            "channel, direction, cast(round(amount_brl * 100) as bigint), counterparty_key, "
+            "device_id, state, status from curated.fct_transactions "
+            "order by event_ts desc, transaction_id limit 200"
+        ).fetchall()
+    finally:
+        con.close()
+    for i, row in enumerate(rows):
+        probe = replace(Transaction(*row), transaction_id=f"PROBE-{i}")
+        assert repr(remote.featurize(probe).features) == repr(whole.featurize(probe).features)
+    home = S3Location.parse(built.config.raw_location or "")
+    listed = s3.list_objects_v2(Bucket=home.bucket, Prefix=home.lake_prefix + UNLOAD_PREFIX)
+    assert listed.get("KeyCount", 0) == 0  # the unload prefixes were removed after success

@@ -80,6 +80,7 @@ def test_the_states_follow_the_steps_in_order(asl: dict[str, Any]) -> None:
             "IngestValidated",
             "DbtBuild",
             "Score",
+            "LoadOnlineState",
             "Report",
         ]
     )
@@ -145,7 +146,7 @@ def test_every_compute_step_is_known_to_the_runner(asl: dict[str, Any]) -> None:
         for env in state.get("Parameters", {}).get("EnvironmentVariablesOverride", [])
         if env["Name"] == "BANKLAKE_STEP"
     }
-    assert steps == {"build", "score", "report"}
+    assert steps == {"build", "score", "online-state", "report"}
     for step in steps:
         assert re.search(rf"^\s+{step}\)$", buildspec, re.MULTILINE), step
 
@@ -270,3 +271,34 @@ def test_the_report_state_uploads_nothing_that_holds_the_pii_salt() -> None:
     assert lines.index(".venv/bin/dbt parse --target athena") < lines.index(docs)
     build = BUILDSPEC.read_text().split("          build)", 1)[1].split(";;", 1)[0]
     assert "aws s3" not in build  # the build step's target/ (compiled with the salt) stays put
+
+
+def test_the_online_state_step_loads_the_table_from_an_export_of_athena_s_marts(
+    asl: dict[str, Any],
+) -> None:
+    """LoadOnlineState -> the runner's online-state branch: `export --target athena` into a
+    scratch lake, then `state load` from that very lake into the table the project names
+    (BANKLAKE_STATE, dynamodb://<the stack's OnlineStateTable>: test_infrastructure.py)."""
+    import shlex
+
+    from python_jobs.cli import build_parser
+
+    state = asl["States"]["LoadOnlineState"]
+    (step,) = [
+        e["Value"]
+        for e in state["Parameters"]["EnvironmentVariablesOverride"]
+        if e["Name"] == "BANKLAKE_STEP"
+    ]
+    buildspec = BUILDSPEC.read_text()
+    branch = buildspec[buildspec.index(f"          {step})") : buildspec.index("          report)")]
+    commands = [
+        line.strip().removeprefix(".venv/bin/banklake ")
+        for line in branch.splitlines()
+        if line.strip().startswith(".venv/bin/banklake ")
+    ]
+    parser = build_parser()
+    export, load = (parser.parse_args(shlex.split(line)) for line in commands)
+    assert (export.handler.__name__, export.target) == ("cmd_export", "athena")
+    assert load.handler.__name__ == "cmd_state_load"
+    assert load.lake == export.lake != "lake"  # a lake of its own, the one just exported
+    assert load.state == "${BANKLAKE_STATE}" and not load.force

@@ -364,6 +364,14 @@ def test_the_runner_may_do_what_the_athena_scorer_does(template: dict[str, Any])
     rules = template["Resources"]["LakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     temporary = next(r for r in rules if r.get("Prefix") == "unload/")
     assert temporary["ExpirationInDays"] <= 7 and temporary["Status"] == "Enabled"
+    # `banklake export --target athena` (LoadOnlineState) unloads under the same prefix, and
+    # loads the table the real-time path reads
+    from python_jobs.aws.athena_export import UNLOAD_PREFIX as EXPORT_PREFIX
+
+    assert EXPORT_PREFIX.split("/")[0] == UNLOAD_PREFIX.split("/")[0] == "unload"
+    project = template["Resources"]["RunnerProject"]["Properties"]["Environment"]
+    variables = {v["Name"]: v["Value"] for v in project["EnvironmentVariables"] if "Name" in v}
+    assert variables["BANKLAKE_STATE"] == REALTIME_ENV["BANKLAKE_STATE"]
 
 
 # --- The real-time path (ADR 0023) ---------------------------------------------------------------
@@ -811,10 +819,12 @@ def test_the_state_s_rights_are_what_the_backend_calls(template: dict[str, Any])
             )
             if action.startswith("dynamodb:")
         }
-        for name in ("StreamConsumerRole", "ScoringApiTaskRole")
+        for name in ("StreamConsumerRole", "ScoringApiTaskRole", "DbtRunnerRole")
     }
-    # the service loads and prunes the table (Scan); the consumer only reads and applies
+    # the service loads and prunes the table (Scan), and so does the runner's LoadOnlineState
+    # step (`banklake state load`); the consumer only reads and applies
     assert by_role["ScoringApiTaskRole"] == called
+    assert by_role["DbtRunnerRole"] == called
     assert by_role["StreamConsumerRole"] == called - {"dynamodb:Scan"}
     consumer = Path("python_jobs/aws/stream_consumer.py").read_text()
     assert [call for call in ("state.prune(", "state.load(", "warm(") if call in consumer] == []

@@ -52,7 +52,7 @@ from python_jobs.serve.state import (
     Snapshot,
     StateBackend,
 )
-from python_jobs.serve.warmup import warm
+from python_jobs.serve.warmup import WARMUP_COLUMNS, warm
 from python_jobs.tests.moto_s3 import UNINDEXED, dynamodb_client, new_table
 
 T0 = datetime(2026, 3, 2, 12, 0, 0)  # a Monday, noon
@@ -893,6 +893,42 @@ def test_warming_a_stored_state_from_the_export_equals_warming_the_process(
     reloaded = warm(restarted, built_lake)
     assert not reloaded.reused and reloaded.rows == warmed.rows
     assert not restarted.knows("PROBE-0")
+
+
+def test_the_warm_up_columns_are_the_built_marts_own_and_all_it_reads(
+    built_lake: Lake, tmp_path: Path
+) -> None:
+    """WARMUP_COLUMNS (what `export --target athena` unloads) against the marts dbt built:
+    each column is there with that type, and an export of only those columns warms the same
+    state as the whole export."""
+    from python_jobs.export import publish_marts
+
+    version = current(built_lake)
+    for mart, wanted in WARMUP_COLUMNS.items():
+        built = {name: kind.replace(" ", "") for name, kind in version.marts[mart].columns}
+        assert {name: built.get(name) for name, _ in wanted} == dict(wanted), mart
+    narrow = Lake(tmp_path / "narrow")
+    con = _published(built_lake)
+    try:
+        con.execute("create schema narrow")
+        for mart, wanted in WARMUP_COLUMNS.items():
+            names = ", ".join(name for name, _ in wanted)
+            con.execute(f"create table narrow.{mart} as select {names} from curated.{mart}")
+            con.execute(f"drop view curated.{mart}")
+            con.execute(f"create table curated.{mart} as select * from narrow.{mart}")
+        publish_marts(con, narrow, list(WARMUP_COLUMNS))
+    finally:
+        con.close()
+    whole, narrowed = OnlineState(), OnlineState()
+    assert warm(narrowed, narrow).rows == warm(whole, built_lake).rows > 5_000
+    rows = [
+        Transaction(*r[:12]) for r in _published(built_lake).execute(TRANSACTIONS_SQL).fetchall()
+    ]
+    last = datetime(1970, 1, 1) + timedelta(seconds=whole.newest)
+    for i, row in enumerate(rows[-300:]):
+        probe = replace(row, transaction_id=f"PROBE-{i}", event_ts=last + timedelta(seconds=i))
+        assert repr(narrowed.featurize(probe).features) == repr(whole.featurize(probe).features)
+    assert (narrowed.size(), narrowed.newest) == (whole.size(), whole.newest)
 
 
 @pytest.mark.parametrize(
