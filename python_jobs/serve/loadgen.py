@@ -18,6 +18,7 @@ load generator shares the cores with the service it measures.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing
 import time
@@ -91,13 +92,21 @@ class _Connections:
         self.opened = 0
         self.freed = asyncio.Condition()
 
-    async def take(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
-        """A connection, and whether it was used before (kept alive)."""
+    async def take(
+        self, *, fresh: bool = False
+    ) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+        """A connection, and whether it was used before (kept alive). The most recently used
+        idle one first (the least likely to have been closed by the server meanwhile);
+        `fresh`: a new one, closing the longest idle to make room at the bound."""
         async with self.freed:
             while not self.idle and self.opened >= MAX_CONNECTIONS:
                 await self.freed.wait()
-            if self.idle:
+            if self.idle and not fresh:
                 return self.idle.pop(), True
+            if self.idle and self.opened >= MAX_CONNECTIONS:
+                _, stale = self.idle.pop(0)
+                stale.close()
+                self.opened -= 1
             self.opened += 1
         try:
             return await asyncio.open_connection(self.host, self.port), False
@@ -122,10 +131,12 @@ async def _exchange(connections: _Connections, request: bytes) -> tuple[int, flo
     A kept-alive connection the server closed while it was idle (uvicorn's keep-alive
     timeout) ends before any byte of the answer: the request is sent again, once, on a new
     connection, as HTTP clients do (the service answers a repeated transaction id with its
-    first answer, so a resend never decides twice)."""
+    first answer, so a resend never decides twice). Never on another idle one: after a burst
+    the server closes the idle connections together, and a second stale one would fail the
+    request without the service ever seeing it."""
     for attempt in range(2):
         try:
-            connection, reused = await connections.take()
+            connection, reused = await connections.take(fresh=attempt > 0)
         except OSError:  # refused: nothing was sent
             return CONNECTION_ERROR, None
         reader, writer = connection
@@ -189,6 +200,11 @@ async def _send_all(
 
 
 def _worker(url: str, requests: list[bytes], start: float, interval: float, queue: Any) -> None:
+    # The forked worker holds every object of the process that started it (the benchmark's
+    # payloads: hundreds of thousands of dicts). Frozen, the cyclic collector never walks them
+    # again: a full collection over them paused this client's event loop for 100-200 ms, which
+    # was then measured as the service's latency.
+    gc.freeze()
     rows = uvloop.run(_send_all(url, requests, start, interval))
     statuses: dict[int, int] = {}
     for _, _, status in rows:
