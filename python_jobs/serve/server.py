@@ -23,6 +23,14 @@ from python_jobs.serve.app import create_app
 from python_jobs.serve.service import ScoringService, ServeConfig
 from python_jobs.serve.wal import StreamPaths
 
+# How long a thread may keep the interpreter lock while another waits for it (CPython's default
+# is 5 ms). The service's threads hand requests to each other (event loop -> deciding thread ->
+# fsync thread -> event loop) and each hand-off may wait that long behind a thread with work
+# of its own (a landing, the flusher): with 5 ms, the landing of a micro-batch stretched the
+# decisions made meanwhile tenfold (the convoy effect). Shorter slices cost a little throughput
+# in switches and bound each wait (docs/decisions/0020).
+SWITCH_INTERVAL_SECONDS = 0.0005
+
 
 def serve(
     lake: Lake,
@@ -59,6 +67,7 @@ def serve(
     )
     # one process (decisions are ordered by one lock; the state is in it or on Redis).
     # uvicorn's lifespan starts and stops the service (SIGTERM lands what is pending)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     uvicorn.run(
         create_app(service),
         host=host,

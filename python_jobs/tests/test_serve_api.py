@@ -660,3 +660,22 @@ def test_the_hourly_prune_lets_decisions_in_between_its_parts(
     assert parts > 1 or not hasattr(state, "prune_parts")
     assert state.knows("TAPI00000002")
     assert not state.knows("TAPI00000001")
+
+
+def test_serve_runs_uvicorn_with_short_interpreter_lock_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's threads hand each request to each other: `banklake serve` shortens the
+    interpreter's switch interval before uvicorn runs (server.SWITCH_INTERVAL_SECONDS)."""
+    import sys
+
+    from python_jobs.serve import server
+
+    seen: list[float] = []
+    monkeypatch.setattr(server.uvicorn, "run", lambda *a, **k: seen.append(sys.getswitchinterval()))
+    before = sys.getswitchinterval()
+    try:
+        assert server.serve(Lake(tmp_path / "lake"), port=server.free_port()) == 0
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [server.SWITCH_INTERVAL_SECONDS] and before > server.SWITCH_INTERVAL_SECONDS
