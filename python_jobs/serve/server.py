@@ -53,6 +53,7 @@ def serve(
         ingestion_day=ingestion_day,
         state_url=state_url,
         metrics_seconds=metrics_seconds,
+        landing_process=True,
         sinks=build_sinks(
             StreamPaths(lake).root / "alerts.jsonl",
             alert_webhook,

@@ -49,6 +49,7 @@ from python_jobs.serve.contract import (
     text,
 )
 from python_jobs.serve.decisions import alert_body, answer_body, feature_matrix, score_row
+from python_jobs.serve.lander import Lander
 from python_jobs.serve.metrics import Metrics
 from python_jobs.serve.scoring import APPROVE, BLOCK, REVIEW, ModelHolder, score
 from python_jobs.serve.state import Featurized, OnlineState, StateBackend
@@ -122,6 +123,9 @@ class ServeConfig:
     # the service's figures (EMF, job serve: latency percentiles, decisions, refusals, flush
     # lag) every this many seconds and at shutdown, from the flusher thread
     metrics_seconds: float = 60.0
+    # land micro-batches in a child process (python_jobs/serve/lander.py): what `banklake serve`
+    # does, so that a landing never holds the decisions up; in process when False
+    landing_process: bool = False
 
     def __post_init__(self) -> None:
         if self.state_url is not None:
@@ -135,7 +139,7 @@ class ScoringService:
         self.layout = MlLayout(self.lake)
         self.state: StateBackend = _state(config)
         self.models = ModelHolder(self.layout)
-        self.wal = WriteAheadLog(self.lake)
+        self.wal = WriteAheadLog(self.lake, Lander(self.lake) if config.landing_process else None)
         self.metrics = Metrics()
         self.sinks = config.sinks or [OutboxSink(StreamPaths(self.lake).root / "alerts.jsonl")]
         self._lock = threading.Lock()

@@ -41,6 +41,7 @@ from python_jobs.lake.durable import fsync_dir, write_json_durably
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS, Feed
 from python_jobs.lake.writer import write_raw
+from python_jobs.serve.lander import Lander
 
 STREAM_DIR = "_stream"
 TRANSACTION, REPORT = "transaction", "report"
@@ -116,14 +117,17 @@ class WriteAheadLog:
     briefly; an fsync and a landing's file writes run outside it (a lock each), so
     decisions are written while they run."""
 
-    def __init__(self, lake: Lake) -> None:
+    def __init__(self, lake: Lake, lander: Lander | None = None) -> None:
         self.lake = lake
+        # where landings are made: a process of its own (lander.py), else this one
+        self.lander = lander
         self.paths = StreamPaths(lake)
         self.paths.wal.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # one fsync at a time; waiters share it
         self._landing_lock = threading.Lock()  # one landing at a time
         self._pending: list[Record] = []  # written, not landed yet
+        self._lines: dict[int, str] = {}  # seq -> the log line written, for the lander
         self.written_through = 0  # the last seq written to a segment
         self.synced_through = 0  # the last seq an fsync made durable
         self._segment: Any = None
@@ -185,11 +189,14 @@ class WriteAheadLog:
     def write(self, records: list[Record]) -> None:
         """Writes records to the current segment, not durably yet: `sync` makes them so.
         Nothing written may be acknowledged, or landed, before it is synced."""
+        lines = [r.to_json() + "\n" for r in records]
         with self._lock:
             handle = self._open_segment(records[0].seq)
-            handle.write("".join(r.to_json() + "\n" for r in records))
+            handle.write("".join(lines))
             handle.flush()
             self._pending.extend(records)
+            if self.lander is not None:
+                self._lines.update(zip((r.seq for r in records), lines, strict=True))
             self.written_through = records[-1].seq
 
     def sync(self, through: int) -> None:
@@ -263,14 +270,22 @@ class WriteAheadLog:
             landed = self._land(batch, first, last)
             with self._lock:
                 self._pending = [r for r in self._pending if r.seq > last]
+                for record in batch:
+                    self._lines.pop(record.seq, None)
             self._drop_old_segments()
             return landed
 
     def _land(self, batch: list[Record], first: int, last: int) -> LandedBatch:
-        landed = land_records(self.lake, batch, f"stream-{first:012d}-{last:012d}")
-        landed.first, landed.last = first, last
-        for path in landed.files:
-            fsync_dir(path.parent)
+        name = f"stream-{first:012d}-{last:012d}"
+        if self.lander is not None:  # the child fsyncs the files' folders before it answers
+            lines = [self._lines.get(r.seq) or r.to_json() + "\n" for r in batch]
+            files, rows = self.lander.land(lines, name)
+            landed = LandedBatch(first, last, files, rows)
+        else:
+            landed = land_records(self.lake, batch, name)
+            landed.first, landed.last = first, last
+            for path in landed.files:
+                fsync_dir(path.parent)
         self.landing = LandingState(last, None)
         write_json_durably(self.paths.landing, _landing_json(self.landing))
         return landed
@@ -296,6 +311,8 @@ class WriteAheadLog:
             if self._segment is not None:
                 self._segment.close()
                 self._segment = None
+        if self.lander is not None:
+            self.lander.close()
 
 
 def land_records(lake: Lake, batch: list[Record], name: str) -> LandedBatch:

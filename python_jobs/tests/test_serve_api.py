@@ -679,3 +679,74 @@ def test_serve_runs_uvicorn_with_short_interpreter_lock_slices(
     finally:
         sys.setswitchinterval(before)
     assert seen == [server.SWITCH_INTERVAL_SECONDS] and before > server.SWITCH_INTERVAL_SECONDS
+
+
+# -- landings in a process of their own (python_jobs/serve/lander.py) ------------------------
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for folder in ("raw", "processed")
+        for p in (root / folder).rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_landing_process_writes_what_landing_in_process_writes(
+    lake: Lake, tmp_path: Path
+) -> None:
+    """`banklake serve` lands in a child process: the same files, byte for byte, as the
+    in-process landing of the same records; the child ends with the service."""
+    from python_jobs.serve.wal import land_records
+
+    service = ScoringService(
+        ServeConfig(lake=lake.root, batch_rows=10_000, batch_seconds=3600, landing_process=True)
+    )
+    with TestClient(create_app(service)) as client:
+        for n in range(1, 8):
+            assert client.post("/v1/transactions", json=tx(n)).status_code == 200
+        report = {
+            "report_id": "R1",
+            "transaction_id": tx(3)["transaction_id"],
+            "reported_at": "2026-10-03 09:00:00",
+            "scenario": "account_takeover",
+        }
+        assert client.post("/v1/fraud-reports", json=report).status_code == 200
+        records = list(service.wal.records())
+        service.flush()
+        lander = service.wal.lander
+        assert lander is not None and lander._process is not None
+        child = lander._process
+        assert child.poll() is None  # the landing went through the child, still running
+        assert service.wal.pending == 0 and sorted(_landed(lake)) == [
+            tx(n)["transaction_id"] for n in range(1, 8)
+        ]
+    assert child.wait(timeout=30) == 0  # ended with the service
+    other = Lake(tmp_path / "other")
+    name = f"stream-{records[0].seq:012d}-{records[-1].seq:012d}"
+    land_records(other, records, name)
+    by_child = _files(lake.root)
+    assert by_child == _files(other.root) and len(by_child) >= 3  # transactions, report, scores
+
+
+def test_a_landing_the_process_cannot_make_fails_with_its_reason_and_the_next_one_lands(
+    tmp_path: Path,
+) -> None:
+    from python_jobs.serve.lander import Lander, LandingFailed
+
+    lake = Lake(tmp_path / "lake")
+    lander = Lander(lake)
+    try:
+        with pytest.raises(LandingFailed, match="JSONDecodeError"):
+            lander.land(["not a record\n"], "stream-000000000001-000000000001")
+        first = lander._process
+        assert first is not None and first.poll() is None  # told, not dead
+        assert lander.land([], "stream-000000000002-000000000001") == ([], {})
+        first.kill()
+        first.wait()
+        # a dead child is started again for the next landing
+        assert lander.land([], "stream-000000000003-000000000002") == ([], {})
+        assert lander._process is not first
+    finally:
+        lander.close()
