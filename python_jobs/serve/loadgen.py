@@ -202,8 +202,8 @@ async def _send_all(
 def _worker(url: str, requests: list[bytes], start: float, interval: float, queue: Any) -> None:
     # The forked worker holds every object of the process that started it (the benchmark's
     # payloads: hundreds of thousands of dicts). Frozen, the cyclic collector never walks them
-    # again: a full collection over them paused this client's event loop for 100-200 ms, which
-    # was then measured as the service's latency.
+    # again: each full collection over them paused this client's event loop for tens of ms,
+    # measured as the service's latency.
     gc.freeze()
     rows = uvloop.run(_send_all(url, requests, start, interval))
     statuses: dict[int, int] = {}
