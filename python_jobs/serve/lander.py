@@ -23,6 +23,7 @@ the flusher, and nothing is acknowledged differently: records were durable in th
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import threading
@@ -37,20 +38,37 @@ class LandingFailed(RuntimeError):
     """The landing process could not land a batch (it says why, or it died)."""
 
 
+# A landing of a few thousand records takes well under a second; a child silent this long is
+# stuck (a hung disk, a bug): it is killed and the landing retried by the flusher, instead of
+# the flusher waiting forever while the log grows.
+ANSWER_SECONDS = 300.0
+
+
 class Lander:
     """The parent's side: one child process, started on first use, one landing at a time."""
 
-    def __init__(self, lake: Lake) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        *,
+        answer_seconds: float = ANSWER_SECONDS,
+        command: list[str] | None = None,  # the child's command line (tests)
+    ) -> None:
         self.lake = lake
+        self.answer_seconds = answer_seconds
+        self.command = command or [
+            sys.executable,
+            "-m",
+            "python_jobs.serve.lander",
+            str(lake.root),
+        ]
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
     def _child(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "python_jobs.serve.lander", str(self.lake.root)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
         return self._process
 
@@ -64,7 +82,15 @@ class Lander:
             try:
                 child.stdin.write(request.encode("utf-8"))
                 child.stdin.flush()
-                answer = child.stdout.readline()
+                ready, _, _ = select.select([child.stdout], [], [], self.answer_seconds)
+                if not ready:
+                    child.kill()
+                    self._stop(child)
+                    raise LandingFailed(
+                        f"the landing process did not answer within {self.answer_seconds:g} s: "
+                        "killed; the batch stays in the log and is landed again"
+                    )
+                answer = child.stdout.readline()  # the child writes its answer line at once
             except OSError as error:
                 self._stop(child)
                 raise LandingFailed(f"the landing process failed: {error}") from error

@@ -750,3 +750,29 @@ def test_a_landing_the_process_cannot_make_fails_with_its_reason_and_the_next_on
         assert lander._process is not first
     finally:
         lander.close()
+
+
+def test_a_landing_process_that_stops_answering_is_killed_and_the_landing_fails(
+    tmp_path: Path,
+) -> None:
+    """A child that reads the batch and never answers (a hung disk): the landing fails after
+    the bound with its reason, the child is killed, and the next landing starts a new one."""
+    import subprocess
+    import sys
+
+    from python_jobs.serve.lander import Lander, LandingFailed
+
+    hung = [sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(600)"]
+    lander = Lander(Lake(tmp_path / "lake"), answer_seconds=1.0, command=hung)
+    try:
+        started = lander._child()
+        with pytest.raises(LandingFailed, match="did not answer within 1 s"):
+            lander.land([], "stream-000000000001-000000000000")
+        assert started.wait(timeout=10) != 0  # killed, not left behind
+        assert lander._process is None
+        lander.command = [sys.executable, "-m", "python_jobs.serve.lander", str(tmp_path / "l")]
+        lander.answer_seconds = 120.0  # a new child imports pyarrow before its first answer
+        assert lander.land([], "stream-000000000002-000000000001") == ([], {})
+        assert isinstance(lander._process, subprocess.Popen)
+    finally:
+        lander.close()
