@@ -48,7 +48,7 @@ from python_jobs.serve.state import RETENTION_DAYS, OnlineState
 from python_jobs.serve.warmup import WARMUP_COLUMNS, warm
 from python_jobs.tests.exports import publish
 from python_jobs.tests.moto_s3 import dynamodb_client, keys
-from python_jobs.tests.test_dynamodb_generations import T0, features, play, probes, records
+from python_jobs.tests.state_scenarios import T0, features, play, probes, records
 
 RUN_ID = "20260302T060000Z-test0001"
 STAGING = "s3://results/dbt/"

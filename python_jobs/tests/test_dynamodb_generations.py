@@ -13,10 +13,9 @@ each stage of the load, told when by the load's stage hook, so the applies that 
 from __future__ import annotations
 
 import queue
-import random
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,81 +30,11 @@ from python_jobs.serve.dynamodb_generations import (
 )
 from python_jobs.serve.dynamodb_state import DynamoDBState, table_name
 from python_jobs.serve.service import open_state
-from python_jobs.serve.state import OnlineState, StateBackend
+from python_jobs.serve.state import OnlineState
 from python_jobs.serve.warmup import warm
 from python_jobs.tests.exports import publish
 from python_jobs.tests.moto_s3 import dynamodb_client
-
-T0 = datetime(2026, 3, 2, 12, 0, 0)
-
-
-def records(first: int, count: int, start: datetime) -> list[Transaction]:
-    """`count` transactions a few minutes apart from `start`, over a few customers,
-    counterparties, devices and states (ids R<first>...): enough overlap for first-seen
-    pairs, new devices and unusual states to happen."""
-    rng = random.Random(first)
-    out = []
-    at = start
-    for i in range(first, first + count):
-        at += timedelta(minutes=rng.randint(1, 300))
-        inbound = rng.random() < 0.3
-        out.append(
-            Transaction(
-                transaction_id=f"R{i:04d}",
-                account_id="A1",
-                customer_id=f"C{rng.randint(1, 5)}",
-                event_ts=at,
-                transaction_type=rng.choice(["PIX", "TED", "DEBIT"]),
-                channel="mobile",
-                direction="inbound" if inbound else "outbound",
-                amount_cents=rng.randint(100, 500_000),
-                counterparty_key=rng.choice(["K1", "K2", "K3", "K4", None]),
-                device_id=rng.choice(["D1", "D2", "D3", None]),
-                state=rng.choice(["SP", "RJ", "MG", None]),
-                status="declined" if rng.random() < 0.1 else "approved",
-            )
-        )
-    return out
-
-
-def play(state: StateBackend, transactions: list[Transaction]) -> list[str]:
-    """Features then applies each, as decide_in_order does; the features as text."""
-    out = []
-    for tx in transactions:
-        featurized = state.featurize(tx)
-        state.apply(tx, featurized)
-        out.append(repr(featurized.features))
-    return out
-
-
-def probes(at: datetime) -> list[Transaction]:
-    """Featured, never applied: every customer against every counterparty and device."""
-    return [
-        Transaction(
-            f"Q-{c}-{k}-{d}",
-            "A1",
-            c,
-            at + timedelta(seconds=i),
-            "PIX",
-            "mobile",
-            "outbound",
-            1_000,
-            k,
-            d,
-            "SP",
-            "approved",
-        )
-        for i, (c, k, d) in enumerate(
-            (c, k, d)
-            for c in ("C1", "C2", "C3", "C4", "C5", "C9")
-            for k in ("K1", "K4", None)
-            for d in ("D1", None)
-        )
-    ]
-
-
-def features(state: StateBackend, transactions: list[Transaction]) -> list[str]:
-    return [repr(state.featurize(tx).features) for tx in transactions]
+from python_jobs.tests.state_scenarios import T0, features, play, probes, records
 
 
 def items_under(client: Any, table: str, prefix: str) -> int:
