@@ -213,15 +213,16 @@ def _markdown(record: dict[str, Any]) -> str:
         f"{machine['ram_bytes'] / 2**30:.0f} GiB; the load generator shares the cores.",
         "",
         "| offered /s | achieved /s | p50 ms | p90 ms | p99 ms | server p50 ms | server p99 ms "
-        "| server CPU ms/request | statuses |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| server CPU ms/request | server cores | client cores | statuses |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for load in record["loads"]:
         latency, server = load["latency_ms"], load["server_latency_ms"]
         lines.append(
             f"| {load['offered_per_second']:,.0f} | {load['achieved_per_second']:,.0f} "
             f"| {latency['p50']} | {latency['p90']} | {latency['p99']} | {server['p50']} "
-            f"| {server['p99']} | {load.get('server_cpu_ms_per_request')} | {load['statuses']} |"
+            f"| {server['p99']} | {load.get('server_cpu_ms_per_request')} "
+            f"| {load.get('server_cores')} | {load.get('client_cores')} | {load['statuses']} |"
         )
     targets = record["targets"]
     lines += [
@@ -234,6 +235,8 @@ def _markdown(record: dict[str, Any]) -> str:
         "",
         "Latency is measured at the client from each request's scheduled time (open loop), "
         "by one asyncio client process on the same cores; the loads follow an unrecorded "
-        f"warm-up of {WARMUP_RATE * WARMUP_SECONDS:,.0f} requests at {WARMUP_RATE:,.0f}/s.",
+        f"warm-up of {WARMUP_RATE * WARMUP_SECONDS:,.0f} requests at {WARMUP_RATE:,.0f}/s. "
+        "Server and client cores: each process's CPU time over the load's wall time (the "
+        "service's landing child not included).",
     ]
     return "\n".join(lines) + "\n"

@@ -47,6 +47,21 @@ class LoadResult:
     # the service process's CPU time over the load per request sent, when the caller knew
     # the process (banklake bench serve): what a decision costs the machine, queueing aside
     server_cpu_ms: float | None = None
+    # the load generator's own CPU time (every worker process): how much of the shared cores
+    # the measuring took, beside what the service used
+    client_cpu_seconds: float = 0.0
+
+    @property
+    def client_cores(self) -> float:
+        """The load generator's average use of the cores over the load."""
+        return self.client_cpu_seconds / self.seconds if self.seconds else 0.0
+
+    def server_cores(self) -> float | None:
+        """The service process's average use of the cores over the load (one interpreter
+        lock: its Python runs on at most one at a time)."""
+        if self.server_cpu_ms is None or not self.seconds:
+            return None
+        return self.server_cpu_ms * self.sent / 1000 / self.seconds
 
     @property
     def achieved(self) -> float:
@@ -57,6 +72,7 @@ class LoadResult:
         return float(np.percentile(values, q)) if values.size else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        server_cores = self.server_cores()
         return {
             "offered_per_second": self.rate,
             "achieved_per_second": round(self.achieved, 1),
@@ -69,6 +85,8 @@ class LoadResult:
             "server_cpu_ms_per_request": None
             if self.server_cpu_ms is None
             else round(self.server_cpu_ms, 3),
+            "server_cores": None if server_cores is None else round(server_cores, 2),
+            "client_cores": round(self.client_cores, 2),
         }
 
 
@@ -205,7 +223,9 @@ def _worker(url: str, requests: list[bytes], start: float, interval: float, queu
     # again: each full collection over them paused this client's event loop for tens of ms,
     # measured as the service's latency.
     gc.freeze()
+    cpu = time.process_time()
     rows = uvloop.run(_send_all(url, requests, start, interval))
+    cpu = time.process_time() - cpu
     statuses: dict[int, int] = {}
     for _, _, status in rows:
         statuses[status] = statuses.get(status, 0) + 1
@@ -215,6 +235,7 @@ def _worker(url: str, requests: list[bytes], start: float, interval: float, queu
             [server for _, server, _ in rows if server is not None],
             statuses,
             time.perf_counter(),
+            cpu,
         )
     )
 
@@ -243,14 +264,15 @@ def offered_load(
     for process in processes:
         process.join()
     statuses: dict[int, int] = {}
-    for _, _, counted, _ in parts:
+    for _, _, counted, _, _ in parts:
         for status, n in counted.items():
             statuses[status] = statuses.get(status, 0) + n
     return LoadResult(
         rate=rate,
         sent=len(payloads),
-        seconds=max(end for *_, end in parts) - start,
+        seconds=max(part[3] for part in parts) - start,
         latencies_ms=np.array([v for part in parts for v in part[0]]),
         server_ms=np.array([v for part in parts for v in part[1]]),
         statuses=statuses,
+        client_cpu_seconds=sum(part[4] for part in parts),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import threading
 from collections import Counter
@@ -322,5 +323,10 @@ def test_the_serve_benchmark_records_loads_memory_and_warm_up(lakes: Lakes, tmp_
     assert written["state"]["transactions_warmed"] == bench.rows_warmed
     assert [load["sent"] for load in written["loads"]] == [40, 80]
     assert all(load["server_cpu_ms_per_request"] > 0 for load in written["loads"])
+    # shares of the machine's cores (CPU time over wall time: at most every core, with the
+    # clock ticks' rounding)
+    cores = (os.cpu_count() or 1) + 0.5
+    assert all(0 < load["server_cores"] < cores for load in written["loads"])
+    assert all(0 < load["client_cores"] < cores for load in written["loads"])
     assert "| offered /s |" in record.with_suffix(".md").read_text()
     assert written["lake"] == str(lakes.base.root)
