@@ -56,6 +56,7 @@ class LoadResult:
         """The load generator's average use of the cores over the load."""
         return self.client_cpu_seconds / self.seconds if self.seconds else 0.0
 
+    @property
     def server_cores(self) -> float | None:
         """The service process's average use of the cores over the load (one interpreter
         lock: its Python runs on at most one at a time)."""
@@ -72,7 +73,7 @@ class LoadResult:
         return float(np.percentile(values, q)) if values.size else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        server_cores = self.server_cores()
+        server_cores = self.server_cores
         return {
             "offered_per_second": self.rate,
             "achieved_per_second": round(self.achieved, 1),
