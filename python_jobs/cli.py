@@ -441,6 +441,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         alert_sns_topic=args.alert_sns_topic,
         state_url=args.state,
         metrics_seconds=args.metrics_seconds,
+        single_process=args.single_process,
+        pin=not args.no_pin,
     )
 
 
@@ -877,6 +879,18 @@ def _serve_commands(commands: Commands) -> None:
         default=60.0,
         help="emit the service's figures (latency p50/p99, decisions, refusals, flush lag) as "
         "EMF every N seconds and at shutdown (60; docs/operations.md, Job metrics)",
+    )
+    serve.add_argument(
+        "--single-process",
+        action="store_true",
+        help="serve HTTP in the scoring process itself (default: in a process of its own, "
+        "on another core; docs/serving.md)",
+    )
+    serve.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the system run the processes on any core (default on Linux with 2+ cores: "
+        "the scoring process on one core of its own, HTTP and landing on the others)",
     )
     stream = _command(commands, cmd_stream, lake=False)
     stream.add_argument("--source-lake", required=True, help="the lake whose raw day is replayed")

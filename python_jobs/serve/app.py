@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from python_jobs.serve.asgi import MAX_BODY_BYTES, declared_length, is_hot, read_body
 from python_jobs.serve.contract import FraudReportPayload, TransactionPayload
 from python_jobs.serve.metrics import Metrics
 from python_jobs.serve.service import (
@@ -41,7 +42,6 @@ from python_jobs.serve.service import (
     Written,
 )
 
-MAX_BODY_BYTES = 1_000_000  # a batch of MAX_BATCH transactions is far below this
 # Requests that arrive while a decision is being made are decided together next, up to this
 # many: one model call and one fsync for all of them, each still answered on its own.
 MAX_COALESCED = 64
@@ -98,11 +98,20 @@ class Decider:
         self.executor.shutdown(wait=True)
         self.syncing.shutdown(wait=True)
 
-    async def decide(self, payload: dict[str, Any], include_features: bool) -> Any:
+    async def decide(
+        self, payload: dict[str, Any], include_features: bool, received: float | None = None
+    ) -> Any:
+        """`received`: when the request arrived (time.monotonic), if before now. The
+        payload is read here, before its turn (a refusal is answered at once: it applies
+        nothing, so it needs no place in the order)."""
+        started = time.monotonic() if received is None else received
+        try:
+            prepared = self.service.prepare(payload)
+        except Refused as refused:
+            return refused
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self.queue.put(
-            (ScoringRequest(payload, include_features, time.perf_counter()), future)
-        )
+        request = ScoringRequest(payload, include_features, started, prepared)
+        self.queue.put_nowait((request, future))
         return await future
 
     async def submit(self, payloads: list[dict[str, Any]], include_features: bool) -> Any:
@@ -185,8 +194,8 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        length = declared_length(scope)
+        if length is not None and length > MAX_BODY_BYTES:
             self.metrics.count(
                 "banklake_refused_total", "Requests refused, by reason.", reason="body_too_large"
             )
@@ -215,15 +224,16 @@ class Guard:
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.metrics.count(
-                "banklake_requests_total",
-                "HTTP requests, by path and status.",
-                path=scope["path"],
-                status=str(status),
-            )
+            count_request(self.metrics, scope["path"], status)
 
 
-TRANSACTIONS_PATH = "/v1/transactions"
+def count_request(metrics: Metrics, path: str, status: int) -> None:
+    metrics.count(
+        "banklake_requests_total",
+        "HTTP requests, by path and status.",
+        path=path,
+        status=str(status),
+    )
 
 
 class FastDecisions:
@@ -240,49 +250,35 @@ class FastDecisions:
         self.deciding = deciding
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _hot(scope):
+        if not is_hot(scope):
             await self.app(scope, receive, send)
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         if body is None:  # the client went away before sending it all: nothing to decide
             return
-        try:
-            payload = TransactionPayload.model_validate_json(body)
-        except ValidationError:
+        response = await decide_hot(body, self.deciding)
+        if response is None:
             await self.app(scope, _replaying(body), send)
             return
-        try:
-            answer = await self.deciding().decide(payload.model_dump(), False)
-        except Unavailable as error:
-            response: Response = _unavailable(error)
-        else:
-            if isinstance(answer, Refused):
-                response = _refusal(answer)
-            else:
-                response = _json(Decision.model_validate(answer))
         await response(scope, receive, send)
 
 
-def _hot(scope: Scope) -> bool:
-    if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
-        return False
-    if scope["path"] != TRANSACTIONS_PATH:
-        return False
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower() == b"application/json"
-    return False
-
-
-async def _body(receive: Receive) -> bytes | None:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+async def decide_hot(
+    body: bytes, deciding: Callable[[], Decider], received: float | None = None
+) -> Response | None:
+    """The hot path's answer to a body; None when the body does not validate (the routes
+    refuse it, with their 422 details and the dead letter)."""
+    try:
+        payload = TransactionPayload.model_validate_json(body)
+    except ValidationError:
+        return None
+    try:
+        answer = await deciding().decide(payload.model_dump(), False, received)
+    except Unavailable as error:
+        return _unavailable(error)
+    if isinstance(answer, Refused):
+        return _refusal(answer)
+    return _json(Decision.model_validate(answer))
 
 
 def _replaying(body: bytes) -> Receive:
@@ -319,6 +315,7 @@ class ServingApi(FastAPI):
     hot path gets uvicorn's 500)."""
 
     front: ASGIApp | None = None
+    deciding: Callable[[], Decider] | None = None  # the hot path's decider, once started
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is None:
@@ -331,7 +328,7 @@ class ServingApi(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
+def create_app(service: ScoringService, *, start: bool = True) -> ServingApi:
     """The API over a service; `start` warms it when the app starts (uvicorn's lifespan)."""
 
     decider: Decider | None = None
@@ -367,6 +364,7 @@ def create_app(service: ScoringService, *, start: bool = True) -> FastAPI:
 
     # the guard first: it counts and size-checks the hot path's requests too
     app.front = Guard(FastDecisions(app.behind, deciding=deciding), metrics=service.metrics)
+    app.deciding = deciding
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:

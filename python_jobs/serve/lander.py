@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from python_jobs.lake.durable import fsync_dir
 from python_jobs.lake.layout import Lake
+from python_jobs.serve import placement
 
 
 class LandingFailed(RuntimeError):
@@ -64,13 +65,23 @@ class Lander:
         ]
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._cpus: frozenset[int] | None = None  # where the child runs (placement.py)
 
     def _child(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
                 self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
+            if self._cpus is not None:
+                placement.place(self._process.pid, self._cpus)
         return self._process
+
+    def place(self, cpus: frozenset[int]) -> None:
+        """The child, now and whenever it is started again, on these cores."""
+        with self._lock:
+            self._cpus = cpus
+            if self._process is not None and self._process.poll() is None:
+                placement.place(self._process.pid, cpus)
 
     def land(self, lines: list[str], name: str) -> tuple[list[Path], dict[str, int]]:
         """Lands the records of `lines` (log lines, each ending in a newline) as batch `name`:

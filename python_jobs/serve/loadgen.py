@@ -44,9 +44,13 @@ class LoadResult:
     latencies_ms: np.ndarray  # from each request's scheduled time to its answer
     server_ms: np.ndarray  # the service's own latency_ms of the 200s
     statuses: dict[int, int] = field(default_factory=dict)
-    # the service process's CPU time over the load per request sent, when the caller knew
-    # the process (banklake bench serve): what a decision costs the machine, queueing aside
+    # the service's CPU time over the load per request sent (every process of it: scoring,
+    # HTTP, landing), when the caller knew them (banklake bench serve): what a decision costs
+    # the machine, queueing aside
     server_cpu_ms: float | None = None
+    # the scoring process's alone: its Python runs under one interpreter lock, on at most
+    # one core at a time, which bounds the service's rate
+    scoring_cpu_ms: float | None = None
     # the load generator's own CPU time (every worker process): how much of the shared cores
     # the measuring took, beside what the service used
     client_cpu_seconds: float = 0.0
@@ -58,11 +62,18 @@ class LoadResult:
 
     @property
     def server_cores(self) -> float | None:
-        """The service process's average use of the cores over the load (one interpreter
-        lock: its Python runs on at most one at a time)."""
-        if self.server_cpu_ms is None or not self.seconds:
+        """The service's average use of the cores over the load (all its processes)."""
+        return self._cores(self.server_cpu_ms)
+
+    @property
+    def scoring_cores(self) -> float | None:
+        """The scoring process's average use of the cores over the load."""
+        return self._cores(self.scoring_cpu_ms)
+
+    def _cores(self, cpu_ms: float | None) -> float | None:
+        if cpu_ms is None or not self.seconds:
             return None
-        return self.server_cpu_ms * self.sent / 1000 / self.seconds
+        return cpu_ms * self.sent / 1000 / self.seconds
 
     @property
     def achieved(self) -> float:
@@ -73,7 +84,7 @@ class LoadResult:
         return float(np.percentile(values, q)) if values.size else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        server_cores = self.server_cores
+        server_cores, scoring_cores = self.server_cores, self.scoring_cores
         return {
             "offered_per_second": self.rate,
             "achieved_per_second": round(self.achieved, 1),
@@ -87,6 +98,7 @@ class LoadResult:
             if self.server_cpu_ms is None
             else round(self.server_cpu_ms, 3),
             "server_cores": None if server_cores is None else round(server_cores, 2),
+            "scoring_cores": None if scoring_cores is None else round(scoring_cores, 2),
             "client_cores": round(self.client_cores, 2),
         }
 

@@ -1,4 +1,5 @@
-"""`banklake serve`: the scoring service under uvicorn (uvloop and httptools, one process)."""
+"""`banklake serve`: the scoring service, and its HTTP on uvicorn (uvloop and httptools) in a
+process of its own (bridge.py, front.py), or in the same one (--single-process)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+import uvloop
 
 from python_jobs.dashboard.server import check_port, free_port
 from python_jobs.lake.layout import Lake
 from python_jobs.serve.alerts import build_sinks
 from python_jobs.serve.app import create_app
+from python_jobs.serve.bridge import own
+from python_jobs.serve.placement import plan
 from python_jobs.serve.service import ScoringService, ServeConfig
 from python_jobs.serve.wal import StreamPaths
 
@@ -44,6 +48,8 @@ def serve(
     alert_sns_topic: str | None = None,
     state_url: str | None = None,
     metrics_seconds: float = 60.0,
+    single_process: bool = False,
+    pin: bool = True,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = ServeConfig(
@@ -66,11 +72,15 @@ def serve(
     print(
         f"banklake serve: warming up from {lake.root}, then http://{host}:{port}/docs", flush=True
     )
-    # one process (decisions are ordered by one lock; the state is in it or on Redis).
-    # uvicorn's lifespan starts and stops the service (SIGTERM lands what is pending)
+    # one scoring process (decisions are ordered by one lock; the state is in it or on
+    # Redis); the API's lifespan starts and stops the service (SIGTERM lands what is pending)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    app = create_app(service)
+    if not single_process:  # HTTP in a process of its own (front.py)
+        placement = plan() if pin else None
+        return uvloop.run(own(app, service, host, port, placement=placement))
     uvicorn.run(
-        create_app(service),
+        app,
         host=host,
         port=port,
         loop="uvloop",

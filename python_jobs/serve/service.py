@@ -88,11 +88,20 @@ class Unavailable(RuntimeError):
 @dataclass(frozen=True)
 class ScoringRequest:
     """One transaction to decide: its payload, whether to answer with its features, and when
-    it arrived (perf_counter seconds: latency counts the wait for its turn)."""
+    it arrived (time.monotonic seconds, the same clock in every process of the machine: latency
+    counts the wait for its turn, and the hop from the HTTP process)."""
 
     payload: dict[str, Any]
     include_features: bool
     started: float
+    # the payload as text and its reading, when read before its turn (`prepare`, on the
+    # event loop: the deciding thread, which every decision waits for, does less)
+    prepared: Prepared | None = None
+
+
+class Prepared(NamedTuple):
+    payload: dict[str, str | None]  # the raw contract's fields as text (what lands)
+    transaction: Transaction
 
 
 class Written(NamedTuple):
@@ -366,6 +375,12 @@ class ScoringService:
                 TRANSACTION, payload, Refused(422, error.field, error.reason, error.detail)
             ) from error
 
+    def prepare(self, payload: dict[str, Any]) -> Prepared:
+        """A payload read as the processed layer reads it, before its turn; a refusal
+        (Refused, dead-lettered) applies nothing, whenever it is made."""
+        as_text = {k: text(v) for k, v in payload.items()}
+        return Prepared(as_text, self._normalize(as_text))
+
     def submit(
         self, payloads: list[dict[str, Any]], *, include_features: bool = False
     ) -> list[dict[str, Any]]:
@@ -377,7 +392,7 @@ class ScoringService:
                 {"transactions": len(payloads)},
                 Refused(413, "transactions", "batch_too_large", f"at most {MAX_BATCH} a batch"),
             )
-        started = time.perf_counter()
+        started = time.monotonic()
         requests = [ScoringRequest(p, include_features, started) for p in payloads]
         results = self.decide(requests, atomic=True)
         return [r for r in results if not isinstance(r, Refused)]
@@ -401,16 +416,20 @@ class ScoringService:
         many = len(requests) > 1
         results: list[dict[str, Any] | Refused | None] = [None] * len(requests)
         transactions: list[Transaction | None] = []
-        payloads = [{k: text(v) for k, v in r.payload.items()} for r in requests]
-        for i, payload in enumerate(payloads):
+        payloads: list[dict[str, str | None]] = []
+        for i, request in enumerate(requests):
             try:
-                transactions.append(self._normalize(payload))
+                prepared = request.prepared or self.prepare(request.payload)
             except Refused as error:
                 if atomic:
                     error.index = i if many else None
                     raise
                 results[i] = error
+                payloads.append({})
                 transactions.append(None)
+            else:
+                payloads.append(prepared.payload)
+                transactions.append(prepared.transaction)
         model = self.models.model
         if model is None:
             raise Unavailable("no champion model")
@@ -492,7 +511,7 @@ class ScoringService:
             self._count_decision(record.answer)
             if record.answer["decision"] != APPROVE:
                 self._alert(record)
-        now = time.perf_counter()
+        now = time.monotonic()
         final: list[dict[str, Any] | Refused] = []
         for request, result in zip(requests, results, strict=True):
             assert result is not None

@@ -30,7 +30,8 @@ from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import FRAUD_REPORTS, TRANSACTIONS
 from python_jobs.retry import Backoff
 from python_jobs.serve.alerts import WEBHOOK_DEAD_LETTER, AlertSink, OutboxSink, WebhookSink
-from python_jobs.serve.app import MAX_BODY_BYTES, create_app
+from python_jobs.serve.app import create_app
+from python_jobs.serve.asgi import MAX_BODY_BYTES
 from python_jobs.serve.contract import FraudReportPayload, TransactionPayload, hash_pii
 from python_jobs.serve.service import MAX_BATCH, ScoringService, ServeConfig
 from python_jobs.tests.emf_spec import lake_records, values
@@ -662,20 +663,32 @@ def test_the_hourly_prune_lets_decisions_in_between_its_parts(
     assert not state.knows("TAPI00000001")
 
 
-def test_serve_runs_uvicorn_with_short_interpreter_lock_slices(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("single_process", [False, True])
+def test_serve_runs_with_short_interpreter_lock_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single_process: bool
 ) -> None:
     """The service's threads hand each request to each other: `banklake serve` shortens the
-    interpreter's switch interval before uvicorn runs (server.SWITCH_INTERVAL_SECONDS)."""
+    interpreter's switch interval before the scoring process runs (its own loop with the
+    HTTP process beside it, or uvicorn in it: server.SWITCH_INTERVAL_SECONDS)."""
     import sys
 
     from python_jobs.serve import server
 
     seen: list[float] = []
-    monkeypatch.setattr(server.uvicorn, "run", lambda *a, **k: seen.append(sys.getswitchinterval()))
+
+    def running(main: Any, *args: Any, **kwargs: Any) -> int:
+        if hasattr(main, "close"):
+            main.close()  # the scoring process's coroutine, not run here
+        seen.append(sys.getswitchinterval())
+        return 0
+
+    monkeypatch.setattr(server.uvicorn, "run", running)
+    monkeypatch.setattr(server.uvloop, "run", running)
     before = sys.getswitchinterval()
     try:
-        assert server.serve(Lake(tmp_path / "lake"), port=server.free_port()) == 0
+        lake = Lake(tmp_path / "lake")
+        port = server.free_port()
+        assert server.serve(lake, port=port, single_process=single_process) == 0
     finally:
         sys.setswitchinterval(before)
     assert seen == [server.SWITCH_INTERVAL_SECONDS] and before > server.SWITCH_INTERVAL_SECONDS

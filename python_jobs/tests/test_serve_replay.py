@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -28,7 +30,7 @@ from python_jobs.lake.layout import Lake
 from python_jobs.lake.published import current
 from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSACTIONS
 from python_jobs.pipeline import build, export
-from python_jobs.serve.bench import run_serve_bench
+from python_jobs.serve.bench import children, run_serve_bench
 from python_jobs.serve.parity import ParityReport, check
 from python_jobs.serve.server import running_service
 from python_jobs.serve.stream import ServiceGone, day_events, stream_day
@@ -262,6 +264,59 @@ def bodies(path: Path) -> list[tuple[str, int, dict]]:
         (a["kind"], a["status"], {k: v for k, v in a["body"].items() if k != "latency_ms"})
         for a in _answers(path)
     ]
+
+
+def test_one_process_answers_the_day_as_the_two_processes_did(
+    lakes: Lakes, replayed: tuple[Lake, Path], tmp_path: Path
+) -> None:
+    """`banklake serve --single-process` (HTTP in the scoring process itself) answers the
+    day's replay exactly as the default's HTTP process and scoring process did."""
+    _, two_processes = replayed
+    serving = _copy(lakes.base, tmp_path / "serving")
+    answers = tmp_path / "answers.jsonl"
+    args = [*_replay_args(), "--single-process"]
+    with running_service(serving, log=tmp_path / "serve.log", extra_args=args) as service:
+        assert _http_processes(service.process.pid) == []
+        stream_day(lakes.source, DAY, service.url, answers)
+    assert service.process.returncode == 0
+    assert len(bodies(answers)) == len(bodies(two_processes)) > 1_000
+    assert bodies(answers) == bodies(two_processes)
+
+
+def test_the_http_process_ends_with_the_scoring_process(lakes: Lakes, tmp_path: Path) -> None:
+    """A stop (SIGTERM) ends both, cleanly; a kill -9 of the scoring process ends its HTTP
+    process at once: nothing answers on the port that the scoring process did not decide."""
+    serving = _copy(lakes.base, tmp_path / "serving")
+    with running_service(serving, log=tmp_path / "serve.log") as service:
+        (front,) = _http_processes(service.process.pid)
+        assert httpx.get(service.url + "/v1/health").status_code == 200
+    assert service.process.returncode == 0 and _ended(front)
+    with running_service(serving, log=tmp_path / "serve.log") as service:
+        (front,) = _http_processes(service.process.pid)
+        assert httpx.get(service.url + "/v1/ready").status_code == 200
+        service.kill()
+        deadline = time.monotonic() + 30
+        while not _ended(front) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ended(front)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(service.url + "/v1/health", timeout=5)
+
+
+def _http_processes(pid: int) -> list[int]:
+    return [
+        child
+        for child in children(pid)
+        if b"python_jobs.serve.front" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie no one has reaped yet (it holds no socket)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
