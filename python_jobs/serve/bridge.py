@@ -1,4 +1,4 @@
-"""The scoring process's end of the wire to the HTTP process (frames.py, docs/decisions/0022).
+"""The scoring process's end of the wire to the HTTP process (frames.py, docs/decisions/0027).
 
 The scoring process owns the state, the log and the order of decisions; the HTTP process
 (front.py) owns the connections. Each request frame is answered by the API itself: a hot one

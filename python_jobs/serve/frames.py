@@ -1,4 +1,4 @@
-"""The wire between `banklake serve`'s HTTP process and its scoring process (docs/decisions/0022).
+"""The wire between `banklake serve`'s HTTP process and its scoring process (docs/decisions/0027).
 
 One stream socket (a socketpair: no path, and either side sees the other's death as the end
 of the stream) carries frames both ways. A request frame is one HTTP request; a reply frame

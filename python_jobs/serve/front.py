@@ -1,5 +1,5 @@
 """`banklake serve`'s HTTP process: uvicorn on the public port, every request relayed to the
-scoring process over the socket it inherited (frames.py, docs/decisions/0022).
+scoring process over the socket it inherited (frames.py, docs/decisions/0027).
 
 Why a process of its own: the scoring process's Python runs under one interpreter lock, and
 the HTTP protocol's work per request (parsing, connections, timers, writes) cost it about a

@@ -32,6 +32,7 @@ from python_jobs.lake.schemas import ACCOUNTS, CUSTOMERS, FRAUD_REPORTS, TRANSAC
 from python_jobs.pipeline import build, export
 from python_jobs.serve.bench import children, run_serve_bench
 from python_jobs.serve.parity import ParityReport, check
+from python_jobs.serve.placement import plan
 from python_jobs.serve.server import running_service
 from python_jobs.serve.stream import ServiceGone, day_events, stream_day
 from python_jobs.tests.lake_writer_process import database_held_for_writing
@@ -278,18 +279,23 @@ def test_one_process_answers_the_day_as_the_two_processes_did(
     with running_service(serving, log=tmp_path / "serve.log", extra_args=args) as service:
         assert _http_processes(service.process.pid) == []
         stream_day(lakes.source, DAY, service.url, answers)
-    assert service.process.returncode == 0
     assert len(bodies(answers)) == len(bodies(two_processes)) > 1_000
     assert bodies(answers) == bodies(two_processes)
 
 
 def test_the_http_process_ends_with_the_scoring_process(lakes: Lakes, tmp_path: Path) -> None:
-    """A stop (SIGTERM) ends both, cleanly; a kill -9 of the scoring process ends its HTTP
-    process at once: nothing answers on the port that the scoring process did not decide."""
+    """Each on its cores (the scoring process on one of its own, where there are two or
+    more); a stop (SIGTERM) ends both, cleanly; a kill -9 of the scoring process ends its
+    HTTP process at once: nothing answers on the port that the scoring process did not
+    decide."""
     serving = _copy(lakes.base, tmp_path / "serving")
     with running_service(serving, log=tmp_path / "serve.log") as service:
         (front,) = _http_processes(service.process.pid)
         assert httpx.get(service.url + "/v1/health").status_code == 200
+        placed = plan()
+        if placed is not None:  # Linux, two cores or more
+            assert _cores(service.process.pid) == {placed.scoring}
+            assert _cores(front) == {placed.others}
     assert service.process.returncode == 0 and _ended(front)
     with running_service(serving, log=tmp_path / "serve.log") as service:
         (front,) = _http_processes(service.process.pid)
@@ -309,6 +315,12 @@ def _http_processes(pid: int) -> list[int]:
         for child in children(pid)
         if b"python_jobs.serve.front" in Path(f"/proc/{child}/cmdline").read_bytes()
     ]
+
+
+def _cores(pid: int) -> set[frozenset[int]]:
+    """The cores each thread of a process may run on."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return {frozenset(os.sched_getaffinity(int(task.name))) for task in tasks}
 
 
 def _ended(pid: int) -> bool:
