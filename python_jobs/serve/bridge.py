@@ -88,7 +88,7 @@ class Bridge(asyncio.Protocol):
                     "headers": [["content-type", "application/json"]],
                 }
             else:
-                request = frames.Request(id, kind, received, head, body).http()
+                request = frames.http_head(head)
             status, headers, content = await self._asgi(request, body)
             self._reply(id, status, content, headers)
         except Exception:  # the request's answer, not the connection's end

@@ -10,36 +10,29 @@ answers it by its id, in any order:
 `received` is the HTTP process's time.monotonic() when the request had arrived (the same
 clock in both processes): the answer's latency counts the hop. A HOT request is
 `POST /v1/transactions` with a JSON body and no query (app.py FastDecisions): its head is
-empty. Any other request's head is JSON {"method", "path", "query", "headers"} (headers as
-[name, value] pairs of latin-1 text), its body the request's bytes. A reply's head is empty
-for a JSON body, else JSON [[name, value], ...] of the response's headers.
+empty. Any other request's head is JSON {"method", "path", "raw_path", "query", "headers"}
+(headers as [name, value] pairs of latin-1 text), its body the request's bytes. A reply's
+head is empty for a JSON body, else JSON [[name, value], ...] of the response's headers.
+Ids are 32 bits and wrap around (ID_MASK): they only tell apart the requests in flight.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 REQUEST = struct.Struct("!IBdII")
 REPLY = struct.Struct("!IHII")
+ID_MASK = 0xFFFFFFFF
 HOT, HTTP = 1, 2
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-@dataclass(frozen=True)
-class Request:
-    id: int
-    kind: int
-    received: float
-    head: bytes
-    body: bytes
-
-    def http(self) -> dict[str, Any]:
-        """A HTTP request's head: method, path, raw_path, query, headers."""
-        head: dict[str, Any] = json.loads(self.head)
-        return head
+def http_head(head: bytes) -> dict[str, Any]:
+    """A HTTP request frame's head: method, path, raw_path, query, headers."""
+    fields: dict[str, Any] = json.loads(head)
+    return fields
 
 
 def request(

@@ -75,7 +75,7 @@ class Front:
             if body_or_none is None:  # the client went away: nothing to relay
                 return
             body = body_or_none
-        id = next(self.ids)
+        id = next(self.ids) & frames.ID_MASK
         if is_hot(scope) and not oversized and len(body) <= MAX_BODY_BYTES:
             frame = frames.request(id, frames.HOT, received, body)
         else:

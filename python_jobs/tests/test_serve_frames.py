@@ -31,7 +31,7 @@ def test_frames_split_anywhere_are_read_back_whole_and_in_order() -> None:
             got += reader.feed(wire[start : start + step])
         assert [fields for fields, _, _ in got] == [(1, 1, 12.5), (2, 2, 13.25), (3, 1, 14.0)]
         assert got[0][1] == b"" and got[0][2] == b'{"transaction_id": "T1"}'
-        head = frames.Request(2, frames.HTTP, 13.25, got[1][1], got[1][2]).http()
+        head = frames.http_head(got[1][1])
         assert head["path"] == "/v1/ready" and got[1][2] == b""
         assert got[2][2] == b"x" * 70_000
         assert reader.buffer == bytearray()  # nothing left over
