@@ -395,5 +395,7 @@ def test_the_serve_benchmark_records_loads_memory_and_warm_up(lakes: Lakes, tmp_
     cores = (os.cpu_count() or 1) + 0.5
     assert all(0 < load["server_cores"] < cores for load in written["loads"])
     assert all(0 < load["client_cores"] < cores for load in written["loads"])
+    # the scoring process is one of the service's processes (HTTP, landing)
+    assert all(0 < load["scoring_cores"] <= load["server_cores"] for load in written["loads"])
     assert "| offered /s |" in record.with_suffix(".md").read_text()
     assert written["lake"] == str(lakes.base.root)
