@@ -531,7 +531,7 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """scale benchmark: the whole pipeline timed per stage, pandas alongside (`bench serve`:
-    the real-time service)"""
+    the real-time service; `bench daily`: the daily run against the history's length)"""
     if args.stage == "serve":
         from python_jobs.lake.layout import Lake
         from python_jobs.serve.bench import run_serve_bench
@@ -545,6 +545,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
             out=Path(args.out),
         )
         print(f"record: {record} and {record.with_suffix('.md')}")
+        return 0
+    if args.stage == "daily":
+        from python_jobs.bench.daily import DailyBenchConfig, run_daily_bench
+
+        _, markdown = run_daily_bench(
+            DailyBenchConfig(
+                daily_volume=args.daily_volume,
+                history_days=tuple(args.history_days),
+                seed=args.seed,
+                out=Path(args.out),
+            ),
+            say=_say(args),
+        )
+        print(f"record: {markdown.with_suffix('.json')} and {markdown}")
         return 0
     from python_jobs.bench.config import BenchConfig
     from python_jobs.bench.run import run_bench
@@ -972,10 +986,23 @@ def _bench_command(commands: Commands) -> None:
     bench.add_argument(
         "stage",
         nargs="?",
-        choices=("pipeline", "serve"),
+        choices=("pipeline", "serve", "daily"),
         default="pipeline",
         help="pipeline (default): generate, build, train, score at scale; serve: the "
-        "real-time service's latency and throughput on the built --lake",
+        "real-time service's latency and throughput on the built --lake; daily: the daily "
+        "run's time on lakes of different history at one daily volume",
+    )
+    bench.add_argument(
+        "--daily-volume",
+        type=_positive_int,
+        default=330_000,
+        help="daily: transactions a day (330,000: the 10M, 30-day bench's day)",
+    )
+    bench.add_argument(
+        "--history-days",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[10, 20, 30],
+        help="daily: history lengths in days, one fresh lake each (10,20,30)",
     )
     bench.add_argument(
         "--rates",
