@@ -3,8 +3,9 @@
 For each history length H (days), on a fresh lake: H days at the daily volume, their full
 build (processed, curated and the features: where a daily run starts from), one more day
 appended, then the daily run (validation and the incremental dbt build, as `banklake build`
-runs it after a delivery) timed. Same daily volume and seed for every H, so the new day is
-alike; only the history differs. The verdict compares the daily run at the longest history
+runs it after a delivery) timed. Same daily volume and seed for every H, and the same
+calendar day appended (the history starts H days before it: weekdays and pay days shape a
+day's volume), so the new day is alike; only the history differs. The verdict compares the daily run at the longest history
 with the shortest: flat (within FLAT_TOLERANCE) means the cost follows the day.
 
 Scoring the new day is left out: its cost depends on the day and the model, not the
@@ -18,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class DailyBenchConfig:
     daily_volume: int = 330_000  # transactions a day (the 10M, 30-day bench's day)
     history_days: tuple[int, ...] = (10, 20, 30)
     seed: int = 42
+    new_day: date = date(2026, 11, 18)  # the day appended to every history (a Wednesday)
     out: Path = Path("bench/results")
     work: Path | None = None  # lakes, dbt targets and logs; None: a temporary folder
 
@@ -95,6 +97,7 @@ def run_daily_bench(config: DailyBenchConfig, *, say: Say = print) -> tuple[dict
         "daily_volume": config.daily_volume,
         "customers": config.customers,
         "seed": config.seed,
+        "new_day": config.new_day.isoformat(),
         "machine": machine_facts().to_dict(),
         "runs": [],
     }
@@ -120,7 +123,12 @@ def _history_run(config: DailyBenchConfig, folder: Path, days: int, say: Say) ->
     ws.lake.root.mkdir(parents=True)
     watch = Stopwatch(ws.lake.root, [ws.lake.root / "banklake.duckdb.tmp", Path(".tmp")], say)
     say(f"bench daily: {days} days of history at {config.daily_volume:,} a day -> {ws.lake.root}")
-    generator = GeneratorConfig(seed=config.seed, days=days, customers=config.customers)
+    generator = GeneratorConfig(
+        seed=config.seed,
+        start_date=config.new_day - timedelta(days=days),
+        days=days,
+        customers=config.customers,
+    )
     watch.run(
         HISTORY,
         partial(stages.generation, ws, generator),
@@ -170,7 +178,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"# banklake bench daily, {result['started_at']}",
         "",
         f"The daily run on lakes of different history, {result['daily_volume']:,} transactions a "
-        f"day ({result['customers']:,} customers, seed {result['seed']}). Machine: "
+        f"day ({result['customers']:,} customers, seed {result['seed']}; the day appended "
+        f"to every history: {result['new_day']}). Machine: "
         f"{machine['cpu_model']}, {machine['usable_cores']} usable cores, "
         f"{machine['ram_bytes'] / 2**30:.2f} GiB RAM; load average at start "
         f"{', '.join(f'{x:.2f}' for x in machine['load_average_at_start'])}.",
