@@ -549,7 +549,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.stage == "daily":
         from python_jobs.bench.daily import DailyBenchConfig, run_daily_bench
 
-        _, markdown = run_daily_bench(
+        result, markdown = run_daily_bench(
             DailyBenchConfig(
                 daily_volume=args.daily_volume,
                 history_days=tuple(args.history_days),
@@ -558,7 +558,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             ),
             say=_say(args),
         )
-        print(f"record: {markdown.with_suffix('.json')} and {markdown}")
+        if args.json:
+            args.document.emit(cli_json.benched_daily(result, markdown))
+        else:
+            print(f"record: {markdown.with_suffix('.json')} and {markdown}")
         return 0
     from python_jobs.bench.config import BenchConfig
     from python_jobs.bench.run import run_bench

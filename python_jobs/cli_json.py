@@ -169,6 +169,18 @@ def monitored(report: MonitorReport, report_file: Path) -> dict[str, Any]:
     }
 
 
+def benched_daily(result: dict[str, Any], markdown: Path) -> dict[str, Any]:
+    keys = ("history_days", "full_build_seconds", "daily_run_seconds", "daily_share_of_full")
+    return {
+        "command": "bench daily",
+        "daily_volume": result["daily_volume"],
+        "results_json": str(markdown.with_suffix(".json")),
+        "results_markdown": str(markdown),
+        "runs": [{key: run[key] for key in keys} for run in result["runs"]],
+        "verdict": result["verdict"],
+    }
+
+
 def benched(outcome: BenchOutcome) -> dict[str, Any]:
     result = outcome.result
     check = result.get("cross_check")

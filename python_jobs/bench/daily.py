@@ -5,8 +5,9 @@ build (processed, curated and the features: where a daily run starts from), one 
 appended, then the daily run (validation and the incremental dbt build, as `banklake build`
 runs it after a delivery) timed. Same daily volume and seed for every H, and the same
 calendar day appended (the history starts H days before it: weekdays and pay days shape a
-day's volume), so the new day is alike; only the history differs. The verdict compares the daily run at the longest history
-with the shortest: flat (within FLAT_TOLERANCE) means the cost follows the day.
+day's volume), so the new day is alike; only the history differs. The verdict compares the
+daily run at the longest history with the shortest: flat (within FLAT_TOLERANCE) means the
+cost follows the day.
 
 Scoring the new day is left out: its cost depends on the day and the model, not the
 history, and `banklake bench` measures it.
@@ -69,22 +70,20 @@ class HistoryRun:
     history_days: int
     stages: list[StageResult]
 
-    def stage(self, name: str) -> StageResult:
-        return next(s for s in self.stages if s.name == name)
-
     def to_dict(self) -> dict[str, Any]:
-        full, daily = self.stage(FULL), self.stage(DAILY)
+        stages = {s.name: s.to_dict() for s in self.stages}  # as recorded (rounded)
+        full, daily = stages[FULL], stages[DAILY]
         return {
             "history_days": self.history_days,
-            "history_transactions": self.stage(HISTORY).rows,
-            "day_transactions": daily.rows,
-            "full_build_seconds": full.seconds,
-            "daily_run_seconds": daily.seconds,
-            "daily_share_of_full": daily.seconds / full.seconds if full.seconds else 0.0,
-            "daily_ml_features_seconds": daily.detail.get("ml_features_seconds", 0.0),
-            "daily_peak_rss_bytes": daily.peak_rss_bytes,
-            "daily_spill_bytes": daily.spill_bytes,
-            "stages": [s.to_dict() for s in self.stages],
+            "history_transactions": stages[HISTORY]["rows"],
+            "day_transactions": daily["rows"],
+            "full_build_seconds": full["seconds"],
+            "daily_run_seconds": daily["seconds"],
+            "daily_share_of_full": daily["seconds"] / full["seconds"] if full["seconds"] else 0.0,
+            "daily_ml_features_seconds": daily["detail"].get("ml_features_seconds", 0.0),
+            "daily_peak_rss_bytes": daily["peak_rss_bytes"],
+            "daily_spill_bytes": daily["spill_bytes"],
+            "stages": list(stages.values()),
         }
 
 

@@ -95,8 +95,8 @@ def test_smoke_run_times_each_history_s_build_and_daily_run(
         with duckdb.connect(str(lake / "banklake.duckdb"), read_only=True) as con:
             days, featured = con.execute(
                 "select count(distinct event_date), count(*) from curated.ml_features"
-            ).fetchone()
-            accepted = con.execute("select count(*) from curated.fct_transactions").fetchone()[0]
+            ).fetchall()[0]
+            accepted = con.execute("select count(*) from curated.fct_transactions").fetchall()[0][0]
         assert featured == accepted
         assert days >= run["history_days"] + 1
         assert stages[APPEND]["detail"]["day"] == result["new_day"]
@@ -119,3 +119,20 @@ def test_smoke_run_writes_the_record_as_json_and_markdown(
     for run in result["runs"]:
         assert f"| {run['history_days']} | {run['history_transactions']:,} |" in text
     assert "Daily run, longest history against shortest" in text
+
+
+@pytest.mark.dbt
+def test_the_json_document_carries_each_run_and_the_verdict(
+    smoke: tuple[dict[str, Any], Path, Path],
+) -> None:
+    from python_jobs.cli_json import benched_daily
+
+    result, markdown, _ = smoke
+    document = json.loads(json.dumps(benched_daily(result, markdown)))
+    assert document["command"] == "bench daily" and document["daily_volume"] == 1_500
+    assert document["results_json"] == str(markdown.with_suffix(".json"))
+    assert [r["history_days"] for r in document["runs"]] == [4, 5]
+    assert [r["daily_run_seconds"] for r in document["runs"]] == [
+        r["daily_run_seconds"] for r in result["runs"]
+    ]
+    assert document["verdict"] == result["verdict"]
