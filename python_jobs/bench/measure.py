@@ -253,9 +253,29 @@ class StageFailed(RuntimeError):
     """A stage's own process raised, or died (the kernel's OOM killer sends SIGKILL)."""
 
 
-def _child_main(step: Callable[[], Any], conn: Any) -> None:
+# How often a stage's process looks for the bench that started it (_end_with_parent).
+PARENT_POLL_SECONDS = 0.5
+ORPHANED_EXIT = 75  # a stage's exit code when it ended because the bench had ended
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a stage's process: end it as soon as the bench that started it is gone, however
+    the bench ended (a SIGTERM or a kill -9 of the bench would otherwise leave a dbt build
+    or a training running on the cores, unmeasured and unowned). Once the bench is gone the
+    process has a new parent; a daemon thread looks for that."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(ORPHANED_EXIT)
+
+    threading.Thread(target=watch, name="bench-parent", daemon=True).start()
+
+
+def _child_main(step: Callable[[], Any], conn: Any, parent: int) -> None:
     """In the stage's process: run it, then report the value, this process's peak resident
     memory (VmHWM) and the bytes it wrote — or the error, with its traceback."""
+    _end_with_parent(parent)
     try:
         value = step()
         peak = _status_kb(os.getpid(), "VmHWM").get("VmHWM", 0)
@@ -275,7 +295,9 @@ class ChildStage:
         context = multiprocessing.get_context("spawn")
         self._receive, send = context.Pipe(duplex=False)
         # not a daemon: a stage may start processes of its own (scoring shares its rows)
-        self._process = context.Process(target=_child_main, args=(step, send), name=f"bench-{name}")
+        self._process = context.Process(
+            target=_child_main, args=(step, send, os.getpid()), name=f"bench-{name}"
+        )
         self._process.start()
         send.close()  # the child holds the only sending end: its death ends recv() with EOF
         self.pid = int(self._process.pid or 0)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from python_jobs.bench.measure import StageFailed, Stopwatch
+from python_jobs.bench.measure import StageFailed, Stopwatch, process_tree
+from python_jobs.dbt_runner import PROJECT_DIR
 
 MIB = 2**20
 
@@ -66,3 +71,59 @@ def test_an_isolated_stage_may_start_processes_of_its_own(tmp_path: Path) -> Non
     # scoring shares a large day's rows among processes (ml/explain.py)
     value = _watch(tmp_path).run("score", _start_a_process, lambda v: v["rows"], isolated=True)
     assert value == {"rows": 3}
+
+
+BENCH_SCRIPT = """
+import sys, time
+from functools import partial
+from pathlib import Path
+from python_jobs.bench.measure import Stopwatch
+Stopwatch(Path(sys.argv[1]), [], say=lambda _: None).run(
+    "sleep", partial(time.sleep, 120), lambda _: 0, isolated=True
+)
+"""
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not ended (a zombie has ended: nobody may reap it here)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _stage_started(bench: int) -> bool:
+    """A process the bench spawned for its stage is running (multiprocessing's spawn_main)."""
+    for pid in process_tree(bench)[1:]:
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_a_stage_ends_when_the_bench_that_started_it_is_killed(tmp_path: Path) -> None:
+    bench = subprocess.Popen([sys.executable, "-c", BENCH_SCRIPT, str(tmp_path)], cwd=PROJECT_DIR)
+    try:
+        assert _wait_for(lambda: _stage_started(bench.pid), 60)
+        stage = process_tree(bench.pid)[1:]  # the stage, and any helper the bench started
+        assert all(_running(pid) for pid in stage)
+        bench.kill()  # kill -9: the bench cannot clean up after itself
+        bench.wait()
+        assert _wait_for(lambda: not any(_running(pid) for pid in stage), 10), stage
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
