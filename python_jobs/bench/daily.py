@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from python_jobs.bench import stages
+from python_jobs.bench import report, stages
 from python_jobs.bench.config import TRANSACTIONS_PER_CUSTOMER_DAY
 from python_jobs.bench.machine import machine_facts
 from python_jobs.bench.measure import StageResult, Stopwatch
@@ -108,7 +108,7 @@ def run_daily_bench(config: DailyBenchConfig, *, say: Say = print) -> tuple[dict
         if config.work is None:
             shutil.rmtree(work, ignore_errors=True)
     result["verdict"] = verdict(result["runs"])
-    stem = f"daily-{result['started_at'].replace('-', '').replace(':', '')}"
+    stem = f"daily-{report.record_stem(result)}"
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     markdown = config.out / f"{stem}.md"

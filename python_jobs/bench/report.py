@@ -280,12 +280,13 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stem(result: dict[str, Any]) -> str:
+def record_stem(result: dict[str, Any]) -> str:
+    """A record's file name without suffix: its start time, compact (20261207T133353Z)."""
     return result["started_at"].replace("-", "").replace(":", "")
 
 
 def partial_path(result: dict[str, Any], out: Path) -> Path:
-    return out / f"{_stem(result)}.partial.json"
+    return out / f"{record_stem(result)}.partial.json"
 
 
 def write_partial(result: dict[str, Any], out: Path) -> Path:
@@ -299,7 +300,7 @@ def write_partial(result: dict[str, Any], out: Path) -> Path:
 
 def write_results(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    stem = _stem(result)
+    stem = record_stem(result)
     json_path, markdown_path = out / f"{stem}.json", out / f"{stem}.md"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     markdown_path.write_text(render_markdown(result))

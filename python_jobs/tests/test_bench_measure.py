@@ -116,9 +116,10 @@ def _stage_started(bench: int) -> bool:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_a_stage_ends_when_the_bench_that_started_it_is_killed(tmp_path: Path) -> None:
     bench = subprocess.Popen([sys.executable, "-c", BENCH_SCRIPT, str(tmp_path)], cwd=PROJECT_DIR)
+    stage: list[int] = []
     try:
         assert _wait_for(lambda: _stage_started(bench.pid), 60)
-        stage = process_tree(bench.pid)[1:]  # the stage, and any helper the bench started
+        stage += process_tree(bench.pid)[1:]  # the stage, and any helper the bench started
         assert all(_running(pid) for pid in stage)
         bench.kill()  # kill -9: the bench cannot clean up after itself
         bench.wait()
@@ -127,3 +128,6 @@ def test_a_stage_ends_when_the_bench_that_started_it_is_killed(tmp_path: Path) -
         if bench.poll() is None:
             bench.kill()
             bench.wait()
+        for pid in stage:  # a failed run leaves nothing behind either
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
