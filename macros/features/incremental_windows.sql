@@ -1,47 +1,97 @@
 {#- ml_features' windows on an incremental run (macros/cross_db/rolling_window.sql frames).
-    `bounds_query` returns one row: recompute_from (the first day recomputed), window_<N>d_from
-    (the earliest day an N-day window of a recomputed row reaches) and, for each long window,
-    shared_<N>d_from (from that day on, the history is in the N-day window of every recomputed
-    row). Returns those dates and the conditions the model's frames and history totals use:
-    - is_recomputed: the row is one the run recomputes;
-    - in_frames[N]: the row counts in an N-day frame: recomputed, or history before the shared
-      part (which enters as per-partition totals instead);
-    - in_shared[N]: a shared-history row is in the N-day totals.
-    On a full build (bounds_query none) every condition is 'true': the frames read everything. -#}
+
+    A run recomputes two sets of rows, each with its own bounds:
+    - "new": every row from new_from, the first day with no featured row, on;
+    - "late": in the partitions late data reaches (a customer, counterparty or device with a
+      late-arriving transaction or a newly reported fraud since late_from: the model's
+      *_in_late_scope flags), every row from late_from, the day of the earliest such change,
+      on. late_from <= new_from; they are equal when nothing late arrived.
+    A window partition is computed wholly with one set's bounds: "late" when its flag is set.
+
+    `bounds_query` returns one row: new_from and late_from, and for each of them (prefix new_
+    or late_) window_<N>d_from (the earliest day an N-day window of a recomputed row reaches)
+    and, for each long window, shared_<N>d_from (from that day on, the history is in the N-day
+    window of every recomputed row, and enters as per-partition totals). Returns those dates
+    as windows.new / windows.late (recompute_from, window_from[N], shared_from[N]) and
+    windows.read_from[N], the earliest day any N-day window reaches. The conditions on a row
+    are the macros below; on a full build (bounds_query none) every condition is 'true'. -#}
 {% macro incremental_feature_windows(bounds_query, long_windows) -%}
-    {%- set never = '9999-12-31' -%}
     {%- if bounds_query is none -%}
-        {%- set windows = {'is_recomputed': 'true', 'in_frames': {}, 'in_shared': {}} -%}
-        {%- for days in long_windows -%}
-            {%- do windows.in_frames.update({days: 'true'}) -%}
-            {%- do windows.in_shared.update({days: 'true'}) -%}
-        {%- endfor -%}
-        {{ return(windows) }}
+        {{ return({'incremental': false}) }}
     {%- endif -%}
-    {%- set defaults = {'recompute_from': never} -%}
-    {%- for days in [1] + long_windows -%}
-        {%- do defaults.update({'window_' ~ days ~ 'd_from': never}) -%}
-    {%- endfor -%}
-    {%- for days in long_windows -%}
-        {%- do defaults.update({'shared_' ~ days ~ 'd_from': never}) -%}
+    {%- set never = '9999-12-31' -%}
+    {%- set defaults = {} -%}
+    {%- for tier in ['new', 'late'] -%}
+        {%- do defaults.update({tier ~ '_from': never}) -%}
+        {%- for days in [1] + long_windows -%}
+            {%- do defaults.update({tier ~ '_window_' ~ days ~ 'd_from': never}) -%}
+        {%- endfor -%}
+        {%- for days in long_windows -%}
+            {%- do defaults.update({tier ~ '_shared_' ~ days ~ 'd_from': never}) -%}
+        {%- endfor -%}
     {%- endfor -%}
     {%- set bounds = query_first_row(bounds_query, defaults) -%}
-    {%- set windows = {
-        'recompute_from': bounds['recompute_from'],
-        'is_recomputed': "event_date >= date '" ~ bounds['recompute_from'] ~ "'",
-        'window_from': {}, 'shared_from': {}, 'in_frames': {}, 'in_shared': {},
-    } -%}
-    {%- for days in [1] + long_windows -%}
-        {%- do windows.window_from.update({days: bounds['window_' ~ days ~ 'd_from']}) -%}
+    {%- set windows = {'incremental': true, 'read_from': {}} -%}
+    {%- for tier in ['new', 'late'] -%}
+        {%- set dates = {
+            'recompute_from': bounds[tier ~ '_from'] | string, 'window_from': {}, 'shared_from': {}
+        } -%}
+        {%- for days in [1] + long_windows -%}
+            {%- do dates.window_from.update({days: bounds[tier ~ '_window_' ~ days ~ 'd_from'] | string}) -%}
+        {%- endfor -%}
+        {%- for days in long_windows -%}
+            {%- do dates.shared_from.update({days: bounds[tier ~ '_shared_' ~ days ~ 'd_from'] | string}) -%}
+        {%- endfor -%}
+        {%- do windows.update({tier: dates}) -%}
     {%- endfor -%}
-    {%- for days in long_windows -%}
-        {%- set shared_from = bounds['shared_' ~ days ~ 'd_from'] -%}
-        {%- do windows.shared_from.update({days: shared_from}) -%}
-        {%- do windows.in_frames.update({days:
-            '(' ~ windows.is_recomputed ~ " or event_date < date '" ~ shared_from ~ "')"}) -%}
-        {%- do windows.in_shared.update({days: "event_date >= date '" ~ shared_from ~ "'"}) -%}
+    {%- for days in [1] + long_windows -%}
+        {%- do windows.read_from.update({days: [windows.new.window_from[days], windows.late.window_from[days]] | min}) -%}
     {%- endfor -%}
     {{ return(windows) }}
+{%- endmacro %}
+
+
+{#- One tier's condition on a row (`dates`: windows.new or windows.late): `kind` recomputed
+    (the row is recomputed), frames (it counts in an N-day frame: recomputed, or history
+    before the shared part, which enters as per-partition totals instead) or shared (it is
+    shared history, in the N-day totals). -#}
+{% macro _tier_condition(dates, kind, days) -%}
+    {%- if kind == 'recomputed' -%}
+        event_date >= date '{{ dates.recompute_from }}'
+    {%- elif kind == 'frames' -%}
+        (event_date >= date '{{ dates.recompute_from }}' or event_date < date '{{ dates.shared_from[days] }}')
+    {%- else -%}
+        (event_date >= date '{{ dates.shared_from[days] }}' and event_date < date '{{ dates.recompute_from }}')
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The tier's condition for a row of a partition in the late scope (`late_scope`, a boolean
+    column), the new tier's for the others; 'true' on a full build (frames read everything). -#}
+{% macro _by_scope(windows, late_scope, kind, days=none) -%}
+    {%- if not windows.incremental -%}
+        true
+    {%- else -%}
+        (case when {{ late_scope }} then {{ _tier_condition(windows.late, kind, days) }} else {{ _tier_condition(windows.new, kind, days) }} end)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The row's features over the partitions `late_scope` flags are recomputed by this run. -#}
+{% macro is_recomputed(windows, late_scope) -%}
+    {{ _by_scope(windows, late_scope, 'recomputed') }}
+{%- endmacro %}
+
+
+{#- The row counts in an N-day frame of its partition. -#}
+{% macro is_in_frames(windows, late_scope, days) -%}
+    {{ _by_scope(windows, late_scope, 'frames', days) }}
+{%- endmacro %}
+
+
+{#- The row is shared history of its partition, in the N-day totals (incremental runs). -#}
+{% macro is_shared_history(windows, late_scope, days) -%}
+    {{ _by_scope(windows, late_scope, 'shared', days) }}
 {%- endmacro %}
 
 

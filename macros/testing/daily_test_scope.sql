@@ -11,7 +11,7 @@
       by: event_day        rows whose `column` (an event day) is on or after the earliest
                            event day of the transactions ingested since the re-read day (late
                            arrivals included), or the re-read day if earlier (ml_features
-                           recomputes from its last featured day minus lookback_days)
+                           rewrites rows from the earliest late arrival's day on)
       also: <condition>    and every row where the condition holds: older rows a run
                            re-writes for another reason (a fraud label that changed)
     A test that compares a model with another table as a whole (row counts against the

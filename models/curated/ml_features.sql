@@ -9,15 +9,20 @@
 -- transactions whose frauds nobody has reported yet).
 -- Columns and their order are the contract in ml/features.py (keys, labels, features).
 --
--- Incremental: a run recomputes the days from the earliest of (last featured day - lookback,
--- day of any transaction not featured yet, day of any fraud report not reflected yet). Its
--- windows do not re-read their days row by row: the history that every recomputed row's
--- window of more than a day holds whole enters as per-partition totals (*_history), and the frames read
--- only the recomputed days, the day before them and the history at the windows' far edge.
--- The 1-day windows of the day before need its rows' unusual-state flags: those are read
--- from their stored features. Older rows keep their features (they depend only on the past),
--- but their label columns are the label as known now: rows whose stored label differs from
--- fct_transactions' are re-written with the stored features and the new label.
+-- Incremental: a run recomputes every row from new_from, the first day with no featured row.
+-- Late data (a transaction of a featured day not featured yet, a fraud reported since the
+-- last run) changes older rows only in the partitions it enters: from late_from, the day of
+-- the earliest such change, the run recomputes the rows of the late customers, devices and
+-- counterparties (the "late scope", macros/features/incremental_windows.sql), and each of
+-- their features comes from its own partition's computation if that is in the scope, else
+-- from the stored row. Windows do not re-read their days row by row: the history that every
+-- recomputed row's window of more than a day holds whole enters as per-partition totals
+-- (*_history), and the frames read only the recomputed days, the day before them and the
+-- history at the windows' far edge. The 1-day windows of rows not recomputed need their
+-- unusual-state flags: those are read from their stored features. Older rows keep their
+-- features (they depend only on the past), but their label columns are the label as known
+-- now: rows whose stored label differs from fct_transactions' are re-written with the
+-- stored features and the new label.
 {{ config(
     materialized='incremental',
     incremental_strategy=incremental_strategy(),
@@ -64,6 +69,12 @@
     'is_first_time_counterparty', 'is_new_device',
 ] %}
 
+{#- Incremental runs: whether the row's customer, counterparty and device are in the late scope
+    (macros/features/incremental_windows.sql) -#}
+{%- set late_scope_flags = [
+    'customer_in_late_scope', 'counterparty_in_late_scope', 'device_in_late_scope',
+] if is_incremental() else [] %}
+
 {#- Window partitions: a missing counterparty, device or state gets a partition of its own (no
     history) from the transaction id, which every window operator carries anyway; a coalesced
     key column would be one more string for each of them to sort and copy. -#}
@@ -99,14 +110,18 @@
         with
         stored as (select * from {{ this }}),
         labels as (select * from {{ ref('fct_transactions') }}),
-        candidates as (
-            -- the last featured day, minus the usual lookback
+        -- the first day with no featured row: recomputed in full from there on
+        new_day as (
             select
-                cast({{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(event_date)') }} as date)
-                    as from_date
+                coalesce(
+                    cast({{ dbt.dateadd('day', 1, 'max(event_date)') }} as date),
+                    (select min(event_date) from labels),
+                    date '9999-12-31'
+                ) as new_from
             from stored
-            union all
-            -- new days and late arrivals: transactions not featured yet
+        ),
+        candidates as (
+            -- late arrivals: transactions not featured yet (the new days' ones too: capped below)
             select min(labels.event_date) as from_date
             from labels
             left join stored on labels.transaction_id = stored.transaction_id
@@ -119,9 +134,14 @@
             inner join labels on stored.transaction_id = labels.transaction_id
             where labels.is_fraud_reported and ({{ label_changed }})
         ),
-        first_day as (
-            select coalesce(min(from_date), date '9999-12-31') as recompute_from
-            from candidates
+        first_days as (
+            select
+                new_day.new_from,
+                coalesce(least(min(candidates.from_date), new_day.new_from), new_day.new_from)
+                    as late_from
+            from new_day
+            cross join candidates
+            group by new_day.new_from
         ),
         -- the day after the last one recomputed
         end_day as (
@@ -130,30 +150,36 @@
         ),
         bounds as (
             select
+{%- for tier in ['new', 'late'] %}
 {%- for days in [1] + history_windows %}
                     cast(
-                        {{ dbt.dateadd('day', -1 * days, 'first_day.recompute_from') }} as date
-                    ) as window_{{ days }}d_from,
+                        {{ dbt.dateadd('day', -1 * days, 'first_days.' ~ tier ~ '_from') }} as date
+                    ) as {{ tier }}_window_{{ days }}d_from,
 {%- endfor %}
 {%- for days in history_windows %}
                     least(
                         cast({{ dbt.dateadd('day', -1 * days, 'end_day.end_date') }} as date),
-                        first_day.recompute_from
-                    ) as shared_{{ days }}d_from,
+                        first_days.{{ tier }}_from
+                    ) as {{ tier }}_shared_{{ days }}d_from,
 {%- endfor %}
-                first_day.recompute_from
-            from first_day
+{%- endfor %}
+                first_days.new_from,
+                first_days.late_from
+            from first_days
             cross join end_day
         )
         select
+{%- for tier in ['new', 'late'] %}
 {%- for days in [1] + history_windows %}
-                cast(window_{{ days }}d_from as varchar) as window_{{ days }}d_from,
+                cast({{ tier }}_window_{{ days }}d_from as varchar) as {{ tier }}_window_{{ days }}d_from,
 {%- endfor %}
 {%- for days in history_windows %}
-                cast(coalesce(shared_{{ days }}d_from, recompute_from) as varchar)
-                    as shared_{{ days }}d_from,
-            {%- endfor %}
-            cast(recompute_from as varchar) as recompute_from
+                cast(coalesce({{ tier }}_shared_{{ days }}d_from, {{ tier }}_from) as varchar)
+                    as {{ tier }}_shared_{{ days }}d_from,
+{%- endfor %}
+{%- endfor %}
+            cast(new_from as varchar) as new_from,
+            cast(late_from as varchar) as late_from
         from bounds
     {%- endset %}
 {%- endif %}
@@ -176,23 +202,115 @@ labels as (
 
 transactions as (
 
-    select * from {{ ref('fct_transactions') }}
+    select
+        transaction_id,
+        event_ts,
+        event_date,
+        customer_id,
+        account_id,
+        counterparty_key,
+        transaction_type,
+        channel,
+        direction,
+        amount_brl,
+        event_hour,
+        is_night,
+        is_weekend,
+        state,
+        device_id,
+        status
+    from {{ ref('fct_transactions') }}
     {%- if is_incremental() %}
-        where event_date >= date '{{ windows.window_from[history_windows[-1]] }}'
+        where event_date >= date '{{ windows.read_from[history_windows[-1]] }}'
     {%- endif %}
 
 ),
 
+{%- if is_incremental() %}
+
+-- late arrivals: transactions of days already featured that are not featured yet
+late_rows as (
+
+    select
+        late.customer_id,
+        late.counterparty_key,
+        late.device_id
+    from {{ ref('fct_transactions') }} as late
+    left join {{ this }} as featured
+        on
+            late.transaction_id = featured.transaction_id
+            and featured.event_date >= date '{{ windows.late.recompute_from }}'
+            and featured.event_date < date '{{ windows.new.recompute_from }}'
+    where
+        late.event_date >= date '{{ windows.late.recompute_from }}'
+        and late.event_date < date '{{ windows.new.recompute_from }}'
+        and featured.transaction_id is null
+
+),
+
+-- The partitions late data reaches, recomputed from late_from with the late windows; every
+-- other partition keeps its stored features before new_from. Customers and devices: those of
+-- the late rows. Counterparties: those of the late rows; those of the late customers' rows
+-- (their unusual-state flags, in the counterparties' 1-day windows, follow the customers'
+-- windows); those of frauds reported since late_from (the counterparty's fraud counts).
+late_customers as (
+
+    select distinct customer_id from late_rows
+
+),
+
+late_devices as (
+
+    select distinct device_id from late_rows
+    where device_id is not null
+
+),
+
+late_counterparties as (
+
+    select counterparty_key from late_rows
+    where counterparty_key is not null
+
+    union
+
+    select later.counterparty_key
+    from {{ ref('fct_transactions') }} as later
+    inner join late_customers on later.customer_id = late_customers.customer_id
+    where
+        later.event_date >= date '{{ windows.late.recompute_from }}'
+        and later.counterparty_key is not null
+
+    union
+
+    select counterparty_key
+    from {{ ref('fct_transactions') }}
+    where
+        is_fraud_reported
+        -- (a fraud older than the longest window reaches no recomputed row)
+        and event_date >= date '{{ windows.read_from[label_delay + 30] }}'
+        and fraud_reported_at >= cast(date '{{ windows.late.recompute_from }}' as timestamp)
+        and counterparty_key is not null
+
+),
+
+{%- endif %}
+
 -- each customer's latest transaction before the recomputed days, for the time since the
--- previous one (none on a full build, which recomputes everything)
+-- previous one (none on a full build, which recomputes everything); a customer in the late
+-- scope is recomputed from late_from
 earlier_activity as (
 
     select
         customer_id,
+        {%- if is_incremental() %}
+        max(
+            case when event_date < date '{{ windows.late.recompute_from }}' then event_ts end
+        ) as last_event_ts_before_late,
+        {%- endif %}
         max(event_ts) as last_event_ts
     {%- if is_incremental() %}
         from {{ this }}
-        where event_date < date '{{ windows.recompute_from }}'
+        where event_date < date '{{ windows.new.recompute_from }}'
     {%- else %}
     from transactions
     where false
@@ -203,9 +321,10 @@ earlier_activity as (
 
 {%- if is_incremental() %}
 
--- the day before the recomputed ones: whether each of its transactions was in a state unusual
--- for its customer, from the stored features (cust_same_state_share_30d is 0 exactly then),
--- for the counterparties' 1-day windows
+-- rows whose customer windows the run does not recompute (before new_from, or before late_from
+-- in the late scope), down to the day before late_from: whether each was in a state unusual for
+-- its customer, from the stored features (cust_same_state_share_30d is 0 exactly then), for the
+-- counterparties' 1-day windows
 stored_unusual_states as (
 
     select
@@ -213,8 +332,8 @@ stored_unusual_states as (
         coalesce(cust_same_state_share_30d = 0, false) as is_unusual_state
     from {{ this }}
     where
-        event_date >= date '{{ windows.window_from[1] }}'
-        and event_date < date '{{ windows.recompute_from }}'
+        event_date >= date '{{ windows.read_from[1] }}'
+        and event_date < date '{{ windows.new.recompute_from }}'
 
 ),
 
@@ -242,7 +361,7 @@ frauds as (
     from {{ ref('fct_transactions') }}
     where is_fraud_reported
     {%- if is_incremental() %}
-        and event_date >= date '{{ windows.window_from[label_delay + 30] }}'
+        and event_date >= date '{{ windows.read_from[label_delay + 30] }}'
     {%- endif %}
 
 ),
@@ -265,6 +384,11 @@ enriched as (
         transactions.is_weekend,
         transactions.state,
         transactions.device_id,
+        {%- if is_incremental() %}
+        late_customers.customer_id is not null as customer_in_late_scope,
+        late_counterparties.counterparty_key is not null as counterparty_in_late_scope,
+        late_devices.device_id is not null as device_in_late_scope,
+        {%- endif %}
         device_first_seen.first_event_ts as device_first_event_ts,
         coalesce(transactions.status = 'declined', false) as is_declined,
         coalesce(
@@ -283,24 +407,45 @@ enriched as (
         on
             transactions.customer_id = device_first_seen.customer_id
             and transactions.device_id = device_first_seen.device_id
+    {%- if is_incremental() %}
+    left join late_customers
+        on transactions.customer_id = late_customers.customer_id
+    left join late_counterparties
+        on transactions.counterparty_key = late_counterparties.counterparty_key
+    left join late_devices
+        on transactions.device_id = late_devices.device_id
+    {%- endif %}
 
 ),
 
--- the rows the frames read: everything on a full build; on an incremental run the recomputed
--- days, the day before them (1-day and 1-hour windows) and the history before the shared part
--- of each long window
+-- the rows the frames read: everything on a full build; on an incremental run, for each set of
+-- recomputed rows (every partition from new_from, the late scope's from late_from), the
+-- recomputed days, the day before them (1-day and 1-hour windows) and the history before the
+-- shared part of each long window
 framed as (
 
     select * from enriched
     {%- if is_incremental() %}
         where
-            event_date >= date '{{ windows.window_from[1] }}'
+            event_date >= date '{{ windows.new.window_from[1] }}'
             {%- for days in history_windows %}
                 or (
-                    event_date >= date '{{ windows.window_from[days] }}'
-                    and event_date < date '{{ windows.shared_from[days] }}'
+                    event_date >= date '{{ windows.new.window_from[days] }}'
+                    and event_date < date '{{ windows.new.shared_from[days] }}'
                 )
             {%- endfor %}
+            or (
+                (customer_in_late_scope or counterparty_in_late_scope or device_in_late_scope)
+                and (
+                    event_date >= date '{{ windows.late.window_from[1] }}'
+                    {%- for days in history_windows %}
+                        or (
+                            event_date >= date '{{ windows.late.window_from[days] }}'
+                            and event_date < date '{{ windows.late.shared_from[days] }}'
+                        )
+                    {%- endfor %}
+                )
+            )
     {%- endif %}
 
 ),
@@ -308,12 +453,10 @@ framed as (
 {%- if is_incremental() %}
 
 -- the history every recomputed row's long windows hold whole, and its totals per partition
-shared_history as (
+customer_shared_history as (
 
     select * from enriched
-    where
-        event_date >= date '{{ windows.shared_from[30] }}'
-        and event_date < date '{{ windows.recompute_from }}'
+    where {{ is_shared_history(windows, 'customer_in_late_scope', 30) }}
 
 ),
 
@@ -322,19 +465,22 @@ customer_history as (
     select
         customer_id,
         {%- for days in long_windows %}
-            sum(case when {{ windows.in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d,
-            sum(case when {{ windows.in_shared[days] }} then amount_brl else 0 end)
-                as amount_sum_{{ days }}d,
+            {%- set in_shared = is_shared_history(windows, 'customer_in_late_scope', days) %}
+            sum(case when {{ in_shared }} then 1 else 0 end) as tx_count_{{ days }}d,
+            sum(case when {{ in_shared }} then amount_brl else 0 end) as amount_sum_{{ days }}d,
         {%- endfor %}
         sum(amount_brl * amount_brl) as amount_squares_30d,
         sum(
             case
-                when {{ windows.in_shared[7] }} and direction = 'inbound' and is_first_time_counterparty
+                when
+                    {{ is_shared_history(windows, 'customer_in_late_scope', 7) }}
+                    and direction = 'inbound'
+                    and is_first_time_counterparty
                     then 1
                 else 0
             end
         ) as inbound_new_sender_count_7d
-    from shared_history
+    from customer_shared_history
     group by customer_id
 
 ),
@@ -345,20 +491,9 @@ customer_state_history as (
         customer_id,
         state,
         count(*) as tx_count_30d
-    from shared_history
+    from customer_shared_history
     where state is not null
     group by customer_id, state
-
-),
-
-device_history as (
-
-    select
-        device_id,
-        sum(case when is_new_device then 1 else 0 end) as new_customers_30d
-    from shared_history
-    where device_id is not null
-    group by device_id
 
 ),
 
@@ -369,8 +504,22 @@ amount_kind_history as (
         transaction_type,
         direction,
         max(amount_brl) as max_amount_30d
-    from shared_history
+    from customer_shared_history
     group by customer_id, transaction_type, direction
+
+),
+
+device_history as (
+
+    select
+        device_id,
+        count(*) as new_customers_30d
+    from enriched
+    where
+        device_id is not null
+        and is_new_device
+        and {{ is_shared_history(windows, 'device_in_late_scope', 30) }}
+    group by device_id
 
 ),
 
@@ -380,14 +529,21 @@ counterparty_history as (
     select
         counterparty_key,
         {%- for days in counterparty_long_windows %}
-            sum(case when {{ windows.in_shared[days] }} then 1 else 0 end) as tx_count_{{ days }}d
+            sum(
+                case
+                    when {{ is_shared_history(windows, 'counterparty_in_late_scope', days) }}
+                        then 1
+                    else 0
+                end
+            ) as tx_count_{{ days }}d
             {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from enriched
     where
         counterparty_key is not null
-        and event_date >= date '{{ windows.shared_from[counterparty_long_windows[-1]] }}'
-        and event_date < date '{{ windows.recompute_from }}'
+        and {{ is_shared_history(
+            windows, 'counterparty_in_late_scope', counterparty_long_windows[-1]
+        ) }}
     group by counterparty_key
 
 ),
@@ -403,12 +559,12 @@ windowed as (
         {{ count_over_previous_days('customer_id', 1) }} as cust_tx_count_1d,
         {{ sum_over_previous_days('amount_brl', 'customer_id', 1) }} as cust_amount_sum_1d,
         {%- for days in long_windows %}
-        {{ count_over_previous_days('customer_id', days, windows.in_frames[days]) }}
+        {{ count_over_previous_days('customer_id', days, is_in_frames(windows, 'customer_in_late_scope', days)) }}
             as cust_tx_count_{{ days }}d_read,
-        {{ sum_over_previous_days('amount_brl', 'customer_id', days, windows.in_frames[days]) }}
+        {{ sum_over_previous_days('amount_brl', 'customer_id', days, is_in_frames(windows, 'customer_in_late_scope', days)) }}
             as cust_amount_sum_{{ days }}d_read,
         {%- endfor %}
-        {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30, windows.in_frames[30]) }}
+        {{ sum_over_previous_days('amount_brl * amount_brl', 'customer_id', 30, is_in_frames(windows, 'customer_in_late_scope', 30)) }}
             as cust_amount_squares_30d_read,
         {{ sum_over_previous_days('1', 'customer_id', 1, "direction = 'inbound'") }}
             as cust_inbound_count_1d,
@@ -416,7 +572,7 @@ windowed as (
             as cust_inbound_amount_1d,
         {{ sum_over_previous_days(
             '1', 'customer_id', 7,
-            windows.in_frames[7] ~ " and direction = 'inbound' and is_first_time_counterparty"
+            is_in_frames(windows, 'customer_in_late_scope', 7) ~ " and direction = 'inbound' and is_first_time_counterparty"
         ) }} as cust_inbound_new_sender_count_7d_read,
         {{ sum_over_previous_days(
             '1', 'customer_id', 1, "direction = 'inbound' and is_first_time_counterparty"
@@ -425,15 +581,18 @@ windowed as (
         {{ sum_over_previous_hours('1', 'customer_id', 1, 'is_declined') }}
             as cust_declined_count_1h,
         {{ max_over_earlier_days(
-            'amount_brl', 'customer_id, transaction_type, direction', 30, windows.in_frames[30]
+            'amount_brl', 'customer_id, transaction_type, direction', 30, is_in_frames(windows, 'customer_in_late_scope', 30)
         ) }} as earlier_max_amount_30d_read,
         -- customers whose first use of the device falls in the window; the customer's own
         -- first use is taken out below
-        {{ sum_over_previous_days('1', device_partition, 30, windows.in_frames[30] ~ ' and is_new_device') }}
+        {{ sum_over_previous_days(
+            '1', device_partition, 30,
+            is_in_frames(windows, 'device_in_late_scope', 30) ~ ' and is_new_device'
+        ) }}
             as device_new_customers_30d_read,
-        {{ count_over_previous_days('customer_id, ' ~ state_partition, 30, windows.in_frames[30]) }}
+        {{ count_over_previous_days('customer_id, ' ~ state_partition, 30, is_in_frames(windows, 'customer_in_late_scope', 30)) }}
             as cust_same_state_count_30d_read,
-        {{ previous_event_ts('customer_id', condition=windows.is_recomputed) }} as previous_event_ts_read
+        {{ previous_event_ts('customer_id', condition=is_recomputed(windows, 'customer_in_late_scope')) }} as previous_event_ts_read
     from framed
 
 ),
@@ -443,7 +602,7 @@ windowed as (
 customer_windowed as (
 
     select
-        {%- for column in enriched_columns + [
+        {%- for column in enriched_columns + late_scope_flags + [
             'cust_tx_count_1d', 'cust_amount_sum_1d', 'cust_inbound_count_1d',
             'cust_inbound_amount_1d', 'cust_inbound_new_sender_count_1d', 'cust_tx_count_1h',
             'cust_declined_count_1h', 'previous_event_ts_read',
@@ -495,20 +654,29 @@ customer_windowed as (
 ),
 
 -- a transaction in a state where its customer did nothing in the previous 30 days (but did
--- something elsewhere); stored for the day before an incremental run's recomputed days
+-- something elsewhere); on an incremental run, stored for the rows whose customer windows it
+-- does not recompute
 unusual_state as (
 
     select
         customer_windowed.*,
-        coalesce(
-            {%- if is_incremental() %}
-                stored_unusual_states.is_unusual_state,
-            {%- endif %}
-            customer_windowed.state is not null
-            and customer_windowed.cust_tx_count_30d > 0
-            and customer_windowed.cust_same_state_count_30d = 0,
-            false
-        ) as is_unusual_state
+        {%- set computed_flag %}
+            coalesce(
+                customer_windowed.state is not null
+                and customer_windowed.cust_tx_count_30d > 0
+                and customer_windowed.cust_same_state_count_30d = 0,
+                false
+            )
+        {%- endset %}
+        {%- if is_incremental() %}
+        case
+            when {{ is_recomputed(windows, 'customer_windowed.customer_in_late_scope') }}
+                then {{ computed_flag }}
+            else coalesce(stored_unusual_states.is_unusual_state, {{ computed_flag }})
+        end as is_unusual_state
+        {%- else %}
+        {{ computed_flag }} as is_unusual_state
+        {%- endif %}
     from customer_windowed
     {%- if is_incremental() %}
         left join stored_unusual_states
@@ -524,7 +692,9 @@ counterparty_windowed as (
         *,
         {{ count_over_previous_days(counterparty_partition, 1) }} as cp_tx_count_1d,
         {%- for days in counterparty_long_windows %}
-        {{ count_over_previous_days(counterparty_partition, days, windows.in_frames[days]) }}
+        {{ count_over_previous_days(
+            counterparty_partition, days, is_in_frames(windows, 'counterparty_in_late_scope', days)
+        ) }}
             as cp_tx_count_{{ days }}d_read,
         {%- endfor %}
         {{ sum_over_previous_days('1', counterparty_partition, 1, 'is_first_time_counterparty') }}
@@ -546,7 +716,16 @@ current_rows as (
             ) }} as cp_tx_count_{{ days }}d,
         {%- endfor %}
         coalesce(
-            counterparty_windowed.previous_event_ts_read, earlier_activity.last_event_ts
+            counterparty_windowed.previous_event_ts_read,
+            {%- if is_incremental() %}
+            case
+                when counterparty_windowed.customer_in_late_scope
+                    then earlier_activity.last_event_ts_before_late
+                else earlier_activity.last_event_ts
+            end
+            {%- else %}
+            earlier_activity.last_event_ts
+            {%- endif %}
         ) as previous_event_ts
     from counterparty_windowed
     left join earlier_activity
@@ -554,7 +733,7 @@ current_rows as (
     {%- if is_incremental() %}
         left join counterparty_history
             on counterparty_windowed.counterparty_key = counterparty_history.counterparty_key
-        where counterparty_windowed.{{ windows.is_recomputed }}
+        where {{ is_recomputed(windows, late_scope_flags | join(' or ')) }}
     {%- endif %}
 
 ),
@@ -740,6 +919,9 @@ computed as (
         end as cust_same_state_share_30d,
         cast(current_rows.cp_unusual_state_count_1d as double)
         / nullif(current_rows.cp_tx_count_1d, 0) as cp_unusual_state_share_1d,
+        {%- for flag in late_scope_flags %}
+        current_rows.{{ flag }},
+        {%- endfor %}
         -- mule: new senders within the day
         cast(
             current_rows.cust_inbound_new_sender_count_1d as bigint
@@ -750,28 +932,77 @@ computed as (
 
 ),
 
+{%- if is_incremental() %}
+
+-- the rows recomputed before new_from (the late scope) hold exact features only over the
+-- partitions in the late scope: each feature comes from its partition's computation if that is
+-- in the scope, else from the stored row (row-level features are the same either way)
+{%- set feature_scopes = {} %}
+{%- for column in feature_columns %}
+    {%- if column.startswith('cp_') %}
+        {%- do feature_scopes.update({column: 'counterparty_in_late_scope'}) %}
+    {%- elif column.startswith('device_') %}
+        {%- do feature_scopes.update({column: 'device_in_late_scope'}) %}
+    {%- else %}
+        {%- do feature_scopes.update({column: 'customer_in_late_scope'}) %}
+    {%- endif %}
+{%- endfor %}
+stored_in_late_scope as (
+
+    select * from {{ this }}
+    where
+        event_date >= date '{{ windows.late.recompute_from }}'
+        and event_date < date '{{ windows.new.recompute_from }}'
+
+),
+
+{%- endif %}
+
 rows_to_write as (
 
+    {%- if not is_incremental() %}
     select
     {%- for column in key_columns + feature_columns %}
         {{ column }}{% if not loop.last %},{% endif %}
     {%- endfor %}
     from computed
-    {%- if is_incremental() %}
+    {%- else %}
+    -- the recomputed rows, and the stored rows between late_from and new_from whose label changed
+    select
+        {%- for column in key_columns %}
+        case
+            when computed.transaction_id is null then stored.{{ column }} else computed.{{ column }}
+        end as {{ column }},
+        {%- endfor %}
+        {%- for column in feature_columns %}
+        case
+            when
+                computed.transaction_id is not null
+                and (stored.transaction_id is null or computed.{{ feature_scopes[column] }})
+                then computed.{{ column }}
+            else stored.{{ column }}
+        end as {{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from computed
+    full outer join stored_in_late_scope as stored
+        on computed.transaction_id = stored.transaction_id
+    left join labels
+        on stored.transaction_id = labels.transaction_id
+    where computed.transaction_id is not null or ({{ label_changed }})
 
-        union all
+    union all
 
-        -- older rows whose label changed: stored features, label refreshed in final
-        select
-            {%- for column in key_columns + feature_columns %}
-                stored.{{ column }}{% if not loop.last %},{% endif %}
-            {%- endfor %}
-        from {{ this }} as stored
-        inner join labels
-            on stored.transaction_id = labels.transaction_id
-        where
-            stored.event_date < date '{{ windows.recompute_from }}'
-            and ({{ label_changed }})
+    -- older rows whose label changed: stored features, label refreshed in final
+    select
+        {%- for column in key_columns + feature_columns %}
+            stored.{{ column }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from {{ this }} as stored
+    inner join labels
+        on stored.transaction_id = labels.transaction_id
+    where
+        stored.event_date < date '{{ windows.late.recompute_from }}'
+        and ({{ label_changed }})
     {%- endif %}
 
 ),

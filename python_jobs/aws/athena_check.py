@@ -62,13 +62,21 @@ TABLE_MATERIALIZATIONS = {"table", "incremental", "snapshot"}
 WORK_GROUP = "banklake"  # the profile's default work group
 # Every column a compile-time query (query_first_row) may answer: the first day an
 # incremental run recomputes, and ml_features' window bounds (macros/features/
-# incremental_windows.sql: window_<N>d_from, shared_<N>d_from for its windows of N days).
+# incremental_windows.sql: new_from, late_from and, for each, window_<N>d_from and
+# shared_<N>d_from for its windows of N days).
 MAX_WINDOW_DAYS = 60
 BOUNDS_COLUMNS = (
     "recompute_from",
     "history_from",
-    *(f"window_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
-    *(f"shared_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
+    *(
+        f"{tier}_{column}"
+        for tier in ("new", "late")
+        for column in (
+            "from",
+            *(f"window_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
+            *(f"shared_{days}d_from" for days in range(1, MAX_WINDOW_DAYS + 1)),
+        )
+    ),
 )
 # moto's Athena accepts queries but runs none. A model that queries the warehouse while it
 # compiles (run_query) gets these answers, in this order, during the incremental compile; a

@@ -4,6 +4,8 @@ a full rebuild, and the alert marts work before and after the scoring job writes
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import pytest
 from ml.features import FEATURES, KEY_COLUMNS, LABEL_COLUMNS, LABEL_DELAY_DAYS
 from python_jobs.dbt_runner import DbtOutcome, run_dbt
 from python_jobs.generate import GeneratorConfig, generate
-from python_jobs.lake.layout import Lake
+from python_jobs.lake.layout import Lake, partition_path
 from python_jobs.lake.query import one_row
 
 pytestmark = pytest.mark.dbt
@@ -386,11 +388,20 @@ def test_incremental_run_after_new_days_equals_a_full_rebuild(
     )[0]
     assert late > 0, "the new days should carry late arrivals for already featured days"
     assert relabelled > 0, "the new days should report frauds on already featured rows"
-    # the day before the recomputed ones enters the counterparties' 1-day windows with its
-    # stored unusual-state flags: the new days must exercise that path too
-    bound = re.search(r"counterparty_windowed\.event_date >= date '([0-9-]+)'", features_sql)
-    assert bound, "the compiled ml_features no longer shows its first recomputed day"
-    recompute_from = date.fromisoformat(bound[1])
+    # the late arrivals' partitions are recomputed from the earliest late day (the late scope),
+    # every partition from the first new day: the new days must exercise both
+    bounds = re.search(
+        r"stored_in_late_scope as \(.*?event_date >= date '([0-9-]+)'"
+        r".*?event_date < date '([0-9-]+)'",
+        features_sql,
+        re.DOTALL,
+    )
+    assert bounds, "the compiled ml_features no longer shows its recomputed days"
+    late_from, recompute_from = (date.fromisoformat(day) for day in bounds.groups())
+    assert recompute_from == first_new_day
+    assert late_from < recompute_from, "no late arrival reached the late scope"
+    # the day before the new days enters the counterparties' 1-day windows with its stored
+    # unusual-state flags: the new days must exercise that path too
     day_before = recompute_from - timedelta(days=1)
     carried = query(
         daily,
@@ -519,3 +530,152 @@ def test_scores_feed_the_alert_queue_and_the_model_performance(
         "from curated.fct_model_performance_daily",
     )
     assert performance == [(day, "xgb-test", 8, 4, 2, 0.5, 3, 2 / 3)]
+
+
+def _raw_transactions(lake: Lake) -> str:
+    return f"read_parquet('{lake.raw}/transactions/*/*/*/*.parquet', union_by_name = true)"
+
+
+def _deliver(lake: Lake, feed: str, day: date, rows: list[dict]) -> None:
+    """Lands `rows` as one more raw file of `day` (ingestion metadata filled in)."""
+    suffix = ".parquet" if feed == "transactions" else ".jsonl.gz"
+    path = lake.raw / feed / partition_path(day) / f"{feed}-{day:%Y%m%d}-late{suffix}"
+    ingested_at = datetime.combine(day, datetime.min.time()) + timedelta(hours=23, minutes=58)
+    for number, row in enumerate(rows):
+        row.update(_source_file=lake.relative(path), _source_row=number, _ingested_at=ingested_at)
+    if feed == "transactions":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        with gzip.open(path, "wt", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps(row, default=str) + "\n")
+
+
+def test_late_data_recomputes_the_partitions_it_reaches(
+    lake: Lake, workspace: Workspace, tmp_path: Path
+) -> None:
+    """Late data changes older rows outside its own customer: a device's other customers, the
+    unusual-state flags in a counterparty's 1-day window, a counterparty's reported frauds.
+    Crafted late rows hit each of these paths; the incremental run must then agree with a full
+    rebuild on every row, and show each change."""
+    daily = workspace.checkout(lake)
+    new_day = START + timedelta(days=CONFIG.days)
+    generate(daily, GeneratorConfig(days=1), append=True)
+    raw = _raw_transactions(daily)
+    featured = "curated.ml_features"
+    staged = "processed.stg_transactions"
+    # rows of featured days, at least two days before the new one, whose later effects stay
+    # in featured days
+    last_effect_day = new_day - timedelta(days=1)
+
+    # 1. a device used by one customer: another customer uses it first, an hour earlier
+    device_row, other_customer_row = query(
+        daily,
+        f"select later.transaction_id, other.transaction_id from {staged} as later "
+        f"inner join {staged} as other on other.customer_id != later.customer_id "
+        f"where later.device_id is not null "
+        f"  and later.event_ts::date between date '{new_day - timedelta(days=4)}' "
+        f"  and date '{new_day - timedelta(days=2)}' "
+        f"  and other.transaction_type = later.transaction_type "
+        f"  and not exists (select 1 from {staged} as used where used.customer_id = "
+        f"    other.customer_id and used.device_id = later.device_id) "
+        "order by later.transaction_id, other.transaction_id limit 1",
+    )[0]
+    # 2. a transaction in a state unusual for its customer, at a counterparty another
+    # customer uses within the next day: the same customer in that state, an hour earlier
+    unusual_row, counterparty_row = query(
+        daily,
+        f"select unusual.transaction_id, next.transaction_id from {featured} as unusual "
+        f"inner join {featured} as next on next.counterparty_key = unusual.counterparty_key "
+        "  and next.customer_id != unusual.customer_id "
+        "  and next.event_ts > unusual.event_ts "
+        "  and next.event_ts <= unusual.event_ts + interval 1 day "
+        f"where unusual.cust_same_state_share_30d = 0 and unusual.cust_tx_count_30d > 0 "
+        f"  and unusual.event_date >= date '{new_day - timedelta(days=4)}' "
+        f"  and next.event_date <= date '{last_effect_day}' "
+        "order by unusual.transaction_id, next.transaction_id limit 1",
+    )[0]
+    # 3. a fraud reported late: made two days before the new day, delivered with it, at a
+    # counterparty another customer uses after the report
+    fraud_row, reported_at, after_report_row = query(
+        daily,
+        f"select fraud.transaction_id, fraud.event_ts + interval 1 hour, later.transaction_id "
+        f"from {featured} as fraud "
+        f"inner join {featured} as later on later.counterparty_key = fraud.counterparty_key "
+        "  and later.customer_id != fraud.customer_id "
+        "  and later.event_ts > fraud.event_ts + interval 1 hour "
+        f"  and later.event_date <= date '{last_effect_day}' "
+        f"where not fraud.label_is_fraud "
+        f"  and fraud.event_date = date '{new_day - timedelta(days=3)}' "
+        "order by fraud.transaction_id, later.transaction_id limit 1",
+    )[0]
+
+    def raw_row(transaction_id: str) -> dict:
+        con = duckdb.connect()
+        try:
+            cursor = con.execute(f"select * from {raw} where transaction_id = ?", [transaction_id])
+            names = [column[0] for column in cursor.description]
+            return dict(zip(names, cursor.fetchone(), strict=True))
+        finally:
+            con.close()
+
+    def an_hour_before(row: dict) -> str:
+        return str(datetime.fromisoformat(row["event_ts"]) - timedelta(hours=1))
+
+    used, other = raw_row(device_row), raw_row(other_customer_row)
+    unusual = raw_row(unusual_row)
+    late_rows = [
+        {
+            **other,
+            "event_ts": an_hour_before(used),
+            "device_id": used["device_id"],
+            "channel": used["channel"],
+            "counterparty_key": "late.device@example.com",
+        },
+        {
+            **unusual,
+            "event_ts": an_hour_before(unusual),
+            "device_id": None,
+            "counterparty_key": "late.state@example.com",
+        },
+    ]
+    for number, row in enumerate(late_rows):
+        day = datetime.fromisoformat(row["event_ts"])
+        row["transaction_id"] = f"T{day:%Y%m%d}9{number:08d}"
+    _deliver(daily, "transactions", new_day, late_rows)
+    _deliver(
+        daily,
+        "fraud_reports",
+        new_day,
+        [
+            {
+                "report_id": f"FR{new_day:%Y%m%d}9000001",
+                "transaction_id": fraud_row,
+                "reported_at": str(reported_at),
+                "scenario": "account_takeover",
+                "report_channel": "customer_contact",
+            }
+        ],
+    )
+
+    checked = (device_row, counterparty_row, after_report_row)
+    before = dict(query(daily, _changed_features(checked)))
+    workspace.dbt("run", "--select", "+ml_features")
+    after = dict(query(daily, _changed_features(checked)))
+    assert after[device_row][0] == before[device_row][0] + 1, "the device's other customers"
+    assert after[counterparty_row][1] < before[counterparty_row][1], "the unusual-state share"
+    assert after[after_report_row][2] == before[after_report_row][2] + 1, "the reported frauds"
+    incremental = workspace.save(tmp_path / "incremental")
+
+    workspace.dbt("run", "--full-refresh", "--select", *HELPERS, "fct_transactions", "ml_features")
+    for table in ("curated.fct_transactions", "curated.ml_features"):
+        assert digest(incremental, table) == digest(workspace.lake, table), table
+
+
+def _changed_features(transaction_ids: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{transaction_id}'" for transaction_id in transaction_ids)
+    return (
+        "select transaction_id, [device_other_customers_30d, cp_unusual_state_share_1d, "
+        "cp_fraud_reported_30d] from curated.ml_features "
+        f"where transaction_id in ({listed})"
+    )
