@@ -224,8 +224,8 @@ def read_record(record: StreamRecord) -> Accepted | Refusal:
 class ChampionSource:
     """The champion of BANKLAKE_MODEL_URI, loaded with ml's own loader (no pickle): a local
     folder is read in place; an S3 prefix is copied to /tmp first (champion.json and the
-    files of its version that the loader reads and verifies). A warm container looks for a
-    new champion every MODEL_CHECK_SECONDS."""
+    files of its version that the loader reads and verifies), and the copy removed once
+    loaded. A warm container looks for a new champion every MODEL_CHECK_SECONDS."""
 
     def __init__(self, uri: str, s3: Any) -> None:
         self.uri = uri.rstrip("/") + "/"
@@ -256,12 +256,16 @@ class ChampionSource:
         champion = self.s3.get_object(Bucket=bucket, Key=prefix + "champion.json")["Body"].read()
         if champion == self._champion and self._holder is not None:
             return
-        layout = MlLayout(Lake(Path(tempfile.mkdtemp(prefix="banklake-model-"))))
-        copy_champion(self.s3, self.uri, layout)
-        holder = ModelHolder(layout)
-        holder.load()  # verifies the sha256s and the feature list, or raises
-        # the pointer this copy read (a promotion in between is picked up next time)
-        self._holder, self._champion = holder, layout.champion_file.read_bytes()
+        # The loaded model lives in memory: the copy is removed once loaded, so a warm
+        # container that sees many promotions does not fill its small /tmp with old models.
+        with tempfile.TemporaryDirectory(prefix="banklake-model-") as folder:
+            layout = MlLayout(Lake(Path(folder)))
+            copy_champion(self.s3, self.uri, layout)
+            holder = ModelHolder(layout)
+            holder.load()  # verifies the sha256s and the feature list, or raises
+            # the pointer this copy read (a promotion in between is picked up next time)
+            champion = layout.champion_file.read_bytes()
+        self._holder, self._champion = holder, champion
         LOG.info(json.dumps({"champion": holder.version, "from": self.uri}))
 
 

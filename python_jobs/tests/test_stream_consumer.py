@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -446,6 +447,19 @@ def test_a_failure_hands_the_whole_batch_back(
     stream_consumer._consumer.cache_clear()
     response = handler(kinesis_event(shard, stream, records), None)
     assert response["batchItemFailures"] == [{"itemIdentifier": records[0]["SequenceNumber"]}]
+
+
+def test_an_s3_champion_is_loaded_and_its_copy_removed(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    uri = f"s3://{setup.bucket}/banklake/models/fraud_xgb/"
+    source = stream_consumer.ChampionSource(uri, setup.s3)
+    model = source.model()
+    assert model.version, "no champion loaded"
+    # scored from memory: nothing of the copy is left in /tmp
+    assert list(tmp_path.iterdir()) == []
+    assert source.model() is model  # the same champion: not copied again
 
 
 def test_the_configuration_comes_from_the_environment() -> None:
