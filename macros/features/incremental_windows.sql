@@ -13,8 +13,9 @@
     and, for each long window, shared_<N>d_from (from that day on, the history is in the N-day
     window of every recomputed row, and enters as per-partition totals). Returns those dates
     as windows.new / windows.late (recompute_from, window_from[N], shared_from[N]) and
-    windows.read_from[N], the earliest day any N-day window reaches. The conditions on a row
-    are the macros below; on a full build (bounds_query none) every condition is 'true'. -#}
+    windows.read_from[N], the earliest day any N-day window reaches (the late set's). The
+    conditions on a row are the macros below; on a full build (bounds_query none) every
+    condition is 'true'. -#}
 {% macro incremental_feature_windows(bounds_query, long_windows) -%}
     {%- if bounds_query is none -%}
         {{ return({'incremental': false}) }}
@@ -44,8 +45,10 @@
         {%- endfor -%}
         {%- do windows.update({tier: dates}) -%}
     {%- endfor -%}
+    {#- late_from <= new_from: the late set's windows reach furthest. Each date is a bound as
+        queried, never one derived here (the Athena dry run swaps each for its own answer). -#}
     {%- for days in [1] + long_windows -%}
-        {%- do windows.read_from.update({days: [windows.new.window_from[days], windows.late.window_from[days]] | min}) -%}
+        {%- do windows.read_from.update({days: windows.late.window_from[days]}) -%}
     {%- endfor -%}
     {{ return(windows) }}
 {%- endmacro %}

@@ -13,15 +13,19 @@
     (unique per raw row): a window over every row, all its columns along, was half the model.
     A valid row always has a record_key (the models reject rows without one). -#}
 {% macro ingestion_window_start() -%}
-    {#- a feed whose table is still empty (nothing delivered before, e.g. the first alert
-        verdict) has no last day: read everything -#}
-    (
-        select coalesce(
+    {#- A literal date, computed before the model's query: a bound from a subquery would make
+        the raw read open every partition (DuckDB and Athena prune files only on constants). A
+        feed whose table is still empty (nothing delivered before, e.g. the first alert
+        verdict) has no last day: read everything. -#}
+    {%- set bounds_query -%}
+        select cast(coalesce(
             {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(processed.ingestion_date)') }},
             cast('1900-01-01' as date)
-        )
+        ) as varchar) as window_start
         from {{ this }} as processed
-    )
+    {%- endset -%}
+    {%- set bounds = query_first_row(bounds_query, {'window_start': '1900-01-01'}) -%}
+    date '{{ bounds['window_start'] }}'
 {%- endmacro %}
 
 {% macro incremental_ingestion_filter() -%}
@@ -53,12 +57,21 @@
     ),
 
     {% if is_incremental() -%}
+    -- the keys of this run's valid rows that an earlier run accepted (a semi-join: a distinct
+    -- over every key ever accepted grows with the history)
     accepted_earlier as (
-        select distinct record_key
-        from {{ this }}
+        select distinct earlier.record_key
+        from {{ this }} as earlier
+        inner join (
+            select distinct record_key
+            from {{ validated }}
+            where rejection_reason is null
+        ) as current_keys
+            on earlier.record_key = current_keys.record_key
         where
-            disposition = 'accepted'
-            and ingestion_date < {{ ingestion_window_start() }}
+            earlier.disposition = 'accepted'
+            -- before the re-read days (their rows are triaged again here)
+            and earlier.ingestion_date < (select min(ingestion_date) from {{ validated }})
     ),
     {%- endif %}
 

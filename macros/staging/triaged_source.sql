@@ -2,7 +2,8 @@
     empty stand-in until the feed's first file lands: source_or_empty), on incremental runs
     only the re-read ingestion days (incremental_ingestion_filter). -#}
 {% macro triaged_source(feed) -%}
-source as (
+{#- materialized on incremental runs, so that only the re-read partitions are opened -#}
+source as {% if is_incremental() %}{{ materialized_cte() }} {% endif %}(
 
     select * from {{ source_or_empty(source('raw', feed)) }}
     {{ incremental_ingestion_filter() }}
