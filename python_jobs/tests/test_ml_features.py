@@ -569,46 +569,55 @@ def test_late_data_recomputes_the_partitions_it_reaches(
     last_effect_day = new_day - timedelta(days=1)
 
     # 1. a device used by one customer: another customer uses it first, an hour earlier
-    device_row, other_customer_row = query(
-        daily,
-        f"select later.transaction_id, other.transaction_id from {staged} as later "
-        f"inner join {staged} as other on other.customer_id != later.customer_id "
-        f"where later.device_id is not null "
-        f"  and later.event_ts::date between date '{new_day - timedelta(days=4)}' "
-        f"  and date '{new_day - timedelta(days=2)}' "
-        f"  and other.transaction_type = later.transaction_type "
-        f"  and not exists (select 1 from {staged} as used where used.customer_id = "
-        f"    other.customer_id and used.device_id = later.device_id) "
-        "order by later.transaction_id, other.transaction_id limit 1",
-    )[0]
+    device_row, other_customer_row = _first(
+        "device and a customer who never used it",
+        query(
+            daily,
+            f"select later.transaction_id, other.transaction_id from {staged} as later "
+            f"inner join {staged} as other on other.customer_id != later.customer_id "
+            f"where later.device_id is not null "
+            f"  and later.event_ts::date between date '{new_day - timedelta(days=4)}' "
+            f"  and date '{new_day - timedelta(days=2)}' "
+            f"  and other.transaction_type = later.transaction_type "
+            f"  and not exists (select 1 from {staged} as used where used.customer_id = "
+            f"    other.customer_id and used.device_id = later.device_id) "
+            "order by later.transaction_id, other.transaction_id limit 1",
+        ),
+    )
     # 2. a transaction in a state unusual for its customer, at a counterparty another
     # customer uses within the next day: the same customer in that state, an hour earlier
-    unusual_row, counterparty_row = query(
-        daily,
-        f"select unusual.transaction_id, next.transaction_id from {featured} as unusual "
-        f"inner join {featured} as next on next.counterparty_key = unusual.counterparty_key "
-        "  and next.customer_id != unusual.customer_id "
-        "  and next.event_ts > unusual.event_ts "
-        "  and next.event_ts <= unusual.event_ts + interval 1 day "
-        f"where unusual.cust_same_state_share_30d = 0 and unusual.cust_tx_count_30d > 0 "
-        f"  and unusual.event_date >= date '{new_day - timedelta(days=4)}' "
-        f"  and next.event_date <= date '{last_effect_day}' "
-        "order by unusual.transaction_id, next.transaction_id limit 1",
-    )[0]
+    unusual_row, counterparty_row = _first(
+        "unusual state at a counterparty used within the next day",
+        query(
+            daily,
+            f"select unusual.transaction_id, next.transaction_id from {featured} as unusual "
+            f"inner join {featured} as next on next.counterparty_key = unusual.counterparty_key "
+            "  and next.customer_id != unusual.customer_id "
+            "  and next.event_ts > unusual.event_ts "
+            "  and next.event_ts <= unusual.event_ts + interval 1 day "
+            f"where unusual.cust_same_state_share_30d = 0 and unusual.cust_tx_count_30d > 0 "
+            f"  and unusual.event_date >= date '{new_day - timedelta(days=4)}' "
+            f"  and next.event_date <= date '{last_effect_day}' "
+            "order by unusual.transaction_id, next.transaction_id limit 1",
+        ),
+    )
     # 3. a fraud reported late: made two days before the new day, delivered with it, at a
     # counterparty another customer uses after the report
-    fraud_row, reported_at, after_report_row = query(
-        daily,
-        f"select fraud.transaction_id, fraud.event_ts + interval 1 hour, later.transaction_id "
-        f"from {featured} as fraud "
-        f"inner join {featured} as later on later.counterparty_key = fraud.counterparty_key "
-        "  and later.customer_id != fraud.customer_id "
-        "  and later.event_ts > fraud.event_ts + interval 1 hour "
-        f"  and later.event_date <= date '{last_effect_day}' "
-        f"where not fraud.label_is_fraud "
-        f"  and fraud.event_date = date '{new_day - timedelta(days=3)}' "
-        "order by fraud.transaction_id, later.transaction_id limit 1",
-    )[0]
+    fraud_row, reported_at, after_report_row = _first(
+        "counterparty used by another customer after a transaction there",
+        query(
+            daily,
+            f"select fraud.transaction_id, fraud.event_ts + interval 1 hour, later.transaction_id "
+            f"from {featured} as fraud "
+            f"inner join {featured} as later on later.counterparty_key = fraud.counterparty_key "
+            "  and later.customer_id != fraud.customer_id "
+            "  and later.event_ts > fraud.event_ts + interval 1 hour "
+            f"  and later.event_date <= date '{last_effect_day}' "
+            f"where not fraud.label_is_fraud "
+            f"  and fraud.event_date = date '{new_day - timedelta(days=3)}' "
+            "order by fraud.transaction_id, later.transaction_id limit 1",
+        ),
+    )
 
     def raw_row(transaction_id: str) -> dict:
         con = duckdb.connect()
@@ -670,6 +679,11 @@ def test_late_data_recomputes_the_partitions_it_reaches(
     workspace.dbt("run", "--full-refresh", "--select", *HELPERS, "fct_transactions", "ml_features")
     for table in ("curated.fct_transactions", "curated.ml_features"):
         assert digest(incremental, table) == digest(workspace.lake, table), table
+
+
+def _first(what: str, rows: list[tuple]) -> tuple:
+    assert rows, f"the lake has no {what}: the test's crafted late data needs one"
+    return rows[0]
 
 
 def _changed_features(transaction_ids: tuple[str, ...]) -> str:
