@@ -624,7 +624,9 @@ def test_late_data_recomputes_the_partitions_it_reaches(
         try:
             cursor = con.execute(f"select * from {raw} where transaction_id = ?", [transaction_id])
             names = [column[0] for column in cursor.description]
-            return dict(zip(names, cursor.fetchone(), strict=True))
+            row = cursor.fetchone()
+            assert row is not None, f"{transaction_id} is in no raw transactions file"
+            return dict(zip(names, row, strict=True))
         finally:
             con.close()
 
