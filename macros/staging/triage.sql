@@ -13,8 +13,8 @@
     (unique per raw row): a window over every row, all its columns along, was half the model.
     A valid row always has a record_key (the models reject rows without one). -#}
 {% macro ingestion_window_start() -%}
-    {#- A literal date, computed before the model's query: a bound from a subquery would make
-        the raw read open every partition (DuckDB and Athena prune files only on constants). A
+    {#- A literal date, computed before the model's query: with a bound from a subquery,
+        DuckDB opens every raw partition (it prunes hive partitions only on constants). A
         feed whose table is still empty (nothing delivered before, e.g. the first alert
         verdict) has no last day: read everything. -#}
     {%- set bounds_query -%}
