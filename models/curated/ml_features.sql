@@ -85,8 +85,13 @@
 
 {#- Incremental runs: where to start, computed before the run so that the filters below are
     literal dates (on Athena they prune the Iceberg partitions of the tables read). -#}
+{#- A stored row's label against `labels`, the reported transactions (fct_transactions'
+    reported rows) left-joined on transaction_id: every other transaction's label is "not
+    reported", with no report time or scenario (fct_transactions sets those from its reports
+    only). Comparing against the reported rows alone keeps the check's cost with the frauds,
+    not with every transaction of the history. -#}
 {%- set label_changed -%}
-    stored.label_is_fraud is distinct from labels.is_fraud_reported
+    stored.label_is_fraud is distinct from (labels.transaction_id is not null)
     or stored.label_reported_at is distinct from labels.fraud_reported_at
     or stored.label_scenario is distinct from labels.fraud_scenario
 {%- endset %}
@@ -110,6 +115,7 @@
         with
         stored as (select * from {{ this }}),
         labels as (select * from {{ ref('fct_transactions') }}),
+        reported as (select * from labels where is_fraud_reported),
         -- the first day with no featured row: recomputed in full from there on
         new_day as (
             select
@@ -131,8 +137,8 @@
             select min(cast(labels.fraud_reported_at as date)) as from_date
             -- (a report date exists only on reported rows: the hash join is built on those)
             from stored
-            inner join labels on stored.transaction_id = labels.transaction_id
-            where labels.is_fraud_reported and ({{ label_changed }})
+            inner join reported as labels on stored.transaction_id = labels.transaction_id
+            where {{ label_changed }}
         ),
         first_days as (
             select
@@ -189,14 +195,15 @@
 
 with
 
-labels as (
+-- the labels as known now: the reported transactions (every other one is not reported)
+reported_labels as (
 
     select
         transaction_id,
-        is_fraud_reported,
         fraud_reported_at,
         fraud_scenario
     from {{ ref('fct_transactions') }}
+    where is_fraud_reported
 
 ),
 
@@ -986,7 +993,7 @@ rows_to_write as (
     from computed
     full outer join stored_in_late_scope as stored
         on computed.transaction_id = stored.transaction_id
-    left join labels
+    left join reported_labels as labels
         on stored.transaction_id = labels.transaction_id
     where computed.transaction_id is not null or ({{ label_changed }})
 
@@ -998,7 +1005,7 @@ rows_to_write as (
             stored.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from {{ this }} as stored
-    inner join labels
+    left join reported_labels as labels
         on stored.transaction_id = labels.transaction_id
     where
         stored.event_date < date '{{ windows.late.recompute_from }}'
@@ -1013,14 +1020,14 @@ final as (
         {%- for column in key_columns %}
         rows_to_write.{{ column }},
         {%- endfor %}
-        labels.is_fraud_reported as label_is_fraud,
+        labels.transaction_id is not null as label_is_fraud,
         labels.fraud_reported_at as label_reported_at,
         labels.fraud_scenario as label_scenario,
         {%- for column in feature_columns %}
         rows_to_write.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from rows_to_write
-    inner join labels
+    left join reported_labels as labels
         on rows_to_write.transaction_id = labels.transaction_id
 
 )
