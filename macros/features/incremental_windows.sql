@@ -118,3 +118,22 @@
         {{ read }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- The row is read by the frames of the windows over `days` (a list of long windows; the
+    1-day and 1-hour windows are always read) for the partitions flagged by `late_scopes` (a
+    list of flag columns): for each tier, the recomputed days, the day before them and the
+    history before the shared part of each long window. 'true' on a full build. -#}
+{% macro is_framed(windows, late_scopes, days) -%}
+    {%- if not windows.incremental -%}
+        true
+    {%- else -%}
+        ({{ _tier_frames(windows.new, days) }} or (({{ late_scopes | join(' or ') }}) and {{ _tier_frames(windows.late, days) }}))
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro _tier_frames(dates, days) -%}
+    (event_date >= date '{{ dates.window_from[1] }}'
+    {%- for n in days %} or (event_date >= date '{{ dates.window_from[n] }}' and event_date < date '{{ dates.shared_from[n] }}'){% endfor %})
+{%- endmacro %}

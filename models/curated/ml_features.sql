@@ -10,19 +10,21 @@
 -- Columns and their order are the contract in ml/features.py (keys, labels, features).
 --
 -- Incremental: a run recomputes every row from new_from, the first day with no featured row.
--- Late data (a transaction of a featured day not featured yet, a fraud reported since the
--- last run) changes older rows only in the partitions it enters: from late_from, the day of
--- the earliest such change, the run recomputes the rows of the late customers, devices and
--- counterparties (the "late scope", macros/features/incremental_windows.sql), and each of
--- their features comes from its own partition's computation if that is in the scope, else
--- from the stored row. Windows do not re-read their days row by row: the history that every
--- recomputed row's window of more than a day holds whole enters as per-partition totals
--- (*_history), and the frames read only the recomputed days, the day before them and the
--- history at the windows' far edge. The 1-day windows of rows not recomputed need their
+-- Late data (a transaction of a featured day not featured yet, a fraud reported since the last
+-- run) changes older rows only in the partitions it enters: from late_from, the day of the
+-- earliest such change, the run recomputes the rows of the late customers, devices and
+-- counterparties (the "late scope", macros/features/incremental_windows.sql), and each of their
+-- features comes from its own partition's computation if that is in the scope, else from the
+-- stored row. Windows do not re-read their days row by row: the history that every recomputed
+-- row's window of more than a day holds whole enters as per-partition totals (*_history), and
+-- the frames read only the recomputed days, the day before them and the history at the windows'
+-- far edge: the customer's windows the edges of theirs (7 and 30 days), the counterparty's the
+-- further edges of its labelled past too. The 1-day windows of rows not recomputed need their
 -- unusual-state flags: those are read from their stored features. Older rows keep their
--- features (they depend only on the past), but their label columns are the label as known
--- now: rows whose stored label differs from fct_transactions' are re-written with the
--- stored features and the new label.
+-- features (they depend only on the past), but their label columns are the label as known now:
+-- rows whose stored label differs from fct_transactions' (found among the reported
+-- transactions, so the check costs what the frauds do) are re-written with the stored features
+-- and the new label.
 {{ config(
     materialized='incremental',
     incremental_strategy=incremental_strategy(),
@@ -425,35 +427,15 @@ enriched as (
 
 ),
 
--- the rows the frames read: everything on a full build; on an incremental run, for each set of
--- recomputed rows (every partition from new_from, the late scope's from late_from), the
--- recomputed days, the day before them (1-day and 1-hour windows) and the history before the
--- shared part of each long window
-framed as (
+-- the rows the customer's windows read (and the device's, whose rows are a customer's first
+-- uses): everything on a full build; on an incremental run, for each set of recomputed rows
+-- (every partition from new_from, the late scope's from late_from), the recomputed days, the
+-- day before them (1-day and 1-hour windows) and the history before the shared part of each
+-- of its long windows. The counterparty's windows read more (counterparty_framed).
+customer_framed as (
 
     select * from enriched
-    {%- if is_incremental() %}
-        where
-            event_date >= date '{{ windows.new.window_from[1] }}'
-            {%- for days in history_windows %}
-                or (
-                    event_date >= date '{{ windows.new.window_from[days] }}'
-                    and event_date < date '{{ windows.new.shared_from[days] }}'
-                )
-            {%- endfor %}
-            or (
-                (customer_in_late_scope or counterparty_in_late_scope or device_in_late_scope)
-                and (
-                    event_date >= date '{{ windows.late.window_from[1] }}'
-                    {%- for days in history_windows %}
-                        or (
-                            event_date >= date '{{ windows.late.window_from[days] }}'
-                            and event_date < date '{{ windows.late.shared_from[days] }}'
-                        )
-                    {%- endfor %}
-                )
-            )
-    {%- endif %}
+    where {{ is_framed(windows, ['customer_in_late_scope', 'device_in_late_scope'], long_windows) }}
 
 ),
 
@@ -600,20 +582,30 @@ windowed as (
         {{ count_over_previous_days('customer_id, ' ~ state_partition, 30, is_in_frames(windows, 'customer_in_late_scope', 30)) }}
             as cust_same_state_count_30d_read,
         {{ previous_event_ts('customer_id', condition=is_recomputed(windows, 'customer_in_late_scope')) }} as previous_event_ts_read
-    from framed
+    from customer_framed
 
 ),
 
 -- the rows with their full windows; the *_read parts are left here, so that the counterparty
 -- windows below do not carry them
+{%- set customer_read_columns = [
+    'cust_tx_count_1d', 'cust_amount_sum_1d', 'cust_inbound_count_1d',
+    'cust_inbound_amount_1d', 'cust_inbound_new_sender_count_1d', 'cust_tx_count_1h',
+    'cust_declined_count_1h', 'previous_event_ts_read',
+] %}
+{#- customer_windowed's columns after the enriched ones and the flags, in its order -#}
+{%- set customer_window_columns = customer_read_columns + [] %}
+{%- for days in long_windows %}
+{%- do customer_window_columns.extend(['cust_tx_count_' ~ days ~ 'd', 'cust_amount_sum_' ~ days ~ 'd']) %}
+{%- endfor %}
+{%- do customer_window_columns.extend([
+    'cust_amount_squares_30d', 'cust_inbound_new_sender_count_7d', 'earlier_max_amount_30d',
+    'device_new_customers_30d', 'cust_same_state_count_30d',
+]) %}
 customer_windowed as (
 
     select
-        {%- for column in enriched_columns + late_scope_flags + [
-            'cust_tx_count_1d', 'cust_amount_sum_1d', 'cust_inbound_count_1d',
-            'cust_inbound_amount_1d', 'cust_inbound_new_sender_count_1d', 'cust_tx_count_1h',
-            'cust_declined_count_1h', 'previous_event_ts_read',
-        ] %}
+        {%- for column in enriched_columns + late_scope_flags + customer_read_columns %}
         windowed.{{ column }},
         {%- endfor %}
         {%- for days in long_windows %}
@@ -692,6 +684,41 @@ unusual_state as (
 
 ),
 
+-- the rows the counterparty's windows read: the customer's, and on an incremental run the
+-- further days of the counterparty's long windows (the labelled past) and the rows of
+-- counterparties in the late scope whose customer and device are not. Those have no customer
+-- windows (their customer features are the stored ones, or unused); their unusual-state flag
+-- is the stored one, which the counterparties' 1-day windows read.
+counterparty_framed as (
+
+    select
+        {%- for column in enriched_columns + late_scope_flags + customer_window_columns %}
+        {{ column }},
+        {%- endfor %}
+        is_unusual_state
+    from unusual_state
+    {%- if is_incremental() %}
+
+    union all
+
+    select
+        {%- for column in enriched_columns + late_scope_flags %}
+        enriched.{{ column }},
+        {%- endfor %}
+        {%- for column in customer_window_columns %}
+        null as {{ column }},
+        {%- endfor %}
+        coalesce(stored_unusual_states.is_unusual_state, false) as is_unusual_state
+    from enriched
+    left join stored_unusual_states
+        on enriched.transaction_id = stored_unusual_states.transaction_id
+    where
+        {{ is_framed(windows, late_scope_flags, history_windows) }}
+        and not {{ is_framed(windows, ['customer_in_late_scope', 'device_in_late_scope'], long_windows) }}
+    {%- endif %}
+
+),
+
 -- the counterparty's windows, all in one pass over its partition
 counterparty_windowed as (
 
@@ -708,7 +735,7 @@ counterparty_windowed as (
             as cp_new_customer_count_1d,
         {{ sum_over_previous_days('1', counterparty_partition, 1, 'is_unusual_state') }}
             as cp_unusual_state_count_1d
-    from unusual_state
+    from counterparty_framed
 
 ),
 
