@@ -141,7 +141,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """check raw files, quarantine bad ones"""
     from python_jobs.lake.validate import validate_lake
 
-    report = validate_lake(_lake(args))
+    report = validate_lake(_lake(args), recheck=args.all)
     for item in report.quarantined:
         print(f"quarantined {item.original}: {item.reason}")
     print(report.summary())
@@ -635,7 +635,13 @@ def _lake_commands(commands: Commands) -> None:
         action="store_true",
         help="continue an existing lake with the next --days days (same customers and cases)",
     )
-    _command(commands, cmd_validate)
+    validate = _command(commands, cmd_validate)
+    validate.add_argument(
+        "--all",
+        action="store_true",
+        help="check every raw file again, also those found valid before and unchanged since "
+        "(by default only new or changed files are read)",
+    )
     build = _command(commands, cmd_build)
     build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
     export = _command(commands, cmd_export)

@@ -54,8 +54,8 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from python_jobs.lake.build_lock import exclusive, unless_building
-from python_jobs.lake.durable import fsync_dir, fsync_file, write_json_durably
+from python_jobs.lake.build_lock import unless_building
+from python_jobs.lake.durable import exclusive, fsync_dir, fsync_file, write_json_durably
 from python_jobs.lake.layout import Lake
 from python_jobs.lake.schemas import ALERT_VERDICTS, FRAUD_REPORTS, Feed
 from python_jobs.lake.writer import write_raw

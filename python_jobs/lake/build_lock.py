@@ -21,25 +21,13 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import duckdb
 
+from python_jobs.lake.durable import exclusive
 from python_jobs.lake.layout import Lake
 
 LOCK_FILE = ".build.lock"
-
-
-@contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """An exclusive flock on `path` (created if need be) for the block; waits for it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -53,6 +53,11 @@ class Lake:
     def generator_state(self) -> Path:
         return self.root / "_generator"
 
+    @property
+    def validation_state(self) -> Path:
+        """What validation found valid already (python_jobs/lake/validate.py)."""
+        return self.root / "_validation"
+
     def partition_dir(self, feed: Feed, day: date) -> Path:
         return self.raw / feed.name / partition_path(day)
 

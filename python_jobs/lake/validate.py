@@ -64,6 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from python_jobs.lake.durable import exclusive, write_json_durably
 from python_jobs.lake.layout import Lake, is_being_written
 from python_jobs.lake.schemas import FEEDS, INGESTION_COLUMNS, Feed
 from python_jobs.observability.jobs import emit_validate
@@ -123,14 +124,19 @@ class Quarantined:
 
 @dataclass
 class ValidationReport:
-    checked: int = 0
+    checked: int = 0  # files checked by this run: valid + len(quarantined)
     valid: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
+    # files found valid by an earlier run and unchanged since (same size and modification
+    # time): not read again
+    unchanged: int = 0
 
     def summary(self) -> str:
         text = f"{self.checked} raw files checked, {self.valid} valid"
         if self.quarantined:
             text += f", {len(self.quarantined)} quarantined (see lake/quarantine/)"
+        if self.unchanged:
+            text += f"; {self.unchanged} unchanged since found valid, not read again"
         return text
 
 
@@ -728,21 +734,62 @@ def quarantine(lake: Lake, path: Path, feed: Feed, reason: str) -> Quarantined:
     return Quarantined(original=raw_key, moved_to=target, reason=reason)
 
 
-def validate_lake(lake: Lake, feeds: Iterable[Feed] | None = None) -> ValidationReport:
-    """Checks every raw file; quarantines the bad ones. Returns what it found."""
+# The raw files found valid, by lake-relative path: [size in bytes, modification time in ns]
+# when they were checked. A raw file is never rewritten in place (writers rename a finished
+# file into its name), so a file with the same size and time is the file that was checked, and
+# a build reads the whole history's files without checking each of them again every day; any
+# change to a file (a new delivery under its name, an edit) checks it again.
+VALID_FILES = "valid_files.json"
+
+
+def _signature(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _found_valid(ledger: Path) -> dict[str, list[int]]:
+    """The ledger's files; none (every file checked again) when it is missing or unreadable."""
+    try:
+        files = json.loads(ledger.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def validate_lake(
+    lake: Lake, feeds: Iterable[Feed] | None = None, *, recheck: bool = False
+) -> ValidationReport:
+    """Checks every raw file not found valid before as it is now (VALID_FILES; recheck: every
+    file); quarantines the bad ones. Returns what it found: every raw file present is checked,
+    or unchanged, or quarantined. One validation at a time per lake (a lock beside the
+    ledger), so two never move the same file or write the ledger at once."""
     report = ValidationReport()
-    for feed in feeds or FEEDS.values():
-        feed_dir = lake.raw / feed.name
-        if not feed_dir.exists():
-            continue
-        for path in sorted(p for p in feed_dir.rglob("*") if p.is_file()):
-            if is_being_written(path.name):
-                continue  # a writer's unfinished file: no reader's glob matches it
-            report.checked += 1
-            reason = problem_with(path, feed, lake)
-            if reason is None:
-                report.valid += 1
-            else:
-                report.quarantined.append(quarantine(lake, path, feed, reason))
+    ledger = lake.validation_state / VALID_FILES
+    chosen = list(feeds or FEEDS.values())
+    with exclusive(lake.validation_state / ".lock"):
+        known = {} if recheck else _found_valid(ledger)
+        names = {feed.name for feed in chosen}
+        # the other feeds' entries stay as they were (a key is raw/<feed>/...)
+        valid = {key: value for key, value in known.items() if key.split("/")[1] not in names}
+        for feed in chosen:
+            feed_dir = lake.raw / feed.name
+            if not feed_dir.exists():
+                continue
+            for path in sorted(p for p in feed_dir.rglob("*") if p.is_file()):
+                if is_being_written(path.name):
+                    continue  # a writer's unfinished file: no reader's glob matches it
+                key, signature = lake.relative(path), _signature(path)
+                if known.get(key) == signature:
+                    report.unchanged += 1
+                    valid[key] = signature
+                    continue
+                report.checked += 1
+                reason = problem_with(path, feed, lake)
+                if reason is None:
+                    report.valid += 1
+                    valid[key] = signature
+                else:
+                    report.quarantined.append(quarantine(lake, path, feed, reason))
+        write_json_durably(ledger, {"files": valid})
     emit_validate(lake.root, report)
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from datetime import date, datetime
 from pathlib import Path
@@ -105,6 +106,59 @@ def test_writer_refuses_a_table_missing_columns(lake: Lake) -> None:
 def test_good_files_validate(small_raw_lake: Lake) -> None:
     report = validate_lake(small_raw_lake)
     assert (report.checked, report.valid, report.quarantined) == (4, 4, [])
+
+
+def test_validation_reads_again_only_the_files_new_or_changed_since_found_valid(
+    small_raw_lake: Lake,
+) -> None:
+    """A build validates the whole raw layer every day; a file found valid and unchanged since
+    (same size and modification time) is not read again, and every file present is counted
+    once: checked now, or unchanged."""
+    lake = small_raw_lake
+    first = validate_lake(lake)
+    assert (first.checked, first.valid, first.unchanged, first.quarantined) == (4, 4, 0, [])
+    again = validate_lake(lake)
+    assert (again.checked, again.valid, again.unchanged, again.quarantined) == (0, 0, 4, [])
+    assert "4 unchanged since found valid" in again.summary()
+
+    day_dir = lake.partition_dir(TRANSACTIONS, DAY)
+    replaced = next(day_dir.glob("*-0001.parquet"))
+    replaced.write_bytes(b"PAR1 not what was checked")  # new bytes under a checked name
+    added = write_raw(
+        lake,
+        TRANSACTIONS,
+        DAY,
+        transaction_rows(DAY, 2),
+        batch="0002",
+        ingested_at=datetime(2026, 11, 1, 3),
+    )
+    third = validate_lake(lake)
+    assert (third.checked, third.valid, third.unchanged) == (2, 1, 3)
+    assert [q.original for q in third.quarantined] == [lake.relative(replaced)]
+    assert validate_lake(lake).unchanged == 4  # the added file is now known valid
+
+    # an edit that keeps both size and time is not seen without `--all` (recheck)
+    before = added.stat()
+    added.write_bytes(b"x" * before.st_size)
+    os.utime(added, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert validate_lake(lake).unchanged == 4
+    rechecked = validate_lake(lake, recheck=True)
+    assert (rechecked.checked, rechecked.unchanged) == (4, 0)
+    assert [q.original for q in rechecked.quarantined] == [lake.relative(added)]
+
+
+def test_an_unreadable_validation_ledger_means_every_file_is_checked_again(
+    small_raw_lake: Lake,
+) -> None:
+    lake = small_raw_lake
+    validate_lake(lake)
+    ledger = lake.validation_state / "valid_files.json"
+    ledger.write_text("{not json")
+    report = validate_lake(lake)
+    assert (report.checked, report.valid, report.unchanged) == (4, 4, 0)
+    assert set(json.loads(ledger.read_text())["files"]) == {
+        lake.relative(path) for path in lake.raw.rglob("*") if path.is_file()
+    }
 
 
 def test_bad_files_are_quarantined_with_reason_and_good_ones_untouched(
