@@ -748,12 +748,23 @@ def _signature(path: Path) -> list[int]:
 
 
 def _found_valid(ledger: Path) -> dict[str, list[int]]:
-    """The ledger's files; none (every file checked again) when it is missing or unreadable."""
+    """The ledger's files, raw/<feed>/... -> [size, time]; none (every file checked again)
+    when it is missing or unreadable, and no entry of another shape."""
     try:
         files = json.loads(ledger.read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return files if isinstance(files, dict) else {}
+    if not isinstance(files, dict):
+        return {}
+    return {
+        key: value
+        for key, value in files.items()
+        if key.startswith(RAW_PREFIX)
+        and key.count("/") > 1
+        and isinstance(value, list)
+        and len(value) == 2
+        and all(type(number) is int for number in value)
+    }
 
 
 def validate_lake(

@@ -156,6 +156,14 @@ def test_an_unreadable_validation_ledger_means_every_file_is_checked_again(
     ledger.write_text("{not json")
     report = validate_lake(lake)
     assert (report.checked, report.valid, report.unchanged) == (4, 4, 0)
+    # entries of another shape are ignored: their files are checked again
+    files = json.loads(ledger.read_text())["files"]
+    first = sorted(files)[0]
+    files[first] = [files[first][0], str(files[first][1])]
+    files["no-slash"] = [1, 2]
+    ledger.write_text(json.dumps({"files": files}))
+    report = validate_lake(lake)
+    assert (report.checked, report.valid, report.unchanged) == (1, 1, 3)
     assert set(json.loads(ledger.read_text())["files"]) == {
         lake.relative(path) for path in lake.raw.rglob("*") if path.is_file()
     }
