@@ -22,6 +22,8 @@ LAMBDA_MODULES = (
     "python_jobs/aws/__init__.py",
     "python_jobs/aws/s3_trigger.py",
     "python_jobs/lake/__init__.py",
+    # validate.py's ledger (an atomic write under a lock): standard library only
+    "python_jobs/lake/durable.py",
     "python_jobs/lake/layout.py",
     "python_jobs/lake/schemas.py",
     "python_jobs/lake/validate.py",
