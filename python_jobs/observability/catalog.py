@@ -118,7 +118,7 @@ CATALOG = _metrics(
     ),
     Metric("ImportMalformedLines", "Count", ("import",), "CSV lines with a wrong field count"),
     # validate (banklake validate, the build's first step, the S3 trigger on AWS)
-    Metric("ValidatedFiles", "Count", ("validate",), "raw files found valid"),
+    Metric("ValidatedFiles", "Count", ("validate",), "raw files checked and found valid"),
     Metric("QuarantinedFiles", "Count", ("validate",), "raw files moved to quarantine"),
     # build
     Metric("DbtTestsRun", "Count", ("build",), "data and unit tests dbt ran"),
