@@ -9,13 +9,14 @@ cannot beat it has learned the data it was built on rather than fraud.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -53,6 +54,27 @@ def balanced_sample(fit_y: np.ndarray, max_rows: int, seed: int) -> tuple[np.nda
     return sample.rows, weights
 
 
+class MedianImputer(TransformerMixin, BaseEstimator):
+    """Missing values (NaN) replaced by the column's median of the fit rows, 0 for a column
+    with none: SimpleImputer(strategy="median", keep_empty_features=True)'s statistics and
+    output, from np.nanmedian (a partition per column) rather than its masked-array sort of
+    the whole matrix, which cost ten times as much on a million rows."""
+
+    def fit(self, x: np.ndarray, y: object = None) -> MedianImputer:
+        x = np.asarray(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": set to 0 below
+            medians = np.nanmedian(x, axis=0)
+        self.statistics_ = np.where(np.isnan(medians), 0, medians).astype(x.dtype)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        x = np.array(x, copy=True)
+        missing = np.isnan(x)
+        x[missing] = np.broadcast_to(self.statistics_, x.shape)[missing]
+        return x
+
+
 def fit_logistic(
     fit_x: np.ndarray | pd.DataFrame,
     fit_y: np.ndarray,
@@ -68,7 +90,7 @@ def fit_logistic(
     rows, weights = balanced_sample(fit_y, max_rows, seed)
     x = _matrix(fit_x if rows.size == len(fit_y) else take_rows(fit_x, rows))
     model = make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
+        MedianImputer(),
         FunctionTransformer(signed_log1p),
         StandardScaler(),
         LogisticRegression(max_iter=2000, random_state=seed),

@@ -183,6 +183,17 @@ def _fit_sample_note(booster: dict[str, Any], fit_frauds: int) -> str:
     )
 
 
+def _stopping_sample_note(booster: dict[str, Any], validation_rows: int) -> str:
+    """How many validation rows early stopping evaluated, when it sampled them."""
+    rows = booster.get("stopping_rows")
+    if rows is None or rows >= validation_rows:
+        return ""
+    return (
+        f", over {rows:,} of its {validation_rows:,} rows: every known fraud and a weighted "
+        "sample of the rest"
+    )
+
+
 def _model_line(metadata: Mapping[str, Any]) -> str:
     model = metadata.get("model")
     if not model:  # versions trained before the forest joined
@@ -217,6 +228,7 @@ def model_card(metadata: Mapping[str, Any]) -> str:
     booster = metadata["booster"]
     monotone = ", ".join(booster["params"]["monotone_increasing"]) or "nothing"
     sampled = _fit_sample_note(booster, data["frauds"]["fit"])
+    stopping = _stopping_sample_note(booster, data["rows"]["validation"])
     plots = "\n".join(f"- `{name}`" for name in PLOT_FILES)
     return f"""# Model card: fraud_xgb {metadata["version"]}
 
@@ -258,7 +270,7 @@ transaction's past only; see ml/features.py). Labels come only from fraud report
 
 XGBoost (hist, depth {booster["params"]["max_depth"]}, learning rate
 {booster["params"]["learning_rate"]}), {booster["best_iteration"] + 1} trees (early stopping on
-the validation {booster["stopping_metric"]}), frauds weighted
+the validation {booster["stopping_metric"]}{stopping}), frauds weighted
 {booster["scale_pos_weight"]:.1f}, monotone increasing in
 {monotone}{sampled}; the random forest (scikit-learn, fully grown trees, seeded) is the
 model's other half and, alone, the strong baseline; the other baselines are

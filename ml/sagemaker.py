@@ -553,6 +553,7 @@ def collect_training_job(
         float(booster_meta["validation_score"]),
         fit_rows=booster_meta.get("fit_rows"),
         negative_weight=float(booster_meta.get("negative_weight", 1.0)),
+        stopping_rows=booster_meta.get("stopping_rows"),
     )
     evaluation = TrainConfig(
         alert_budget=config.alert_budget,

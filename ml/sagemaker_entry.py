@@ -105,6 +105,7 @@ def main(env: Mapping[str, str] | None = None) -> Path:
             "validation_score": fitted.validation_score,
             "fit_rows": fitted.fit_rows,
             "negative_weight": fitted.negative_weight,
+            "stopping_rows": fitted.stopping_rows,
         },
         "data": {
             "rows": {"fit": len(train), "validation": len(validation)},

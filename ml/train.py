@@ -294,6 +294,7 @@ def build_metadata(
             "validation_score": result.fitted.validation_score,
             "fit_rows": result.fitted.fit_rows,
             "negative_weight": result.fitted.negative_weight,
+            "stopping_rows": result.fitted.stopping_rows,
         },
         "data": data,
         "libraries": artifacts.library_versions(),

@@ -121,6 +121,28 @@ def test_below_the_cap_the_logistic_is_sklearns_balanced_fit_on_every_row() -> N
     np.testing.assert_allclose(ours[-1].coef_, reference[-1].coef_, rtol=1e-6, atol=1e-8)
 
 
+def test_the_median_imputer_is_sklearns_median_imputer() -> None:
+    from sklearn.impute import SimpleImputer
+
+    from ml.baselines import MedianImputer
+
+    rng = np.random.default_rng(5)
+    for rows in (2_000, 2_001):  # an even count's median is the mean of the middle two
+        x = rng.lognormal(size=(rows, 6)).astype(np.float32)
+        x[:, 1] = np.round(x[:, 1])  # ties
+        x[rng.random(x.shape) < 0.3] = np.nan
+        x[:, 2] = np.nan  # no value at all: 0, as keep_empty_features does
+        reference = SimpleImputer(strategy="median", keep_empty_features=True).fit(x)
+        ours = MedianImputer().fit(x)
+        assert ours.statistics_.dtype == reference.statistics_.dtype
+        assert np.array_equal(ours.statistics_, reference.statistics_)
+        later = rng.lognormal(size=(50, 6)).astype(np.float32)
+        later[rng.random(later.shape) < 0.5] = np.nan
+        assert np.array_equal(ours.transform(later), reference.transform(later))
+        assert not np.isnan(ours.transform(later)).any()
+        assert np.isnan(later).any()  # transform copies: its input is left as it was
+
+
 def test_above_the_cap_every_fraud_stays_and_sampled_negatives_carry_their_class_weight() -> None:
     from ml.baselines import balanced_sample
 

@@ -11,10 +11,18 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import average_precision_score
 
-from ml.booster import BoosterParams, contributions, fit_booster, predict, top_reasons
+from ml.booster import (
+    BoosterParams,
+    FittedBooster,
+    contributions,
+    fit_booster,
+    predict,
+    top_reasons,
+)
 from ml.dataset import feature_matrix
 from ml.features import FEATURES
 from ml.protocol import Split, resolve_windows, split
+from ml.sampling import sample_negatives
 
 FAST = BoosterParams(num_boost_round=200, early_stopping_rounds=20, max_depth=4)
 
@@ -145,3 +153,36 @@ def test_above_max_fit_rows_the_trees_fit_every_fraud_and_weighted_negatives(
 def _base_score(booster: xgb.Booster) -> float:
     learner = json.loads(booster.save_config())["learner"]["learner_model_param"]
     return float(learner["base_score"].strip("[]"))
+
+
+def test_above_max_stopping_rows_early_stopping_weighs_a_sample_of_the_validation_rows(
+    features_and_truth: tuple[pd.DataFrame, set[str]],
+) -> None:
+    features_frame, _ = features_and_truth
+    s = default_split(features_frame)
+    fit_x, fit_y, val_x, val_y = fit_arguments(s)
+    cap = len(val_y) // 3
+    assert 0 < int(val_y.sum()) < cap
+    full = fit_booster(fit_x, fit_y, val_x, val_y, FAST)
+    sampled = fit_booster(fit_x, fit_y, val_x, val_y, replace(FAST, max_stopping_rows=cap))
+    assert full.stopping_rows == len(val_y) and sampled.stopping_rows == cap
+
+    def log_loss(fitted: FittedBooster, rows: np.ndarray, weight: np.ndarray) -> float:
+        p = np.clip(predict(fitted.booster, val_x[rows]), 1e-15, 1 - 1e-15)
+        y = val_y[rows]
+        return float(np.sum(-weight * (y * np.log(p) + (~y) * np.log(1 - p))) / np.sum(weight))
+
+    everything = np.arange(len(val_y))
+    assert full.validation_score == pytest.approx(
+        log_loss(full, everything, np.ones(len(val_y))), rel=1e-4
+    )
+    # the score early stopping watched is the weighted log loss of every fraud and the
+    # sampled negatives (each weighted negatives / sampled), not the unweighted sample's
+    stopping = sample_negatives(val_y, cap, FAST.seed)
+    weight = stopping.weights(val_y)
+    assert sampled.validation_score == pytest.approx(
+        log_loss(sampled, stopping.rows, weight), rel=1e-4
+    )
+    assert sampled.validation_score != pytest.approx(
+        log_loss(sampled, stopping.rows, np.ones(cap)), rel=1e-2
+    )

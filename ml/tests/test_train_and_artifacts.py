@@ -99,6 +99,23 @@ def test_a_sampled_fit_is_recorded_in_the_metadata_and_the_card(ml_lake: MlLayou
     assert meta["booster"]["negative_weight"] == pytest.approx(negatives / (600 - frauds))
     card = (outcome.directory / "model_card.md").read_text()
     assert f"fitted on 600 rows: every known fraud ({frauds:,})" in card
+    validation = outcome.result.split.validation
+    assert meta["booster"]["stopping_rows"] == len(validation)  # under the cap: every row
+    assert "of its" not in card
+
+
+def test_a_sampled_early_stopping_is_recorded_in_the_metadata_and_the_card(
+    ml_lake: MlLayout,
+) -> None:
+    config = replace(WEAK, booster=replace(WEAK.booster, max_stopping_rows=300))
+    outcome = train(ml_lake, config=config, now=T0)
+    meta = json.loads((outcome.directory / "metadata.json").read_text())
+    validation = outcome.result.split.validation
+    assert int(validation["label"].sum()) < 300 < len(validation)
+    assert meta["booster"]["stopping_rows"] == 300
+    assert meta["data"]["rows"]["validation"] == len(validation)
+    card = (outcome.directory / "model_card.md").read_text()
+    assert f"over 300 of its {len(validation):,} rows: every known fraud" in card
 
 
 @pytest.mark.parametrize("name", ["model.json", "forest.json"])
