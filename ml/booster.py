@@ -224,17 +224,19 @@ def top_reasons(contribs: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarra
     with index -1 and NaN where a row has fewer than k positive contributions."""
     n, width = contribs.shape
     k_eff = min(k, width)
-    # by value descending, ties by feature index (a stable sort keeps the columns' order):
-    # deterministic; one sort of a row's few dozen features costs little more than a
-    # partition, and far less for the one-row calls of real-time scoring
-    index = np.argsort(-contribs, axis=1, kind="stable")[:, :k_eff]
-    value = np.take_along_axis(contribs, index, axis=1)
-    positive = value > 0
-    index = np.where(positive, index, -1)
-    value = np.where(positive, value, np.nan)
-    if k_eff < k:
-        index = np.hstack([index, np.full((n, k - k_eff), -1)])
-        value = np.hstack([value, np.full((n, k - k_eff), np.nan)])
+    # k passes of argmax over the positive contributions (the rest, NaN included, -inf):
+    # argmax takes the first of equal values, so ties go by feature index, the order of a
+    # stable sort by value descending, without sorting each row's few dozen features
+    work = np.where(contribs > 0, contribs, -np.inf)
+    rows = np.arange(n)
+    index = np.full((n, k), -1, dtype=np.int64)
+    value = np.full((n, k), np.nan, dtype=np.result_type(contribs.dtype, np.float32))
+    for j in range(k_eff):
+        best = work.argmax(axis=1) if width else np.zeros(n, dtype=np.int64)
+        found = work[rows, best] > -np.inf
+        index[:, j] = np.where(found, best, -1)
+        value[:, j] = np.where(found, work[rows, best], np.nan)
+        work[rows, best] = -np.inf
     return index, value
 
 

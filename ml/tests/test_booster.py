@@ -41,6 +41,26 @@ def test_top_reasons_are_the_largest_positive_contributions_in_order() -> None:
     assert value[1, 0] == 0.3 and np.isnan(value[1, 1:]).all()
 
 
+@pytest.mark.parametrize("width", [1, 3, 54])
+def test_top_reasons_are_a_stable_sort_by_value_descending_cut_to_the_positives(
+    width: int,
+) -> None:
+    rng = np.random.default_rng(width)
+    contribs = rng.integers(-3, 4, size=(5_000, width)) * 0.5  # many ties and zeros
+    contribs[rng.random(contribs.shape) < 0.05] = np.nan
+    contribs[::10] = 0.0  # rows with no positive contribution
+    order = np.argsort(-contribs, axis=1, kind="stable")[:, :3]
+    expected = np.take_along_axis(contribs, order, axis=1)
+    positive = expected > 0
+    index, value = top_reasons(contribs, 3)
+    assert index.shape == value.shape == (5_000, 3)
+    k = min(3, width)
+    assert np.array_equal(index[:, :k], np.where(positive, order, -1))
+    assert np.array_equal(value[:, :k], np.where(positive, expected, np.nan), equal_nan=True)
+    assert (index[:, k:] == -1).all() and np.isnan(value[:, k:]).all()
+    assert (index >= 0).any() and (index == -1).any()
+
+
 def test_booster_learns_the_signal_deterministically(
     features_and_truth: tuple[pd.DataFrame, set[str]],
 ) -> None:
