@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from sklearn.metrics import average_precision_score
 
 from ml.layout import MlLayout
-from ml.metrics import evaluate
+from ml.metrics import evaluate_many
 
 NOTE = (
     "diagnostic only: test metrics against the generator's complete fraud list (reported or "
@@ -59,5 +59,6 @@ def truth_metrics(
     scenario = test["transaction_id"].map(truth.set_index("transaction_id")["scenario"])
     relabelled = test.assign(label=scenario.notna().to_numpy(), label_scenario=scenario)
     return {
-        name: evaluate(relabelled, scores[name], thresholds[name], k=k).to_dict() for name in scores
+        name: metrics.to_dict()
+        for name, metrics in evaluate_many(relabelled, scores, thresholds, k=k).items()
     }

@@ -143,12 +143,64 @@ class Metrics:
         return cls(**data)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class TestRows:
+    """What the metrics need of the test rows, whatever scores them: computed once for all
+    the models scored on the same rows (at 10M, 2.4M test rows, seconds a model)."""
+
+    y: np.ndarray
+    days: np.ndarray
+    n_days: int
+    # integer codes in the ids' sort order: the same groups and tie order as the ids, and
+    # grouped several times faster than strings
+    customers: np.ndarray
+    scenario_rows: dict[str, np.ndarray]  # per scenario of the known frauds: its rows
+    precision_at_k_ceiling: float | None
+    k: int
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, k: int = DEFAULT_K) -> TestRows:
+        """frame: test rows with event_date, customer_id, label and label_scenario."""
+        y = frame["label"].to_numpy(dtype=bool)
+        days = frame["event_date"].to_numpy(dtype="datetime64[D]")
+        customers = pd.factorize(frame["customer_id"], sort=True)[0]
+        scenario = frame["label_scenario"].astype("string").fillna("unknown").to_numpy(dtype=object)
+        names = sorted(set(scenario[y]))
+        return cls(
+            y=y,
+            days=days,
+            n_days=int(np.unique(days).size),
+            customers=customers,
+            scenario_rows={str(n): y & (scenario == n) for n in names},
+            precision_at_k_ceiling=precision_at_k_ceiling(days, customers, y, k),
+            k=k,
+        )
+
+
 def evaluate(
     frame: pd.DataFrame, scores: np.ndarray, threshold: float, *, k: int = DEFAULT_K
 ) -> Metrics:
     """Metrics of `scores` against frame["label"] (frame: test rows with event_date,
     customer_id and label_scenario)."""
-    y = frame["label"].to_numpy(dtype=bool)
+    return evaluate_rows(TestRows.of(frame, k), scores, threshold)
+
+
+def evaluate_many(
+    frame: pd.DataFrame,
+    scores: dict[str, np.ndarray],
+    thresholds: dict[str, float],
+    *,
+    k: int = DEFAULT_K,
+) -> dict[str, Metrics]:
+    """evaluate() of each model's scores and threshold on the same rows."""
+    rows = TestRows.of(frame, k)
+    return {name: evaluate_rows(rows, scores[name], thresholds[name]) for name in scores}
+
+
+def evaluate_rows(rows: TestRows, scores: np.ndarray, threshold: float) -> Metrics:
+    """Metrics of `scores` on the test rows (TestRows.of)."""
+    y, days, customers, k = rows.y, rows.days, rows.customers, rows.k
+    n_days = rows.n_days
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != y.shape:
         raise ValueError(f"{s.size} scores for {y.size} rows")
@@ -163,25 +215,17 @@ def evaluate(
         if precision is not None and recall is not None and precision + recall > 0
         else (0.0 if precision is not None and recall is not None else None)
     )
-    ranking = Ranking.of(y, s)  # one sort for the ROC AUC and the average precision
-    days = frame["event_date"].to_numpy(dtype="datetime64[D]")
-    n_days = int(np.unique(days).size)
-    # integer codes in the ids' sort order: the same groups and tie order as the ids, and
-    # grouped several times faster than strings (at 10M, 2.3M test rows, seconds per model)
-    customers = pd.factorize(frame["customer_id"], sort=True)[0]
+    # one sort for the ROC AUC, the average precision and each scenario's
+    ranking, by_scenario = Ranking.with_groups(y, s, rows.scenario_rows)
     by_day = precision_at_k_by_day(days, customers, s, y, k)
     n_cases = int(np.sum(case_scores(days, customers, s) >= threshold))
-    scenario = frame["label_scenario"].astype("string").fillna("unknown").to_numpy(dtype=object)
     recall_by_scenario: dict[str, dict[str, float]] = {}
-    names = sorted(set(scenario[y]))
-    by_scenario = Ranking.per_group(y, s, {str(n): y & (scenario == n) for n in names})
-    for name in names:
-        rows = y & (scenario == name)
-        caught = int((rows & alert).sum())
-        recall_by_scenario[str(name)] = {
-            "frauds": int(rows.sum()),
+    for name, members in rows.scenario_rows.items():
+        caught = int((members & alert).sum())
+        recall_by_scenario[name] = {
+            "frauds": int(members.sum()),
             "caught": caught,
-            "recall": caught / int(rows.sum()),
+            "recall": caught / int(members.sum()),
         }
     return Metrics(
         rows=int(y.size),
@@ -197,7 +241,7 @@ def evaluate(
         f1=f1,
         k=k,
         precision_at_k=float(np.mean(list(by_day.values()))) if by_day else None,
-        precision_at_k_ceiling=precision_at_k_ceiling(days, customers, y, k),
+        precision_at_k_ceiling=rows.precision_at_k_ceiling,
         precision_at_k_by_day=by_day,
         recall_by_scenario=recall_by_scenario,
         cases=n_cases,

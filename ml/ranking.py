@@ -49,6 +49,13 @@ class Ranking:
         """For each group (a mask of positives), the ranking of its positives against every
         negative, the other positives left out: how well one kind of fraud is found among the
         legitimate rows. One sort for all of them."""
+        return cls.with_groups(labels, scores, groups)[1]
+
+    @classmethod
+    def with_groups(
+        cls, labels: np.ndarray, scores: np.ndarray, groups: dict[str, np.ndarray]
+    ) -> tuple[Ranking, dict[str, Ranking]]:
+        """Ranking.of and per_group of the same labels and scores, from one sort."""
         y, s = _checked(labels, scores)
         order = np.argsort(s, kind="stable")[::-1]
         y_sorted, ranked = y[order], s[order]
@@ -56,7 +63,7 @@ class Ranking:
         for name, members in groups.items():
             keep = ~y_sorted | np.asarray(members, dtype=bool)[order]
             out[name] = cls._of_ranked(y_sorted[keep], ranked[keep])
-        return out
+        return cls._of_ranked(y_sorted, ranked), out
 
     @property
     def both_classes(self) -> bool:

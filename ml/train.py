@@ -44,7 +44,7 @@ from ml.metrics import (
     THRESHOLD_RULE,
     Metrics,
     cases_per_day,
-    evaluate,
+    evaluate_many,
     threshold_for_cases,
 )
 from ml.plots import write_plots
@@ -170,11 +170,17 @@ def fit_fold(
         ),
         "rules": (rules_score(data.validation), rules_score(data.test)),
     }
-    candidates = {}
-    for name, (val_scores, test_scores) in scored.items():
-        threshold = threshold_for_cases(data.validation, val_scores, config.alert_budget)
-        metrics = evaluate(data.test, test_scores, threshold, k=config.k)
-        candidates[name] = Candidate(name, val_scores, test_scores, threshold, metrics)
+    thresholds = {
+        name: threshold_for_cases(data.validation, val_scores, config.alert_budget)
+        for name, (val_scores, _) in scored.items()
+    }
+    metrics = evaluate_many(
+        data.test, {name: test for name, (_, test) in scored.items()}, thresholds, k=config.k
+    )
+    candidates = {
+        name: Candidate(name, val_scores, test_scores, thresholds[name], metrics[name])
+        for name, (val_scores, test_scores) in scored.items()
+    }
     return FoldResult(data, fitted, candidates, forest)
 
 

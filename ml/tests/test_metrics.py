@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.metrics import evaluate, precision_at_k_by_day, threshold_for_budget
+from ml.metrics import evaluate, evaluate_many, precision_at_k_by_day, threshold_for_budget
 
 
 def test_threshold_fills_exactly_the_budget_with_distinct_scores() -> None:
@@ -66,6 +66,32 @@ def test_evaluate_counts_alerts_and_per_scenario_recall() -> None:
     assert m.precision_at_k_by_day == {"2026-09-01": 1.0, "2026-09-02": 0.0}
     assert m.precision_at_k_ceiling == 0.5  # day 2 has no fraud: no ranking could do better
     assert m.roc_auc == pytest.approx(6 / 9)  # 6 of the 9 fraud/legit pairs ranked right
+
+
+def test_evaluate_many_gives_each_model_what_evaluate_gives_it_alone() -> None:
+    rng = np.random.default_rng(11)
+    n = 3_000
+    label = rng.random(n) < 0.05
+    frame = pd.DataFrame(
+        {
+            "label": label,
+            "label_scenario": np.where(label, rng.choice(["a", "b", "c"], n), None),
+            "event_date": pd.to_datetime("2026-09-01")
+            + pd.to_timedelta(rng.integers(0, 4, n), unit="D"),
+            "customer_id": rng.choice([f"c{i}" for i in range(400)], n),
+        }
+    )
+    scores = {
+        "signal": np.where(label, 0.5, 0.0) + rng.random(n),
+        "noise": np.round(rng.random(n), 2),  # ties
+    }
+    thresholds = {"signal": 1.2, "noise": 0.95}
+    together = evaluate_many(frame, scores, thresholds, k=20)
+    for name in scores:
+        assert together[name] == evaluate(frame, scores[name], thresholds[name], k=20)
+    assert together["signal"] != together["noise"]
+    assert together["signal"].average_precision > together["noise"].average_precision
+    assert set(together["signal"].average_precision_by_scenario) == {"a", "b", "c"}
 
 
 def test_metrics_without_a_fraud_are_undefined_not_wrong() -> None:
