@@ -6,10 +6,11 @@ contract type in SQL (`select_expression`, the one definition the Athena scorer'
 too; features as REAL, float32: what XGBoost computes in; booleans become 0/1, nulls stay
 NaN), and the connection is read-only so that a training run can never alter the lake.
 
-Memory is the constraint at scale (10M rows of 60 columns): DuckDB sorts the rows (within
-its own memory limit, spilling to its temporary folder beyond it) and streams them in Arrow
-batches, never held whole; the features go straight into one float32 block, the other
-columns stay in Arrow, and the frame shares the block's memory. Training also leaves out the
+Memory is the constraint at scale (10M rows of 60 columns): DuckDB sorts only the row ids by
+time (a few bytes a row, within its own memory limit), then streams the rows unsorted in
+Arrow batches, never held whole; each batch's features go straight to their sorted places in
+one float32 block, the other columns stay in Arrow (put in order once, at the end), and the
+frame shares the block's memory. Training also leaves out the
 text keys it never reads (TRAINING_KEYS). The measurements behind this are in
 bench/NOTES.md.
 """
@@ -52,9 +53,9 @@ BATCH_ROWS = 65_536
 # read keep scanned blocks cached, and a sort beyond the limit spills instead of growing.
 READ_MEMORY_LIMIT = "1GB"
 # One order for every run, whatever the table's physical order (transaction ids are unique,
-# so there are no ties). DuckDB sorts it as it streams, faster and with a lower peak than
-# streaming unsorted and sorting in Arrow (sort_indices on the string key, then taking every
-# column in that order); beyond READ_MEMORY_LIMIT the sort spills to disk.
+# so there are no ties). DuckDB sorts the row ids alone in it: sorting every column spilled
+# gigabytes past READ_MEMORY_LIMIT at 10M rows, and sorting in Arrow (sort_indices on the
+# string key, then taking every column) was slower with a higher peak.
 TIME_ORDER = "order by event_ts, transaction_id"
 
 
@@ -171,13 +172,18 @@ def load_features(
     with source.connect() as con:
         check_contract(source.columns(con))
         con.execute(f"set memory_limit = '{READ_MEMORY_LIMIT}'")
-        count = con.execute(f"select count(*) from {TABLE}{condition}", params).fetchone()
-        (rows,) = cast("tuple[int]", count)  # an aggregate: always one row
+        con.execute("begin transaction")  # both reads see the same rows
+        order = con.execute(
+            f"select rowid from {TABLE}{condition} {TIME_ORDER}", params
+        ).fetchnumpy()["rowid"]
         reader = con.execute(
-            f"select {select} from {TABLE}{condition} {TIME_ORDER}", params
+            f"select rowid as {_ROW}, {select} from {TABLE}{condition}", params
         ).to_arrow_reader(BATCH_ROWS)
-        block, others = _read_batches(reader, rows)
-    frame = _to_pandas(others)
+        block, streamed, source_rows = _read_batches(reader, _places(np.asarray(order)))
+        con.execute("commit")
+    # in order once DuckDB's memory is given back (the connection closed)
+    frame = _to_pandas(streamed.take(source_rows))
+    del streamed
     frame = normalize_frame(pd.concat([frame, _block_frame(block)], axis=1), keys=keys)
     # Arrow's allocator keeps what the batches freed for reuse that never comes (the rest of
     # training allocates through numpy and XGBoost), given back here.
@@ -214,26 +220,51 @@ def select_expression(column: str, *, timestamp: str = "timestamp") -> str:
     return f"cast({column} as {kind}) as {column}"
 
 
-def _read_batches(reader: pa.RecordBatchReader, rows: int) -> tuple[np.ndarray, pa.Table]:
-    """(features as one (feature, row) float32 block, the other columns as an Arrow table),
-    in the order DuckDB streamed them. Each batch's features are copied into the block that
-    was allocated once for `rows`, so neither DuckDB's whole result nor a second copy of the
-    features ever exists; nulls become NaN."""
+_ROW = "_row"  # the streamed rows' DuckDB row id
+
+
+def _places(order: np.ndarray) -> np.ndarray:
+    """For each row id, its place in `order` (the row ids in time order); -1 for an id that
+    is not in it."""
+    places = np.full(int(order.max()) + 1 if order.size else 0, -1, dtype=np.int64)
+    places[order] = np.arange(order.size)
+    return places
+
+
+def _read_batches(
+    reader: pa.RecordBatchReader, places: np.ndarray
+) -> tuple[np.ndarray, pa.Table, np.ndarray]:
+    """(features as one (feature, row) float32 block in the order of `places` (_places),
+    the other columns as an Arrow table in the order DuckDB streamed them, and for each
+    place the streamed row that goes there: table.take() of it puts them in order). Each
+    batch's features are copied into their places in the block that was allocated once, so
+    neither DuckDB's whole result nor a second copy of the features ever exists; nulls
+    become NaN."""
+    rows = int(np.count_nonzero(places >= 0))
     block = np.empty((len(FEATURES), rows), dtype=np.float32)
     others: list[pa.RecordBatch] = []
-    offset = 0
+    streamed: list[np.ndarray] = []
     for batch in reader:
-        stop = offset + batch.num_rows
-        if stop > rows:
-            raise FeaturesUnavailableError(f"{TABLE} grew while it was read; read it again")
+        ids = batch.column(_ROW).to_numpy()
+        at = places[ids[ids < places.size]] if ids.size else ids
+        if at.size != ids.size or np.any(at < 0):
+            raise FeaturesUnavailableError(f"{TABLE} changed while it was read; read it again")
         for index, feature in enumerate(FEATURES):
-            block[index, offset:stop] = batch.column(feature).to_numpy(zero_copy_only=False)
-        others.append(_own_copy(batch.drop_columns(list(FEATURES))))
-        offset = stop
-    if offset != rows:
-        raise FeaturesUnavailableError(f"{TABLE} shrank while it was read; read it again")
-    kept = pa.schema([field for field in reader.schema if field.name not in FEATURES])
-    return block, pa.Table.from_batches(others, schema=kept)
+            block[index, at] = batch.column(feature).to_numpy(zero_copy_only=False)
+        others.append(_own_copy(batch.drop_columns([_ROW, *FEATURES])))
+        streamed.append(at)
+    kept = pa.schema(
+        [field for field in reader.schema if field.name != _ROW and field.name not in FEATURES]
+    )
+    table = pa.Table.from_batches(others, schema=kept)
+    del others
+    got = np.concatenate(streamed) if streamed else np.zeros(0, dtype=np.int64)
+    if got.size != rows:
+        raise FeaturesUnavailableError(f"{TABLE} changed while it was read; read it again")
+    # the streamed row in each place: its inverse (every place is filled exactly once)
+    source = np.empty(rows, dtype=np.int64)
+    source[got] = np.arange(rows)
+    return block, table, source
 
 
 def _own_copy(batch: pa.RecordBatch) -> pa.RecordBatch:

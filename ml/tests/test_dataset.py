@@ -124,6 +124,34 @@ def test_batched_read_gives_the_rows_in_time_order_exactly_as_sql_sorts_them(
     assert loaded["amount_log"].isna().sum() == expected["amount_log"].isna().sum() > 0
 
 
+def test_a_mart_rewritten_in_place_is_read_in_time_order_too(tmp_path: Path) -> None:
+    """An incremental run deletes and re-inserts rows (DuckDB row ids with gaps, out of time
+    order): the read still gives every row once, in time order, each with its own values."""
+    database = tmp_path / "banklake.duckdb"
+    frame = _mart_with_ties_and_nulls(database)
+    with duckdb.connect(str(database)) as con:
+        con.execute(
+            "create temp table moved as select * from curated.ml_features "
+            "where event_date = '2026-09-03' or transaction_id like '%7'"
+        )
+        con.execute(
+            "delete from curated.ml_features where transaction_id in "
+            "(select transaction_id from moved)"
+        )
+        con.execute("insert into curated.ml_features select * from moved")
+        gaps = con.execute("select max(rowid) + 1 - count(*) from curated.ml_features").fetchone()
+    assert gaps is not None and gaps[0] > 0
+    loaded = load_features(FeatureSource(database))
+    expected = frame.sort_values(["event_ts", "transaction_id"]).reset_index(drop=True)
+    assert loaded["transaction_id"].tolist() == expected["transaction_id"].tolist()
+    for column in ("amount_log", "is_night", "cust_tx_count_7d"):
+        assert np.array_equal(
+            loaded[column].to_numpy(),
+            expected[column].to_numpy(np.float32),
+            equal_nan=True,
+        ), column
+
+
 def test_training_keys_leave_out_only_the_text_keys_not_asked_for(tmp_path: Path) -> None:
     database = tmp_path / "banklake.duckdb"
     _mart_with_ties_and_nulls(database)
