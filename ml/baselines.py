@@ -32,7 +32,7 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
 # Rows the logistic regression is fitted on at most: every fraud, and a uniform sample of the
 # rest weighted up to the whole. 47 coefficients need far fewer rows than that, and at 10M
 # transactions the full fit took minutes and gigabytes (the scaler's and lbfgs' float64
-# copies of the matrix). Below the cap (the demo, 1M) every row is used.
+# copies of the matrix). Below the cap every row is used.
 LOGISTIC_MAX_ROWS = 1_000_000
 # Rows scored at a time: the pipeline makes float64 copies of its input at each step, which
 # for a whole test period of a large lake would be gigabytes.
@@ -58,7 +58,7 @@ class MedianImputer(TransformerMixin, BaseEstimator):
     """Missing values (NaN) replaced by the column's median of the fit rows, 0 for a column
     with none: SimpleImputer(strategy="median", keep_empty_features=True)'s statistics and
     output, from np.nanmedian (a partition per column) rather than its masked-array sort of
-    the whole matrix, which cost ten times as much on a million rows."""
+    the whole matrix, several times slower."""
 
     def fit(self, x: np.ndarray, y: object = None) -> MedianImputer:
         x = np.asarray(x)

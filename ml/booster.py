@@ -56,7 +56,7 @@ class BoosterParams:
     # are.
     max_bin: int = 4096
     # Rows the trees are fitted on at most: every fraud and a weighted uniform sample of the
-    # rest (ml/sampling.py). Below it (the demo, 1M transactions) every row is used.
+    # rest (ml/sampling.py). Below it every row is used (the demo's fit period is just above).
     max_fit_rows: int = MAX_FIT_ROWS
     # Validation rows early stopping evaluates each round at most: every fraud and a weighted
     # uniform sample of the rest, whose weighted log loss estimates the whole slice's. Each

@@ -29,9 +29,7 @@ class Ranking:
 
     @classmethod
     def of(cls, labels: np.ndarray, scores: np.ndarray) -> Ranking:
-        y, s = _checked(labels, scores)
-        order = np.argsort(s, kind="stable")[::-1]
-        return cls._of_ranked(y[order], s[order])
+        return cls.with_groups(labels, scores, {})[0]
 
     @classmethod
     def _of_ranked(cls, y: np.ndarray, ranked: np.ndarray) -> Ranking:
