@@ -92,9 +92,32 @@
 {%- endmacro %}
 
 
-{#- The row is shared history of its partition, in the N-day totals (incremental runs). -#}
-{% macro is_shared_history(windows, late_scope, days) -%}
-    {{ _by_scope(windows, late_scope, 'shared', days) }}
+{#- The row is in the N-day shared history of a set of recomputed rows (`tier`: 'new' or
+    'late'), whatever its partitions' scope: the shared totals are computed for both sets, and
+    each partition takes its own set's (shared_total). Incremental runs only. -#}
+{% macro is_shared_history_of_tier(windows, tier, days) -%}
+    {{ _tier_condition(windows[tier], 'shared', days) }}
+{%- endmacro %}
+
+
+{#- The row may be in the shared history of a window over any of `days` (a list of long
+    windows), for either set: one range of days, a filter the scan of the table can use. Its
+    start is the least of the bounds in SQL, not here: each date stays a bound as queried. -#}
+{% macro may_be_shared_history(windows, days) -%}
+    {%- set starts = [] -%}
+    {%- for tier in ['new', 'late'] -%}
+        {%- for n in days -%}
+            {%- do starts.append("date '" ~ windows[tier].shared_from[n] ~ "'") -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    (event_date >= least({{ starts | join(', ') }}) and event_date < date '{{ windows.new.recompute_from }}')
+{%- endmacro %}
+
+
+{#- A shared total of the partition, from `history` (a per-partition totals relation with the
+    columns new_<column> and late_<column>): the late set's if `late_scope` (its flag) is set. -#}
+{% macro shared_total(late_scope, history, column) -%}
+    (case when {{ late_scope }} then {{ history }}.late_{{ column }} else {{ history }}.new_{{ column }} end)
 {%- endmacro %}
 
 
@@ -129,6 +152,17 @@
         true
     {%- else -%}
         ({{ _tier_frames(windows.new, days) }} or (({{ late_scopes | join(' or ') }}) and {{ _tier_frames(windows.late, days) }}))
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The row may be framed for the windows over `days`, whatever its partitions' scope (either
+    set's frames): a filter on days alone. 'true' on a full build. -#}
+{% macro may_be_framed(windows, days) -%}
+    {%- if not windows.incremental -%}
+        true
+    {%- else -%}
+        ({{ _tier_frames(windows.new, days) }} or {{ _tier_frames(windows.late, days) }})
     {%- endif -%}
 {%- endmacro %}
 

@@ -16,10 +16,12 @@
 -- counterparties (the "late scope", macros/features/incremental_windows.sql), and each of their
 -- features comes from its own partition's computation if that is in the scope, else from the
 -- stored row. Windows do not re-read their days row by row: the history that every recomputed
--- row's window of more than a day holds whole enters as per-partition totals (*_history), and
--- the frames read only the recomputed days, the day before them and the history at the windows'
--- far edge: the customer's windows the edges of theirs (7 and 30 days), the counterparty's the
--- further edges of its labelled past too. The 1-day windows of rows not recomputed need their
+-- row's window of more than a day holds whole enters as per-partition totals (*_history, a
+-- few columns of fct_transactions, no join), and the frames read only the recomputed days, the
+-- day before them and the history at the windows' far edge: the customer's windows the edges
+-- of theirs (7 and 30 days), the counterparty's the further edges of its labelled past too,
+-- and only for the counterparties of rows the run writes. Only the framed rows are joined to
+-- the first-seen tables. The 1-day windows of rows not recomputed need their
 -- unusual-state flags: those are read from their stored features. Older rows keep their
 -- features (they depend only on the past), but their label columns are the label as known now:
 -- rows whose stored label differs from fct_transactions' (found among the reported
@@ -110,6 +112,10 @@
 {%- endfor %}
 {%- set counterparty_windows = counterparty_windows | unique | sort | list %}
 {%- set counterparty_long_windows = counterparty_windows | reject('equalto', 1) | list %}
+{#- a partition's shared totals are those of its own set of recomputed rows (shared_total) -#}
+{%- set customer_scope = 'windowed.customer_in_late_scope' %}
+{%- set device_scope = 'windowed.device_in_late_scope' %}
+{%- set counterparty_scope = 'counterparty_windowed.counterparty_in_late_scope' %}
 {#- the windows whose history an incremental run reads as totals: every window over a day -#}
 {%- set history_windows = (long_windows + counterparty_long_windows) | unique | sort | list %}
 {%- if is_incremental() %}
@@ -230,7 +236,9 @@ transactions as (
         status
     from {{ ref('fct_transactions') }}
     {%- if is_incremental() %}
-        where event_date >= date '{{ windows.read_from[history_windows[-1]] }}'
+        -- the days a frame of either set of recomputed rows reads (the shared history's
+        -- totals are read apart, below)
+        where {{ may_be_framed(windows, history_windows) }}
     {%- endif %}
 
 ),
@@ -351,6 +359,10 @@ stored_unusual_states as (
 counterparty_first_seen as (
 
     select * from {{ ref('int_customer_counterparty_first_seen') }}
+    {%- if is_incremental() %}
+    -- (only first transactions among the rows read can match: first_event_ts is theirs)
+    where first_event_ts >= cast(date '{{ windows.read_from[history_windows[-1]] }}' as timestamp)
+    {%- endif %}
 
 ),
 
@@ -375,6 +387,40 @@ frauds as (
 
 ),
 
+{%- if is_incremental() %}
+
+-- whether each row's partitions are in the late scope, by `in`: its subquery side is always the
+-- one hashed (a join may hash the rows instead: the late scope is small, the rows many)
+scoped as (
+
+    select
+        transactions.*,
+        coalesce(
+            transactions.customer_id in (select customer_id from late_customers), false
+        ) as customer_in_late_scope,
+        coalesce(
+            transactions.counterparty_key in (select counterparty_key from late_counterparties),
+            false
+        ) as counterparty_in_late_scope,
+        coalesce(
+            transactions.device_id in (select device_id from late_devices), false
+        ) as device_in_late_scope
+    from transactions
+
+),
+
+-- the rows some window reads: those a frame of their partitions' set holds (the first-time
+-- joins below cost by the row)
+framed_transactions as (
+
+    select * from scoped
+    where {{ is_framed(windows, late_scope_flags, history_windows) }}
+
+),
+
+{%- endif %}
+
+-- the rows the windows read, with their first-time flags
 enriched as (
 
     select
@@ -393,11 +439,9 @@ enriched as (
         transactions.is_weekend,
         transactions.state,
         transactions.device_id,
-        {%- if is_incremental() %}
-        late_customers.customer_id is not null as customer_in_late_scope,
-        late_counterparties.counterparty_key is not null as counterparty_in_late_scope,
-        late_devices.device_id is not null as device_in_late_scope,
-        {%- endif %}
+        {%- for flag in late_scope_flags %}
+        transactions.{{ flag }},
+        {%- endfor %}
         device_first_seen.first_event_ts as device_first_event_ts,
         coalesce(transactions.status = 'declined', false) as is_declined,
         coalesce(
@@ -406,7 +450,7 @@ enriched as (
         coalesce(
             device_first_seen.first_transaction_id = transactions.transaction_id, false
         ) as is_new_device
-    from transactions
+    from {{ 'framed_transactions' if is_incremental() else 'transactions' }} as transactions
     left join counterparty_first_seen
         on
             transactions.customer_id = counterparty_first_seen.customer_id
@@ -416,14 +460,6 @@ enriched as (
         on
             transactions.customer_id = device_first_seen.customer_id
             and transactions.device_id = device_first_seen.device_id
-    {%- if is_incremental() %}
-    left join late_customers
-        on transactions.customer_id = late_customers.customer_id
-    left join late_counterparties
-        on transactions.counterparty_key = late_counterparties.counterparty_key
-    left join late_devices
-        on transactions.device_id = late_devices.device_id
-    {%- endif %}
 
 ),
 
@@ -441,36 +477,61 @@ customer_framed as (
 
 {%- if is_incremental() %}
 
--- the history every recomputed row's long windows hold whole, and its totals per partition
-customer_shared_history as (
+-- The history every recomputed row's long windows hold whole, as totals per partition; each
+-- total for both sets of recomputed rows (new_*, late_*: their shared days differ), a partition
+-- taking its scope's (shared_total). Each reads the few columns it needs of fct_transactions'
+-- shared days, never the framed rows' joins.
 
-    select * from enriched
-    where {{ is_shared_history(windows, 'customer_in_late_scope', 30) }}
+-- the first-time counterparties among the shared history's inbound rows, as enriched finds them
+-- (a pair's first transaction is its one match)
+shared_inbound_new_senders as (
+
+    select
+        shared_history.customer_id,
+        {%- for tier in ['new', 'late'] %}
+        sum(
+            case when {{ is_shared_history_of_tier(windows, tier, 7) }} then 1 else 0 end
+        ) as {{ tier }}_inbound_new_sender_count_7d{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from {{ ref('fct_transactions') }} as shared_history
+    inner join counterparty_first_seen
+        on
+            shared_history.customer_id = counterparty_first_seen.customer_id
+            and shared_history.transaction_id = counterparty_first_seen.first_transaction_id
+    where
+        shared_history.direction = 'inbound'
+        and {{ may_be_shared_history(windows, [7]) }}
+    group by shared_history.customer_id
 
 ),
 
 customer_history as (
 
     select
-        customer_id,
+        shared_history.customer_id,
+        {%- for tier in ['new', 'late'] %}
         {%- for days in long_windows %}
-            {%- set in_shared = is_shared_history(windows, 'customer_in_late_scope', days) %}
-            sum(case when {{ in_shared }} then 1 else 0 end) as tx_count_{{ days }}d,
-            sum(case when {{ in_shared }} then amount_brl else 0 end) as amount_sum_{{ days }}d,
+            {%- set in_shared = is_shared_history_of_tier(windows, tier, days) %}
+            sum(case when {{ in_shared }} then 1 else 0 end) as {{ tier }}_tx_count_{{ days }}d,
+            sum(case when {{ in_shared }} then shared_history.amount_brl else 0 end)
+                as {{ tier }}_amount_sum_{{ days }}d,
         {%- endfor %}
-        sum(amount_brl * amount_brl) as amount_squares_30d,
-        sum(
-            case
-                when
-                    {{ is_shared_history(windows, 'customer_in_late_scope', 7) }}
-                    and direction = 'inbound'
-                    and is_first_time_counterparty
-                    then 1
-                else 0
-            end
-        ) as inbound_new_sender_count_7d
-    from customer_shared_history
-    group by customer_id
+            sum(
+                case
+                    when {{ is_shared_history_of_tier(windows, tier, 30) }}
+                        then shared_history.amount_brl * shared_history.amount_brl
+                    else 0
+                end
+            ) as {{ tier }}_amount_squares_30d,
+            -- (the 7-day shared days lie within the 30-day ones: such a customer has a row here)
+            coalesce(max(shared_inbound_new_senders.{{ tier }}_inbound_new_sender_count_7d), 0)
+                as {{ tier }}_inbound_new_sender_count_7d{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from {{ ref('fct_transactions') }} as shared_history
+    left join shared_inbound_new_senders
+        on shared_history.customer_id = shared_inbound_new_senders.customer_id
+    where {{ may_be_shared_history(windows, [30]) }}
+    group by shared_history.customer_id
 
 ),
 
@@ -479,9 +540,15 @@ customer_state_history as (
     select
         customer_id,
         state,
-        count(*) as tx_count_30d
-    from customer_shared_history
-    where state is not null
+        {%- for tier in ['new', 'late'] %}
+        sum(
+            case when {{ is_shared_history_of_tier(windows, tier, 30) }} then 1 else 0 end
+        ) as {{ tier }}_tx_count_30d{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from {{ ref('fct_transactions') }} as shared_history
+    where
+        state is not null
+        and {{ may_be_shared_history(windows, [30]) }}
     group by customer_id, state
 
 ),
@@ -492,23 +559,35 @@ amount_kind_history as (
         customer_id,
         transaction_type,
         direction,
-        max(amount_brl) as max_amount_30d
-    from customer_shared_history
+        {%- for tier in ['new', 'late'] %}
+        max(
+            case when {{ is_shared_history_of_tier(windows, tier, 30) }} then amount_brl end
+        ) as {{ tier }}_max_amount_30d{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from {{ ref('fct_transactions') }} as shared_history
+    where {{ may_be_shared_history(windows, [30]) }}
     group by customer_id, transaction_type, direction
 
 ),
 
+-- first uses of each device in the shared days: the first-seen pairs whose first transaction
+-- is a shared row (enriched's is_new_device)
 device_history as (
 
     select
-        device_id,
-        count(*) as new_customers_30d
-    from enriched
-    where
-        device_id is not null
-        and is_new_device
-        and {{ is_shared_history(windows, 'device_in_late_scope', 30) }}
-    group by device_id
+        device_first_seen.device_id,
+        {%- for tier in ['new', 'late'] %}
+        sum(
+            case when {{ is_shared_history_of_tier(windows, tier, 30) }} then 1 else 0 end
+        ) as {{ tier }}_new_customers_30d{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from {{ ref('fct_transactions') }} as shared_history
+    inner join device_first_seen
+        on
+            shared_history.customer_id = device_first_seen.customer_id
+            and shared_history.transaction_id = device_first_seen.first_transaction_id
+    where {{ may_be_shared_history(windows, [30]) }}
+    group by device_first_seen.device_id
 
 ),
 
@@ -517,22 +596,17 @@ counterparty_history as (
 
     select
         counterparty_key,
+        {%- for tier in ['new', 'late'] %}
         {%- for days in counterparty_long_windows %}
             sum(
-                case
-                    when {{ is_shared_history(windows, 'counterparty_in_late_scope', days) }}
-                        then 1
-                    else 0
-                end
-            ) as tx_count_{{ days }}d
-            {%- if not loop.last %},{% endif %}
+                case when {{ is_shared_history_of_tier(windows, tier, days) }} then 1 else 0 end
+            ) as {{ tier }}_tx_count_{{ days }}d{% if not (loop.last and tier == 'late') %},{% endif %}
         {%- endfor %}
-    from enriched
+        {%- endfor %}
+    from {{ ref('fct_transactions') }} as shared_history
     where
         counterparty_key is not null
-        and {{ is_shared_history(
-            windows, 'counterparty_in_late_scope', counterparty_long_windows[-1]
-        ) }}
+        and {{ may_be_shared_history(windows, counterparty_long_windows) }}
     group by counterparty_key
 
 ),
@@ -610,28 +684,33 @@ customer_windowed as (
         {%- endfor %}
         {%- for days in long_windows %}
             {{ plus_shared_history(
-                'windowed.cust_tx_count_' ~ days ~ 'd_read', 'customer_history.tx_count_' ~ days ~ 'd'
+                'windowed.cust_tx_count_' ~ days ~ 'd_read',
+                shared_total(customer_scope, 'customer_history', 'tx_count_' ~ days ~ 'd')
             ) }} as cust_tx_count_{{ days }}d,
             {{ plus_shared_history(
                 'windowed.cust_amount_sum_' ~ days ~ 'd_read',
-                'customer_history.amount_sum_' ~ days ~ 'd'
+                shared_total(customer_scope, 'customer_history', 'amount_sum_' ~ days ~ 'd')
             ) }} as cust_amount_sum_{{ days }}d,
         {%- endfor %}
         {{ plus_shared_history(
-            'windowed.cust_amount_squares_30d_read', 'customer_history.amount_squares_30d'
+            'windowed.cust_amount_squares_30d_read',
+            shared_total(customer_scope, 'customer_history', 'amount_squares_30d')
         ) }} as cust_amount_squares_30d,
         {{ plus_shared_history(
             'windowed.cust_inbound_new_sender_count_7d_read',
-            'customer_history.inbound_new_sender_count_7d'
+            shared_total(customer_scope, 'customer_history', 'inbound_new_sender_count_7d')
         ) }} as cust_inbound_new_sender_count_7d,
         {{ max_with_shared_history(
-            'windowed.earlier_max_amount_30d_read', 'amount_kind_history.max_amount_30d'
+            'windowed.earlier_max_amount_30d_read',
+            shared_total(customer_scope, 'amount_kind_history', 'max_amount_30d')
         ) }} as earlier_max_amount_30d,
         {{ plus_shared_history(
-            'windowed.device_new_customers_30d_read', 'device_history.new_customers_30d'
+            'windowed.device_new_customers_30d_read',
+            shared_total(device_scope, 'device_history', 'new_customers_30d')
         ) }} as device_new_customers_30d,
         {{ plus_shared_history(
-            'windowed.cust_same_state_count_30d_read', 'customer_state_history.tx_count_30d'
+            'windowed.cust_same_state_count_30d_read',
+            shared_total(customer_scope, 'customer_state_history', 'tx_count_30d')
         ) }} as cust_same_state_count_30d
     from windowed
     {%- if is_incremental() %}
@@ -684,11 +763,29 @@ unusual_state as (
 
 ),
 
+{%- if is_incremental() %}
+
+-- the counterparties of the rows this run writes: the only partitions whose windows it needs
+recomputed_counterparties as (
+
+    select distinct counterparty_key
+    from enriched
+    where
+        counterparty_key is not null
+        and {{ is_recomputed(windows, late_scope_flags | join(' or ')) }}
+
+),
+
+{%- endif %}
+
 -- the rows the counterparty's windows read: the customer's, and on an incremental run the
 -- further days of the counterparty's long windows (the labelled past) and the rows of
 -- counterparties in the late scope whose customer and device are not. Those have no customer
 -- windows (their customer features are the stored ones, or unused); their unusual-state flag
--- is the stored one, which the counterparties' 1-day windows read.
+-- is the stored one, which the counterparties' 1-day windows read. An incremental run reads
+-- only the partitions of the rows it writes.
+{%- set in_written_partition = '(' ~ is_recomputed(windows, late_scope_flags | join(' or '))
+    ~ ' or counterparty_key in (select counterparty_key from recomputed_counterparties))' %}
 counterparty_framed as (
 
     select
@@ -698,6 +795,7 @@ counterparty_framed as (
         is_unusual_state
     from unusual_state
     {%- if is_incremental() %}
+    where {{ in_written_partition }}
 
     union all
 
@@ -715,6 +813,7 @@ counterparty_framed as (
     where
         {{ is_framed(windows, late_scope_flags, history_windows) }}
         and not {{ is_framed(windows, ['customer_in_late_scope', 'device_in_late_scope'], long_windows) }}
+        and {{ in_written_partition | replace('counterparty_key in', 'enriched.counterparty_key in') }}
     {%- endif %}
 
 ),
@@ -746,7 +845,7 @@ current_rows as (
         {%- for days in counterparty_long_windows %}
             {{ plus_shared_history(
                 'counterparty_windowed.cp_tx_count_' ~ days ~ 'd_read',
-                'counterparty_history.tx_count_' ~ days ~ 'd'
+                shared_total(counterparty_scope, 'counterparty_history', 'tx_count_' ~ days ~ 'd')
             ) }} as cp_tx_count_{{ days }}d,
         {%- endfor %}
         coalesce(
