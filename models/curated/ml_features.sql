@@ -134,12 +134,22 @@
                 ) as new_from
             from stored
         ),
+        -- Late arrivals: transactions not featured yet (the new days' ones too: capped below).
+        -- The featured rows are some of fct_transactions' (it never loses a row; the
+        -- relationships and row_count_matches_source tests hold it), so a day has one exactly
+        -- when it has more transactions than featured rows: two counts by day, not a join of
+        -- every transaction with every featured row.
+        labels_by_day as (
+            select event_date, count(*) as transactions from labels group by event_date
+        ),
+        stored_by_day as (
+            select event_date, count(*) as featured from stored group by event_date
+        ),
         candidates as (
-            -- late arrivals: transactions not featured yet (the new days' ones too: capped below)
-            select min(labels.event_date) as from_date
-            from labels
-            left join stored on labels.transaction_id = stored.transaction_id
-            where stored.transaction_id is null
+            select min(labels_by_day.event_date) as from_date
+            from labels_by_day
+            left join stored_by_day on labels_by_day.event_date = stored_by_day.event_date
+            where labels_by_day.transactions > coalesce(stored_by_day.featured, 0)
             union all
             -- a fraud reported since the last run changes counterparty features from its report
             select min(cast(labels.fraud_reported_at as date)) as from_date
@@ -477,10 +487,21 @@ customer_framed as (
 
 {%- if is_incremental() %}
 
+-- the counterparties of the rows this run writes: the only partitions whose windows it needs
+recomputed_counterparties as (
+
+    select distinct counterparty_key
+    from enriched
+    where
+        counterparty_key is not null
+        and {{ is_recomputed(windows, late_scope_flags | join(' or ')) }}
+
+),
+
 -- The history every recomputed row's long windows hold whole, as totals per partition; each
 -- total for both sets of recomputed rows (new_*, late_*: their shared days differ), a partition
 -- taking its scope's (shared_total). Each reads the few columns it needs of fct_transactions'
--- shared days, never the framed rows' joins.
+-- shared days, never the framed rows' joins; the counterparty's, only the partitions written.
 
 -- the first-time counterparties among the shared history's inbound rows, as enriched finds them
 -- (a pair's first transaction is its one match)
@@ -605,7 +626,7 @@ counterparty_history as (
         {%- endfor %}
     from {{ ref('fct_transactions') }} as shared_history
     where
-        counterparty_key is not null
+        counterparty_key in (select counterparty_key from recomputed_counterparties)
         and {{ may_be_shared_history(windows, counterparty_long_windows) }}
     group by counterparty_key
 
@@ -762,21 +783,6 @@ unusual_state as (
     {%- endif %}
 
 ),
-
-{%- if is_incremental() %}
-
--- the counterparties of the rows this run writes: the only partitions whose windows it needs
-recomputed_counterparties as (
-
-    select distinct counterparty_key
-    from enriched
-    where
-        counterparty_key is not null
-        and {{ is_recomputed(windows, late_scope_flags | join(' or ')) }}
-
-),
-
-{%- endif %}
 
 -- the rows the counterparty's windows read: the customer's, and on an incremental run the
 -- further days of the counterparty's long windows (the labelled past) and the rows of
