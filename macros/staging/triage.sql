@@ -9,9 +9,20 @@
     deliveries the same record), `rejection_reason` (null when valid) and `ingestion_date`, adds
     `disposition`. Among valid rows with the same record_key the first delivery (by order_by) is
     accepted and later ones are duplicates, including re-deliveries of a record accepted by an
-    earlier run. Only record keys delivered more than once are ranked, by `raw_row_key`
-    (unique per raw row): a window over every row, all its columns along, was half the model.
-    A valid row always has a record_key (the models reject rows without one). -#}
+    earlier run. Only the rows of the ranking pass (triaged_source: the records delivered more
+    than once) are ranked, and their ranks joined by `raw_row_key` (unique per raw row) to the
+    pass over every row: a window over every row, all its columns along, was half the model,
+    and so were three reads of one stored copy of every typed row. A valid row always has a
+    record_key (the models reject rows without one).
+
+    triaged_cte(): the keyword for a triaged model's row-by-row CTEs (renamed, validated),
+    which both passes read: inlined on a full build, so that the ranking pass's filter reaches
+    the raw read and only the repeated records are typed twice; on incremental runs, a few
+    days of rows, left to the engine (DuckDB stores them once). -#}
+{% macro triaged_cte() -%}
+    {%- if not is_incremental() %}{{ inlined_cte() }}{% endif -%}
+{%- endmacro %}
+
 {% macro ingestion_window_start() -%}
     {#- A literal date, computed before the model's query: with a bound from a subquery,
         DuckDB opens every raw partition (it prunes hive partitions only on constants). A
@@ -35,14 +46,6 @@
 {%- endmacro %}
 
 {% macro triage(validated, order_by) -%}
-    repeated_keys as (
-        select record_key
-        from {{ validated }}
-        where rejection_reason is null
-        group by record_key
-        having count(*) > 1
-    ),
-
     ranked as (
         select
             validated.raw_row_key,
@@ -51,9 +54,9 @@
                 order by {{ order_by }}
             ) as delivery_rank
         from {{ validated }} as validated
-        inner join repeated_keys
-            on validated.record_key = repeated_keys.record_key
-        where validated.rejection_reason is null
+        where
+            validated.triage_pass = 'ranking'
+            and validated.rejection_reason is null
     ),
 
     {% if is_incremental() -%}
@@ -65,13 +68,15 @@
         inner join (
             select distinct record_key
             from {{ validated }}
-            where rejection_reason is null
+            where rejection_reason is null and triage_pass = 'rows'
         ) as current_keys
             on earlier.record_key = current_keys.record_key
         where
             earlier.disposition = 'accepted'
             -- before the re-read days (their rows are triaged again here)
-            and earlier.ingestion_date < (select min(ingestion_date) from {{ validated }})
+            and earlier.ingestion_date < (
+                select min(ingestion_date) from {{ validated }} where triage_pass = 'rows'
+            )
     ),
     {%- endif %}
 
@@ -93,12 +98,15 @@
         left join accepted_earlier
             on validated.record_key = accepted_earlier.record_key
         {%- endif %}
+        where validated.triage_pass = 'rows'
     )
 {%- endmacro %}
 
-{#- The lineage columns every triaged row carries, from the raw layer's ingestion metadata. -#}
+{#- The lineage columns every triaged row carries, from the raw layer's ingestion metadata,
+    and its triage pass (triaged_source), which triaged_select leaves out. -#}
 {% macro raw_row_lineage(relation='source') -%}
-    {{ relation }}._source_file || '#' || cast({{ relation }}._source_row as varchar) as raw_row_key,
+    {{ relation }}.triage_pass,
+        {{ relation }}._source_file || '#' || cast({{ relation }}._source_row as varchar) as raw_row_key,
         {{ relation }}._source_file as source_file,
         {{ relation }}._source_row as source_row,
         {{ cast_table_timestamp(relation ~ '._ingested_at') }} as ingested_at,

@@ -2,9 +2,9 @@
 
 with
 
-{{ triaged_source('alert_verdicts') }},
+{{ triaged_source('alert_verdicts', record_id='verdict_id') }},
 
-renamed as (
+renamed as {{ triaged_cte() }} (
 
     select
         {{ raw_row_lineage('source') }},
@@ -23,7 +23,7 @@ renamed as (
 
 ),
 
-validated as (
+validated as {{ triaged_cte() }} (
 
     select
         *,

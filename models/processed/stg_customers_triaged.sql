@@ -2,7 +2,7 @@
 
 with
 
-{{ triaged_source('customers') }},
+{{ triaged_source('customers', record_id='customer_id') }},
 
 segments as (
 
@@ -10,7 +10,7 @@ segments as (
 
 ),
 
-renamed as (
+renamed as {{ triaged_cte() }} (
 
     select
         {{ raw_row_lineage('source') }},
@@ -38,7 +38,7 @@ renamed as (
 
 ),
 
-validated as (
+validated as {{ triaged_cte() }} (
 
     select
         *,

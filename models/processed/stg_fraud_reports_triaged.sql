@@ -2,7 +2,7 @@
 
 with
 
-{{ triaged_source('fraud_reports') }},
+{{ triaged_source('fraud_reports', record_id='report_id') }},
 
 scenarios as (
 
@@ -10,7 +10,7 @@ scenarios as (
 
 ),
 
-renamed as (
+renamed as {{ triaged_cte() }} (
 
     select
         {{ raw_row_lineage('source') }},
@@ -30,7 +30,7 @@ renamed as (
 
 ),
 
-validated as (
+validated as {{ triaged_cte() }} (
 
     select
         *,

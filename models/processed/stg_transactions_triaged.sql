@@ -2,7 +2,7 @@
 
 with
 
-{{ triaged_source('transactions') }},
+{{ triaged_source('transactions', record_id='transaction_id') }},
 
 type_aliases as (
 
@@ -24,7 +24,7 @@ channel_aliases as (
 
 ),
 
-renamed as (
+renamed as {{ triaged_cte() }} (
 
     select
         {{ raw_row_lineage('source') }},
@@ -58,7 +58,7 @@ renamed as (
 
 ),
 
-validated as (
+validated as {{ triaged_cte() }} (
 
     select
         *,
